@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test down prometheus clean
+
+setup: $(STAMP) prometheus
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Prometheus and promtool come from the distribution; installed only when missing.
+prometheus:
+	@if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing prometheus with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+		echo "installing prometheus with sudo apt-get"; \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	else \
+		echo "prometheus and promtool are needed: install your distribution's 'prometheus' package," \
+		     "or put the official release's prometheus and promtool on PATH" >&2; \
+		exit 1; \
+	fi
+
+run: setup
+	$(BIN)/harness demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+down:
+	$(BIN)/harness down
+
+clean: down
+	rm -rf $(VENV) .harness

@@ -1,0 +1,1 @@
+"""Mesh resilience harness: an Istio mesh, Locust load, chaos and Prometheus SLO verdicts."""

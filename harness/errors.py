@@ -1,0 +1,70 @@
+"""One error tree for the harness; only the CLI turns these into exit codes.
+
+    HarnessError                 exit 2 unless a subclass says otherwise
+    ├── ConfigError              bad input: a file, a field, what was expected
+    │   ├── ManifestError        a Kubernetes or Istio manifest is malformed or invalid
+    │   └── UnsupportedFieldError  valid Istio, but the local translator cannot honour it
+    ├── PlatformError            the platform could not do what was asked
+    │   ├── MissingDependencyError  a binary (envoy, prometheus, ...) is not installed
+    │   ├── PortInUseError       a port the mesh needs is taken
+    │   ├── NotUpError           the mesh is not running
+    │   └── ReadinessTimeout     something did not become ready in time
+    └── ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+    exit_code: int = 2
+
+
+class ConfigError(HarnessError):
+    """Bad input: names the file, the field and what was expected."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, field: str | None = None) -> None:
+        self.file = str(file) if file is not None else None
+        self.field = field
+        self.message = message
+        where = ": ".join(part for part in (self.file, self.field) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class ManifestError(ConfigError):
+    """A Kubernetes or Istio manifest is malformed or fails schema validation."""
+
+
+class UnsupportedFieldError(ConfigError):
+    """Valid Istio that the local translator does not implement; never silently dropped."""
+
+
+class PlatformError(HarnessError):
+    """The platform could not carry out a request."""
+
+
+class MissingDependencyError(PlatformError):
+    """A required program is not installed; the message says how to get it."""
+
+
+class PortInUseError(PlatformError):
+    """A port the mesh needs is already bound by another process."""
+
+    def __init__(self, port: int, purpose: str) -> None:
+        self.port = port
+        self.purpose = purpose
+        super().__init__(
+            f"port {port} ({purpose}) is already in use on 127.0.0.1; stop what holds it "
+            f"or choose another base port with HARNESS_BASE_PORT / --base-port"
+        )
+
+
+class NotUpError(PlatformError):
+    """The mesh is not running; run `harness up` first."""
+
+
+class ReadinessTimeout(PlatformError):
+    """A component did not become ready within its deadline."""
