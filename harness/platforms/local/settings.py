@@ -1,0 +1,72 @@
+"""Settings of the local platform; every field can be set by a HARNESS_* environment variable."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+
+PROFILES = ("dev", "prod")
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    state_dir: Path = Path(".harness")  # run state: pids, certs, xDS files, Prometheus data, logs
+    base_port: int = 21000  # pods use base_port + 10*index + 0..3 (app, inbound, outbound, admin)
+    ingress_port: int = 18080  # the ingress gateway's HTTP port (ingress_url)
+    prometheus_port: int = 19090
+    profile: str = "dev"  # dev: access logs on; prod: proxy starts before the app
+    ca_dir: Path | None = None  # a user CA: root-cert.pem, cert-chain.pem, ca-cert.pem, ca-key.pem
+    envoy_concurrency: int = 1  # worker threads per Envoy; 1 suits a 2-core machine with 8 proxies
+    ready_timeout_s: float = 30.0  # how long `up` waits for every pod, proxy and Prometheus
+    ai_latency_ms: int = 20  # simulated inference time of the external AI API
+    restart_backoff_s: float = 0.2  # first restart delay of a killed pod; doubles up to 10 s
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ConfigError(f"expected one of {', '.join(PROFILES)}, got {self.profile!r}", field="profile")
+        for name in ("base_port", "ingress_port", "prometheus_port"):
+            port = getattr(self, name)
+            if not 1024 <= port <= 65000:
+                raise ConfigError(f"expected a port between 1024 and 65000, got {port}", field=name)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "LocalSettings":
+        """Defaults, then HARNESS_<FIELD> variables, then explicit overrides (CLI flags)."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = os.environ.get(f"HARNESS_{field.name.upper()}")
+            if raw is not None:
+                values[field.name] = _convert(field.name, raw, field.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "state_dir" in values:
+            values["state_dir"] = Path(values["state_dir"])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> "LocalSettings":
+        data = json.loads(text)
+        data["state_dir"] = Path(data["state_dir"])
+        data["ca_dir"] = Path(data["ca_dir"]) if data.get("ca_dir") else None
+        return cls(**data)
+
+
+def _convert(name: str, raw: str, kind: Any) -> Any:
+    text = str(kind)
+    try:
+        if "int" in text:
+            return int(raw)
+        if "float" in text:
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"expected a number, got {raw!r}", field=f"HARNESS_{name.upper()}") from exc
+    if "Path" in text:
+        return Path(raw)
+    return raw

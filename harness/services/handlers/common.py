@@ -1,0 +1,36 @@
+"""/health, /metrics and /admin/knobs: the operational routes every sample service answers."""
+
+from __future__ import annotations
+
+from harness.services.asgi import HttpError, Request, Response, json_response
+from harness.services.context import ServiceContext
+from harness.services.knobs import KnobError
+from harness.services.metrics import CONTENT_TYPE
+from harness.services.routing import Route
+
+
+def routes(ctx: ServiceContext) -> list[Route]:
+    async def health(_request: Request) -> Response:
+        problem = ctx.knobs.health_problem()
+        if problem is None:
+            return json_response(200, {"status": "ok", **ctx.identity()})
+        return json_response(503, {"status": problem, **ctx.identity()})
+
+    async def metrics(_request: Request) -> Response:
+        return Response(status=200, body=ctx.metrics.render().encode(), content_type=CONTENT_TYPE)
+
+    async def get_knobs(_request: Request) -> Response:
+        return json_response(200, ctx.knobs.as_json())
+
+    async def put_knobs(request: Request) -> Response:
+        try:
+            return json_response(200, ctx.knobs.update(request.json()))
+        except KnobError as exc:
+            raise HttpError(400, {"error": str(exc), "field": exc.field_name}) from exc
+
+    return [
+        Route("GET", "/health", health, api=False),
+        Route("GET", "/metrics", metrics, api=False),
+        Route("GET", "/admin/knobs", get_knobs, api=False),
+        Route("PUT", "/admin/knobs", put_knobs, api=False),
+    ]

@@ -1,0 +1,147 @@
+"""Outbound calls of a service: where they go (MESH_OUTBOUND or direct), which headers travel, what failed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.services.config import ServiceConfig
+from harness.services.metrics import Metrics
+
+if TYPE_CHECKING:
+    import httpx
+
+# Tracing context (W3C, B3, Envoy's request id) and the routing headers VirtualServices match on.
+PROPAGATED_HEADERS: tuple[str, ...] = (
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "b3",
+    "x-user-id",
+    "x-user-tier",
+    "x-canary",
+)
+MESH_PORT = 8080
+# Sized for about 200 requests in flight, each making one call at a time per destination.
+MAX_CONNECTIONS = 256
+KEEPALIVE_EXPIRY_S = 30.0
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a call goes: a host as configured, and whether it is outside the mesh (HTTPS when direct)."""
+
+    host: str
+    external: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpstreamReply:
+    """A 2xx answer with a JSON object body, and the pod that served it (`x-served-by`)."""
+
+    destination: str
+    status: int
+    served_by: str | None
+    body: dict[str, Any]
+
+
+class UpstreamError(Exception):
+    """An outbound call failed: no response (`status` None), a non-2xx status, or a body that is not JSON."""
+
+    def __init__(self, destination: str, status: int | None, reason: str) -> None:
+        super().__init__(f"upstream {destination} failed ({status if status is not None else 'no response'}): {reason}")
+        self.destination = destination
+        self.status = status
+        self.reason = reason
+
+    def as_json(self) -> dict[str, Any]:
+        return {"upstream": self.destination, "status": self.status, "reason": self.reason}
+
+
+def target(config: ServiceConfig, destination: Destination, path: str) -> tuple[str, str | None]:
+    """The URL to call and the `Host` header to set (None: the URL's own) for `path` at `destination`."""
+    if config.mesh_outbound is not None:
+        return f"{config.mesh_outbound}{path}", destination.host
+    if destination.external:
+        return f"https://{destination.host}{path}", None
+    host = destination.host if ":" in destination.host else f"{destination.host}:{MESH_PORT}"
+    return f"http://{host}{path}", None
+
+
+def propagated(inbound: Mapping[str, str]) -> dict[str, str]:
+    """The headers of an inbound request that every outbound call it causes must carry."""
+    return {name: inbound[name] for name in PROPAGATED_HEADERS if name in inbound}
+
+
+class Outbound:
+    """One shared keep-alive client for the process; `start` and `aclose` follow the ASGI lifespan."""
+
+    def __init__(self, config: ServiceConfig, metrics: Metrics) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        import httpx  # only services that call out pay for httpx (and its TLS setup)
+
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_CONNECTIONS,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
+            timeout=httpx.Timeout(self._config.upstream_timeout_s),
+            # Proxy variables must not reroute mesh traffic; the destination is what the config says.
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def call(
+        self,
+        method: str,
+        destination: Destination,
+        path: str,
+        *,
+        inbound_headers: Mapping[str, str],
+        json: Any = None,
+    ) -> UpstreamReply:
+        """Call `destination`; UpstreamError unless it answers 2xx with a JSON object."""
+        import httpx
+
+        if self._client is None:
+            raise RuntimeError("Outbound.call before start(): the ASGI lifespan did not run")
+        url, host_header = target(self._config, destination, path)
+        headers = propagated(inbound_headers)
+        if host_header is not None:
+            headers["host"] = host_header
+        name = destination.host
+        try:
+            response = await self._client.request(method, url, headers=headers, json=json)
+        except httpx.HTTPError as exc:
+            self._metrics.count_upstream(destination=name, code=0)
+            raise UpstreamError(name, None, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        self._metrics.count_upstream(destination=name, code=response.status_code)
+        if not 200 <= response.status_code < 300:
+            raise UpstreamError(name, response.status_code, f"answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise UpstreamError(name, response.status_code, "body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise UpstreamError(name, response.status_code, "body is not a JSON object")
+        return UpstreamReply(
+            destination=name,
+            status=response.status_code,
+            served_by=response.headers.get("x-served-by"),
+            body=body,
+        )

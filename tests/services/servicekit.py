@@ -1,0 +1,304 @@
+"""Test kit for the sample services: real `python -m harness.services` processes, a stand-in for the
+sidecar's outbound listener, and a self-signed certificate for the external AI API."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+# Response headers a proxy must not copy (hop-by-hop, or recomputed by the server that sends them on).
+_NOT_FORWARDED = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "date", "server"}
+DEFAULT_KNOBS: dict[str, Any] = {
+    "latency_ms": 0, "error_rate": 0, "error_status": 500, "hang": False, "unhealthy": False,
+}
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def service_env(service: str, pod: str, port: int, **extra: str) -> dict[str, str]:
+    """A clean environment for one service: nothing inherited but PATH, so proxies and the like cannot leak in."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(REPO),
+        "SERVICE_NAME": service,
+        "SERVICE_VERSION": "v1",
+        "POD_NAME": pod,
+        "REGION": "us-east",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """One running `python -m harness.services`, stopped by its PID."""
+
+    service: str
+    pod: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    scheme: str = "http"
+    verify: ssl.SSLContext | bool = True
+    terminated: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        kwargs.setdefault("timeout", 10.0)
+        return httpx.Client(base_url=self.url, verify=self.verify, trust_env=False, **kwargs)
+
+    def put_knobs(self, **knobs: Any) -> httpx.Response:
+        with self.client() as client:
+            return client.put("/admin/knobs", json=knobs)
+
+    def reset_knobs(self) -> None:
+        assert self.put_knobs(**DEFAULT_KNOBS).status_code == 200
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for pid {self.pid}")
+
+    def wait_healthy(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Poll /health until 200, at most `timeout_s`; fails with the process log if it exits or never answers."""
+        deadline = time.monotonic() + timeout_s
+        with self.client(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"{self.pod} exited with {self.process.returncode}:\n{self.log()}")
+                try:
+                    if client.get("/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.05)
+        raise AssertionError(f"{self.pod} not healthy after {timeout_s} s:\n{self.log()}")
+
+    def terminate(self) -> None:
+        """SIGTERM by PID (once), without waiting."""
+        if self.process.poll() is None and not self.terminated:
+            os.kill(self.pid, signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self) -> int:
+        """SIGTERM by PID, then SIGKILL by PID if it has not exited in time; the exit code."""
+        self.terminate()
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+        return self.process.returncode
+
+
+@dataclass
+class Launcher:
+    """Starts service processes and stops every one of them, by PID, when its fixture ends."""
+
+    log_dir: Path
+    started: list[ServiceProcess] = field(default_factory=list)
+
+    def spawn(self, service: str, pod: str, *, scheme: str = "http", verify: ssl.SSLContext | bool = True,
+              **env: str) -> ServiceProcess:
+        """Start a process without waiting for it; see `wait_healthy`."""
+        port = int(env.pop("PORT", free_port()))
+        log_path = self.log_dir / f"{pod}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "harness.services"],
+                env=service_env(service, pod, port, **env),
+                cwd=REPO,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        proc = ServiceProcess(service, pod, port, process, log_path, scheme=scheme, verify=verify)
+        self.started.append(proc)
+        return proc
+
+    def start(self, service: str, pod: str, **kwargs: Any) -> ServiceProcess:
+        proc = self.spawn(service, pod, **kwargs)
+        proc.wait_healthy()
+        return proc
+
+    def stop_all(self) -> None:
+        """SIGTERM to every process first so they drain in parallel, then wait for (or kill) each."""
+        for proc in self.started:
+            proc.terminate()
+        for proc in self.started:
+            proc.stop()
+
+
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the router forwarded: the Host it was addressed to and every header it carried."""
+
+    host: str
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+
+class OutboundRouter:
+    """Stands in for the sidecar's plaintext outbound listener: routes by `Host`, records what it forwards.
+
+    Like Envoy it answers 404 for an unknown host and 503 when the upstream refuses the connection, and it
+    originates TLS where the route's URL says https (the local mesh's way to reach the external AI API).
+    """
+
+    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
+        self.routes: dict[str, str] = {}
+        self.seen: list[Seen] = []
+        self.port = free_port()
+        self._verify = verify
+        self._client: httpx.AsyncClient | None = None
+        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning",
+                                access_log=False, ws="none", timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="outbound-router", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self._server.started, "outbound router did not start"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=STOP_TIMEOUT_S)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        host = headers.get("host", "")
+        self.seen.append(Seen(host, scope["method"], scope["path"], headers))
+        status, out_headers, out_body = await self._forward(host, scope, headers, body)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]})
+        await send({"type": "http.response.body", "body": out_body})
+
+    async def _forward(self, host: str, scope: dict[str, Any], headers: dict[str, str],
+                       body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        base = self.routes.get(host)
+        if base is None:
+            return 404, [("content-type", "text/plain")], b"no route (NR)"
+        assert self._client is not None
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = f"{base}{scope['path']}" + (f"?{query}" if query else "")
+        forwarded = {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
+        try:
+            upstream = await self._client.request(scope["method"], url, headers=forwarded, content=body)
+        except httpx.TransportError as exc:
+            return 503, [("content-type", "text/plain")], f"no healthy upstream ({type(exc).__name__})".encode()
+        out = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _NOT_FORWARDED]
+        return upstream.status_code, out, upstream.content
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._client = httpx.AsyncClient(verify=self._verify, trust_env=False, timeout=10.0)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._client is not None:
+                    await self._client.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+@dataclass(frozen=True)
+class TlsPair:
+    """A self-signed server certificate for api.openai.com and 127.0.0.1, and a client context trusting it."""
+
+    cert_file: Path
+    key_file: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert_file))
+
+
+def make_self_signed(directory: Path, host: str = "api.openai.com") -> TlsPair:
+    """Write a fresh P-256 key (mode 0600) and a self-signed certificate naming `host` and 127.0.0.1."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_file = directory / "server.key"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    cert_file = directory / "server.crt"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return TlsPair(cert_file=cert_file, key_file=key_file)
