@@ -90,7 +90,7 @@ def load_yaml_documents(path: Path) -> list[dict]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        what = ": ".join(part for part in (exc.context, exc.problem) if part)
         raise ManifestError(f"invalid YAML: {what}", file=path, field=where) from exc
     except yaml.YAMLError as exc:
         raise ManifestError(f"invalid YAML: {exc}", file=path) from exc
@@ -149,7 +149,8 @@ def _document_problems(doc: Any, index: int) -> list[str]:
 def _shape_problems(doc: Any) -> list[_Problem]:
     """What keeps a document from being a Kubernetes object at all (before any schema applies)."""
     if not isinstance(doc, dict):
-        return [_Problem("(document)", f"expected a mapping with apiVersion, kind and metadata, got {_type_name(doc)}")]
+        expected = f"expected a mapping with apiVersion, kind and metadata, got {_type_name(doc)}"
+        return [_Problem("(document)", expected)]
     problems = [_Problem(key, "required, a non-empty string") for key in ("apiVersion", "kind")
                 if not isinstance(doc.get(key), str) or not doc[key]]
     metadata = doc.get("metadata")

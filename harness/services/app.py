@@ -70,10 +70,15 @@ class ServiceApp:
         method, path = scope["method"], scope["path"]
         match = self._router.match(method, path)
         route_label = match.route.template if match.route else UNMATCHED_ROUTE
+        response: Response | None
         try:
             body = await read_body(receive)
             request = Request(
-                method=method, path=path, headers=decode_headers(scope["headers"]), body=body, path_params=match.params
+                method=method,
+                path=path,
+                headers=decode_headers(scope["headers"]),
+                body=body,
+                path_params=match.params,
             )
             if match.route is None:
                 response = _no_route(method, path, match.allowed)
@@ -101,7 +106,9 @@ class ServiceApp:
             if outcome is None:
                 return None
             if outcome is not HangOutcome.RELEASED:
-                reason = "shutting down" if outcome is HangOutcome.SHUTDOWN else f"hang exceeded {HANG_MAX_S:g} s"
+                reason = (
+                    "shutting down" if outcome is HangOutcome.SHUTDOWN else f"hang exceeded {HANG_MAX_S:g} s"
+                )
                 return json_response(503, {"error": f"hang knob: {reason}", **self.ctx.identity()})
         if knobs.values.latency_ms > 0:
             await asyncio.sleep(knobs.values.latency_ms / 1000.0)

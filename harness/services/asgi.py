@@ -106,7 +106,9 @@ def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-async def send_response(send: Send, response: Response, *, extra_headers: tuple[tuple[str, str], ...]) -> None:
+async def send_response(
+    send: Send, response: Response, *, extra_headers: tuple[tuple[str, str], ...]
+) -> None:
     """Send `response` as one ASGI start + body pair."""
     headers = [
         (b"content-type", response.content_type.encode("latin-1")),

@@ -9,7 +9,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
@@ -85,7 +85,7 @@ class _Env:
         if value not in choices:
             got = "unset" if value is None else repr(value)
             raise ConfigError(f"expected one of {', '.join(choices)}; got {got}", field=name)
-        return cast(ServiceName, value)
+        return value
 
     def port(self, name: str, default: int) -> int:
         value = self._raw(name)
@@ -110,7 +110,9 @@ class _Env:
     def host(self, name: str, default: str) -> str:
         value = self._raw(name) or default
         if not _HOST_RE.match(value):
-            raise ConfigError(f"expected a host name, optionally with :port (no scheme, no path); got {value!r}", field=name)
+            raise ConfigError(
+                f"expected a host name, optionally with :port (no scheme, no path); got {value!r}", field=name
+            )
         return value
 
     def base_url(self, name: str) -> str | None:
@@ -118,8 +120,16 @@ class _Env:
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise ConfigError(f"expected a URL like http://127.0.0.1:15001 (scheme, host, port, no path); got {value!r}", field=name)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+        ):
+            raise ConfigError(
+                f"expected a URL like http://127.0.0.1:15001 (scheme, host, port, no path); got {value!r}",
+                field=name,
+            )
         try:
             parts.port  # noqa: B018 - raises ValueError on a malformed port
         except ValueError as exc:
@@ -132,7 +142,9 @@ class _Env:
             return None
         path = Path(value)
         if not path.is_file():
-            raise ConfigError(f"expected a readable file; {value!r} does not exist or is not a file", field=name)
+            raise ConfigError(
+                f"expected a readable file; {value!r} does not exist or is not a file", field=name
+            )
         return path
 
 
@@ -141,11 +153,18 @@ def _check_tls(service_name: ServiceName, cert: Path | None, key: Path | None) -
     if cert is None and key is None:
         return
     if service_name != "external-ai-api":
-        raise ConfigError(f"only external-ai-api serves TLS; unset it for {service_name}", field="TLS_CERT_FILE" if cert else "TLS_KEY_FILE")
+        raise ConfigError(
+            f"only external-ai-api serves TLS; unset it for {service_name}",
+            field="TLS_CERT_FILE" if cert else "TLS_KEY_FILE",
+        )
     if cert is None or key is None:
         missing = "TLS_CERT_FILE" if cert is None else "TLS_KEY_FILE"
-        raise ConfigError("expected TLS_CERT_FILE and TLS_KEY_FILE together; this one is unset", field=missing)
+        raise ConfigError(
+            "expected TLS_CERT_FILE and TLS_KEY_FILE together; this one is unset", field=missing
+        )
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"expected a PEM certificate matching TLS_KEY_FILE; loading failed: {exc}", field="TLS_CERT_FILE") from exc
+        raise ConfigError(
+            f"expected a PEM certificate matching TLS_KEY_FILE; loading failed: {exc}", field="TLS_CERT_FILE"
+        ) from exc

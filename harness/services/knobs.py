@@ -109,7 +109,7 @@ class Knobs:
         if not self._released.is_set():
             try:
                 await asyncio.wait_for(self._released.wait(), timeout=max_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return HangOutcome.TIMED_OUT
         return HangOutcome.SHUTDOWN if self._shutting_down else HangOutcome.RELEASED
 

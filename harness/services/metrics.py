@@ -8,7 +8,22 @@ from dataclasses import dataclass, field
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds; dense from 1 ms to 100 ms, where mesh hops and the simulated AI call live, then up to a timeout.
 DURATION_BUCKETS_S: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 # Methods outside this set share one label value, so clients cannot grow the series count.
 _KNOWN_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
@@ -67,11 +82,13 @@ class Metrics:
             labels = self._labels(method, route, code)
             lines.extend(_histogram_lines(labels, histogram))
         lines += [
-            "# HELP app_upstream_requests_total Outbound calls by destination host and status (0: no response).",
+            "# HELP app_upstream_requests_total Outbound calls by destination and code (0: no response).",
             "# TYPE app_upstream_requests_total counter",
         ]
         for (destination, code), value in sorted(self._upstream.items()):
-            lines.append(f'app_upstream_requests_total{{destination="{_escape(destination)}",code="{code}"}} {value}')
+            lines.append(
+                f'app_upstream_requests_total{{destination="{_escape(destination)}",code="{code}"}} {value}'
+            )
         return "\n".join(lines) + "\n"
 
     def _labels(self, method: str, route: str, code: str) -> str:
@@ -81,7 +98,7 @@ class Metrics:
 def _histogram_lines(labels: str, histogram: _Histogram) -> list[str]:
     lines = []
     cumulative = 0
-    for bound, count in zip(DURATION_BUCKETS_S, histogram.buckets):
+    for bound, count in zip(DURATION_BUCKETS_S, histogram.buckets, strict=True):
         cumulative += count
         lines.append(f'app_request_duration_seconds_bucket{{{labels},le="{bound:g}"}} {cumulative}')
     lines.append(f'app_request_duration_seconds_bucket{{{labels},le="+Inf"}} {histogram.count}')

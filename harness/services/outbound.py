@@ -55,7 +55,9 @@ class UpstreamError(Exception):
     """An outbound call failed: no response (`status` None), a non-2xx status, or a body that is not JSON."""
 
     def __init__(self, destination: str, status: int | None, reason: str) -> None:
-        super().__init__(f"upstream {destination} failed ({status if status is not None else 'no response'}): {reason}")
+        super().__init__(
+            f"upstream {destination} failed ({status if status is not None else 'no response'}): {reason}"
+        )
         self.destination = destination
         self.status = status
         self.reason = reason

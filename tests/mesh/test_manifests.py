@@ -119,7 +119,8 @@ def test_mutually_exclusive_fields_are_rejected_naming_the_alternatives() -> Non
     vs = _doc("istio/virtual-services.yaml", "VirtualService", "ai-agent-routing")
     vs["spec"]["http"][0]["match"][0]["headers"]["x-user-tier"]["prefix"] = "prem"
     message = _problems(vs)
-    assert 'spec.http[0].match[0].headers.x-user-tier: conflicting fields: set at most one of exact, prefix, regex' in message
+    expected = "spec.http[0].match[0].headers.x-user-tier: conflicting fields: set at most one of exact, prefix, regex"
+    assert expected in message
 
 
 def test_every_problem_of_a_document_is_reported_at_once() -> None:
@@ -178,7 +179,8 @@ def test_malformed_yaml_is_rejected_naming_the_file_and_line(tmp_path: Path) -> 
 def test_a_duplicate_key_is_rejected_naming_both_lines(tmp_path: Path) -> None:
     bad = tmp_path / "dup.yaml"
     bad.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n  name: y\n")
-    with pytest.raises(ManifestError, match=r"line 5, column 3: invalid YAML: duplicate key 'name' \(first at line 4\)"):
+    expected = r"line 5, column 3: invalid YAML: duplicate key 'name' \(first at line 4\)"
+    with pytest.raises(ManifestError, match=expected):
         load_yaml_documents(bad)
 
 

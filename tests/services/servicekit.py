@@ -27,7 +27,11 @@ STOP_TIMEOUT_S = 10.0
 # Response headers a proxy must not copy (hop-by-hop, or recomputed by the server that sends them on).
 _NOT_FORWARDED = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "date", "server"}
 DEFAULT_KNOBS: dict[str, Any] = {
-    "latency_ms": 0, "error_rate": 0, "error_status": 500, "hang": False, "unhealthy": False,
+    "latency_ms": 0,
+    "error_rate": 0,
+    "error_status": 500,
+    "hang": False,
+    "unhealthy": False,
 }
 
 
@@ -39,7 +43,7 @@ def free_port() -> int:
 
 
 def service_env(service: str, pod: str, port: int, **extra: str) -> dict[str, str]:
-    """A clean environment for one service: nothing inherited but PATH, so proxies and the like cannot leak in."""
+    """A clean environment for one service: only PATH is inherited, so no proxy setting leaks in."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(REPO),
@@ -96,7 +100,7 @@ class ServiceProcess:
         raise AssertionError(f"no VmRSS for pid {self.pid}")
 
     def wait_healthy(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        """Poll /health until 200, at most `timeout_s`; fails with the process log if it exits or never answers."""
+        """Poll /health until 200 for at most `timeout_s`; fails with the process log otherwise."""
         deadline = time.monotonic() + timeout_s
         with self.client(timeout=1.0) as client:
             while time.monotonic() < deadline:
@@ -135,8 +139,15 @@ class Launcher:
     log_dir: Path
     started: list[ServiceProcess] = field(default_factory=list)
 
-    def spawn(self, service: str, pod: str, *, scheme: str = "http", verify: ssl.SSLContext | bool = True,
-              **env: str) -> ServiceProcess:
+    def spawn(
+        self,
+        service: str,
+        pod: str,
+        *,
+        scheme: str = "http",
+        verify: ssl.SSLContext | bool = True,
+        **env: str,
+    ) -> ServiceProcess:
         """Start a process without waiting for it; see `wait_healthy`."""
         port = int(env.pop("PORT", free_port()))
         log_path = self.log_dir / f"{pod}.log"
@@ -165,8 +176,6 @@ class Launcher:
             proc.stop()
 
 
-
-
 @dataclass(frozen=True)
 class Seen:
     """One request the router forwarded: the Host it was addressed to and every header it carried."""
@@ -190,8 +199,16 @@ class OutboundRouter:
         self.port = free_port()
         self._verify = verify
         self._client: httpx.AsyncClient | None = None
-        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning",
-                                access_log=False, ws="none", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            self,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            ws="none",
+            timeout_graceful_shutdown=2,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="outbound-router", daemon=True)
 
@@ -224,12 +241,18 @@ class OutboundRouter:
         host = headers.get("host", "")
         self.seen.append(Seen(host, scope["method"], scope["path"], headers))
         status, out_headers, out_body = await self._forward(host, scope, headers, body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers],
+            }
+        )
         await send({"type": "http.response.body", "body": out_body})
 
-    async def _forward(self, host: str, scope: dict[str, Any], headers: dict[str, str],
-                       body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    async def _forward(
+        self, host: str, scope: dict[str, Any], headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         base = self.routes.get(host)
         if base is None:
             return 404, [("content-type", "text/plain")], b"no route (NR)"
@@ -240,7 +263,11 @@ class OutboundRouter:
         try:
             upstream = await self._client.request(scope["method"], url, headers=forwarded, content=body)
         except httpx.TransportError as exc:
-            return 503, [("content-type", "text/plain")], f"no healthy upstream ({type(exc).__name__})".encode()
+            return (
+                503,
+                [("content-type", "text/plain")],
+                f"no healthy upstream ({type(exc).__name__})".encode(),
+            )
         out = [(k, v) for k, v in upstream.headers.multi_items() if k.lower() not in _NOT_FORWARDED]
         return upstream.status_code, out, upstream.content
 
@@ -277,7 +304,7 @@ def make_self_signed(directory: Path, host: str = "api.openai.com") -> TlsPair:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -287,7 +314,9 @@ def make_self_signed(directory: Path, host: str = "api.openai.com") -> TlsPair:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -297,8 +326,11 @@ def make_self_signed(directory: Path, host: str = "api.openai.com") -> TlsPair:
     key_file = directory / "server.key"
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     cert_file = directory / "server.crt"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return TlsPair(cert_file=cert_file, key_file=key_file)

@@ -1,9 +1,9 @@
-"""ai-agent end to end: real user, analytics and external-ai-api processes behind a stand-in outbound listener."""
+"""ai-agent end to end: real user, analytics and external-ai-api behind a stand-in outbound listener."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -38,7 +38,9 @@ class Mesh:
     analytics: ServiceProcess
     ai: ServiceProcess
 
-    def chat(self, body: dict[str, object] = CHAT, headers: dict[str, str] | None = None) -> httpx.Response:
+    def chat(
+        self, body: Mapping[str, object] = CHAT, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         with self.agent.client() as client:
             return client.post("/api/v1/chat", json=body, headers=headers)
 
@@ -53,19 +55,30 @@ def mesh(module_launcher: Launcher, tls_pair: TlsPair) -> Iterator[Mesh]:
         user = module_launcher.spawn("user", "user-v1-us-east-0")
         analytics = module_launcher.spawn("analytics", "analytics-v1-us-west-0", REGION="us-west")
         ai = module_launcher.spawn(
-            "external-ai-api", "external-ai-api-0", scheme="https", verify=tls_pair.client_context(),
-            AI_LATENCY_MS="20", AI_JITTER_MS="5",
-            TLS_CERT_FILE=str(tls_pair.cert_file), TLS_KEY_FILE=str(tls_pair.key_file),
+            "external-ai-api",
+            "external-ai-api-0",
+            scheme="https",
+            verify=tls_pair.client_context(),
+            AI_LATENCY_MS="20",
+            AI_JITTER_MS="5",
+            TLS_CERT_FILE=str(tls_pair.cert_file),
+            TLS_KEY_FILE=str(tls_pair.key_file),
         )
-        agent = module_launcher.spawn("ai-agent", "ai-agent-v1-us-east-0", MESH_OUTBOUND=router.url,
-                                      UPSTREAM_TIMEOUT_S=str(UPSTREAM_TIMEOUT_S))
+        agent = module_launcher.spawn(
+            "ai-agent",
+            "ai-agent-v1-us-east-0",
+            MESH_OUTBOUND=router.url,
+            UPSTREAM_TIMEOUT_S=str(UPSTREAM_TIMEOUT_S),
+        )
         for proc in (user, analytics, ai, agent):
             proc.wait_healthy()
-        router.routes.update({
-            "user-service": user.url,
-            "analytics-service": analytics.url,
-            "api.openai.com": ai.url,
-        })
+        router.routes.update(
+            {
+                "user-service": user.url,
+                "analytics-service": analytics.url,
+                "api.openai.com": ai.url,
+            }
+        )
         yield Mesh(router, agent, user, analytics, ai)
     finally:
         router.stop()
@@ -89,7 +102,11 @@ def test_chat_answers_with_the_reply_the_user_and_every_upstream_pod(mesh: Mesh)
     assert response.headers["x-served-by"] == "ai-agent-v1-us-east-0"
     body = response.json()
     assert {k: body[k] for k in ("service", "version", "region", "pod")} == {
-        "service": "ai-agent", "version": "v1", "region": "us-east", "pod": "ai-agent-v1-us-east-0"}
+        "service": "ai-agent",
+        "version": "v1",
+        "region": "us-east",
+        "pod": "ai-agent-v1-us-east-0",
+    }
     assert "what is a sidecar?" in body["reply"]
     assert body["reply"].startswith("[external-ai-api-0]")
     assert body["user"]["id"] == "alice"
@@ -105,8 +122,11 @@ def test_chat_answers_with_the_reply_the_user_and_every_upstream_pod(mesh: Mesh)
 def test_every_outbound_call_goes_to_mesh_outbound_with_the_destination_as_host(mesh: Mesh) -> None:
     request_id = "req-hosts"
     assert mesh.chat(headers={"x-request-id": request_id}).status_code == 200
-    calls = {(seen.host, seen.method, seen.path) for seen in mesh.router.seen
-             if seen.headers.get("x-request-id") == request_id}
+    calls = {
+        (seen.host, seen.method, seen.path)
+        for seen in mesh.router.seen
+        if seen.headers.get("x-request-id") == request_id
+    }
     assert calls == {
         ("user-service", "GET", "/api/v1/users/alice"),
         ("api.openai.com", "POST", "/v1/chat/completions"),
@@ -121,7 +141,8 @@ def test_tracing_and_routing_headers_are_propagated_to_every_upstream(mesh: Mesh
     assert {s.host for s in seen} == {"user-service", "api.openai.com", "analytics-service"}
     for call in seen:
         assert {name: call.headers.get(name) for name in PROPAGATED_HEADERS} == {
-            name: headers[name] for name in PROPAGATED_HEADERS}, call.host
+            name: headers[name] for name in PROPAGATED_HEADERS
+        }, call.host
         assert "x-not-propagated" not in call.headers
 
 
@@ -199,8 +220,11 @@ def test_chat_counts_its_upstream_calls_by_destination_and_code(mesh: Mesh) -> N
 
     def count(text: str, destination: str) -> int:
         prefix = f'app_upstream_requests_total{{destination="{destination}",code="'
-        return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(prefix) and ('code="200"' in line or 'code="202"' in line))
+        return sum(
+            int(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(prefix) and ('code="200"' in line or 'code="202"' in line)
+        )
 
     for destination in ("user-service", "api.openai.com", "analytics-service"):
         assert count(after, destination) == count(before, destination) + 1, destination

@@ -1,4 +1,4 @@
-"""The service environment: defaults, validation that names the variable, and exit code 2 from the entry point."""
+"""The service environment: defaults, errors that name the variable, and exit code 2 from the entry point."""
 
 from __future__ import annotations
 
@@ -48,7 +48,9 @@ def test_empty_variables_count_as_unset() -> None:
         ("EXTERNAL_AI_HOST", "api.openai.com/v1", "expected a host name"),
     ],
 )
-def test_a_bad_variable_is_an_error_naming_it_and_what_was_expected(variable: str, value: str, expected: str) -> None:
+def test_a_bad_variable_is_an_error_naming_it_and_what_was_expected(
+    variable: str, value: str, expected: str
+) -> None:
     with pytest.raises(ConfigError) as caught:
         from_env({"SERVICE_NAME": "user", variable: value})
     assert caught.value.field == variable
@@ -57,36 +59,60 @@ def test_a_bad_variable_is_an_error_naming_it_and_what_was_expected(variable: st
 
 
 def test_service_name_must_be_one_of_the_four_services() -> None:
-    with pytest.raises(ConfigError, match="SERVICE_NAME: expected one of ai-agent, analytics, user, external-ai-api; got unset"):
+    with pytest.raises(
+        ConfigError,
+        match="SERVICE_NAME: expected one of ai-agent, analytics, user, external-ai-api; got unset",
+    ):
         from_env({})
 
 
 def test_tls_is_only_for_the_external_ai_api(tls_pair: TlsPair) -> None:
     with pytest.raises(ConfigError, match="TLS_CERT_FILE: only external-ai-api serves TLS"):
-        from_env({"SERVICE_NAME": "user", "TLS_CERT_FILE": str(tls_pair.cert_file), "TLS_KEY_FILE": str(tls_pair.key_file)})
+        from_env(
+            {
+                "SERVICE_NAME": "user",
+                "TLS_CERT_FILE": str(tls_pair.cert_file),
+                "TLS_KEY_FILE": str(tls_pair.key_file),
+            }
+        )
 
 
 def test_tls_needs_both_files_and_they_must_exist(tls_pair: TlsPair, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TLS_KEY_FILE: expected TLS_CERT_FILE and TLS_KEY_FILE together"):
         from_env({"SERVICE_NAME": "external-ai-api", "TLS_CERT_FILE": str(tls_pair.cert_file)})
     with pytest.raises(ConfigError, match="TLS_KEY_FILE: expected a readable file"):
-        from_env({"SERVICE_NAME": "external-ai-api", "TLS_CERT_FILE": str(tls_pair.cert_file),
-                  "TLS_KEY_FILE": str(tmp_path / "missing.key")})
+        from_env(
+            {
+                "SERVICE_NAME": "external-ai-api",
+                "TLS_CERT_FILE": str(tls_pair.cert_file),
+                "TLS_KEY_FILE": str(tmp_path / "missing.key"),
+            }
+        )
 
 
 def test_a_certificate_that_does_not_load_is_named(tls_pair: TlsPair, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.crt"
     garbage.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match="TLS_CERT_FILE: expected a PEM certificate matching TLS_KEY_FILE"):
-        from_env({"SERVICE_NAME": "external-ai-api", "TLS_CERT_FILE": str(garbage), "TLS_KEY_FILE": str(tls_pair.key_file)})
+        from_env(
+            {
+                "SERVICE_NAME": "external-ai-api",
+                "TLS_CERT_FILE": str(garbage),
+                "TLS_KEY_FILE": str(tls_pair.key_file),
+            }
+        )
 
 
 def test_with_mesh_outbound_every_call_goes_to_the_listener_with_the_destination_as_host() -> None:
     config = from_env({"SERVICE_NAME": "ai-agent", "MESH_OUTBOUND": "http://127.0.0.1:15001/"})
     assert target(config, Destination("user-service"), "/api/v1/users/a") == (
-        "http://127.0.0.1:15001/api/v1/users/a", "user-service")
+        "http://127.0.0.1:15001/api/v1/users/a",
+        "user-service",
+    )
     assert target(config, Destination("api.openai.com", external=True), "/v1/chat/completions") == (
-        "http://127.0.0.1:15001/v1/chat/completions", "api.openai.com")
+        "http://127.0.0.1:15001/v1/chat/completions",
+        "api.openai.com",
+    )
 
 
 def test_without_mesh_outbound_mesh_services_are_called_on_8080_and_the_ai_api_over_https() -> None:
@@ -94,21 +120,35 @@ def test_without_mesh_outbound_mesh_services_are_called_on_8080_and_the_ai_api_o
     assert target(config, Destination("user-service"), "/x") == ("http://user-service:8080/x", None)
     assert target(config, Destination("127.0.0.1:9001"), "/x") == ("http://127.0.0.1:9001/x", None)
     assert target(config, Destination("api.openai.com", external=True), "/v1/chat/completions") == (
-        "https://api.openai.com/v1/chat/completions", None)
+        "https://api.openai.com/v1/chat/completions",
+        None,
+    )
 
 
 def test_an_invalid_port_makes_the_process_exit_2_naming_port() -> None:
     env = service_env("user", "user-bad-port", 0)
     env["PORT"] = "abc"
-    result = subprocess.run([sys.executable, "-m", "harness.services"], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.services"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "PORT: expected a port number 1-65535; got 'abc'" in result.stderr
 
 
 def test_an_unknown_service_name_makes_the_process_exit_2_naming_service_name() -> None:
     env = service_env("billing", "billing-0", 8080)
-    result = subprocess.run([sys.executable, "-m", "harness.services"], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.services"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "SERVICE_NAME: expected one of" in result.stderr

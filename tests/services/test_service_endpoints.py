@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 from servicekit import Launcher, ServiceProcess, free_port
@@ -20,14 +19,24 @@ IDENTITY_KEYS = {"service", "version", "region", "pod"}
 
 
 @pytest.fixture(scope="module")
-def services(module_launcher: Launcher) -> Iterator[dict[str, ServiceProcess]]:
+def services(module_launcher: Launcher) -> dict[str, ServiceProcess]:
     """One process per service; ai-agent's upstreams point at a closed port, its 400s need none."""
-    extra = {"external-ai-api": {"AI_LATENCY_MS": "30", "AI_JITTER_MS": "0"},
-             "ai-agent": {"MESH_OUTBOUND": f"http://127.0.0.1:{free_port()}", "UPSTREAM_TIMEOUT_S": "2"}}
-    procs = {name: module_launcher.spawn(name, pod, **extra.get(name, {})) for name, pod in PODS.items()}
+    procs = {
+        "ai-agent": module_launcher.spawn(
+            "ai-agent",
+            PODS["ai-agent"],
+            MESH_OUTBOUND=f"http://127.0.0.1:{free_port()}",
+            UPSTREAM_TIMEOUT_S="2",
+        ),
+        "analytics": module_launcher.spawn("analytics", PODS["analytics"]),
+        "user": module_launcher.spawn("user", PODS["user"]),
+        "external-ai-api": module_launcher.spawn(
+            "external-ai-api", PODS["external-ai-api"], AI_LATENCY_MS="30", AI_JITTER_MS="0"
+        ),
+    }
     for proc in procs.values():
         proc.wait_healthy()
-    yield procs
+    return procs
 
 
 @pytest.mark.parametrize("service", list(PODS))
@@ -35,8 +44,13 @@ def test_health_answers_ok_with_the_pod_identity(services: dict[str, ServiceProc
     with services[service].client() as client:
         response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "service": service, "version": "v1", "region": "us-east",
-                               "pod": PODS[service]}
+    assert response.json() == {
+        "status": "ok",
+        "service": service,
+        "version": "v1",
+        "region": "us-east",
+        "pod": PODS[service],
+    }
 
 
 @pytest.mark.parametrize("service", list(PODS))
@@ -74,7 +88,9 @@ def test_a_wrong_method_is_405_with_allow(services: dict[str, ServiceProcess]) -
     assert response.headers["allow"] == "POST"
 
 
-def test_user_returns_a_profile_with_id_name_tier_and_the_pod_identity(services: dict[str, ServiceProcess]) -> None:
+def test_user_returns_a_profile_with_id_name_tier_and_the_pod_identity(
+    services: dict[str, ServiceProcess],
+) -> None:
     with services["user"].client() as client:
         first = client.get("/api/v1/users/alice")
         again = client.get("/api/v1/users/alice")
@@ -83,8 +99,12 @@ def test_user_returns_a_profile_with_id_name_tier_and_the_pod_identity(services:
     assert body["id"] == "alice"
     assert body["name"] == "User alice"
     assert body["tier"] in {"free", "pro", "enterprise"}
-    assert {key: body[key] for key in IDENTITY_KEYS} == {"service": "user", "version": "v1", "region": "us-east",
-                                                         "pod": PODS["user"]}
+    assert {key: body[key] for key in IDENTITY_KEYS} == {
+        "service": "user",
+        "version": "v1",
+        "region": "us-east",
+        "pod": PODS["user"],
+    }
     assert again.json() == body, "the same id gives the same profile"
 
 
@@ -125,11 +145,15 @@ def test_external_ai_api_answers_openai_shaped_json_after_the_inference_time(
     assert body["choices"][0]["message"]["role"] == "assistant"
     assert "hello there" in body["choices"][0]["message"]["content"]
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    assert (
+        body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
     assert elapsed >= 0.03, "AI_LATENCY_MS=30 with no jitter"
 
 
-def test_external_ai_api_rejects_missing_messages_in_openai_error_shape(services: dict[str, ServiceProcess]) -> None:
+def test_external_ai_api_rejects_missing_messages_in_openai_error_shape(
+    services: dict[str, ServiceProcess],
+) -> None:
     with services["external-ai-api"].client() as client:
         response = client.post("/v1/chat/completions", json={"model": "gpt-4o-mini"})
     assert response.status_code == 400
@@ -164,7 +188,9 @@ def test_chat_with_a_body_that_is_not_json_is_400(services: dict[str, ServicePro
     assert "not valid JSON" in response.json()["error"]
 
 
-def test_metrics_count_requests_by_route_and_code_with_the_pod_labels(services: dict[str, ServiceProcess]) -> None:
+def test_metrics_count_requests_by_route_and_code_with_the_pod_labels(
+    services: dict[str, ServiceProcess],
+) -> None:
     with services["user"].client() as client:
         for user_id in ("m1", "m2"):
             client.get(f"/api/v1/users/{user_id}")
@@ -180,16 +206,24 @@ def test_metrics_count_requests_by_route_and_code_with_the_pod_labels(services: 
     assert 'le="+Inf"' in text
 
 
-def test_metrics_histogram_buckets_are_cumulative_and_end_at_the_count(services: dict[str, ServiceProcess]) -> None:
+def test_metrics_histogram_buckets_are_cumulative_and_end_at_the_count(
+    services: dict[str, ServiceProcess],
+) -> None:
     with services["user"].client() as client:
         client.get("/api/v1/users/h1")
         text = client.get("/metrics").text
-    prefix = 'app_request_duration_seconds_bucket{service="user",version="v1",pod="user-v1-us-east-0",' \
-             'method="GET",route="/api/v1/users/{id}",code="200",'
+    prefix = (
+        'app_request_duration_seconds_bucket{service="user",version="v1",pod="user-v1-us-east-0",'
+        'method="GET",route="/api/v1/users/{id}",code="200",'
+    )
     buckets = [int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)]
-    count_line = next(line for line in text.splitlines()
-                      if line.startswith("app_request_duration_seconds_count{") and 'route="/api/v1/users/{id}"' in line
-                      and 'code="200"' in line)
+    count_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("app_request_duration_seconds_count{")
+        and 'route="/api/v1/users/{id}"' in line
+        and 'code="200"' in line
+    )
     assert buckets == sorted(buckets)
     assert buckets[-1] == int(count_line.rsplit(" ", 1)[1]) > 0
 
@@ -201,7 +235,9 @@ def test_metrics_pass_promtool_check(services: dict[str, ServiceProcess]) -> Non
     with services["ai-agent"].client() as client:
         client.post("/api/v1/chat", json={"user_id": "a", "prompt": "p"})  # upstream unreachable: a 502
         text = client.get("/metrics").text
-    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'app_upstream_requests_total{destination="user-service",code="0"} ' in text, "refused: no response"
 
@@ -213,5 +249,11 @@ def test_knobs_are_listed_per_service_with_ai_knobs_only_on_the_external_api(
         user_knobs = client.get("/admin/knobs").json()
     with services["external-ai-api"].client() as client:
         ai_knobs = client.get("/admin/knobs").json()
-    assert user_knobs == {"latency_ms": 0.0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
+    assert user_knobs == {
+        "latency_ms": 0.0,
+        "error_rate": 0.0,
+        "error_status": 500,
+        "hang": False,
+        "unhealthy": False,
+    }
     assert ai_knobs == {**user_knobs, "ai_latency_ms": 30.0, "ai_jitter_ms": 0.0}

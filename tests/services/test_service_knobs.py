@@ -40,8 +40,13 @@ def ai(pods: dict[str, ServiceProcess]) -> Iterator[ServiceProcess]:
 def test_a_put_changes_only_the_knobs_it_names_and_answers_all_of_them(user: ServiceProcess) -> None:
     response = user.put_knobs(latency_ms=5)
     assert response.status_code == 200
-    assert response.json() == {"latency_ms": 5.0, "error_rate": 0.0, "error_status": 500, "hang": False,
-                               "unhealthy": False}
+    assert response.json() == {
+        "latency_ms": 5.0,
+        "error_rate": 0.0,
+        "error_status": 500,
+        "hang": False,
+        "unhealthy": False,
+    }
     assert response.headers["x-served-by"] == "user-v1-eu-west-0"
     with user.client() as client:
         assert client.get("/admin/knobs").json()["latency_ms"] == 5.0
@@ -103,9 +108,8 @@ def test_hang_holds_api_requests_and_fails_health_until_cleared(user: ServicePro
 
 def test_a_client_that_gives_up_on_a_hung_request_is_counted_as_499(user: ServiceProcess) -> None:
     assert user.put_knobs(hang=True).status_code == 200
-    with user.client() as client:
-        with pytest.raises(httpx.ReadTimeout):
-            client.get("/api/v1/users/gave-up", timeout=0.2)
+    with user.client() as client, pytest.raises(httpx.ReadTimeout):
+        client.get("/api/v1/users/gave-up", timeout=0.2)
     deadline = time.monotonic() + 5.0
     line = 'route="/api/v1/users/{id}",code="499"'
     with user.client() as client:

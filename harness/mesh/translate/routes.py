@@ -18,6 +18,15 @@ PREVIOUS_HOSTS = {
     "name": "envoy.retry_host_predicates.previous_hosts",
     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
 }
+# Retries move on to the next locality priority once the local one has failed, so a retry can
+# reach the failover region instead of re-selecting the only local host.
+PREVIOUS_PRIORITIES = {
+    "name": "envoy.retry_priorities.previous_priorities",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+        "update_frequency": 1,
+    },
+}
 # What Istio retries when a route declares no retries of its own.
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
@@ -36,7 +45,8 @@ def host_domains(host: str, port: int) -> list[str]:
 def retry_policy(retries: Retries | None) -> dict[str, Any] | None:
     if retries is None:
         return {"retry_on": DEFAULT_RETRY_ON, "num_retries": 2, "retriable_status_codes": [503],
-                "retry_host_predicate": [PREVIOUS_HOSTS], "host_selection_retry_max_attempts": "5"}
+                "retry_host_predicate": [PREVIOUS_HOSTS], "host_selection_retry_max_attempts": "5",
+                "retry_priority": PREVIOUS_PRIORITIES}
     if retries.attempts <= 0:
         return None
     conditions, codes = [], []
@@ -53,6 +63,7 @@ def retry_policy(retries: Retries | None) -> dict[str, Any] | None:
         "num_retries": retries.attempts,
         "retry_host_predicate": [PREVIOUS_HOSTS],
         "host_selection_retry_max_attempts": "5",
+        "retry_priority": PREVIOUS_PRIORITIES,
     }
     if codes:
         policy["retriable_status_codes"] = codes

@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from harness.errors import ConfigError, HarnessError
 from harness.mesh.loader import Located, MeshModel, build_model, merge_documents
 from harness.mesh.topology import Pod
 from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
+from harness.platforms.local import acks
 from harness.platforms.local.layout import (
     GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_REGION, Layout,
 )
@@ -81,15 +85,43 @@ class MeshController:
 
     def push(self, reason: str, model: MeshModel | None = None) -> int:
         """Translate for every proxy, then write what changed; returns the number of files."""
+        return sum(self._push(reason, model).values())
+
+    def _push(self, reason: str, model: MeshModel | None) -> dict[str, int]:
         state = self.state(model)
         configs = {name: translate_proxy(state, node) for name, node in self.nodes.items()}
         if model is not None:
             self.model = model
-        written = sum(len(self.writers[name].write(config)) for name, config in configs.items())
+        changed = {name: len(self.writers[name].write(config)) for name, config in configs.items()}
+        written = sum(changed.values())
         self.last_push = PushRecord(at=time.time(), files=written, reason=reason,
                                     history=(self.last_push.history + [{"at": time.time(), "reason": reason,
                                                                         "files": written}])[-50:])
-        return written
+        return changed
+
+    def admin_urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{node.admin_port}" for name, node in self.nodes.items()}
+
+    async def push_confirmed(self, reason: str, model: MeshModel | None) -> dict[str, Any]:
+        """Push, then wait until every running proxy that got new files has taken them.
+
+        A configuration that a proxy rejects is rolled back (the previous model is pushed again)
+        and reported, so the mesh never stays half-applied.
+        """
+        previous = self.model
+        admins = self.admin_urls()
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            before = await acks.snapshot(client, admins)
+            started = time.monotonic()
+            changed = self._push(reason, model)
+            try:
+                await acks.wait_for_acks(client, admins, before, changed)
+            except HarnessError:
+                self._push(f"rollback of {reason}", previous)
+                raise
+            acked_ms = (time.monotonic() - started) * 1000
+        return {"files_written": sum(changed.values()), "proxies_updated": sorted(n for n, c in changed.items() if c),
+                "acknowledged_ms": round(acked_ms, 2), "pushed_at": self.last_push.at}
 
     def set_ready(self, pod: str, ready: bool) -> None:
         if (pod in self.ready) == ready:
@@ -97,23 +129,20 @@ class MeshController:
         (self.ready.add if ready else self.ready.discard)(pod)
         self.push(f"endpoint {pod} {'ready' if ready else 'not ready'}")
 
-    def apply(self, documents: list[Located], *, delete: bool = False) -> dict[str, Any]:
+    async def apply(self, documents: list[Located], *, delete: bool = False) -> dict[str, Any]:
         """Apply Istio resources live; Kubernetes workload changes need a new `up`."""
         for doc, file in documents:
             if doc.get("kind") in ("Deployment", "Service", "ServiceAccount", "Namespace"):
-                from harness.errors import ConfigError
-
                 raise ConfigError(f"{doc['kind']} {doc['metadata']['name']!r}: `apply` changes Istio "
                                   "resources of a running mesh; workload changes need `harness down` and "
                                   "`harness up`", file=file, field="kind")
         model = build_model(merge_documents(self.model.documents, documents, delete=delete))
-        files = self.push("delete" if delete else "apply", model)
+        result = await self.push_confirmed("delete" if delete else "apply", model)
         return {"applied": [f"{d['kind']}/{d['metadata']['name']}" for d, _ in documents],
-                "deleted": delete, "files_written": files, "pushed_at": self.last_push.at}
+                "deleted": delete, **result}
 
-    def reset(self) -> dict[str, Any]:
-        files = self.push("reset", self.declared)
-        return {"reset": True, "files_written": files, "pushed_at": self.last_push.at}
+    async def reset(self) -> dict[str, Any]:
+        return {"reset": True, **await self.push_confirmed("reset", self.declared)}
 
     def resources(self) -> list[dict[str, Any]]:
         return [doc for doc, _ in self.model.documents if "istio.io" in doc.get("apiVersion", "")]

@@ -42,7 +42,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         server = None
         try:
-            self.mesh = MeshProcesses(self.settings, declared_model())
+            self.mesh = MeshProcesses(self.settings, declared_model(self.settings.manifest_paths()))
             server = await serve_control(self.state_dir / SOCKET_FILE, self)
             await self.mesh.start()
             await self.stopping.wait()
@@ -67,10 +67,10 @@ class Daemon:
         if op == "status":
             return self.mesh.status()
         if op == "apply":
-            return self.mesh.controller.apply([(d, f) for d, f in request["documents"]],
-                                              delete=bool(request.get("delete")))
+            return await self.mesh.controller.apply([(d, f) for d, f in request["documents"]],
+                                                    delete=bool(request.get("delete")))
         if op == "reset":
-            return self.mesh.controller.reset()
+            return await self.mesh.controller.reset()
         if op == "kill":
             return await self.mesh.kill(request["pod"], app_only=bool(request.get("app_only")))
         if op == "hold":

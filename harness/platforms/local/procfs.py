@@ -1,13 +1,23 @@
-"""Linux process facts for the supervisor: /proc start times, pidfd signalling, parent-death signal."""
+"""Linux process identity for the supervisor: /proc start times, pidfds, parent-death signal, PID registry."""
 
 from __future__ import annotations
 
 import ctypes
+import json
+import logging
 import os
 import signal
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import PlatformError
+
+logger = logging.getLogger(__name__)
+
+KILL_WAIT_S = 5.0  # after SIGKILL only a process stuck in the kernel (D state) takes longer
+_REAP_POLL_S = 0.02  # reap_leftovers' interval between checks of /proc
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _GONE_STATES = frozenset("ZX")  # zombie or dead: exited, whatever the parent does about it
 
@@ -82,3 +92,137 @@ def parent_death_signal(sig: int = signal.SIGKILL) -> Callable[[], None]:
             os._exit(126)
 
     return preexec
+
+
+# -- PID registry: what the supervisor started, so `harness down` can stop it after a crash ------
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    """One registry entry: a pid plus its /proc start time names exactly one process."""
+
+    name: str
+    pid: int
+    start_time_ticks: int | None  # /proc/<pid>/stat field 22, clock ticks since boot
+    argv: tuple[str, ...]
+
+
+def write_registry(path: Path, records: list[PidRecord]) -> None:
+    """Rewrite the registry atomically (rename), so a crash or a reader never sees half a file.
+
+    No fsync: the file only has to survive the supervisor's death, not the machine's, whose
+    processes would be gone anyway.
+    """
+    payload = {
+        "supervisor_pid": os.getpid(),
+        "processes": {
+            r.name: {"pid": r.pid, "start_time_ticks": r.start_time_ticks, "argv": list(r.argv)}
+            for r in records
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_registry(path: Path) -> list[PidRecord]:
+    """The records in a registry file; none if it does not exist."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise PlatformError(f"{path}: cannot read the supervisor's PID registry: {exc}") from exc
+    try:
+        return [_record_from(name, entry) for name, entry in data["processes"].items()]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise PlatformError(f"{path}: not a supervisor PID registry ({exc!r})") from exc
+
+
+def _record_from(name: str, entry: dict[str, object]) -> PidRecord:
+    ticks = entry.get("start_time_ticks")
+    return PidRecord(
+        name=name,
+        pid=int(entry["pid"]),  # type: ignore[call-overload]
+        start_time_ticks=None if ticks is None else int(ticks),  # type: ignore[call-overload]
+        argv=tuple(str(arg) for arg in entry.get("argv", ())),  # type: ignore[attr-defined]
+    )
+
+
+def pids_alive(state_file: Path) -> list[int]:
+    """Recorded pids that are still the very processes the supervisor started."""
+    return [
+        r.pid
+        for r in read_registry(Path(state_file))
+        if r.start_time_ticks is not None and is_running(r.pid, r.start_time_ticks)
+    ]
+
+
+def reap_leftovers(state_file: Path, grace_s: float = 3.0) -> list[int]:
+    """Stop what a crashed supervisor left running (for `harness down`), then delete state_file.
+
+    Only a recorded pid that is alive with its recorded start time is signalled, and through a
+    pidfd taken before that check, so a recycled pid is never hit. SIGTERM, then SIGKILL after
+    grace_s. Returns the pids it stopped.
+    """
+    state_file = Path(state_file)
+    targets = [pin for pin in map(_pin, read_registry(state_file)) if pin is not None]
+    try:
+        _signal_all(targets, signal.SIGTERM)
+        survivors = _wait_gone(targets, grace_s)
+        _signal_all(survivors, signal.SIGKILL)
+        for pin in _wait_gone(survivors, KILL_WAIT_S):
+            logger.warning("pid %d (%s) still runs after SIGKILL", pin.pid, pin.name)
+    finally:
+        for pin in targets:
+            close_fd(pin.pidfd)
+    state_file.unlink(missing_ok=True)
+    return [pin.pid for pin in targets]
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """A record checked to be alive, with a pidfd holding it (None without pidfd support)."""
+
+    name: str
+    pid: int
+    start_time_ticks: int
+    pidfd: int | None
+
+
+def _pin(record: PidRecord) -> _Pinned | None:
+    """Take a pidfd, then check the start time: the fd then surely holds the recorded process."""
+    if record.start_time_ticks is None:
+        return None
+    pidfd = open_pidfd(record.pid)
+    if is_running(record.pid, record.start_time_ticks):
+        return _Pinned(record.name, record.pid, record.start_time_ticks, pidfd)
+    close_fd(pidfd)
+    logger.info("skipping pid %d (%s): exited, or the pid names another process now", record.pid, record.name)
+    return None
+
+
+def _signal_all(pins: list[_Pinned], sig: int) -> None:
+    for pin in pins:
+        try:
+            if pin.pidfd is not None:
+                send_via_pidfd(pin.pidfd, sig)
+            else:
+                os.kill(pin.pid, sig)
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            raise PlatformError(f"not allowed to signal pid {pin.pid} ({pin.name}): {exc}") from exc
+
+
+def _wait_gone(pins: list[_Pinned], timeout_s: float) -> list[_Pinned]:
+    """Poll /proc until every pinned process has exited or timeout_s passes; returns the rest."""
+    deadline = time.monotonic() + timeout_s
+    alive = list(pins)
+    while alive:  # bounded by the deadline
+        alive = [p for p in alive if is_running(p.pid, p.start_time_ticks)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(_REAP_POLL_S)
+    return alive

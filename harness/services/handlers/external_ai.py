@@ -17,7 +17,9 @@ MAX_ECHO_CHARS = 200
 
 def invalid_request(message: str, param: str) -> HttpError:
     """A 400 in OpenAI's error shape, naming the offending parameter."""
-    return HttpError(400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}})
+    return HttpError(
+        400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+    )
 
 
 def parse_messages(body: dict[str, Any]) -> list[dict[str, Any]]:

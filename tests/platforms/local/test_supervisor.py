@@ -50,7 +50,8 @@ HEALTH_SERVER = SAFETY_EXIT + textwrap.dedent(
 )
 SLEEPER = "import time; time.sleep(60)"
 STUBBORN_SLEEPER = (
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('armed', flush=True); time.sleep(60)"
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('armed', flush=True); time.sleep(60)"
 )
 # A supervisor in its own python process, to be SIGKILLed by the test: a crash it cannot clean up.
 CRASHING_SUPERVISOR = textwrap.dedent(
@@ -118,6 +119,9 @@ class Rig:
         )
 
 
+MakeRig = Callable[..., Rig]
+
+
 @pytest_asyncio.fixture
 async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
@@ -132,7 +136,7 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., Rig]]:
 
 
 @pytest.mark.asyncio
-async def test_start_reports_ready_and_records_pid_and_start_time(make_rig: Callable[..., Rig]) -> None:
+async def test_start_reports_ready_and_records_pid_and_start_time(make_rig: MakeRig) -> None:
     rig = make_rig()
     spec = rig.health("web")
     pid = await rig.sup.start(spec)
@@ -147,7 +151,7 @@ async def test_start_reports_ready_and_records_pid_and_start_time(make_rig: Call
 
 
 @pytest.mark.asyncio
-async def test_a_process_without_ready_url_is_ready_once_running(make_rig: Callable[..., Rig]) -> None:
+async def test_a_process_without_ready_url_is_ready_once_running(make_rig: MakeRig) -> None:
     rig = make_rig()
     await rig.sup.start(rig.script("sleeper", SLEEPER))
     await rig.sup.wait_ready(["sleeper"], timeout_s=5)
@@ -155,7 +159,7 @@ async def test_a_process_without_ready_url_is_ready_once_running(make_rig: Calla
 
 
 @pytest.mark.asyncio
-async def test_sigkill_restarts_with_a_new_pid_and_one_restart_in_event_order(make_rig: Callable[..., Rig]) -> None:
+async def test_sigkill_restarts_with_a_new_pid_and_one_restart_in_event_order(make_rig: MakeRig) -> None:
     rig = make_rig()
     await rig.sup.start(rig.health("web"))
     await rig.sup.wait_ready(["web"], timeout_s=10)
@@ -169,13 +173,14 @@ async def test_sigkill_restarts_with_a_new_pid_and_one_restart_in_event_order(ma
     assert (state.restarts, state.last_exit_code) == (1, -signal.SIGKILL)
     assert rig.kinds("web") == ["started", "ready", "exited", "restarting", "started", "ready"]
     exited, restarting = rig.of_kind("web", "exited")[0], rig.of_kind("web", "restarting")[0]
-    assert (exited.pid, exited.returncode, restarting.delay_s) == (old, -signal.SIGKILL, FAST.initial_backoff_s)
+    assert (exited.pid, exited.returncode) == (old, -signal.SIGKILL)
+    assert restarting.delay_s == FAST.initial_backoff_s
     assert not procfs.is_running(old, old_ticks or 0)
     assert pids_alive(rig.state_file) == [state.pid]
 
 
 @pytest.mark.asyncio
-async def test_a_crash_loop_backs_off_with_growing_delays(make_rig: Callable[..., Rig]) -> None:
+async def test_a_crash_loop_backs_off_with_growing_delays(make_rig: MakeRig) -> None:
     policy = RestartPolicy(initial_backoff_s=0.02, max_backoff_s=0.16, factor=2.0, reset_after_s=10.0)
     rig = make_rig(policy=policy)
     await rig.sup.start(rig.script("crasher", "import sys; print('crashing'); sys.exit(3)"))
@@ -198,7 +203,7 @@ def _exit_to_start_gaps(rig: Rig, name: str) -> list[float]:
 
 
 @pytest.mark.asyncio
-async def test_backoff_resets_after_a_process_ran_reset_after_s(make_rig: Callable[..., Rig]) -> None:
+async def test_backoff_resets_after_a_process_ran_reset_after_s(make_rig: MakeRig) -> None:
     policy = RestartPolicy(initial_backoff_s=0.02, max_backoff_s=1.0, factor=2.0, reset_after_s=0.2)
     rig = make_rig(policy=policy)
     await rig.sup.start(rig.script("slow-crasher", "import sys, time; time.sleep(0.3); sys.exit(1)"))
@@ -210,7 +215,7 @@ async def test_backoff_resets_after_a_process_ran_reset_after_s(make_rig: Callab
 
 
 @pytest.mark.asyncio
-async def test_stop_all_leaves_no_pid_alive_and_restarts_nothing(make_rig: Callable[..., Rig]) -> None:
+async def test_stop_all_leaves_no_pid_alive_and_restarts_nothing(make_rig: MakeRig) -> None:
     rig = make_rig()
     names = ["web-a", "web-b", "sleeper"]
     for spec in (rig.health("web-a"), rig.health("web-b"), rig.script("sleeper", SLEEPER)):
@@ -232,7 +237,7 @@ async def test_stop_all_leaves_no_pid_alive_and_restarts_nothing(make_rig: Calla
 
 
 @pytest.mark.asyncio
-async def test_a_process_ignoring_sigterm_is_sigkilled_after_grace(make_rig: Callable[..., Rig]) -> None:
+async def test_a_process_ignoring_sigterm_is_sigkilled_after_grace(make_rig: MakeRig) -> None:
     rig = make_rig()
     await rig.sup.start(rig.health("stubborn", "--ignore-sigterm"))
     await rig.sup.wait_ready(["stubborn"], timeout_s=10)  # serving: the SIGTERM handler is in place
@@ -245,7 +250,7 @@ async def test_a_process_ignoring_sigterm_is_sigkilled_after_grace(make_rig: Cal
 
 
 @pytest.mark.asyncio
-async def test_pause_restarts_holds_a_killed_process_down_until_resume(make_rig: Callable[..., Rig]) -> None:
+async def test_pause_restarts_holds_a_killed_process_down_until_resume(make_rig: MakeRig) -> None:
     rig = make_rig()
     await rig.sup.start(rig.health("region-pod"))
     await rig.sup.wait_ready(["region-pod"], timeout_s=10)
@@ -266,7 +271,7 @@ async def test_pause_restarts_holds_a_killed_process_down_until_resume(make_rig:
 
 
 @pytest.mark.asyncio
-async def test_pause_during_backoff_cancels_the_pending_restart(make_rig: Callable[..., Rig]) -> None:
+async def test_pause_during_backoff_cancels_the_pending_restart(make_rig: MakeRig) -> None:
     rig = make_rig(policy=RestartPolicy(initial_backoff_s=0.3))
     await rig.sup.start(rig.script("sleeper", SLEEPER))
     await rig.sup.kill("sleeper")
@@ -282,7 +287,7 @@ async def test_pause_during_backoff_cancels_the_pending_restart(make_rig: Callab
 
 
 @pytest.mark.asyncio
-async def test_restart_now_replaces_the_process_without_counting_a_restart(make_rig: Callable[..., Rig]) -> None:
+async def test_restart_now_replaces_the_process_without_counting_a_restart(make_rig: MakeRig) -> None:
     rig = make_rig()
     old = await rig.sup.start(rig.health("web"))
     await rig.sup.wait_ready(["web"], timeout_s=10)
@@ -297,7 +302,7 @@ async def test_restart_now_replaces_the_process_without_counting_a_restart(make_
 
 
 @pytest.mark.asyncio
-async def test_wait_ready_timeout_names_the_process_and_includes_its_log_tail(make_rig: Callable[..., Rig]) -> None:
+async def test_wait_ready_timeout_names_the_process_and_includes_its_log_tail(make_rig: MakeRig) -> None:
     rig = make_rig()
     url = f"http://127.0.0.1:{free_port()}/health"  # nothing listens there
     code = "import time; print('boom: config file missing', flush=True); time.sleep(60)"
@@ -313,7 +318,7 @@ async def test_wait_ready_timeout_names_the_process_and_includes_its_log_tail(ma
 
 
 @pytest.mark.asyncio
-async def test_starting_a_missing_program_is_a_missing_dependency(make_rig: Callable[..., Rig]) -> None:
+async def test_starting_a_missing_program_is_a_missing_dependency(make_rig: MakeRig) -> None:
     rig = make_rig()
     spec = ProcessSpec(name="ghost", argv=["/nonexistent/envoy"], env={}, log_path=rig.dir / "ghost.log")
     with pytest.raises(MissingDependencyError, match="ghost: cannot run '/nonexistent/envoy'"):
@@ -323,7 +328,8 @@ async def test_starting_a_missing_program_is_a_missing_dependency(make_rig: Call
 
 def test_a_ready_url_off_loopback_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ready_url: web: 'http://10.0.0.1:80/' must be an http"):
-        ProcessSpec(name="web", argv=["x"], env={}, log_path=tmp_path / "x.log", ready_url="http://10.0.0.1:80/")
+        ProcessSpec(name="web", argv=["x"], env={}, log_path=tmp_path / "x.log",
+                    ready_url="http://10.0.0.1:80/")
 
 
 async def crash_a_supervisor(directory: Path, *, kill_children_on_exit: bool) -> tuple[int, int]:
@@ -342,7 +348,8 @@ async def crash_a_supervisor(directory: Path, *, kill_children_on_exit: bool) ->
         assert await asyncio.wait_for(child.stdout.readline(), 15) == b"started\n"
         await until(lambda: "armed" in (directory / "orphan.log").read_text())
     finally:
-        child.kill()  # by its pid: the supervisor dies with no chance to clean up
+        if child.returncode is None:
+            child.kill()  # by its pid: the supervisor dies with no chance to clean up
         await child.wait()
     record = json.loads(state_file.read_text())["processes"]["orphan"]
     return record["pid"], record["start_time_ticks"]

@@ -1,0 +1,102 @@
+"""One real local mesh for the whole session: every test talks to real Envoy, apps and Prometheus."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.platforms.local.platform import LocalPlatform
+from harness.platforms.local.settings import LocalSettings
+
+PORT_BASES = range(40000, 60000, 1000)  # candidate bases; each mesh needs about 1000 ports above it
+
+
+def free_base() -> int:
+    """A base port whose whole block (pods, ingress, Prometheus) is free on 127.0.0.1."""
+    for base in PORT_BASES:
+        ports = [base + offset for offset in range(0, 80)] + [base + 900, base + 950, base + 980, base + 990]
+        if all(_free(port) for port in ports):
+            return base
+    raise RuntimeError("no free block of ports for a test mesh")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def settings_for(state_dir: Path, base: int, **extra: Any) -> LocalSettings:
+    return LocalSettings(state_dir=state_dir, base_port=base, ingress_port=base + 980,
+                         prometheus_port=base + 990, ai_latency_ms=2, **extra)
+
+
+@dataclass
+class Mesh:
+    platform: LocalPlatform
+    status: dict[str, Any]
+    client: httpx.Client
+
+    @property
+    def ingress(self) -> str:
+        return self.status["ingress_url"]
+
+    def pod(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.platform.status()["pods"] if p["name"] == name)
+
+    def chat(self, headers: dict[str, str] | None = None, user: str = "u1") -> httpx.Response:
+        return self.client.post(f"{self.ingress}/api/v1/chat",
+                                headers={"host": self.status["ingress_host"], **(headers or {})},
+                                json={"user_id": user, "prompt": "hello"})
+
+    def knobs(self, pod: str, **values: Any) -> None:
+        port = self.pod(pod)["app_port"]
+        response = self.client.put(f"http://127.0.0.1:{port}/admin/knobs", json=values)
+        response.raise_for_status()
+
+    def reset_knobs(self) -> None:
+        for pod in self.status["pods"]:
+            self.knobs(pod["name"], latency_ms=0, error_rate=0.0, error_status=500, hang=False)
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float = 15.0, what: str = "") -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+
+    def all_ready(self) -> bool:
+        return all(p["ready"] for p in self.platform.status()["pods"])
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    platform = LocalPlatform(settings_for(tmp_path_factory.mktemp("mesh") / "state", free_base()))
+    status = platform.up()
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            yield Mesh(platform, status, client)
+    finally:
+        platform.down()
+
+
+@pytest.fixture
+def clean_mesh(mesh: Mesh) -> Iterator[Mesh]:
+    """A test that changes the mesh leaves it as declared: resources reset, knobs cleared, pods up."""
+    try:
+        yield mesh
+    finally:
+        mesh.platform.reset()
+        mesh.reset_knobs()
+        mesh.wait_for(mesh.all_ready, 30, "every pod ready again")

@@ -1,0 +1,288 @@
+"""Specifications of the local Prometheus: config, targets, recording rules, and a real scrape of Envoy."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from harness.errors import ConfigError, MissingDependencyError
+from harness.platforms.local.envoy_stats import (
+    ISTIO_CLUSTER_NAME_REGEX,
+    envoy_stats_bootstrap,
+    envoy_stats_config,
+)
+from harness.platforms.local.prometheus import (
+    RECORDING_RULES,
+    ScrapeTarget,
+    find_binaries,
+    prometheus_argv,
+    render_config,
+    targets_file,
+    write_targets,
+)
+
+RULE_TESTS = Path(__file__).with_name("data") / "recording-rules.test.yaml"
+USER_V1 = "outbound|8080|v1|user-service.parallel-ai.svc.cluster.local"
+
+
+def _labels(pod: str, app: str, service: str, *, proxy_kind: str | None = "sidecar") -> dict[str, str]:
+    labels = {
+        "pod": pod,
+        "app": app,
+        "version": "v1",
+        "region": "us-east",
+        "service": service,
+        "namespace": "parallel-ai",
+    }
+    if proxy_kind is not None:
+        labels["proxy_kind"] = proxy_kind
+    return labels
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    _, promtool = find_binaries()
+    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_envoy_stats_config_is_the_one_in_the_architecture_doc() -> None:
+    assert envoy_stats_config() == {
+        "use_all_default_tags": True,
+        "stats_tags": [{"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"}],
+    }
+    assert envoy_stats_bootstrap()["stats_flush_interval"] == "1s"
+
+
+def test_external_hosts_are_matched_whole_before_istios_regex() -> None:
+    (tag,) = envoy_stats_config(external_hosts=["api.openai.com"])["stats_tags"]  # type: ignore[misc]
+
+    assert tag["regex"] == (
+        r"^cluster\.((outbound\|[0-9]+\|[^|]*\|(?:api\.openai\.com)|.+?(\..+?\.svc\.cluster\.local)?)\.)"
+    )
+    assert ISTIO_CLUSTER_NAME_REGEX[len(r"^cluster\.((") :] in tag["regex"]
+
+
+def test_rendered_config_passes_promtool_check_config(tmp_path: Path) -> None:
+    write_targets(tmp_path / "targets", [ScrapeTarget("127.0.0.1:15000", "envoy", _labels("p-0", "user", "user-service"))])
+    config = tmp_path / "prometheus.yml"
+    config.write_text(render_config(targets_dir=tmp_path / "targets", rules_path=RECORDING_RULES))
+
+    result = _promtool("check", "config", str(config))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_rendered_config_scrapes_envoy_and_apps_every_second_from_file_sd(tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load(render_config(targets_dir=tmp_path, rules_path=RECORDING_RULES))
+
+    assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "1000ms"
+    assert config["rule_files"] == [str(RECORDING_RULES)]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["envoy"]["metrics_path"] == "/stats/prometheus"
+    assert jobs["apps"]["metrics_path"] == "/metrics"
+    assert jobs["envoy"]["file_sd_configs"][0]["files"] == [str(tmp_path / "envoy.json")]
+
+
+def test_a_scrape_interval_out_of_range_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="scrape_interval_s"):
+        render_config(targets_dir=tmp_path, rules_path=RECORDING_RULES, scrape_interval_s=0)
+
+
+def test_recording_rules_pass_promtool_check_rules() -> None:
+    result = _promtool("check", "rules", str(RECORDING_RULES))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 9 rules found" in result.stdout
+
+
+def test_recording_rules_pass_their_promtool_unit_tests() -> None:
+    result = _promtool("test", "rules", str(RULE_TESTS))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_write_targets_writes_one_file_sd_file_per_job(tmp_path: Path) -> None:
+    sidecar = ScrapeTarget("127.0.0.1:15000", "envoy", _labels("user-v1-us-east-0", "user", "user-service"))
+
+    write_targets(tmp_path, [sidecar])
+
+    assert json.loads(targets_file(tmp_path, "envoy").read_text()) == [
+        {"targets": ["127.0.0.1:15000"], "labels": dict(sorted(sidecar.labels.items()))}
+    ]
+    assert json.loads(targets_file(tmp_path, "apps").read_text()) == []  # so removed apps are dropped
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["apps.json", "envoy.json"]  # no temp files left
+
+
+def test_scrape_target_requires_the_architecture_labels_for_its_job() -> None:
+    with pytest.raises(ConfigError, match=r"missing \['proxy_kind'\]"):
+        ScrapeTarget("127.0.0.1:15000", "envoy", _labels("p", "user", "user-service", proxy_kind=None))
+    with pytest.raises(ConfigError, match=r"unexpected \['proxy_kind'\]"):
+        ScrapeTarget("127.0.0.1:8080", "apps", _labels("p", "user", "user-service"))
+    with pytest.raises(ConfigError, match="127.0.0.1:<port>"):
+        ScrapeTarget("0.0.0.0:8080", "apps", _labels("p", "user", "user-service", proxy_kind=None))
+
+
+def test_prometheus_listens_on_loopback_only_with_lifecycle_api(tmp_path: Path) -> None:
+    argv = prometheus_argv(binary="prometheus", config_path=tmp_path / "p.yml", data_dir=tmp_path / "d", port=9999)
+
+    assert "--web.listen-address=127.0.0.1:9999" in argv
+    assert "--web.enable-lifecycle" in argv
+    assert any(arg.startswith("--storage.tsdb.retention.time=") for arg in argv)
+
+
+def test_missing_prometheus_names_the_binary_and_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    with pytest.raises(MissingDependencyError) as error:
+        find_binaries()
+
+    assert "prometheus not found" in str(error.value)
+    assert "apt-get install prometheus" in str(error.value)
+
+
+# --- end to end: two real Envoys, a real Prometheus, Istio's series out of the recording rules ------
+
+
+def _sidecar_bootstraps(backend_port: int, b: Any) -> tuple[Callable[[], dict[str, Any]], Callable[[int], dict[str, Any]]]:
+    stats = envoy_stats_bootstrap(external_hosts=["api.openai.com"])
+    deny_when_asked = {
+        "name": "envoy.filters.http.rbac",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+            "rules": {
+                "action": "ALLOW",
+                "policies": {
+                    "all-but-x-deny": {
+                        "permissions": [{"any": True}],
+                        "principals": [{"not_id": {"header": {"name": "x-deny", "present_match": True}}}],
+                    }
+                },
+            },
+        },
+    }
+
+    def user_sidecar() -> dict[str, Any]:
+        return {
+            **stats,
+            "admin": {"address": b.socket_address(0)},
+            "static_resources": {
+                "listeners": [
+                    {
+                        "name": "inbound",
+                        "address": b.socket_address(0),
+                        "filter_chains": [
+                            {"filters": [b.http_connection_manager("inbound_8080", {"*": "inbound|8080||"},
+                                                                   http_filters=[deny_when_asked])]}
+                        ],
+                    }
+                ],
+                "clusters": [b.static_cluster("inbound|8080||", backend_port)],
+            },
+        }  # fmt: skip
+
+    def ai_agent_sidecar(user_inbound_port: int) -> dict[str, Any]:
+        routes = {"user-service": USER_V1, "api.openai.com": "outbound|443||api.openai.com"}
+        return {
+            **stats,
+            "admin": {"address": b.socket_address(0)},
+            "static_resources": {
+                "listeners": [
+                    {
+                        "name": "outbound",
+                        "address": b.socket_address(0),
+                        "filter_chains": [{"filters": [b.http_connection_manager("outbound_http", routes)]}],
+                    }
+                ],
+                "clusters": [
+                    b.static_cluster(USER_V1, user_inbound_port),
+                    b.static_cluster("outbound|443||api.openai.com", backend_port),
+                ],
+            },
+        }
+
+    return user_sidecar, ai_agent_sidecar
+
+
+def test_prometheus_records_istio_requests_from_real_envoys(
+    tmp_path: Path,
+    backend: int,
+    processes: Any,
+    start_envoy: Callable[[dict[str, Any], str], Any],
+    envoy_config: Any,
+    wait_for: Callable[..., Any],
+) -> None:
+    prometheus, _ = find_binaries()
+    user_bootstrap, ai_agent_bootstrap = _sidecar_bootstraps(backend, envoy_config)
+    user = start_envoy(user_bootstrap(), "user-sidecar")
+    ai_agent = start_envoy(ai_agent_bootstrap(user.listener_port("inbound")), "ai-agent-sidecar")
+    # Targets are written before Prometheus starts, so its first discovery tick carries them all.
+    write_targets(
+        tmp_path / "targets",
+        [
+            ScrapeTarget(user.admin.removeprefix("http://"), "envoy", _labels("user-v1-us-east-0", "user", "user-service")),
+            ScrapeTarget(ai_agent.admin.removeprefix("http://"), "envoy",
+                         _labels("ai-agent-v1-us-east-0", "ai-agent", "ai-agent-service")),
+        ],
+    )  # fmt: skip
+    config = tmp_path / "prometheus.yml"
+    config.write_text(render_config(targets_dir=tmp_path / "targets", rules_path=RECORDING_RULES))
+    port = _free_port()
+    started = time.monotonic()
+    processes.start(
+        prometheus_argv(binary=prometheus, config_path=config, data_dir=tmp_path / "data", port=port), name="prometheus"
+    )
+
+    outbound = f"http://127.0.0.1:{ai_agent.listener_port('outbound')}/"
+    with httpx.Client(timeout=5) as client:
+        statuses = [client.get(outbound, headers={"Host": "user-service"}).status_code for _ in range(45)]
+        statuses += [client.get(outbound, headers={"Host": "user-service", "x-deny": "1"}).status_code for _ in range(5)]
+        statuses += [client.get(outbound, headers={"Host": "api.openai.com"}).status_code for _ in range(3)]
+    assert statuses == [200] * 45 + [403] * 5 + [200] * 3
+
+    api = f"http://127.0.0.1:{port}/api/v1/query"
+    by_destination = "sum by (destination_service_name, destination_version, reporter) (istio_requests_total)"
+    by_code = 'sum by (response_code, response_code_details) (istio_requests_total{reporter="destination"})'
+    latency_count = "sum by (reporter) (istio_request_duration_milliseconds_count)"
+
+    def query(promql: str) -> dict[tuple[str, ...], float]:
+        result = httpx.get(api, params={"query": promql}, timeout=2).json()["data"]["result"]
+        return {tuple(sorted(r["metric"].values())): float(r["value"][1]) for r in result}
+
+    expected_by_destination = {
+        ("source", "user-service", "v1"): 50,
+        ("destination", "user-service", "v1"): 50,  # 45 through the inbound cluster + 5 denied by RBAC
+        ("api.openai.com", "source", "unknown"): 3,
+    }
+    wait_for(
+        lambda: query(by_destination) == expected_by_destination,
+        timeout_s=30,
+        step_s=0.25,
+        what=f"{by_destination} == {expected_by_destination} (prometheus log:\n{processes.log('prometheus')[-2000:]})",
+    )
+    pickup_s = time.monotonic() - started
+    assert query(by_code) == {("200",): 45, ("403", "rbac_access_denied"): 5}
+    # Histograms reach the admin endpoint on Envoy's stats flush (1 s with envoy_stats_bootstrap()).
+    wait_for(
+        lambda: query(latency_count) == {("source",): 53, ("destination",): 45},
+        timeout_s=10,
+        step_s=0.25,
+        what=f"{latency_count}: {query(latency_count)}",
+    )
+    print(f"istio_requests_total complete {pickup_s:.1f} s after Prometheus started")
