@@ -56,7 +56,7 @@ def _routing_with_fault(tmp_path: Path, fault: dict) -> Path:
 
 def test_an_abort_applied_live_takes_effect_and_goes_away_on_reset(clean_mesh: Mesh, tmp_path: Path) -> None:
     mesh = clean_mesh
-    before = mesh.status["pods"]
+    before = mesh.platform.status()["pods"]
     path = _routing_with_fault(tmp_path, {"abort": {"httpStatus": 503, "percentage": {"value": 100.0}}})
     mesh.platform.apply([path])
     codes = Counter(mesh.chat().status_code for _ in range(20))

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from harness.mesh.translate.model import ProxyNode
-
-# Istio's bootstrap tag for cluster names: dots inside the service name would otherwise
-# break Envoy's default tag extraction (see LOCAL-MESH-NOTES, Metrics).
-CLUSTER_NAME_TAG = {"tag_name": "cluster_name", "regex": r"^cluster\.((.+?(\..+?\.svc\.cluster\.local)?)\.)"}
-
-
-def stats_config() -> dict[str, Any]:
-    return {"use_all_default_tags": True, "stats_tags": [CLUSTER_NAME_TAG]}
+from harness.mesh.translate.stats import envoy_stats_bootstrap
 
 
 def _file_source(node: ProxyNode, name: str) -> dict[str, Any]:
@@ -22,8 +15,11 @@ def _file_source(node: ProxyNode, name: str) -> dict[str, Any]:
     }
 
 
-def bootstrap(node: ProxyNode) -> dict[str, Any]:
-    """The static part of a proxy's config; everything else comes from watched xDS files."""
+def bootstrap(node: ProxyNode, external_hosts: Sequence[str] = ()) -> dict[str, Any]:
+    """The static part of a proxy's config; everything else comes from watched xDS files.
+
+    `external_hosts` (ServiceEntry hosts known at start) keep their whole name in metric tags.
+    """
     role = "sidecar" if node.kind == "sidecar" else "router"
     return {
         "node": {
@@ -32,7 +28,7 @@ def bootstrap(node: ProxyNode) -> dict[str, Any]:
             "locality": {"region": node.region},
         },
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": node.admin_port}}},
-        "stats_config": stats_config(),
+        **envoy_stats_bootstrap(external_hosts=external_hosts),
         "dynamic_resources": {"lds_config": _file_source(node, "lds.json"),
                               "cds_config": _file_source(node, "cds.json")},
     }

@@ -15,22 +15,27 @@ POLL_S = 0.002  # a route change lands in Envoy within milliseconds; poll tightl
 STATS_PATH = "/stats?filter=update_(success|rejected|failure)$"
 
 
-async def update_counters(client: httpx.AsyncClient, admin_url: str) -> dict[str, int]:
-    """success, rejected and failure summed over every xDS subscription of one proxy."""
+Counters = dict[tuple[str, str], int]  # (subscription, update_success|rejected|failure) -> count
+
+
+async def update_counters(client: httpx.AsyncClient, admin_url: str) -> Counters:
+    """Every xDS subscription's update counters on one proxy."""
     response = await client.get(admin_url + STATS_PATH)
-    totals = {"update_success": 0, "update_rejected": 0, "update_failure": 0}
-    for _, kind, value in _COUNTER.findall(response.text):
-        totals[kind] += int(value)
-    return totals
+    return {(name, kind): int(value) for name, kind, value in _COUNTER.findall(response.text)}
 
 
-async def snapshot(client: httpx.AsyncClient, admins: Mapping[str, str]) -> dict[str, dict[str, int]]:
+def _increase(now: Counters, before: Counters, kinds: tuple[str, ...]) -> int:
+    """Growth per subscription; a subscription that disappeared (a removed cluster) counts nothing."""
+    return sum(max(0, value - before.get(key, 0)) for key, value in now.items() if key[1] in kinds)
+
+
+async def snapshot(client: httpx.AsyncClient, admins: Mapping[str, str]) -> dict[str, Counters]:
     names = list(admins)
     results = await asyncio.gather(*(update_counters(client, admins[n]) for n in names), return_exceptions=True)
     return {n: r for n, r in zip(names, results) if isinstance(r, dict)}
 
 
-async def wait_for_acks(client: httpx.AsyncClient, admins: Mapping[str, str], before: dict[str, dict[str, int]],
+async def wait_for_acks(client: httpx.AsyncClient, admins: Mapping[str, str], before: dict[str, Counters],
                         changed: Mapping[str, int], timeout_s: float = 5.0) -> None:
     """Every proxy with `changed[name]` new files must count that many more updates; a rejection is an error."""
     pending = {n: c for n, c in changed.items() if c and n in before}
@@ -39,11 +44,12 @@ async def wait_for_acks(client: httpx.AsyncClient, admins: Mapping[str, str], be
         now = await snapshot(client, {n: admins[n] for n in pending})
         for name, counters in now.items():
             old = before[name]
-            bad = {k: counters[k] - old[k] for k in ("update_rejected", "update_failure") if counters[k] > old[k]}
+            bad = [key[0] for key, value in counters.items()
+                   if key[1] != "update_success" and value > old.get(key, 0)]
             if bad:
-                raise PlatformError(f"proxy {name} rejected the pushed configuration ({bad}); see its log")
-            seen = sum(counters[k] - old[k] for k in counters)
-            if seen >= pending[name]:
+                raise PlatformError(f"proxy {name} rejected the pushed configuration ({', '.join(bad)}); "
+                                    "see its log")
+            if _increase(counters, old, ("update_success",)) >= pending[name]:
                 del pending[name]
         if pending and asyncio.get_running_loop().time() > deadline:
             raise PlatformError(f"proxies did not take the new configuration within {timeout_s} s: "

@@ -1,10 +1,9 @@
-"""Local certificate authority (Citadel's role): issues SPIFFE workload certificates for the local mesh.
+"""Local certificate authority (Citadel's role): issues SPIFFE workload certificates for the local mesh."""
 
-The platform's daemon creates one `MeshCA` per run (or plugs in a user's CA laid out like Istio's
-`cacerts` secret) and asks it for one `WorkloadCert` per service account; the translator points
-each sidecar's TLS contexts at those files. A second, separate instance stands in for the public CA
-behind `api.openai.com` (`issue_server`).
-"""
+# The platform's daemon creates one MeshCA per run (or plugs in a user's CA laid out like Istio's
+# cacerts secret) and asks it for one WorkloadCert per service account; the translator points each
+# sidecar's TLS contexts at those files. A second, separate instance stands in for the public CA
+# behind api.openai.com (issue_server).
 
 from __future__ import annotations
 

@@ -148,7 +148,8 @@ class MeshProcesses:
     def _envoy_spec(self, name: str, proxy: str) -> ProcessSpec:
         node = self.controller.nodes[proxy]
         path = bootstrap_path(self.layout, proxy)
-        path.write_text(json.dumps(bootstrap(node), indent=1))
+        hosts = [h for entry in self.declared.istio.service_entries for h in entry.hosts]
+        path.write_text(json.dumps(bootstrap(node, hosts), indent=1))
         argv = [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency",
                 str(self.settings.envoy_concurrency), "--drain-time-s", "2", "--reject-unknown-dynamic-fields",
                 "-l", "warning", "--service-node", proxy]
@@ -224,10 +225,12 @@ class MeshProcesses:
         """Keep a pod down (a failed zone) until released; used by region failover."""
         self._pod(pod)
         names = (app_name(pod), sidecar_name(pod))
+        states = self.supervisor.status()
         for name in names:
             if down:
                 self.supervisor.pause_restarts(name)
-                await self.supervisor.kill(name, signal.SIGKILL)
+                if states[name].running:
+                    await self.supervisor.kill(name, signal.SIGKILL)
             else:
                 self.supervisor.resume_restarts(name)
         return {"pod": pod, "held": down}

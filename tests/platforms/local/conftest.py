@@ -35,8 +35,10 @@ ENVOY_FLAGS = [
 ]  # fmt: skip
 
 
-def wait_for(check: Callable[[], Any], *, timeout_s: float, what: str, step_s: float = 0.05) -> Any:
-    """Call `check` until it returns something truthy; bounded both in time and in attempts."""
+def wait_for(
+    check: Callable[[], Any], *, timeout_s: float, what: str | Callable[[], str], step_s: float = 0.05
+) -> Any:
+    """Call `check` until it returns something truthy; bounded in time and attempts; `what` names it on failure."""
     deadline = time.monotonic() + timeout_s
     last_error: BaseException | None = None
     for _ in range(int(timeout_s / step_s) + 1):
@@ -50,7 +52,8 @@ def wait_for(check: Callable[[], Any], *, timeout_s: float, what: str, step_s: f
         if time.monotonic() >= deadline:
             break
         time.sleep(step_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last error: {last_error!r})")
+    description = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {description} (last error: {last_error!r})")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -122,8 +125,9 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 class Envoy:
     """A running Envoy: its admin URL and the ports its listeners actually bound."""
 
-    def __init__(self, admin: str) -> None:
-        self.admin = admin
+    def __init__(self, address: str) -> None:
+        self.address = address  # the admin's 127.0.0.1:<port>, also what Prometheus scrapes
+        self.admin = f"http://{address}"
 
     def admin_get(self, path: str) -> str:
         with urllib.request.urlopen(f"{self.admin}{path}", timeout=5) as response:
@@ -166,8 +170,7 @@ def start_envoy(processes: Processes, tmp_path: Path) -> Callable[[dict[str, Any
         def ready() -> Envoy | None:
             if process.poll() is not None:
                 raise AssertionError(f"envoy {name} exited {process.returncode}:\n{processes.log(name)}")
-            address = address_file.read_text().strip()
-            envoy = Envoy(f"http://{address}")
+            envoy = Envoy(address_file.read_text().strip())
             return envoy if envoy.admin_get("/ready").strip() == "LIVE" else None
 
         return wait_for(ready, timeout_s=10, what=f"envoy {name} /ready")

@@ -11,9 +11,10 @@ from typing import Any, Callable
 
 import httpx
 import pytest
+import yaml
 
 from harness.errors import ConfigError, MissingDependencyError
-from harness.platforms.local.envoy_stats import (
+from harness.mesh.translate.stats import (
     ISTIO_CLUSTER_NAME_REGEX,
     envoy_stats_bootstrap,
     envoy_stats_config,
@@ -75,7 +76,8 @@ def test_external_hosts_are_matched_whole_before_istios_regex() -> None:
 
 
 def test_rendered_config_passes_promtool_check_config(tmp_path: Path) -> None:
-    write_targets(tmp_path / "targets", [ScrapeTarget("127.0.0.1:15000", "envoy", _labels("p-0", "user", "user-service"))])
+    sidecar = ScrapeTarget("127.0.0.1:15000", "envoy", _labels("user-v1-us-east-0", "user", "user-service"))
+    write_targets(tmp_path / "targets", [sidecar])
     config = tmp_path / "prometheus.yml"
     config.write_text(render_config(targets_dir=tmp_path / "targets", rules_path=RECORDING_RULES))
 
@@ -86,11 +88,9 @@ def test_rendered_config_passes_promtool_check_config(tmp_path: Path) -> None:
 
 
 def test_rendered_config_scrapes_envoy_and_apps_every_second_from_file_sd(tmp_path: Path) -> None:
-    import yaml
-
     config = yaml.safe_load(render_config(targets_dir=tmp_path, rules_path=RECORDING_RULES))
 
-    assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "1000ms"
+    assert config["global"]["scrape_interval"] == config["global"]["evaluation_interval"] == "1s"
     assert config["rule_files"] == [str(RECORDING_RULES)]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["envoy"]["metrics_path"] == "/stats/prometheus"
@@ -159,65 +159,65 @@ def test_missing_prometheus_names_the_binary_and_how_to_install_it(
 
 # --- end to end: two real Envoys, a real Prometheus, Istio's series out of the recording rules ------
 
-
-def _sidecar_bootstraps(backend_port: int, b: Any) -> tuple[Callable[[], dict[str, Any]], Callable[[int], dict[str, Any]]]:
-    stats = envoy_stats_bootstrap(external_hosts=["api.openai.com"])
-    deny_when_asked = {
-        "name": "envoy.filters.http.rbac",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-            "rules": {
-                "action": "ALLOW",
-                "policies": {
-                    "all-but-x-deny": {
-                        "permissions": [{"any": True}],
-                        "principals": [{"not_id": {"header": {"name": "x-deny", "present_match": True}}}],
-                    }
-                },
+RBAC_DENY_ON_X_DENY = {
+    "name": "envoy.filters.http.rbac",
+    "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules": {
+            "action": "ALLOW",
+            "policies": {
+                "all-but-x-deny": {
+                    "permissions": [{"any": True}],
+                    "principals": [{"not_id": {"header": {"name": "x-deny", "present_match": True}}}],
+                }
             },
+        },
+    },
+}
+
+
+def _sidecar(b: Any, listener: str, hcm: dict[str, Any], clusters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        **envoy_stats_bootstrap(external_hosts=["api.openai.com"]),
+        "admin": {"address": b.socket_address(0)},
+        "static_resources": {
+            "listeners": [
+                {"name": listener, "address": b.socket_address(0), "filter_chains": [{"filters": [hcm]}]}
+            ],
+            "clusters": clusters,
         },
     }
 
-    def user_sidecar() -> dict[str, Any]:
-        return {
-            **stats,
-            "admin": {"address": b.socket_address(0)},
-            "static_resources": {
-                "listeners": [
-                    {
-                        "name": "inbound",
-                        "address": b.socket_address(0),
-                        "filter_chains": [
-                            {"filters": [b.http_connection_manager("inbound_8080", {"*": "inbound|8080||"},
-                                                                   http_filters=[deny_when_asked])]}
-                        ],
-                    }
-                ],
-                "clusters": [b.static_cluster("inbound|8080||", backend_port)],
-            },
-        }  # fmt: skip
 
-    def ai_agent_sidecar(user_inbound_port: int) -> dict[str, Any]:
-        routes = {"user-service": USER_V1, "api.openai.com": "outbound|443||api.openai.com"}
-        return {
-            **stats,
-            "admin": {"address": b.socket_address(0)},
-            "static_resources": {
-                "listeners": [
-                    {
-                        "name": "outbound",
-                        "address": b.socket_address(0),
-                        "filter_chains": [{"filters": [b.http_connection_manager("outbound_http", routes)]}],
-                    }
-                ],
-                "clusters": [
-                    b.static_cluster(USER_V1, user_inbound_port),
-                    b.static_cluster("outbound|443||api.openai.com", backend_port),
-                ],
-            },
-        }
+def _user_sidecar(b: Any, backend_port: int) -> dict[str, Any]:
+    """user-v1's sidecar: inbound listener with RBAC in front of `inbound|8080||`."""
+    hcm = b.http_connection_manager("inbound_8080", {"*": "inbound|8080||"}, http_filters=[RBAC_DENY_ON_X_DENY])
+    return _sidecar(b, "inbound", hcm, [b.static_cluster("inbound|8080||", backend_port)])
 
-    return user_sidecar, ai_agent_sidecar
+
+def _ai_agent_sidecar(b: Any, user_inbound_port: int, backend_port: int) -> dict[str, Any]:
+    """ai-agent-v1's sidecar: outbound listener routing by Host to user-service v1 and the external API."""
+    routes = {"user-service": USER_V1, "api.openai.com": "outbound|443||api.openai.com"}
+    clusters = [
+        b.static_cluster(USER_V1, user_inbound_port),
+        b.static_cluster("outbound|443||api.openai.com", backend_port),  # plain HTTP: only the name matters here
+    ]
+    return _sidecar(b, "outbound", b.http_connection_manager("outbound_http", routes), clusters)
+
+
+def _send_traffic(outbound_port: int) -> list[int]:
+    """45 allowed and 5 RBAC-denied calls to user-service, 3 to the external API: 53 requests in all."""
+    url = f"http://127.0.0.1:{outbound_port}/"
+    calls = [{"Host": "user-service"}] * 45 + [{"Host": "user-service", "x-deny": "1"}] * 5
+    calls += [{"Host": "api.openai.com"}] * 3
+    with httpx.Client(timeout=5) as client:
+        return [client.get(url, headers=headers).status_code for headers in calls]
+
+
+def _query(port: int, promql: str) -> dict[tuple[str, ...], float]:
+    """Instant query; each result keyed by its sorted label values."""
+    response = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": promql}, timeout=2)
+    return {tuple(sorted(r["metric"].values())): float(r["value"][1]) for r in response.json()["data"]["result"]}
 
 
 def test_prometheus_records_istio_requests_from_real_envoys(
@@ -229,60 +229,44 @@ def test_prometheus_records_istio_requests_from_real_envoys(
     wait_for: Callable[..., Any],
 ) -> None:
     prometheus, _ = find_binaries()
-    user_bootstrap, ai_agent_bootstrap = _sidecar_bootstraps(backend, envoy_config)
-    user = start_envoy(user_bootstrap(), "user-sidecar")
-    ai_agent = start_envoy(ai_agent_bootstrap(user.listener_port("inbound")), "ai-agent-sidecar")
+    user = start_envoy(_user_sidecar(envoy_config, backend), "user-sidecar")
+    ai_agent = start_envoy(_ai_agent_sidecar(envoy_config, user.listener_port("inbound"), backend), "ai-agent-sidecar")
     # Targets are written before Prometheus starts, so its first discovery tick carries them all.
-    write_targets(
-        tmp_path / "targets",
-        [
-            ScrapeTarget(user.admin.removeprefix("http://"), "envoy", _labels("user-v1-us-east-0", "user", "user-service")),
-            ScrapeTarget(ai_agent.admin.removeprefix("http://"), "envoy",
-                         _labels("ai-agent-v1-us-east-0", "ai-agent", "ai-agent-service")),
-        ],
-    )  # fmt: skip
+    targets = [
+        ScrapeTarget(user.address, "envoy", _labels("user-v1-us-east-0", "user", "user-service")),
+        ScrapeTarget(ai_agent.address, "envoy", _labels("ai-agent-v1-us-east-0", "ai-agent", "ai-agent-service")),
+    ]
+    write_targets(tmp_path / "targets", targets)
     config = tmp_path / "prometheus.yml"
     config.write_text(render_config(targets_dir=tmp_path / "targets", rules_path=RECORDING_RULES))
     port = _free_port()
+    argv = prometheus_argv(binary=prometheus, config_path=config, data_dir=tmp_path / "data", port=port)
     started = time.monotonic()
-    processes.start(
-        prometheus_argv(binary=prometheus, config_path=config, data_dir=tmp_path / "data", port=port), name="prometheus"
-    )
+    processes.start(argv, name="prometheus")
 
-    outbound = f"http://127.0.0.1:{ai_agent.listener_port('outbound')}/"
-    with httpx.Client(timeout=5) as client:
-        statuses = [client.get(outbound, headers={"Host": "user-service"}).status_code for _ in range(45)]
-        statuses += [client.get(outbound, headers={"Host": "user-service", "x-deny": "1"}).status_code for _ in range(5)]
-        statuses += [client.get(outbound, headers={"Host": "api.openai.com"}).status_code for _ in range(3)]
-    assert statuses == [200] * 45 + [403] * 5 + [200] * 3
+    assert _send_traffic(ai_agent.listener_port("outbound")) == [200] * 45 + [403] * 5 + [200] * 3
 
-    api = f"http://127.0.0.1:{port}/api/v1/query"
     by_destination = "sum by (destination_service_name, destination_version, reporter) (istio_requests_total)"
-    by_code = 'sum by (response_code, response_code_details) (istio_requests_total{reporter="destination"})'
-    latency_count = "sum by (reporter) (istio_request_duration_milliseconds_count)"
-
-    def query(promql: str) -> dict[tuple[str, ...], float]:
-        result = httpx.get(api, params={"query": promql}, timeout=2).json()["data"]["result"]
-        return {tuple(sorted(r["metric"].values())): float(r["value"][1]) for r in result}
-
-    expected_by_destination = {
+    expected = {
         ("source", "user-service", "v1"): 50,
         ("destination", "user-service", "v1"): 50,  # 45 through the inbound cluster + 5 denied by RBAC
         ("api.openai.com", "source", "unknown"): 3,
     }
     wait_for(
-        lambda: query(by_destination) == expected_by_destination,
+        lambda: _query(port, by_destination) == expected,
         timeout_s=30,
         step_s=0.25,
-        what=f"{by_destination} == {expected_by_destination} (prometheus log:\n{processes.log('prometheus')[-2000:]})",
+        what=lambda: f"{by_destination} == {expected}; last {_query(port, by_destination)}",
     )
-    pickup_s = time.monotonic() - started
-    assert query(by_code) == {("200",): 45, ("403", "rbac_access_denied"): 5}
+    print(f"istio_requests_total complete {time.monotonic() - started:.1f} s after Prometheus started")
+    by_code = 'sum by (response_code, response_code_details) (istio_requests_total{reporter="destination"})'
+    assert _query(port, by_code) == {("200",): 45, ("403", "rbac_access_denied"): 5}
     # Histograms reach the admin endpoint on Envoy's stats flush (1 s with envoy_stats_bootstrap()).
+    # RBAC-denied requests never had an upstream, so the destination counts only 45.
+    latency = "sum by (reporter) (istio_request_duration_milliseconds_count)"
     wait_for(
-        lambda: query(latency_count) == {("source",): 53, ("destination",): 45},
+        lambda: _query(port, latency) == {("source",): 53, ("destination",): 45},
         timeout_s=10,
         step_s=0.25,
-        what=f"{latency_count}: {query(latency_count)}",
+        what=lambda: f"{latency}; last {_query(port, latency)}",
     )
-    print(f"istio_requests_total complete {pickup_s:.1f} s after Prometheus started")

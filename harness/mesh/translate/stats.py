@@ -1,9 +1,8 @@
-"""Envoy bootstrap stats settings that give native stats the labels the recording rules read.
+"""Envoy bootstrap stats settings that give native stats the labels the recording rules read."""
 
-The translator merges `envoy_stats_bootstrap()` into every sidecar and gateway bootstrap; the
-Prometheus recording rules (prometheus/recording-rules.yaml) depend on the `cluster_name` tag it
-defines. Checked against Envoy 1.40's /stats/prometheus output.
-"""
+# The translator merges envoy_stats_bootstrap() into every sidecar and gateway bootstrap; the
+# Prometheus recording rules (prometheus/recording-rules.yaml) depend on the cluster_name tag it
+# defines. Checked against Envoy 1.40's /stats/prometheus output.
 
 from __future__ import annotations
 
@@ -37,10 +36,20 @@ def envoy_stats_config(*, external_hosts: Sequence[str] = ()) -> dict[str, objec
     }
 
 
+# Envoy's default histogram buckets (0.5, 1, 5, 10, 25, 50, 100, 250 ms ...) are too coarse for p99
+# objectives in the tens of milliseconds; these are in ms like upstream_rq_time itself.
+LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 250, 300, 400, 500,
+                      750, 1000, 1500, 2000, 3000, 5000, 10000, 30000, 60000, 300000)
+
+
 def envoy_stats_bootstrap(*, external_hosts: Sequence[str] = ()) -> dict[str, object]:
     """The bootstrap's top-level stats fields: `stats_config` and `stats_flush_interval`."""
+    config = envoy_stats_config(external_hosts=external_hosts)
+    config["histogram_bucket_settings"] = [
+        {"match": {"safe_regex": {"regex": ".*"}}, "buckets": list(LATENCY_BUCKETS_MS)}
+    ]
     return {
-        "stats_config": envoy_stats_config(external_hosts=external_hosts),
+        "stats_config": config,
         "stats_flush_interval": STATS_FLUSH_INTERVAL,
     }
 
