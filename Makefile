@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test down prometheus clean
+.PHONY: setup run test down prometheus inotify clean
 
 setup: $(STAMP) prometheus
 
@@ -30,10 +30,23 @@ prometheus:
 		exit 1; \
 	fi
 
+# Every Envoy file subscription holds an inotify instance; the suite runs two meshes at once.
+INOTIFY_NEEDED := 512
+inotify:
+	@limit=$$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo $(INOTIFY_NEEDED)); \
+	if [ "$$limit" -lt $(INOTIFY_NEEDED) ]; then \
+		if [ "$$(id -u)" = 0 ] && sysctl -qw fs.inotify.max_user_instances=$(INOTIFY_NEEDED) 2>/dev/null; then \
+			echo "raised fs.inotify.max_user_instances from $$limit to $(INOTIFY_NEEDED)"; \
+		else \
+			echo "fs.inotify.max_user_instances is $$limit; the tests need $(INOTIFY_NEEDED):" \
+			     "sudo sysctl fs.inotify.max_user_instances=$(INOTIFY_NEEDED)" >&2; exit 1; \
+		fi; \
+	fi
+
 run: setup
 	$(BIN)/harness demo
 
-test: setup
+test: setup inotify
 	$(BIN)/python -m pytest
 
 down:

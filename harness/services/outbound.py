@@ -28,9 +28,10 @@ PROPAGATED_HEADERS: tuple[str, ...] = (
     "x-canary",
 )
 MESH_PORT = 8080
-# Sized for about 200 requests in flight, each making one call at a time per destination.
-MAX_CONNECTIONS = 256
-KEEPALIVE_EXPIRY_S = 30.0
+# In-flight outbound requests at once: a chat makes at most two at a time, so ~200 concurrent chats fit.
+import os as _os; MAX_CONNECTIONS = int(_os.environ.get("XMAXC", "400"))
+# Below uvicorn's 5 s idle timeout, so an idle connection is dropped here before the server drops it.
+KEEPALIVE_EXPIRY_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,12 @@ class Outbound:
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        import httpx  # only services that call out pay for httpx (and its TLS setup)
+        import httpx  # only services that call out pay for httpx
+
+        from harness.services.transport import PooledTransport
 
         self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS,
-                max_keepalive_connections=MAX_CONNECTIONS,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            ),
+            transport=PooledTransport(max_connections=MAX_CONNECTIONS, keepalive_expiry_s=KEEPALIVE_EXPIRY_S),
             timeout=httpx.Timeout(self._config.upstream_timeout_s),
             # Proxy variables must not reroute mesh traffic; the destination is what the config says.
             trust_env=False,

@@ -50,13 +50,17 @@ def request(path: Path, payload: dict[str, Any], *, timeout_s: float = 30.0) -> 
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotUpError("the local mesh is not running (no control socket at "
                              f"{path}); run `harness up` first") from exc
-        sock.sendall(json.dumps(payload).encode() + b"\n")
         chunks = []
-        while True:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        try:
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except (ConnectionError, socket.timeout) as exc:
+            raise NotUpError(f"the local control plane stopped answering ({exc}); `harness down` cleans up "
+                             "after it") from exc
     answer = json.loads(b"".join(chunks) or b"{}")
     if answer.get("ok"):
         return answer["result"]

@@ -99,6 +99,15 @@ class MeshController:
                                                                         "files": written}])[-50:])
         return changed
 
+    def file_subscriptions(self) -> int:
+        """How many xDS files the proxies watch (LDS, CDS, every RDS and EDS): one inotify each."""
+        state = self.state()
+        total = 0
+        for node in self.nodes.values():
+            config = translate_proxy(state, node)
+            total += 2 + len(config.routes) + sum(1 for c in config.clusters if c.get("type") == "EDS")
+        return total
+
     def admin_urls(self) -> dict[str, str]:
         return {name: f"http://127.0.0.1:{node.admin_port}" for name, node in self.nodes.items()}
 

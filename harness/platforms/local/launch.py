@@ -18,6 +18,7 @@ from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
 from harness.platforms.local import prometheus
 from harness.platforms.local.ca import MeshCA
 from harness.platforms.local.controller import MeshController, bootstrap_path
+from harness.platforms.local.inotify import check_inotify_budget
 from harness.platforms.local.layout import EXTERNAL_NAME, GATEWAY_NAME, Layout
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import ProcessEvent, ProcessSpec, RestartPolicy, Supervisor
@@ -68,6 +69,7 @@ class MeshProcesses:
                                                     self.external_ca.root_cert_path)}
         self.controller = MeshController(declared, self.layout, self._workload_certs(), external,
                                          access_log=settings.profile == "dev")
+        check_inotify_budget(self.controller.file_subscriptions())
         self.supervisor = Supervisor(
             self.layout.state_dir / PIDS_FILE,
             policy=RestartPolicy(initial_backoff_s=settings.restart_backoff_s),

@@ -127,9 +127,9 @@ class LocalPlatform:
             try:
                 request(self.socket, {"op": "shutdown"}, timeout_s=5)
             except HarnessError:
-                os.kill(pid, signal.SIGTERM)
+                _signal(pid, signal.SIGTERM)
             if not _wait_gone(pid, 15.0):
-                os.kill(pid, signal.SIGKILL)
+                _signal(pid, signal.SIGKILL)
                 _wait_gone(pid, 5.0)
             stopped.append(pid)
         stopped += self._clean_leftovers()
@@ -175,6 +175,13 @@ class LocalPlatform:
 
     def resources(self) -> list[dict[str, Any]]:
         return self._request({"op": "resources"})
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return  # it exited on its own in the meantime: that is what we wanted
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:

@@ -1,0 +1,192 @@
+"""Shared helpers of the benchmarks: settings per benchmark, a mesh context, statistics, results files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform as pyplatform
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.platforms.local.launch import PIDS_FILE, envoy_binary
+from harness.platforms.local.platform import LocalPlatform
+from harness.platforms.local.procfs import read_registry, start_time_ticks
+from harness.platforms.local.settings import LocalSettings
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+STATE_ROOT = BENCH_DIR / ".state"
+# One port block per benchmark, all in 30000-39999 (tests use 40000-60000); a mesh needs base..base+990.
+PORT_BASES = {"up_time": 31000, "latency_overhead": 32000, "memory": 33000, "push_latency": 34000}
+INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"
+CHAT_BODY = b'{"user_id": "u1", "prompt": "hello"}'
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def bench_settings(name: str, **extra: Any) -> LocalSettings:
+    """The benchmark's own state dir and port block (base, ingress base+980, Prometheus base+990)."""
+    base = PORT_BASES[name]
+    return LocalSettings(state_dir=STATE_ROOT / name, base_port=base, ingress_port=base + 980,
+                         prometheus_port=base + 990, **extra)
+
+
+@contextmanager
+def running_mesh(settings: LocalSettings) -> Iterator[tuple[LocalPlatform, dict[str, Any]]]:
+    """`up`, yield, and always `down` (which stops every process by its recorded PID)."""
+    platform = LocalPlatform(settings)
+    try:
+        yield platform, platform.up()
+    finally:
+        platform.down()
+
+
+def pod(status: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(p for p in status["pods"] if p["name"] == name)
+
+
+def mesh_processes(platform: LocalPlatform, status: dict[str, Any]) -> dict[str, int]:
+    """Every process of the mesh by supervisor name, plus the daemon (`status` and the PID registry)."""
+    pids = {"daemon": int(status["daemon_pid"]), "prometheus": int(status["prometheus"]["pid"]),
+            status["gateway"]["name"]: int(status["gateway"]["pid"])}
+    for p in status["pods"]:
+        pids[f"{p['name']}/app"], pids[f"{p['name']}/sidecar"] = int(p["pid"]), int(p["sidecar_pid"])
+    for record in read_registry(platform.state_dir / PIDS_FILE):  # the external API is not in status
+        pids.setdefault(record.name, record.pid)
+    return pids
+
+
+def boot_time_wall() -> float:
+    """Wall-clock time of boot to 10 ms (/proc/uptime), to turn /proc start ticks into timestamps."""
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - uptime
+
+
+def process_start_wall(pid: int, boot: float) -> float | None:
+    ticks = start_time_ticks(pid)
+    return None if ticks is None else boot + ticks / CLK_TCK
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks; `ordered` must be sorted and non-empty."""
+    pos = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(pos), math.ceil(pos)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summarize(samples: Sequence[float], digits: int = 3) -> dict[str, float | int]:
+    """n, min, p50, p90, p99, max and mean of `samples` (empty input gives n=0 only)."""
+    if not samples:
+        return {"n": 0}
+    ordered = sorted(samples)
+    out: dict[str, float | int] = {"n": len(ordered)}
+    for key, value in (("min", ordered[0]), ("p50", percentile(ordered, 50)), ("p90", percentile(ordered, 90)),
+                       ("p99", percentile(ordered, 99)), ("max", ordered[-1]),
+                       ("mean", sum(ordered) / len(ordered))):
+        out[key] = round(value, digits)
+    return out
+
+
+# -- environment and output --------------------------------------------------------------------
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    text = (out.stdout or out.stderr).strip()
+    return next((line.strip() for line in text.splitlines() if line.strip()), "unknown")
+
+
+def machine_info() -> dict[str, Any]:
+    envoy = _first_line([envoy_binary(), "--version"])
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "kernel": pyplatform.release(),
+        "python": sys.version.split()[0],
+        "envoy": envoy.split("version:")[-1].strip(),
+        "prometheus": _first_line(["prometheus", "--version"]),
+    }
+
+
+def write_results(name: str, figures: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine_info(), **figures}, indent=2) + "\n")
+    return path
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for index, row in enumerate(cells):
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    figure: str
+    value: str
+    target: str
+    met: bool
+
+    def row(self) -> list[str]:
+        return [self.figure, self.value, self.target, "yes" if self.met else "NO"]
+
+
+def print_verdicts(verdicts: Sequence[Verdict]) -> None:
+    print()
+    print_table(["figure", "measured", "target", "met?"], [v.row() for v in verdicts])
+
+
+# -- load generator ----------------------------------------------------------------------------
+
+
+def run_loadgen(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Run bench/_loadgen.py in its own process; on timeout it is killed by its PID."""
+    proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "_loadgen.py"), json.dumps(spec)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"load generator (pid {proc.pid}) exceeded {timeout_s} s and was killed")
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed ({proc.returncode}): {err[-2000:]}")
+    return json.loads(out)
+
+
+def target(name: str, port: int, path: str, *, method: str = "GET", host: str | None = None,
+           body: bytes | None = None, tls: dict[str, str] | None = None) -> dict[str, Any]:
+    """One load generator target on 127.0.0.1."""
+    headers = {"host": host} if host else {}
+    return {"name": name, "port": port, "method": method, "path": path, "headers": headers,
+            "body": body.decode() if body else None, "tls": tls}
+
+
+def mesh_client_tls(platform: LocalPlatform, service_account: str) -> dict[str, str]:
+    """A mesh identity's certificate files (as its sidecar uses them), for an mTLS client."""
+    pki = platform.state_dir / "pki" / "mesh"
+    folder = pki / "workloads" / "parallel-ai" / service_account
+    return {"ca": str(pki / "root-cert.pem"), "cert": str(folder / "cert-chain.pem"), "key": str(folder / "key.pem")}

@@ -1,0 +1,154 @@
+"""Latency added per Envoy pass: the same request straight to an app and through 1 or 2 Envoy passes.
+
+A fair A/B needs the same app, the same request and the same client on both sides, so every mesh path
+is paired with a direct baseline and only the number of Envoy passes differs:
+
+  user.direct            client -> user app                                       (0 passes)
+  user.inbound           client (mTLS, ai-agent's mesh cert) -> user sidecar inbound -> user app (1)
+  user.outbound+inbound  client -> ai-agent sidecar outbound -> mTLS -> user sidecar inbound -> app (2)
+  agent.direct           client -> ai-agent app, GET /api/v1/users/u1 (404 from the app, no fan-out)
+  agent.ingress+inbound  client -> ingress -> mTLS -> ai-agent sidecar inbound (RBAC) -> app    (2)
+  chat.direct            client -> ai-agent app POST /api/v1/chat (its own calls use its sidecar)
+  chat.ingress+inbound   the same chat through the ingress                              (+2 passes)
+
+Per-pass overhead at quantile q = (mesh q - direct q) / passes (quantiles of independent samples, not
+quantiles of paired differences). ai_latency_ms=0 and the external API's ai_jitter_ms knob 0 keep the
+chat path free of simulated inference time. Run: .venv/bin/python bench/latency_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from _common import (CHAT_BODY, INGRESS_HOST, Verdict, bench_settings, mesh_client_tls, pod, print_table,
+                     print_verdicts, run_loadgen, running_mesh, summarize, target, write_results)
+from harness.platforms.local.platform import LocalPlatform
+
+AGENT_POD, USER_POD = "ai-agent-v1-us-east-0", "user-v1-us-east-0"
+TARGET_MS_PER_PASS = 0.25
+CONFIGS = {"concurrency=1 (harness default)": 1, "concurrency=2 (Envoy default on 2 cores)": 2}
+
+
+@dataclass(frozen=True)
+class Pair:
+    mesh: str
+    direct: str
+    passes: int
+    kind: str  # what the passes are
+
+
+PAIRS = (
+    Pair("user.inbound", "user.direct", 1, "sidecar inbound (mTLS termination)"),
+    Pair("user.outbound+inbound", "user.direct", 2, "sidecar outbound + sidecar inbound (mTLS between)"),
+    Pair("agent.ingress+inbound", "agent.direct", 2, "ingress + sidecar inbound (mTLS, RBAC)"),
+    Pair("chat.ingress+inbound", "chat.direct", 2, "ingress + sidecar inbound, real chat request"),
+)
+
+
+def targets(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[str, Any]]:
+    agent, user = pod(status, AGENT_POD), pod(status, USER_POD)
+    ingress = int(status["ingress_url"].rsplit(":", 1)[1])
+    user_path = "/api/v1/users/u1"
+    return [
+        target("user.direct", user["app_port"], user_path),
+        target("user.inbound", user["inbound_port"], user_path, host="user-service",
+               tls=mesh_client_tls(platform, "ai-agent-service")),
+        target("user.outbound+inbound", agent["outbound_port"], user_path, host="user-service"),
+        target("agent.direct", agent["app_port"], user_path),
+        target("agent.ingress+inbound", ingress, user_path, host=INGRESS_HOST),
+        target("chat.direct", agent["app_port"], "/api/v1/chat", method="POST", body=CHAT_BODY),
+        target("chat.ingress+inbound", ingress, "/api/v1/chat", method="POST", body=CHAT_BODY, host=INGRESS_HOST),
+    ]
+
+
+def quiet_external_api(status: dict[str, Any]) -> None:
+    """ai_jitter_ms defaults to 5 on the external API (the platform sets only AI_LATENCY_MS)."""
+    url = f"https://{status['external']['address']}/admin/knobs"
+    with httpx.Client(verify=False, trust_env=False, timeout=5) as client:  # 127.0.0.1, its own CA
+        client.put(url, json={"ai_latency_ms": 0, "ai_jitter_ms": 0}).raise_for_status()
+
+
+def summarize_run(raw: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, result in raw["targets"].items():
+        out[name] = {"latency_ms": summarize(result["latencies_ms"]), "statuses": result["statuses"],
+                     "served_by": result["served_by"], "errors": result["errors"],
+                     "reconnects": result["reconnects"], "dropped": result["dropped"]}
+        if result["schedule_latencies_ms"]:
+            out[name]["from_planned_send_ms"] = summarize(result["schedule_latencies_ms"])
+    return out
+
+
+def per_pass(paths: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for pair in PAIRS:
+        mesh, direct = paths[pair.mesh]["latency_ms"], paths[pair.direct]["latency_ms"]
+        rows.append({"mesh": pair.mesh, "direct": pair.direct, "passes": pair.passes, "kind": pair.kind,
+                     **{q: round((mesh[q] - direct[q]) / pair.passes, 3) for q in ("p50", "p90", "p99")}})
+    return rows
+
+
+def measure(concurrency: int, quick: bool) -> dict[str, Any]:
+    settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency)
+    with running_mesh(settings) as (platform, status):
+        quiet_external_api(status)
+        specs = targets(platform, status)
+        time.sleep(1.0)  # let start-up work (first Prometheus scrapes, pushes) settle
+        seq = run_loadgen({"mode": "sequential", "targets": specs, "rounds": 4,
+                           "per_round": 100 if quick else 500, "warmup": 50, "max_s": 300}, timeout_s=400)
+        paced: dict[str, Any] = {}
+        for spec in specs:
+            raw = run_loadgen({"mode": "paced", "targets": [spec], "rate": 200,
+                               "duration_s": 5 if quick else 20, "warmup_s": 1, "max_in_flight": 64},
+                              timeout_s=60)
+            paced.update(raw["targets"])
+        sequential_paths = summarize_run(seq)
+        paced_paths = summarize_run({"targets": paced})
+    return {"envoy_concurrency": concurrency,
+            "sequential": {"paths": sequential_paths, "per_pass_ms": per_pass(sequential_paths)},
+            "paced_200rps": {"paths": paced_paths, "per_pass_ms": per_pass(paced_paths)}}
+
+
+def report(label: str, result: dict[str, Any]) -> list[Verdict]:
+    verdicts = []
+    for mode in ("sequential", "paced_200rps"):
+        print(f"\n== {label}, {mode}: latency per path (ms)")
+        paths = result[mode]["paths"]
+        print_table(["path", "n", "p50", "p90", "p99", "max", "statuses", "errors"],
+                    [[name, p["latency_ms"]["n"], p["latency_ms"]["p50"], p["latency_ms"]["p90"],
+                      p["latency_ms"]["p99"], p["latency_ms"]["max"], p["statuses"], p["errors"] or "-"]
+                     for name, p in paths.items()])
+        print(f"-- added per Envoy pass (ms) = (mesh - direct) / passes")
+        print_table(["pair", "passes", "p50", "p90", "p99"],
+                    [[f"{r['mesh']} - {r['direct']}", r["passes"], r["p50"], r["p90"], r["p99"]]
+                     for r in result[mode]["per_pass_ms"]])
+        for row in result[mode]["per_pass_ms"]:
+            verdicts.append(Verdict(f"{label}, {mode}: {row['kind']}", f"{row['p50']:.3f} ms p50/pass",
+                                    f"<= {TARGET_MS_PER_PASS} ms", row["p50"] <= TARGET_MS_PER_PASS))
+    return verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for figures)")
+    args = parser.parse_args()
+    results, verdicts = {}, []
+    for label, concurrency in CONFIGS.items():
+        results[label] = measure(concurrency, args.quick)
+        verdicts += report(label, results[label])
+    print_verdicts(verdicts)
+    path = write_results("latency_overhead", {
+        "method": "sequential: 4 interleaved rounds x 500 requests per path after 50 warm-up, one at a time on "
+                  "one keep-alive connection; paced: open-loop 200 rps for 20 s per path after 1 s warm-up",
+        "quick": args.quick, "target_ms_per_pass_p50": TARGET_MS_PER_PASS, "configs": results,
+        "verdicts": [v.__dict__ for v in verdicts]})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
