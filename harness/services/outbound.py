@@ -29,7 +29,7 @@ PROPAGATED_HEADERS: tuple[str, ...] = (
 )
 MESH_PORT = 8080
 # In-flight outbound requests at once: a chat makes at most two at a time, so ~200 concurrent chats fit.
-import os as _os; MAX_CONNECTIONS = int(_os.environ.get("XMAXC", "400"))
+MAX_CONNECTIONS = 400
 # Below uvicorn's 5 s idle timeout, so an idle connection is dropped here before the server drops it.
 KEEPALIVE_EXPIRY_S = 4.0
 
