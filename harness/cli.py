@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     kill.add_argument("pod")
     kill.add_argument("--app-only", action="store_true", help="kill only the app, not its sidecar")
     with_platform(sub.add_parser("demo", help="up, a little traffic through the ingress, and where things are"))
+    run = with_platform(sub.add_parser("run", help="run a Chaos Toolkit experiment under load and judge its SLOs"))
+    run.add_argument("experiment", type=Path, help="an experiment file (YAML or JSON)")
+    run.add_argument("--report-dir", type=Path, default=_env("report_dir"),
+                     help="where the run's journal goes (HARNESS_REPORT_DIR; default runs/<time>-<name>/)")
+    run.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1",
+                     help="leave the mesh up afterwards (HARNESS_KEEP_UP=1)")
+    run.add_argument("--workers", type=int, default=None, help="Locust workers (distributed mode) for the load")
+    run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    validate = sub.add_parser("validate", help="check experiment files as `run` would, without running them")
+    validate.add_argument("experiment", type=Path, nargs="+")
     return parser
 
 
@@ -70,7 +80,12 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    platform = get_platform(args.platform)
+    if args.command in ("run", "validate"):
+        return _dispatch(args, None)
+    return _dispatch(args, get_platform(args.platform))
+
+
+def _dispatch(args: argparse.Namespace, platform: Any) -> int:
     if args.command == "up":
         status = platform.up(profile=args.profile)
         if status.get("already_up"):
@@ -87,6 +102,18 @@ def run(args: argparse.Namespace) -> int:
         _print(result)
     elif args.command == "kill":
         _print(platform.kill(args.pod, app_only=args.app_only))
+    elif args.command == "run":
+        from harness.run.runner import run_file
+
+        outcome = run_file(args.experiment, platform_name=args.platform, report_dir=args.report_dir,
+                           keep_up=args.keep_up, progress=not args.no_progress, workers=args.workers)
+        return outcome.exit_code
+    elif args.command == "validate":
+        from harness.run.runner import check_only
+
+        for path in args.experiment:
+            check_only(path)
+            print(f"{path}: valid")
     elif args.command == "demo":
         from harness.demo import demo
 

@@ -9,7 +9,8 @@
     │   ├── PortInUseError       a port the mesh needs is taken
     │   ├── NotUpError           the mesh is not running
     │   └── ReadinessTimeout     something did not become ready in time
-    └── ...
+    └── InconclusiveError        exit 3: no verdict possible (Prometheus unreachable, timed out, 5xx)
+        └── SloQueryError        Prometheus ran an SLO's query but it yielded no single number
 """
 
 from __future__ import annotations
@@ -68,3 +69,14 @@ class NotUpError(PlatformError):
 
 class ReadinessTimeout(PlatformError):
     """A component did not become ready within its deadline."""
+
+
+class InconclusiveError(HarnessError):
+    """The run cannot reach a verdict: Prometheus unreachable, timed out or answering 5xx."""
+
+    exit_code = 3
+
+
+class SloQueryError(InconclusiveError):
+    """Prometheus evaluated an SLO's query but it yielded no single number (several series, a range
+    vector, an execution error); the SLO's verdict is "error" and the run inconclusive."""

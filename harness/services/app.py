@@ -1,4 +1,4 @@
-"""The ASGI app of one sample service: lifespan, routing, fault knobs, metrics and `x-served-by`."""
+"""The ASGI app of one sample service: lifespan, routing, fault knobs and request metrics."""
 
 from __future__ import annotations
 
@@ -32,12 +32,11 @@ CLIENT_CLOSED = 499
 
 
 class ServiceApp:
-    """Callable by uvicorn; every HTTP response, errors and 404 included, carries `x-served-by`."""
+    """Callable by uvicorn, which adds `x-served-by` to every response (see server.py), its own errors too."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._router = Router(routes_for(ctx))
-        self._served_by = (("x-served-by", ctx.config.pod_name),)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -54,7 +53,7 @@ class ServiceApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    if self.ctx.config.service_name == "ai-agent":
+                    if self.ctx.calls_out:
                         await self.ctx.outbound.start()
                 except Exception as exc:  # reported to uvicorn, which exits non-zero
                     await send({"type": "lifespan.startup.failed", "message": repr(exc)})
@@ -90,7 +89,7 @@ class ServiceApp:
             log.exception("unhandled error in %s %s", method, path)
             response = json_response(500, {"error": "internal error", "pod": self.ctx.config.pod_name})
         if response is not None:
-            await send_response(send, response, extra_headers=self._served_by)
+            await send_response(send, response)
         code = response.status if response is not None else CLIENT_CLOSED
         self.ctx.metrics.observe_request(
             method=method, route=route_label, code=code, seconds=time.perf_counter() - started

@@ -60,7 +60,7 @@ class Request:
 
 @dataclass(frozen=True, kw_only=True)
 class Response:
-    """What a handler answers; the app adds `x-served-by` and the default headers."""
+    """What a handler answers; the server adds `x-served-by` and its default headers."""
 
     status: int
     body: bytes
@@ -106,14 +106,12 @@ def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-async def send_response(
-    send: Send, response: Response, *, extra_headers: tuple[tuple[str, str], ...]
-) -> None:
+async def send_response(send: Send, response: Response) -> None:
     """Send `response` as one ASGI start + body pair."""
     headers = [
         (b"content-type", response.content_type.encode("latin-1")),
         (b"content-length", str(len(response.body)).encode()),
     ]
-    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in (*response.headers, *extra_headers))
+    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import socket
@@ -17,6 +18,8 @@ from harness.errors import ConfigError
 ServiceName = Literal["ai-agent", "analytics", "user", "external-ai-api"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("ai-agent", "analytics", "user", "external-ai-api")
 
+# Pod, version and region names travel in a response header and metric labels: keep them to name characters.
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 # A destination host as a Kubernetes Service name, DNS name or IP, optionally with a port.
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$")
 
@@ -50,10 +53,10 @@ def from_env(environ: Mapping[str, str]) -> ServiceConfig:
     _check_tls(service_name, cert, key)
     return ServiceConfig(
         service_name=service_name,
-        service_version=env.text("SERVICE_VERSION", "v1"),
-        pod_name=env.text("POD_NAME", socket.gethostname()),
-        region=env.text("REGION", "local"),
-        host=env.text("HOST", "0.0.0.0"),
+        service_version=env.name("SERVICE_VERSION", "v1"),
+        pod_name=env.name("POD_NAME", socket.gethostname()),
+        region=env.name("REGION", "local"),
+        host=env.bind_address("HOST", "0.0.0.0"),
         port=env.port("PORT", 8080),
         user_service_host=env.host("USER_SERVICE_HOST", "user-service"),
         analytics_service_host=env.host("ANALYTICS_SERVICE_HOST", "analytics-service"),
@@ -77,8 +80,24 @@ class _Env:
         value = self._environ.get(name, "").strip()
         return value or None
 
-    def text(self, name: str, default: str) -> str:
-        return self._raw(name) or default
+    def bind_address(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not _HOST_RE.match(value) or ":" in value:
+                raise ConfigError(
+                    f"expected an IP address or host name to bind; got {value!r}", field=name
+                ) from None
+        return value
+
+    def name(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        if not _NAME_RE.match(value):
+            raise ConfigError(
+                f"expected letters, digits, '.', '_' or '-' (at most 253); got {value!r}", field=name
+            )
+        return value
 
     def choice(self, name: str, choices: tuple[ServiceName, ...]) -> ServiceName:
         value = self._raw(name)

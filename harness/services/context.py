@@ -10,6 +10,8 @@ from harness.services.knobs import Knobs
 from harness.services.metrics import Metrics
 from harness.services.outbound import Outbound
 
+CALLING_SERVICES = frozenset({"ai-agent"})
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceContext:
@@ -19,6 +21,11 @@ class ServiceContext:
     knobs: Knobs
     metrics: Metrics
     outbound: Outbound
+
+    @property
+    def calls_out(self) -> bool:
+        """Whether this service makes outbound calls (and so needs the shared client started)."""
+        return self.config.service_name in CALLING_SERVICES
 
     def identity(self) -> dict[str, Any]:
         """The fields every JSON answer carries to say who answered."""

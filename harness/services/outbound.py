@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,8 +127,13 @@ class Outbound:
         if host_header is not None:
             headers["host"] = host_header
         name = destination.host
+        timeout_s = self._config.upstream_timeout_s
         try:
-            response = await self._client.request(method, url, headers=headers, json=json)
+            async with asyncio.timeout(timeout_s):  # the whole call, however its time is spent
+                response = await self._client.request(method, url, headers=headers, json=json)
+        except TimeoutError as exc:
+            self._metrics.count_upstream(destination=name, code=0)
+            raise UpstreamError(name, None, f"Timeout: no answer within {timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
             self._metrics.count_upstream(destination=name, code=0)
             raise UpstreamError(name, None, f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc

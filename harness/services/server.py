@@ -44,6 +44,8 @@ def uvicorn_config(config: ServiceConfig, app: ServiceApp) -> uvicorn.Config:
         access_log=False,
         log_level="info",
         server_header=False,
+        # Server-level default headers reach every response, uvicorn's own 400s and 500s included.
+        headers=[("x-served-by", config.pod_name)],
         backlog=LISTEN_BACKLOG,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         ssl_certfile=str(config.tls_cert_file) if config.tls_cert_file else None,

@@ -14,6 +14,13 @@ from harness.services import from_env
 from harness.services.outbound import Destination, target
 
 
+def test_the_public_surface_is_the_sorted_all() -> None:
+    import harness.services
+
+    assert harness.services.__all__ == sorted(harness.services.__all__)
+    assert all(hasattr(harness.services, name) for name in harness.services.__all__)
+
+
 def test_defaults_follow_the_architecture_page() -> None:
     config = from_env({"SERVICE_NAME": "ai-agent", "POD_NAME": "ai-agent-v1-us-east-0"})
     assert config.port == 8080
@@ -46,6 +53,9 @@ def test_empty_variables_count_as_unset() -> None:
         ("MESH_OUTBOUND", "http://127.0.0.1:15001/api", "no path"),
         ("USER_SERVICE_HOST", "http://user-service", "expected a host name"),
         ("EXTERNAL_AI_HOST", "api.openai.com/v1", "expected a host name"),
+        ("POD_NAME", "pod\r\nx-evil: 1", "expected letters, digits"),
+        ("REGION", "us east", "expected letters, digits"),
+        ("HOST", "127.0.0.1:8080", "expected an IP address or host name to bind"),
     ],
 )
 def test_a_bad_variable_is_an_error_naming_it_and_what_was_expected(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 
@@ -72,6 +73,16 @@ def test_every_response_carries_x_served_by_even_errors_and_404(
         response = client.request(method, path, content=b"not json" if method == "PUT" else None)
     assert response.status_code == status
     assert response.headers["x-served-by"] == PODS[service]
+
+
+def test_even_uvicorns_own_answer_to_a_malformed_request_carries_x_served_by(
+    services: dict[str, ServiceProcess],
+) -> None:
+    with socket.create_connection(("127.0.0.1", services["user"].port), timeout=5) as sock:
+        sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"x-served-by: user-v1-us-east-0\r\n" in answer
 
 
 def test_a_404_says_which_route_was_missing(services: dict[str, ServiceProcess]) -> None:

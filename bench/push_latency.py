@@ -1,0 +1,368 @@
+"""How fast changes reach traffic: route changes (apply/reset) and endpoint changes (kill, restart, EDS).
+
+(a) route: apply a VirtualService aborting every request with 503, then `reset`; a tight client loop
+    of POST /api/v1/chat through the ingress finds the first changed answer. Measured from the apply
+    call and from the daemon's `pushed_at` (stamped after the last xDS file was renamed).
+(b) kill: LocalPlatform.kill(ai-agent-v1-us-east-0) while the ingress admin /clusters is polled every
+    2 ms: until its endpoint is gone, and after the restart until it is listed again, relative to the
+    daemon's "endpoint ... ready" push and to the pod answering /health and /ready from outside.
+(c) pure EDS through the controller: apply a DestinationRule whose subset v1 no longer selects the
+    us-east pod (only EDS files change), then `reset`; until /clusters shows the change.
+Every loop is bounded in count and time. Run: .venv/bin/python bench/push_latency.py
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from _common import (CHAT_BODY, INGRESS_HOST, STATE_ROOT, ForeignLoad, Verdict, bench_settings, pod, print_table,
+                     print_verdicts, running_mesh, summarize, wait_for_quiet, write_results)
+from harness.errors import HarnessError
+from harness.platforms.local.control import request
+from harness.platforms.local.platform import LocalPlatform
+
+ROUTE_REPEATS, KILL_REPEATS, EDS_REPEATS = 10, 5, 10
+ROUTE_TARGET_MS, ENDPOINT_TARGET_MS = 50.0, 200.0
+POD = "ai-agent-v1-us-east-0"
+V1_CLUSTER = "outbound|8080|v1|ai-agent-service.parallel-ai.svc.cluster.local"
+BACKOFF_RESET_S = 10.5  # the supervisor restarts at its initial backoff only after 10 s of running
+FILES = STATE_ROOT / "push_latency-files"
+
+FAULT_VS = """apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: ai-agent-routing
+  namespace: parallel-ai
+spec:
+  hosts: [ai-agent-service]
+  gateways: [ai-agent-gateway, mesh]
+  http:
+  - fault:
+      abort:
+        percentage: {value: 100}
+        httpStatus: 503
+    route:
+    - destination: {host: ai-agent-service, subset: v1}
+"""
+
+V1_WEST_ONLY_DR = """apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: ai-agent-destination
+  namespace: parallel-ai
+spec:
+  host: ai-agent-service
+  trafficPolicy:
+    loadBalancer:
+      simple: LEAST_CONN
+      localityLbSetting:
+        enabled: true
+        failover: [{from: us-east, to: us-west}, {from: us-west, to: eu-west}]
+    connectionPool:
+      tcp: {maxConnections: 100, connectTimeout: 30s}
+      http: {http1MaxPendingRequests: 50, http2MaxRequests: 100, maxRequestsPerConnection: 10, maxRetries: 3}
+    outlierDetection:
+      consecutiveGatewayErrors: 5
+      consecutive5xxErrors: 5
+      interval: 30s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 50
+      minHealthPercent: 50
+  subsets:
+  - name: v1
+    labels: {version: v1, istio-locality: us-west}
+  - name: v2
+    labels: {version: v2}
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    sent: float  # wall clock
+    received: float
+    value: Any
+
+
+class Recorder(threading.Thread):
+    """Calls `probe` in a loop bounded by count and time, keeping (sent, received, value)."""
+
+    def __init__(self, probe: Callable[[], Any], interval_s: float, max_s: float = 300.0,
+                 max_n: int = 400_000) -> None:
+        super().__init__(daemon=True)
+        self.probe, self.interval_s, self.max_s, self.max_n = probe, interval_s, max_s, max_n
+        self.records: list[Record] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        while not self.stop.is_set() and time.monotonic() < deadline and len(self.records) < self.max_n:
+            sent = time.time()
+            value = self.probe()
+            self.records.append(Record(sent, time.time(), value))
+            if self.interval_s:
+                time.sleep(self.interval_s)
+
+    def wait_for(self, test: Callable[[Any], bool], after: float, timeout_s: float) -> tuple[Record, Record | None] | None:
+        """The first record received after `after` passing `test`, and the last one before it failing it."""
+        deadline = time.monotonic() + timeout_s
+        index = 0
+        while time.monotonic() < deadline:
+            records = self.records
+            for i in range(index, len(records)):
+                if records[i].received > after and test(records[i].value):
+                    before = next((r for r in reversed(records[:i]) if not test(r.value)), None)
+                    return records[i], before
+            index = len(records)
+            time.sleep(0.001)
+        return None
+
+
+class Http:
+    """A keep-alive GET/POST to 127.0.0.1 that never raises: errors come back as their class name."""
+
+    def __init__(self, port: int, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> None:
+        self.port, self.method, self.path, self.headers, self.body = port, method, path, headers, body
+        self.conn: http.client.HTTPConnection | None = None
+
+    def __call__(self) -> tuple[int | str, str, bytes]:
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            self.conn.request(self.method, self.path, body=self.body, headers=self.headers)
+            response = self.conn.getresponse()
+            return response.status, response.getheader("x-served-by") or "-", response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            return type(exc).__name__, "-", b""
+
+
+def chat_probe(ingress: int) -> Callable[[], Any]:
+    call = Http(ingress, "POST", "/api/v1/chat", {"host": INGRESS_HOST, "content-type": "application/json"}, CHAT_BODY)
+    return lambda: call()[0]
+
+
+def clusters_probe(admin_port: int, endpoint: str) -> Callable[[], frozenset[str] | None]:
+    """The ai-agent clusters of the ingress that list `endpoint` (host:port); None if /clusters failed."""
+    call = Http(admin_port, "GET", "/clusters", {})
+
+    def probe() -> frozenset[str] | None:
+        status, _, body = call()
+        if status != 200:
+            return None
+        return frozenset(line.split("::", 1)[0] for line in body.decode().splitlines()
+                         if f"::{endpoint}::health_flags::" in line and "ai-agent-service" in line)
+    return probe
+
+
+def push_probe(socket: Path) -> Callable[[], tuple[float, str] | None]:
+    def probe() -> tuple[float, str] | None:
+        try:
+            push = request(socket, {"op": "status"}, timeout_s=1)["last_push"]
+        except (HarnessError, OSError, ValueError):
+            return None
+        return push["at"], push["reason"]
+    return probe
+
+
+def ready_probe(app_port: int, admin_port: int) -> Callable[[], bool]:
+    """The pod as a kubelet would see it: the app's /health and the sidecar's /ready both 200."""
+    app, sidecar = Http(app_port, "GET", "/health", {}), Http(admin_port, "GET", "/ready", {})
+    return lambda: app()[0] == 200 and sidecar()[0] == 200
+
+
+def ms(value: float) -> float:
+    return round(value * 1000, 2)
+
+
+# -- (a) route change ----------------------------------------------------------------------------
+
+
+def route_change(platform: LocalPlatform, ingress: int) -> list[dict[str, Any]]:
+    fault = FILES / "fault-virtualservice.yaml"
+    fault.write_text(FAULT_VS)
+    traffic = Recorder(chat_probe(ingress), interval_s=0.0, max_s=ROUTE_REPEATS * 15)
+    traffic.start()
+    rows = []
+    try:
+        traffic.wait_for(lambda v: v == 200, after=0, timeout_s=10)
+        for _ in range(ROUTE_REPEATS):
+            for label, action, changed in (("abort on (apply)", lambda: platform.apply([fault]), lambda v: v == 503),
+                                           ("abort off (reset)", platform.reset, lambda v: v == 200)):
+                called = time.time()
+                result = action()
+                returned = time.time()
+                hit = traffic.wait_for(changed, after=called, timeout_s=5)
+                row = {"change": label, "call_ms": ms(returned - called),
+                       "acknowledged_ms": result.get("acknowledged_ms"), "files_written": result.get("files_written")}
+                if hit:
+                    first, last_old = hit
+                    row |= {"call_to_first_ms": ms(first.received - called),
+                            "pushed_to_first_ms": ms(first.received - result["pushed_at"]),
+                            "pushed_to_last_old_sent_ms": ms(last_old.sent - result["pushed_at"]) if last_old else None}
+                rows.append(row)
+                time.sleep(0.3)
+    finally:
+        traffic.stop.set()
+        traffic.join(10)
+    return rows
+
+
+# -- (b) kill and restart --------------------------------------------------------------------------
+
+
+def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[str, Any]]:
+    target = pod(status, POD)
+    endpoint = f"127.0.0.1:{target['inbound_port']}"
+    admin = int(status["gateway"]["admin_url"].rsplit(":", 1)[1])
+    sidecar_admin = int(target["sidecar_admin_url"].rsplit(":", 1)[1])
+    clusters = Recorder(clusters_probe(admin, endpoint), interval_s=0.002, max_s=KILL_REPEATS * 40)
+    pushes = Recorder(push_probe(platform.socket), interval_s=0.01, max_s=KILL_REPEATS * 40)
+    ready = Recorder(ready_probe(target["app_port"], sidecar_admin), interval_s=0.01, max_s=KILL_REPEATS * 40)
+    recorders = (clusters, pushes, ready)
+    for r in recorders:
+        r.start()
+    rows = []
+    try:
+        mono_to_wall = time.time() - time.monotonic()
+        for _ in range(KILL_REPEATS):
+            called = time.time()
+            killed = platform.kill(POD)
+            gone = clusters.wait_for(lambda v: v is not None and not v, after=called, timeout_s=10)
+            back = clusters.wait_for(lambda v: bool(v), after=gone[0].received if gone else called, timeout_s=30)
+            not_ready = pushes.wait_for(lambda v: bool(v) and v[1] == f"endpoint {POD} not ready", after=called,
+                                        timeout_s=1)
+            ready_push = pushes.wait_for(lambda v: bool(v) and v[1] == f"endpoint {POD} ready" and v[0] > called,
+                                         after=called, timeout_s=5)
+            outside = ready.wait_for(bool, after=gone[0].received if gone else called, timeout_s=5)
+            row: dict[str, Any] = {"kill_call_ms": ms(time.time() - called)}
+            signalled = killed["at"] + mono_to_wall
+            if gone:
+                row |= {"kill_call_to_gone_ms": ms(gone[0].received - called),
+                        "signal_to_gone_ms": ms(gone[0].received - signalled)}
+                if not_ready:
+                    row["not_ready_push_to_gone_ms"] = ms(gone[0].received - not_ready[0].value[0])
+                    row["signal_to_not_ready_push_ms"] = ms(not_ready[0].value[0] - signalled)
+            if back:
+                row["kill_call_to_listed_ms"] = ms(back[0].received - called)
+                if ready_push:
+                    row["ready_push_to_listed_ms"] = ms(back[0].received - ready_push[0].value[0])
+                if outside:
+                    row["outside_ready_to_listed_ms"] = ms(back[0].received - outside[0].received)
+                    row["outside_ready_to_ready_push_ms"] = (
+                        ms(ready_push[0].value[0] - outside[0].received) if ready_push else None)
+            rows.append(row)
+            settle = (back[0].received if back else time.time()) + BACKOFF_RESET_S
+            while time.time() < settle:
+                time.sleep(0.1)
+    finally:
+        for r in recorders:
+            r.stop.set()
+        for r in recorders:
+            r.join(10)
+    return rows
+
+
+# -- (c) EDS only, through the controller -------------------------------------------------------------
+
+
+def eds_change(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[str, Any]]:
+    rule = FILES / "v1-us-west-only-destinationrule.yaml"
+    rule.write_text(V1_WEST_ONLY_DR)
+    endpoint = f"127.0.0.1:{pod(status, POD)['inbound_port']}"
+    admin = int(status["gateway"]["admin_url"].rsplit(":", 1)[1])
+    clusters = Recorder(clusters_probe(admin, endpoint), interval_s=0.002, max_s=EDS_REPEATS * 10)
+    clusters.start()
+    rows = []
+    try:
+        for _ in range(EDS_REPEATS):
+            for label, action, changed in (
+                    ("v1 subset drops us-east (apply)", lambda: platform.apply([rule]), lambda v: v is not None and V1_CLUSTER not in v),
+                    ("v1 subset back (reset)", platform.reset, lambda v: v is not None and V1_CLUSTER in v)):
+                called = time.time()
+                result = action()
+                hit = clusters.wait_for(changed, after=called, timeout_s=5)
+                row = {"change": label, "call_ms": ms(time.time() - called),
+                       "acknowledged_ms": result.get("acknowledged_ms"), "files_written": result.get("files_written")}
+                if hit:
+                    row |= {"call_to_seen_ms": ms(hit[0].received - called),
+                            "pushed_to_seen_ms": ms(hit[0].received - result["pushed_at"])}
+                rows.append(row)
+                time.sleep(0.2)
+    finally:
+        clusters.stop.set()
+        clusters.join(10)
+    return rows
+
+
+def table(rows: list[dict[str, Any]], keys: list[str], group: str | None = None) -> dict[str, Any]:
+    """Summaries of each key, per value of `group` when given."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row.get(group, "all") if group else "all", []).append(row)
+    out = {}
+    for name, members in groups.items():
+        out[name] = {k: summarize([r[k] for r in members if r.get(k) is not None], 2) for k in keys}
+    return out
+
+
+def show(title: str, summary: dict[str, Any]) -> None:
+    print(f"\n== {title} (ms)")
+    print_table(["change", "figure", "n", "min", "p50", "max"],
+                [[group, key, s["n"], s.get("min", "-"), s.get("p50", "-"), s.get("max", "-")]
+                 for group, figures in summary.items() for key, s in figures.items()])
+
+
+def main() -> None:
+    FILES.mkdir(parents=True, exist_ok=True)
+    quiet = wait_for_quiet()
+    foreign = ForeignLoad()
+    with running_mesh(bench_settings("push_latency", ai_latency_ms=0)) as (platform, status):
+        url = f"https://{status['external']['address']}/admin/knobs"
+        httpx.put(url, json={"ai_jitter_ms": 0}, verify=False, trust_env=False, timeout=5).raise_for_status()
+        ingress = int(status["ingress_url"].rsplit(":", 1)[1])
+        route_rows = route_change(platform, ingress)
+        kill_rows = kill_restart(platform, status)
+        eds_rows = eds_change(platform, status)
+    route = table(route_rows, ["call_to_first_ms", "pushed_to_first_ms", "acknowledged_ms", "call_ms"], "change")
+    kill = table(kill_rows, ["kill_call_to_gone_ms", "signal_to_gone_ms", "signal_to_not_ready_push_ms",
+                             "not_ready_push_to_gone_ms", "kill_call_to_listed_ms", "outside_ready_to_ready_push_ms",
+                             "ready_push_to_listed_ms", "outside_ready_to_listed_ms"])
+    eds = table(eds_rows, ["call_to_seen_ms", "pushed_to_seen_ms", "acknowledged_ms", "call_ms"], "change")
+    show("(a) route change through the ingress", route)
+    show(f"(b) kill {POD}: ingress /clusters", kill)
+    show("(c) EDS-only change through the controller: ingress /clusters", eds)
+
+    def p50(summary: dict[str, Any], group: str, key: str) -> float:
+        return float(summary[group][key].get("p50", float("inf")))
+
+    verdicts = [Verdict(f"(a) {g}: apply call -> first changed answer", f"{p50(route, g, 'call_to_first_ms')} ms p50",
+                        f"<= {ROUTE_TARGET_MS:g} ms", p50(route, g, "call_to_first_ms") <= ROUTE_TARGET_MS)
+                for g in route]
+    verdicts.append(Verdict("(b) kill call -> endpoint gone from ingress", f"{p50(kill, 'all', 'kill_call_to_gone_ms')} ms p50",
+                            f"<= {ENDPOINT_TARGET_MS:g} ms", p50(kill, "all", "kill_call_to_gone_ms") <= ENDPOINT_TARGET_MS))
+    verdicts.append(Verdict("(b) pod ready (outside) -> endpoint listed", f"{p50(kill, 'all', 'outside_ready_to_listed_ms')} ms p50",
+                            f"<= {ENDPOINT_TARGET_MS:g} ms",
+                            p50(kill, "all", "outside_ready_to_listed_ms") <= ENDPOINT_TARGET_MS))
+    verdicts += [Verdict(f"(c) {g}: apply call -> seen in /clusters", f"{p50(eds, g, 'call_to_seen_ms')} ms p50",
+                         f"<= {ENDPOINT_TARGET_MS:g} ms", p50(eds, g, "call_to_seen_ms") <= ENDPOINT_TARGET_MS)
+                 for g in eds]
+    print_verdicts(verdicts)
+    path = write_results("push_latency", {
+        "route_change": {"summary": route, "rows": route_rows}, "kill_restart": {"summary": kill, "rows": kill_rows},
+        "eds_change": {"summary": eds, "rows": eds_rows}, "machine_before": quiet, "other_load": foreign.result(),
+        "verdicts": [v.__dict__ for v in verdicts]})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The undo registry: every fault registers its undo before it takes effect, and every undo runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+logger = logging.getLogger("harness.chaos")
+
+
+@dataclass
+class Undo:
+    token: int
+    description: str
+    action: Callable[[], None]
+    registered_at: float = field(default_factory=time.time)
+    done_at: float | None = None
+    error: str | None = None
+
+
+class UndoRegistry:
+    """LIFO undos; thread-safe, since the abort watcher and signal paths may run them too."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._pending: list[Undo] = []
+        self._done: list[Undo] = []
+        self._next = 1
+
+    def register(self, description: str, action: Callable[[], None]) -> int:
+        with self._lock:
+            undo = Undo(self._next, description, action)
+            self._next += 1
+            self._pending.append(undo)
+            return undo.token
+
+    def run(self, token: int) -> Undo | None:
+        """Run one undo now (e.g. remove_faults); returns it, or None if it already ran."""
+        with self._lock:
+            undo = next((u for u in self._pending if u.token == token), None)
+            if undo is None:
+                return None
+            self._pending.remove(undo)
+        self._execute(undo)
+        return undo
+
+    def run_matching(self, description: str) -> list[Undo]:
+        """Run the pending undos with this description (e.g. restore_region after fail_region)."""
+        with self._lock:
+            tokens = [u.token for u in self._pending if u.description == description]
+        return [undo for token in tokens if (undo := self.run(token)) is not None]
+
+    def run_all(self) -> list[Undo]:
+        """Run every pending undo, newest first; one failing undo does not stop the others."""
+        ran = []
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return ran
+                undo = self._pending.pop()
+            self._execute(undo)
+            ran.append(undo)
+
+    def pending(self) -> list[str]:
+        with self._lock:
+            return [u.description for u in self._pending]
+
+    def history(self) -> list[Undo]:
+        with self._lock:
+            return list(self._done)
+
+    def _execute(self, undo: Undo) -> None:
+        try:
+            undo.action()
+        except Exception as exc:  # recorded in the journal and logged; the next undo still runs
+            undo.error = f"{type(exc).__name__}: {exc}"
+            logger.error("undo failed: %s: %s", undo.description, undo.error)
+        undo.done_at = time.time()
+        with self._lock:
+            self._done.append(undo)
+
+
+REGISTRY = UndoRegistry()

@@ -1,0 +1,188 @@
+"""Locust-side recorder of harness.load: every request to a samples CSV, a live JSON-lines feed, a deadline.
+
+Locust loads this file beside the user's locustfile (`-f user.py,<this file>`), in Locust's own
+process. The harness never imports it: it imports locust, whose gevent monkey-patching must stay
+out of the harness process. It does nothing unless HARNESS_LOAD_RUN_DIR is set, so a plain
+`locust -f` that happens to load it is unaffected.
+
+Writes, in the run directory:
+- `samples.csv` (standalone) or `samples-<pid>.csv` (each worker): one row per request, in whole
+  rows at least once a second, so a killed run leaves a readable file;
+- `live.jsonl` (standalone or master): one JSON object a second for the progress display;
+- `started` when the test starts, and the final `<csv prefix>_stats.csv` when Locust quits
+  (Locust's periodic writer can miss the last second).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import re
+import signal
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+COLUMNS = ("timestamp", "name", "method", "status", "latency_ms", "tier", "ok", "response_length", "error")
+TICK_S = 1.0  # flush and live-feed interval
+MAX_BUFFERED_ROWS = 50_000  # flush early under heavy load, so memory stays small
+LIVE_WINDOW_TICKS = {"local": 1, "master": 3}  # the master hears from workers every 3 s
+MAX_ERROR_CHARS = 300
+_TIER_IN_NAME = re.compile(r"\[([^\]]+)\]")
+logger = logging.getLogger("harness.load.recorder")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class SampleWriter:
+    """Buffers one CSV row per request and writes whole rows with one write() per flush."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\n")
+        self._rows = 0
+        self._tiers: dict[str, str] = {}
+        self._csv.writerow(COLUMNS)
+        self.flush()
+
+    def _tier(self, name: str) -> str:
+        tier = self._tiers.get(name)
+        if tier is None:
+            match = _TIER_IN_NAME.search(name)
+            tier = self._tiers[name] = match.group(1) if match else ""
+        return tier
+
+    def on_request(self, request_type: str, name: str, response_time: float, response_length: int,
+                   response: Any = None, context: Any = None, exception: BaseException | None = None,
+                   start_time: float | None = None, **_: Any) -> None:
+        if start_time is None:  # custom clients may not pass it
+            start_time = time.time() - (response_time or 0) / 1000
+        tier = context.get("tier") if context else None
+        error = ""
+        if exception is not None:
+            error = f"{type(exception).__name__}: {exception}".replace("\n", " ")[:MAX_ERROR_CHARS]
+        self._csv.writerow((f"{start_time:.6f}", name, request_type, getattr(response, "status_code", 0) or 0,
+                            f"{response_time or 0:.3f}", tier or self._tier(name), exception is None,
+                            response_length or 0, error))
+        self._rows += 1
+        if self._rows >= MAX_BUFFERED_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        data = self._buffer.getvalue()
+        if data:
+            self._buffer.seek(0)
+            self._buffer.truncate()
+            self._rows = 0
+            _write_all(self._fd, data.encode())
+
+
+def _percentile(histogram: dict[int, int], count: int, q: float) -> float:
+    """Locust-style percentile of a {rounded ms: count} histogram."""
+    rank, seen = q * count, 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return float(value)
+    return 0.0
+
+
+class LiveFeed:
+    """One line a second: rps, error rate and latency over the last window, from Locust's own stats."""
+
+    def __init__(self, path: Path, environment: Environment, window_ticks: int) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._environment = environment
+        self._history: deque[tuple[float, int, int, dict[int, int]]] = deque(maxlen=window_ticks + 1)
+
+    def tick(self) -> None:
+        runner, total = self._environment.runner, self._environment.stats.total
+        now = time.time()
+        self._history.append((now, total.num_requests, total.num_failures, dict(total.response_times)))
+        then, requests0, failures0, hist0 = self._history[0]
+        requests, failures = total.num_requests - requests0, total.num_failures - failures0
+        window = {k: v - hist0.get(k, 0) for k, v in total.response_times.items() if v > hist0.get(k, 0)}
+        entry = {"ts": round(now, 3), "rps": round(requests / (now - then), 2) if now > then else 0.0,
+                 "error_rate": round(failures / requests, 4) if requests else 0.0,
+                 "p50": _percentile(window, requests, 0.5), "p99": _percentile(window, requests, 0.99),
+                 "users": runner.user_count if runner else 0, "window_requests": requests,
+                 "requests": total.num_requests, "failures": total.num_failures}
+        _write_all(self._fd, (json.dumps(entry) + "\n").encode())
+
+
+class Recorder:
+    """What this Locust process records, and the watchdogs that keep it bounded."""
+
+    def __init__(self, environment: Environment, run_dir: Path) -> None:
+        runner = environment.runner
+        self.environment, self.run_dir = environment, run_dir
+        self.role = "worker" if isinstance(runner, WorkerRunner) else "master" if isinstance(runner, MasterRunner) else "local"
+        name = f"samples-{os.getpid()}.csv" if self.role == "worker" else "samples.csv"
+        self.samples = SampleWriter(run_dir / name)
+        self.live = None if self.role == "worker" else LiveFeed(run_dir / "live.jsonl", environment, LIVE_WINDOW_TICKS[self.role])
+        self.parent_pid = int(os.environ.get("HARNESS_LOAD_PARENT_PID", "0"))
+        deadline_s = float(os.environ.get("HARNESS_LOAD_DEADLINE_S", "0"))
+        self.deadline = time.monotonic() + deadline_s if deadline_s > 0 and self.role != "worker" else None
+        self.max_ticks = int(deadline_s / TICK_S) + 120 if deadline_s > 0 else 100_000_000
+        self._terminating = False
+
+    def run(self) -> None:
+        """Every tick: flush samples, write the live line, stop the run if the harness died or time is up."""
+        for _ in range(self.max_ticks):
+            gevent.sleep(TICK_S)
+            self.samples.flush()
+            if self.live is not None:
+                self.live.tick()
+            if self.parent_pid and os.getppid() != self.parent_pid:
+                self._terminate("the harness process that started this run is gone")
+            elif self.deadline is not None and time.monotonic() > self.deadline:
+                self._terminate("the run is past its deadline (HARNESS_LOAD_DEADLINE_S)")
+
+    def _terminate(self, why: str) -> None:
+        if not self._terminating:  # Locust's own SIGTERM handler stops users, writes stats and exits
+            self._terminating = True
+            logger.warning("stopping: %s", why)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def started(self) -> None:
+        if self.role != "worker":
+            (self.run_dir / "started").write_text(f"{time.time():.6f}\n")
+
+    def finish(self) -> None:
+        self.samples.flush()
+        prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
+        if self.role != "worker" and prefix:
+            path = Path(f"{prefix}_stats.csv")
+            scratch = path.with_name(path.name + ".tmp")
+            with open(scratch, "w", newline="") as handle:
+                StatsCSV(self.environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(handle))
+            os.replace(scratch, path)
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    run_dir = os.environ.get("HARNESS_LOAD_RUN_DIR")
+    if not run_dir:
+        return
+    recorder = Recorder(environment, Path(run_dir))
+    if recorder.role != "master":  # the master sends no requests
+        environment.events.request.add_listener(recorder.samples.on_request)
+    environment.events.test_start.add_listener(lambda **_: recorder.started())
+    environment.events.test_stop.add_listener(lambda **_: recorder.samples.flush())
+    environment.events.quit.add_listener(lambda **_: recorder.finish())
+    gevent.spawn(recorder.run)

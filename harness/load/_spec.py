@@ -1,0 +1,130 @@
+"""LoadSpec: the load one run drives (locustfile, users, rate, duration, loopback target), validated once."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from urllib.parse import urlsplit
+
+from harness.errors import ConfigError
+
+SHAPES = ("ramp", "soak", "spike", "steady")
+"""Load shapes the shipped locustfiles understand (HARNESS_LOAD_SHAPE); see locustfiles/shapes.py."""
+
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+MAX_WORKERS = 32  # far beyond what a 2-core machine gains from; a typo guard, not a tuning knob
+
+
+def loopback_url_problem(url: str) -> str | None:
+    """Why `url` is not an http(s)://127.x.x.x:port base URL, or None when it is one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r}: expected an http:// URL such as http://127.0.0.1:18080"
+    try:
+        address = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return (f"{url!r}: load goes to 127.0.0.0/8 only, so the host must be a loopback IP address "
+                f"such as 127.0.0.1, not a name")
+    if address not in LOOPBACK:
+        return f"refusing to send load to {address}: load goes to 127.0.0.0/8 only"
+    if port is None:
+        return f"{url!r}: expected an explicit port, as in http://127.0.0.1:18080"
+    if parts.username or parts.password or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return f"{url!r}: expected scheme, address and port only (no credentials, path or query)"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadSpec:
+    """One Locust run, checked at construction so that bad input fails before any process starts."""
+
+    locustfile: Path
+    """The Locust file to run (made absolute); must exist."""
+    users: int
+    """Concurrent users (the peak, with a shape); at least 1."""
+    spawn_rate: float
+    """Users started per second; above 0."""
+    duration_s: float
+    """Seconds of load; Locust's `-t` is this rounded up to whole seconds."""
+    host: str
+    """Base URL of the target: http://127.x.x.x:port only, so load never leaves the machine."""
+    host_header: str | None = None
+    """Host header for the ingress gateway (HARNESS_INGRESS_HOST); None: the locustfile's default."""
+    shape: str | None = None
+    """One of SHAPES (HARNESS_LOAD_SHAPE); None: plain `-u/-r/-t`."""
+    think_time_s: tuple[float, float] | None = None
+    """(min, max) seconds between a user's requests (HARNESS_THINK_TIME); None: the locustfile's own."""
+    workers: int = 0
+    """Locust worker processes under one master; 0 runs a single standalone process."""
+    extra_env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """More environment for the Locust processes (e.g. HARNESS_TIER_WEIGHTS); ours win on clashes."""
+    stop_timeout_s: int = 1
+    """Whole seconds Locust lets a user finish its request when stopping (`--stop-timeout`)."""
+    source: str | None = field(default=None, compare=False)
+    """The file this spec came from (an experiment), named in errors; None: errors name the locustfile."""
+
+    def __post_init__(self) -> None:
+        self._check_locustfile()
+        self._check_numbers()
+        self._check_target()
+        self._check_options()
+
+    def _fail(self, field_name: str, message: str) -> ConfigError:
+        return ConfigError(message, file=self.source, field=field_name)
+
+    def _check_locustfile(self) -> None:
+        path = Path(self.locustfile).expanduser().absolute()
+        if not path.is_file():
+            raise ConfigError(f"no locustfile at {path}", file=self.source or path, field="locustfile")
+        if path.suffix != ".py" or "," in str(path):
+            # Locust takes a comma-separated -f list, and we add the sample recorder to it.
+            raise self._fail("locustfile", f"expected a .py file whose path has no comma, got {path}")
+        object.__setattr__(self, "locustfile", path)
+
+    def _check_numbers(self) -> None:
+        if isinstance(self.users, bool) or not isinstance(self.users, int) or self.users < 1:
+            raise self._fail("users", f"expected a whole number >= 1, got {self.users!r}")
+        for name in ("spawn_rate", "duration_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise self._fail(name, f"expected a number > 0, got {value!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 0 <= self.workers <= MAX_WORKERS:
+            raise self._fail("workers", f"expected a whole number from 0 to {MAX_WORKERS}, got {self.workers!r}")
+        stop = self.stop_timeout_s
+        if isinstance(stop, bool) or not isinstance(stop, int) or stop < 0:
+            raise self._fail("stop_timeout_s", f"expected a whole number of seconds >= 0, got {stop!r}")
+
+    def _check_target(self) -> None:
+        problem = loopback_url_problem(self.host) if isinstance(self.host, str) else f"expected a URL, got {self.host!r}"
+        if problem:
+            raise self._fail("host", problem)
+        header = self.host_header
+        if header is not None and (not isinstance(header, str) or not header or any(c.isspace() for c in header)):
+            raise self._fail("host_header", f"expected a host name without spaces, got {header!r}")
+
+    def _check_options(self) -> None:
+        if self.shape is not None and self.shape not in SHAPES:
+            raise self._fail("shape", f"expected one of {', '.join(SHAPES)}, got {self.shape!r}")
+        think = self.think_time_s
+        if think is not None:
+            ok = isinstance(think, tuple) and len(think) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in think)
+            if not ok or not 0 <= think[0] <= think[1]:
+                raise self._fail("think_time_s", f"expected (min, max) seconds with 0 <= min <= max, got {think!r}")
+        env = self.extra_env
+        if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise self._fail("extra_env", "expected a mapping of environment variable names to string values")
+        object.__setattr__(self, "extra_env", MappingProxyType(dict(env)))
+
+    @property
+    def run_time_s(self) -> int:
+        """Locust's `-t`: whole seconds, at least the duration."""
+        return max(1, math.ceil(self.duration_s))

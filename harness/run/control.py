@@ -1,0 +1,80 @@
+"""The harness as a Chaos Toolkit control: load, phases, SLOs and the undo guarantee around a run.
+
+Experiments declare it (`controls: [{name: harness, provider: {type: python, module:
+harness.run.control, arguments: {load: ..., slo_file: ...}}}]`), so plain `chaos run` drives the
+same run as `harness run`, which creates the session itself and adds platform choice and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.context import current_platform
+from harness.run.session import HarnessRun
+from harness.run.settings import parse_settings
+
+_lock = threading.Lock()
+_session: HarnessRun | None = None
+
+
+def set_session(session: HarnessRun | None) -> None:
+    """`harness run` installs its session before Chaos Toolkit starts the experiment."""
+    global _session
+    with _lock:
+        _session = session
+
+
+def session() -> HarnessRun | None:
+    with _lock:
+        return _session
+
+
+def configure_control(experiment: dict[str, Any] | None = None, **arguments: Any) -> None:
+    """Under plain `chaos run`, build the session from the control's arguments."""
+    if session() is not None or experiment is None:
+        return
+    source = Path(experiment.get("__harness_path__", os.getcwd()))
+    base_dir = source.parent if source.is_file() else Path.cwd()
+    settings = parse_settings({k: v for k, v in arguments.items() if k not in ("configuration", "secrets",
+                                                                                "settings", "event_registry")},
+                              base_dir)
+    title = "".join(c if c.isalnum() else "-" for c in experiment.get("title", "experiment").lower())[:40]
+    run_dir = Path(os.environ.get("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}")
+    set_session(HarnessRun(experiment=experiment, experiment_path=source, settings=settings,
+                           platform=current_platform(), run_dir=run_dir.resolve()))
+
+
+def before_experiment_control(context: Any, **_: Any) -> None:
+    current = session()
+    if current is not None:
+        current.begin()
+
+
+def before_method_control(context: Any, **_: Any) -> None:
+    current = session()
+    if current is not None:
+        current.method_starts()
+
+
+def after_activity_control(context: Any, state: Any = None, **_: Any) -> None:
+    current = session()
+    if current is not None:
+        current.write_partial()
+
+
+def after_experiment_control(context: Any, state: dict[str, Any] | None = None, **_: Any) -> None:
+    """Always runs, interrupted or not: every undo, the recovery window, the SLO verdicts."""
+    current = session()
+    if current is None:
+        return
+    final = current.finish(state)
+    if state is not None:
+        state["harness"] = final["harness"]
+
+
+def cleanup_control() -> None:
+    """Plain `chaos run` leaves nothing behind; `harness run` clears the session itself."""

@@ -1,0 +1,123 @@
+"""`harness run`: validate, bring the mesh up if needed, run the experiment through chaostoolkit-lib, judge."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.context import use_platform
+from harness.errors import ConfigError
+from harness.mesh.loader import declared_model
+from harness.platforms import get_platform
+from harness.run import control, evaluation
+from harness.run.session import HarnessRun
+from harness.run.settings import parse_settings
+from harness.run.validate import check_harness_activities, harness_control_arguments, load_experiment_file
+from harness.run.verdict import exit_code, verdict_table
+
+logger = logging.getLogger("harness.run")
+ROLLBACKS_ALWAYS = {"runtime": {"rollbacks": {"strategy": "always"}}}
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    exit_code: int
+    run_dir: Path
+    journal: dict[str, Any]
+
+
+def known_services() -> set[str]:
+    topology = declared_model().topology
+    return {s.name for s in topology.services} | {p.app for p in topology.pods}
+
+
+def prepare(path: Path) -> tuple[dict[str, Any], Any]:
+    """Everything that can be checked without the mesh; errors name file and field (exit 2)."""
+    experiment = load_experiment_file(path)
+    settings = parse_settings(harness_control_arguments(experiment, path), path.parent, file=path)
+    check_harness_activities(experiment, path, known_services())
+    evaluation.load_slos(settings)
+    return experiment, settings
+
+
+def default_run_dir(experiment: dict[str, Any], path: Path) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.stem}"
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _install_signals(session: HarnessRun) -> dict[int, Any]:
+    from chaoslib.exceptions import InterruptExecution
+
+    def on_term(signum: int, frame: Any) -> None:
+        session.interrupted_by = "SIGTERM"
+        raise InterruptExecution("SIGTERM received")
+
+    def on_breach(signum: int, frame: Any) -> None:
+        session.interrupted_by = "abort_on_breach"
+        raise InterruptExecution("an abort_on_breach SLO was breached; stopping the chaos")
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+                signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_breach)}
+    return previous
+
+
+def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, keep_up: bool = False,
+             progress: bool = True, workers: int | None = None) -> RunOutcome:
+    from chaoslib.run import run_experiment
+
+    experiment, settings = prepare(path)
+    if workers is not None and settings.load is not None:
+        settings = dataclasses.replace(settings, load=dataclasses.replace(settings.load, workers=workers))
+    platform = get_platform(platform_name)
+    was_up = platform.is_up()
+    if not was_up:
+        platform.up()
+    try:
+        evaluation.validate_queries(settings, platform)
+        run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
+        session = HarnessRun(experiment=experiment, experiment_path=path.resolve(), settings=settings,
+                             platform=platform, run_dir=run_dir, show_progress=progress)
+        use_platform(platform)
+        control.set_session(session)
+        previous = _install_signals(session)
+        try:
+            session.write_partial("starting")
+            journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)
+        except KeyboardInterrupt:
+            session.interrupted_by = session.interrupted_by or "SIGINT"
+            journal = {"experiment": experiment, "status": "interrupted"}
+            if session.current_phase != "done":
+                journal = session.finish(journal)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            control.set_session(None)
+            use_platform(None)
+        if journal.get("status") == "interrupted" and session.interrupted_by is None:
+            session.interrupted_by = "SIGINT"
+        journal.setdefault("harness", session.harness_section())
+        journal["harness"]["interrupted_by"] = session.interrupted_by
+        code = exit_code(journal, session)
+        journal["harness"]["exit_code"] = code
+        session.journal.write(journal)
+        verdict_table(journal, session, code)
+        return RunOutcome(code, run_dir, journal)
+    finally:
+        if not was_up and not keep_up:
+            platform.down()
+
+
+def check_only(path: Path) -> None:
+    """`harness validate`: the checks `run` makes before starting anything."""
+    prepare(path)
+
+
+__all__ = ["RunOutcome", "check_only", "run_file", "ConfigError"]

@@ -1,0 +1,165 @@
+"""One run of one experiment: load, phases, watchers, undo guarantee, SLO evaluation and the journal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.record import RECORDER
+from harness.chaos.undo import REGISTRY
+from harness.platforms.base import Platform
+from harness.run import evaluation
+from harness.run.journal import JournalWriter
+from harness.run.progress import Progress
+from harness.run.settings import ExperimentSettings
+from harness.run.watchers import PodWatcher
+
+logger = logging.getLogger("harness.run")
+PHASES = ("baseline", "chaos", "recovery")
+
+
+@dataclass
+class Phase:
+    name: str
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class HarnessRun:
+    """Created by `harness run` (or by the control itself under plain `chaos run`)."""
+
+    experiment: dict[str, Any]
+    experiment_path: Path
+    settings: ExperimentSettings
+    platform: Platform
+    run_dir: Path
+    show_progress: bool = True
+    phases: dict[str, Phase] = field(default_factory=lambda: {name: Phase(name) for name in PHASES})
+    status: dict[str, Any] = field(default_factory=dict)
+    breach: dict[str, Any] | None = None
+    interrupted_by: str | None = None
+    result: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.journal = JournalWriter(self.run_dir)
+        self.slos = evaluation.load_slos(self.settings)
+        self.load = None
+        self.pod_watcher: PodWatcher | None = None
+        self.breach_watcher: threading.Thread | None = None
+        self._breach_stop = threading.Event()
+        self.progress = Progress(self, enabled=self.show_progress)
+        self.current_phase = "setup"
+        RECORDER.clear()
+
+    # -- journal ---------------------------------------------------------------------------------
+
+    def harness_section(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "platform": getattr(self.platform, "name", "?"),
+            "phase": self.current_phase,
+            "phases": {name: {"start": p.start, "end": p.end} for name, p in self.phases.items()},
+            "chaos": RECORDER.snapshot(),
+            "undo": [{"description": u.description, "registered_at": u.registered_at, "done_at": u.done_at,
+                      "error": u.error} for u in REGISTRY.history()],
+            "pending_undo": REGISTRY.pending(),
+            "abort_on_breach": self.breach,
+            "interrupted_by": self.interrupted_by,
+            **(self.result or {}),
+        }
+
+    def write_partial(self, status: str = "running") -> None:
+        self.journal.write({"experiment": self.experiment, "status": status, "harness": self.harness_section()})
+
+    def enter(self, phase: str) -> None:
+        self.current_phase = phase
+        self.progress.phase(phase)
+        self.write_partial()
+
+    # -- phases ------------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Before the experiment: watchers and load start, warm-up, then the baseline window."""
+        self.enter("warmup")
+        self.pod_watcher = PodWatcher(self.platform)
+        self.pod_watcher.start()
+        if self.settings.load is not None:
+            self.load = evaluation.start_load(self.settings.load, self.platform, self.run_dir)
+        self.progress.start()
+        time.sleep(self.settings.warmup_s)
+        self.phases["baseline"].start = time.time()
+        self.enter("baseline")
+        time.sleep(self.settings.baseline_s)
+
+    def method_starts(self) -> None:
+        now = time.time()
+        if self.phases["baseline"].end is None:
+            self.phases["baseline"].end = now
+        self.phases["chaos"].start = now
+        self.enter("chaos")
+        breach_slos = [s for s in self.slos if s.abort_on_breach]
+        if breach_slos:
+            since = now
+
+            def watch() -> None:
+                try:
+                    breach = evaluation.breach_watch(breach_slos, self.platform, since, self._breach_stop)
+                except Exception as exc:  # Prometheus trouble shows again, and counts, at evaluation
+                    logger.warning("abort-on-breach watch ended: %s", exc)
+                    return
+                if breach is not None and not self._breach_stop.is_set():
+                    self._on_breach(breach)
+
+            self.breach_watcher = threading.Thread(target=watch, name="harness-breach-watch", daemon=True)
+            self.breach_watcher.start()
+
+    def _on_breach(self, breach: dict[str, Any]) -> None:
+        """Stop the chaos early: the main thread gets an interrupt; rollbacks and undos still run."""
+        self.breach = breach
+        self.write_partial()
+        signal.raise_signal(signal.SIGUSR1)
+
+    def finish(self, journal: dict[str, Any] | None) -> dict[str, Any]:
+        """After the experiment (always, also when interrupted): undo, recover, evaluate, record."""
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+        try:
+            return self._finish(journal)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _finish(self, journal: dict[str, Any] | None) -> dict[str, Any]:
+        interrupted = bool(journal and journal.get("status") == "interrupted")
+        self._breach_stop.set()
+        if self.breach_watcher is not None:
+            self.breach_watcher.join(timeout=5)
+        self.enter("rollback")
+        REGISTRY.run_all()
+        now = time.time()
+        for name in ("baseline", "chaos"):
+            phase = self.phases[name]
+            if phase.start is not None and phase.end is None:
+                phase.end = now
+        if not interrupted and self.phases["chaos"].start is not None:
+            self.phases["recovery"].start = time.time()
+            self.enter("recovery")
+            time.sleep(self.settings.recovery_s)
+            self.phases["recovery"].end = time.time()
+        if self.load is not None:
+            self.load.stop()
+        self.progress.stop()
+        if self.pod_watcher is not None:
+            self.pod_watcher.stop()
+        self.enter("evaluation")
+        self.result = evaluation.evaluate_run(self, interrupted=interrupted)
+        final = dict(journal or {"experiment": self.experiment, "status": "interrupted"})
+        final["harness"] = self.harness_section()
+        self.current_phase = "done"
+        final["harness"]["phase"] = "done"
+        self.journal.write(final)
+        return final

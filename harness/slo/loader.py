@@ -1,0 +1,206 @@
+"""Load SLO files; every problem is a ConfigError naming the file, the field path and what was expected."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.slo.model import COMPARATORS, PARAMETERS, PHASES, REPORTERS, SOURCES, TEMPLATE_PARAMS, TEMPLATES, Slo
+
+_FIELDS = ("name", "query", "template", *PARAMETERS, "objective", "comparator", "phases", "abort_on_breach",
+           "description", "source")  # fmt: skip
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_RATIO_TEMPLATES = ("availability", "error_ratio")
+
+
+def load_slo_file(path: str | Path) -> list[Slo]:
+    """The SLOs of a YAML file `slos: [{name, template|query, objective, comparator, ...}, ...]`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the SLO file: {exc.strerror}", file=path) from exc
+    document = _parse_yaml(text, path)
+    if not isinstance(document, dict) or "slos" not in document:
+        raise ConfigError("expected a mapping with a list `slos:` of SLOs", file=path, field="slos")
+    for key in document:
+        if key != "slos":
+            raise ConfigError(f"unknown field {key!r}; expected only `slos`", file=path, field=str(key))
+    entries = document["slos"]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"expected a non-empty list of SLOs, got {_kind(entries)}", file=path, field="slos")
+    slos: list[Slo] = []
+    first_index: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        slo = parse_slo(entry, file=path, field=f"slos[{index}]")
+        if slo.name in first_index:
+            raise ConfigError(
+                f"duplicate name {slo.name!r} (slos[{first_index[slo.name]}] has it); expected unique names",
+                file=path, field=f"slos[{index}].name",
+            )  # fmt: skip
+        first_index[slo.name] = index
+        slos.append(slo)
+    return slos
+
+
+def parse_slo(raw: Any, *, file: str | Path | None = None, field: str = "slo") -> Slo:
+    """One SLO from its parsed mapping; also for SLOs given inline, e.g. as a probe's arguments."""
+    fields = _Fields(raw, file, field)
+    name = fields.text("name", required=True, pattern=_NAME)
+    source = fields.choice("source", SOURCES, default="mesh")
+    query, template = fields.text("query"), fields.choice("template", TEMPLATES)
+    if (query is None) == (template is None):
+        raise fields.error("template", "expected exactly one of `query` (raw PromQL) or `template` "
+                           f"(one of {', '.join(TEMPLATES)})")  # fmt: skip
+    if query is not None and source == "client":
+        raise fields.error("query", "expected a `template` for a client-side SLO (PromQL needs Prometheus)")
+    fields.check_parameters(source, template, query)
+    comparator = fields.choice("comparator", tuple(COMPARATORS), required=True)
+    objective = fields.number("objective")
+    if template in _RATIO_TEMPLATES and not 0 <= objective <= 1:
+        raise fields.error("objective", f"expected a ratio between 0 and 1 for template {template}, "
+                           f"got {objective} (write 99.5% as 0.995)")  # fmt: skip
+    phases = fields.phases()
+    abort = fields.boolean("abort_on_breach")
+    if abort and (source == "client" or "chaos" not in phases):
+        raise fields.error("abort_on_breach", "expected only on a mesh SLO that holds in phase chaos "
+                           "(the watch queries Prometheus while chaos runs)")  # fmt: skip
+    return Slo(
+        name=cast(str, name), objective=objective, comparator=comparator, query=query, template=template,
+        service=fields.text("service", pattern=_LABEL_VALUE), reporter=fields.choice("reporter", REPORTERS, default="source"),
+        quantile=fields.quantile(), tier=fields.text("tier"), request=fields.text("request"),
+        phases=phases, abort_on_breach=abort, description=fields.text("description") or "",
+        source=source, file=str(file) if file is not None else None, field=field,
+    )  # fmt: skip
+
+
+class _Fields:
+    """Typed reads of one SLO mapping, each failure a ConfigError at `<field>.<key>`."""
+
+    def __init__(self, raw: Any, file: str | Path | None, field: str) -> None:
+        self.file, self.field = file, field
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"expected a mapping with name, objective, comparator, ..., got {_kind(raw)}",
+                              file=file, field=field)  # fmt: skip
+        self.raw = raw
+        for key in raw:
+            if key not in _FIELDS:
+                raise self.error(str(key), f"unknown field; expected one of {', '.join(sorted(_FIELDS))}")
+
+    def error(self, key: str, message: str) -> ConfigError:
+        name = self.raw.get("name")
+        named = f" (SLO {name!r})" if isinstance(name, str) else ""
+        return ConfigError(f"{message}{named}", file=self.file, field=f"{self.field}.{key}")
+
+    def text(self, key: str, *, required: bool = False, pattern: re.Pattern[str] | None = None) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            if required:
+                raise self.error(key, "missing; expected a string")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty string, got {_kind(value)}")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.error(key, f"expected letters, digits, '.', '_' or '-' (starting with a letter or digit), got {value!r}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], *, required: bool = False, default: str | None = None) -> Any:
+        value = self.raw.get(key)
+        if value is None and not required:
+            return default
+        if value not in choices:
+            hint = ' (quote it in YAML: comparator: ">=")' if key == "comparator" else ""
+            got = "nothing" if value is None else f"{value!r}"
+            raise self.error(key, f"expected one of {', '.join(repr(c) for c in choices)}{hint}, got {got}")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.raw.get(key)
+        if value is None:
+            raise self.error(key, "missing; expected a number")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise self.error(key, f"expected a number, got {_kind(value)}")
+        return float(value)
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw.get(key, False)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def quantile(self) -> float | None:
+        if self.raw.get("quantile") is None:
+            return None
+        value = self.number("quantile")
+        if not 0 < value < 1:
+            raise self.error("quantile", f"expected a number between 0 and 1 exclusive (0.99 for p99), got {value}")
+        return value
+
+    def phases(self) -> tuple[Any, ...]:
+        value = self.raw.get("phases")
+        if value is None:
+            return PHASES
+        if not isinstance(value, list) or not value:
+            raise self.error("phases", f"expected a non-empty list from {', '.join(PHASES)}, got {_kind(value)}")
+        for index, phase in enumerate(value):
+            if phase not in PHASES or phase in value[:index]:
+                problem = "repeated" if phase in PHASES else "unknown"
+                raise self.error(f"phases[{index}]", f"{problem} phase {phase!r}; expected each of "
+                                 f"{', '.join(PHASES)} at most once")  # fmt: skip
+        return tuple(phase for phase in PHASES if phase in value)
+
+    def check_parameters(self, source: str, template: str | None, query: str | None) -> None:
+        if template is None:
+            assert query is not None
+            for key in PARAMETERS:
+                if key != "service" and key in self.raw:
+                    raise self.error(key, "not a parameter of a raw `query` (only `service`, for $service)")
+            if "$service" in query and self.raw.get("service") is None:
+                raise self.error("service", "missing; expected a destination service name for $service in the query")
+            return
+        required, optional = TEMPLATE_PARAMS[(source, template)]  # type: ignore[index]
+        for key in PARAMETERS:
+            if key in self.raw and key not in required + optional:
+                allowed = ", ".join(required + optional) or "none"
+                raise self.error(key, f"not a parameter of {source} template {template} (its parameters: {allowed})")
+        for key in required:
+            if self.raw.get(key) is None:
+                raise self.error(key, f"missing; template {template} needs `{key}`"
+                                 + (" (e.g. 0.99 for p99)" if key == "quantile" else " (a destination_service_name)"))  # fmt: skip
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        hint = '; quote comparators in YAML: comparator: ">="' if re.match(r"\s*-?\s*comparator\s*:\s*>", line) else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML{where}: {problem}{hint}", file=path) from exc
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}; expected each key once", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]
