@@ -13,6 +13,7 @@ Every loop is bounded in count and time. Run: .venv/bin/python bench/push_latenc
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import threading
 import time
@@ -23,10 +24,16 @@ from typing import Any
 
 import httpx
 
-from _common import (CHAT_BODY, INGRESS_HOST, STATE_ROOT, ForeignLoad, Verdict, bench_settings, pod, print_table,
-                     print_verdicts, running_mesh, summarize, wait_for_quiet, write_results)
+from _common import (CHAT_BODY, INGRESS_HOST, STATE_ROOT, ForeignLoad, Verdict, bench_settings, boot_time_wall, pod,
+                     print_table, print_verdicts, process_start_wall, running_mesh, summarize, wait_for_quiet,
+                     write_results)
 from harness.errors import HarnessError
+from harness.mesh.loader import MeshModel, build_model, declared_model, load_documents, merge_documents
+from harness.mesh.translate import CertPaths, ExternalEndpoint, translate_proxy
+from harness.platforms.local import acks
 from harness.platforms.local.control import request
+from harness.platforms.local.controller import MeshController
+from harness.platforms.local.layout import Layout
 from harness.platforms.local.platform import LocalPlatform
 
 ROUTE_REPEATS, KILL_REPEATS, EDS_REPEATS = 10, 5, 10
@@ -237,6 +244,7 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
         for _ in range(KILL_REPEATS):
             called = time.time()
             killed = platform.kill(POD)
+            kill_call_ms = ms(time.time() - called)
             gone = clusters.wait_for(lambda v: v is not None and not v, after=called, timeout_s=10)
             back = clusters.wait_for(lambda v: bool(v), after=gone[0].received if gone else called, timeout_s=30)
             not_ready = pushes.wait_for(lambda v: bool(v) and v[1] == f"endpoint {POD} not ready", after=called,
@@ -244,7 +252,7 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
             ready_push = pushes.wait_for(lambda v: bool(v) and v[1] == f"endpoint {POD} ready" and v[0] > called,
                                          after=called, timeout_s=5)
             outside = ready.wait_for(bool, after=gone[0].received if gone else called, timeout_s=5)
-            row: dict[str, Any] = {"kill_call_ms": ms(time.time() - called)}
+            row: dict[str, Any] = {"kill_call_ms": kill_call_ms}
             signalled = killed["at"] + mono_to_wall
             if gone:
                 row |= {"kill_call_to_gone_ms": ms(gone[0].received - called),
@@ -260,6 +268,7 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
                     row["outside_ready_to_listed_ms"] = ms(back[0].received - outside[0].received)
                     row["outside_ready_to_ready_push_ms"] = (
                         ms(ready_push[0].value[0] - outside[0].received) if ready_push else None)
+            row |= restart_breakdown(platform, signalled, outside[0].received if outside else None)
             rows.append(row)
             settle = (back[0].received if back else time.time()) + BACKOFF_RESET_S
             while time.time() < settle:
@@ -270,6 +279,19 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
         for r in recorders:
             r.join(10)
     return rows
+
+
+def restart_breakdown(platform: LocalPlatform, signalled: float, outside_ready: float | None) -> dict[str, Any]:
+    """Where the ~1 s of kill -> listed again goes: restart backoff, process start-up (/proc, 10 ms ticks)."""
+    target, boot = pod(platform.status(), POD), boot_time_wall()
+    app_start, sidecar_start = process_start_wall(target["pid"], boot), process_start_wall(target["sidecar_pid"], boot)
+    out: dict[str, Any] = {}
+    if app_start and sidecar_start:
+        out["signal_to_new_processes_ms"] = ms(max(app_start, sidecar_start) - signalled)
+        if outside_ready:
+            out["new_app_start_to_outside_ready_ms"] = ms(outside_ready - app_start)
+            out["new_sidecar_start_to_outside_ready_ms"] = ms(outside_ready - sidecar_start)
+    return out
 
 
 # -- (c) EDS only, through the controller -------------------------------------------------------------
@@ -304,6 +326,84 @@ def eds_change(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[str
     return rows
 
 
+# -- where the control plane's time goes, replayed in this process -------------------------------------
+
+
+def control_plane_breakdown(platform: LocalPlatform, status: dict[str, Any], repeats: int = 10) -> dict[str, Any]:
+    """Where an apply's time goes, with no traffic running: live applies, then each step on its own.
+
+    The steps are the harness's own calls: LocalPlatform.apply validates (load_documents); the daemon's
+    MeshController.push_confirmed opens an httpx.AsyncClient, snapshots every proxy's xDS counters
+    (acks.snapshot), merges and builds the model, translates every proxy and writes the changed files.
+    Translation and writing are replayed here against a scratch state dir with the same topology.
+    """
+    fault = FILES / "fault-virtualservice.yaml"
+    steps: dict[str, list[float]] = {k: [] for k in (
+        "live apply/reset: call -> pushed_at (files renamed)", "live apply/reset: whole call (with acks)",
+        "validate (CLI: load_documents)", "httpx.AsyncClient() creation", "acks.snapshot of every proxy (live)",
+        "merge + build_model", "translate every proxy", "serialize + write changed files",
+        "endpoint push (set_ready: translate + serialize + write)")}
+    for index in range(repeats):
+        called = time.time()
+        result = platform.apply([fault]) if index % 2 == 0 else platform.reset()
+        steps["live apply/reset: whole call (with acks)"].append(time.time() - called)
+        steps["live apply/reset: call -> pushed_at (files renamed)"].append(result["pushed_at"] - called)
+        time.sleep(0.2)
+    admins = {"gateway": status["gateway"]["admin_url"]} | {p["name"]: p["sidecar_admin_url"] for p in status["pods"]}
+
+    async def client_and_snapshot() -> tuple[float, float]:
+        started = time.perf_counter()
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            created = time.perf_counter()
+            await acks.snapshot(client, admins)
+            return created - started, time.perf_counter() - created
+
+    for _ in range(repeats):
+        created, snapped = asyncio.run(client_and_snapshot())
+        steps["httpx.AsyncClient() creation"].append(created)
+        steps["acks.snapshot of every proxy (live)"].append(snapped)
+    controller, declared = _scratch_controller()
+    for index in range(repeats):
+        started = time.perf_counter()
+        documents = load_documents([fault])
+        steps["validate (CLI: load_documents)"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        model = build_model(merge_documents(controller.model.documents, documents) if index % 2 == 0
+                            else declared.documents)
+        steps["merge + build_model"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        state = controller.state(model)
+        configs = {name: translate_proxy(state, node) for name, node in controller.nodes.items()}
+        steps["translate every proxy"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for name, config in configs.items():
+            controller.writers[name].write(config)
+        controller.model = model
+        steps["serialize + write changed files"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        controller.set_ready(POD, index % 2 == 1)
+        steps["endpoint push (set_ready: translate + serialize + write)"].append(time.perf_counter() - started)
+    return {"proxies": len(controller.nodes),
+            "steps_ms": {k: summarize([v * 1000 for v in values], 2) for k, values in steps.items()}}
+
+
+def _scratch_controller() -> tuple[MeshController, MeshModel]:
+    """A MeshController like the daemon's (same topology, 7 proxies) writing under a scratch state dir."""
+    base = bench_settings("push_latency")
+    settings = type(base)(**{**base.__dict__, "state_dir": STATE_ROOT / "push_latency-replay"})
+    declared = declared_model()
+    layout = Layout.plan(settings, declared.topology)
+    scratch = settings.state_dir / "pki"
+    certs = {sa: CertPaths(scratch / sa / "chain.pem", scratch / sa / "key.pem", scratch / "root.pem")
+             for sa in {p.service_account for p in declared.topology.pods} | {"api-gateway"}}
+    external = {"api.openai.com": ExternalEndpoint("api.openai.com", "127.0.0.1", layout.external_port,
+                                                   scratch / "external-root.pem")}
+    controller = MeshController(declared, layout, certs, external, access_log=True)
+    controller.ready = {p.name for p in declared.topology.pods}
+    controller.push("initial")
+    return controller, declared
+
+
 def table(rows: list[dict[str, Any]], keys: list[str], group: str | None = None) -> dict[str, Any]:
     """Summaries of each key, per value of `group` when given."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -333,14 +433,19 @@ def main() -> None:
         route_rows = route_change(platform, ingress)
         kill_rows = kill_restart(platform, status)
         eds_rows = eds_change(platform, status)
+        breakdown = control_plane_breakdown(platform, status)
     route = table(route_rows, ["call_to_first_ms", "pushed_to_first_ms", "acknowledged_ms", "call_ms"], "change")
-    kill = table(kill_rows, ["kill_call_to_gone_ms", "signal_to_gone_ms", "signal_to_not_ready_push_ms",
-                             "not_ready_push_to_gone_ms", "kill_call_to_listed_ms", "outside_ready_to_ready_push_ms",
-                             "ready_push_to_listed_ms", "outside_ready_to_listed_ms"])
+    kill = table(kill_rows, ["kill_call_ms", "kill_call_to_gone_ms", "signal_to_gone_ms", "signal_to_not_ready_push_ms",
+                             "not_ready_push_to_gone_ms", "kill_call_to_listed_ms", "signal_to_new_processes_ms",
+                             "new_app_start_to_outside_ready_ms", "new_sidecar_start_to_outside_ready_ms",
+                             "outside_ready_to_ready_push_ms", "ready_push_to_listed_ms", "outside_ready_to_listed_ms"])
     eds = table(eds_rows, ["call_to_seen_ms", "pushed_to_seen_ms", "acknowledged_ms", "call_ms"], "change")
     show("(a) route change through the ingress", route)
     show(f"(b) kill {POD}: ingress /clusters", kill)
     show("(c) EDS-only change through the controller: ingress /clusters", eds)
+    print(f"\n== where an apply's time goes, no traffic ({breakdown['proxies']} proxies, ms)")
+    print_table(["step", "n", "min", "p50", "max"],
+                [[k, v["n"], v["min"], v["p50"], v["max"]] for k, v in breakdown["steps_ms"].items()])
 
     def p50(summary: dict[str, Any], group: str, key: str) -> float:
         return float(summary[group][key].get("p50", float("inf")))
@@ -359,7 +464,7 @@ def main() -> None:
     print_verdicts(verdicts)
     path = write_results("push_latency", {
         "route_change": {"summary": route, "rows": route_rows}, "kill_restart": {"summary": kill, "rows": kill_rows},
-        "eds_change": {"summary": eds, "rows": eds_rows}, "machine_before": quiet, "other_load": foreign.result(),
+        "eds_change": {"summary": eds, "rows": eds_rows}, "control_plane_breakdown": breakdown, "machine_before": quiet, "other_load": foreign.result(),
         "verdicts": [v.__dict__ for v in verdicts]})
     print(f"\nwrote {path}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -34,13 +35,17 @@ def prometheus_query(query: str, at: float | None = None) -> float | None:
 
 def slo(name: str, window_s: float = 30.0, slo_file: str | None = None) -> bool:
     """True when the named SLO holds over the last `window_s` seconds (no data is a failure)."""
-    from harness.slo import PrometheusClient, evaluate, load_slo_file
+    from harness.slo import PHASES, PrometheusClient, evaluate, load_slo_file
 
     path = Path(slo_file) if slo_file else DEFAULT_SLO_FILE
     declared = {s.name: s for s in load_slo_file(path)}
     if name not in declared:
         raise ConfigError(f"no SLO {name!r} in {path}; SLOs: {', '.join(sorted(declared))}", field="name")
+    chosen = declared[name]
+    if chosen.source != "mesh":
+        raise ConfigError(f"SLO {name!r} is computed from the run's load samples; as a probe only mesh SLOs "
+                          "(Prometheus) can be checked: list it in the harness control's SLOs instead", field="name")
     now = time.time()
     with PrometheusClient(current_platform().status()["prometheus_url"]) as client:
-        (result,) = evaluate([declared[name]], "chaos", now - window_s, now, client)
+        (result,) = evaluate([dataclasses.replace(chosen, phases=PHASES)], "chaos", now - window_s, now, client)
     return result.passed

@@ -109,6 +109,7 @@ class LiveFeed:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self._environment = environment
         self._history: deque[tuple[float, int, int, dict[int, int]]] = deque(maxlen=window_ticks + 1)
+        self._history.append((time.time(), 0, 0, {}))  # so the first line covers the time since start-up
 
     def tick(self) -> None:
         runner, total = self._environment.runner, self._environment.stats.total
@@ -133,7 +134,7 @@ class Recorder:
         self.environment, self.run_dir = environment, run_dir
         self.role = "worker" if isinstance(runner, WorkerRunner) else "master" if isinstance(runner, MasterRunner) else "local"
         name = f"samples-{os.getpid()}.csv" if self.role == "worker" else "samples.csv"
-        self.samples = SampleWriter(run_dir / name)
+        self.samples = None if self.role == "master" else SampleWriter(run_dir / name)  # masters send nothing
         self.live = None if self.role == "worker" else LiveFeed(run_dir / "live.jsonl", environment, LIVE_WINDOW_TICKS[self.role])
         self.parent_pid = int(os.environ.get("HARNESS_LOAD_PARENT_PID", "0"))
         deadline_s = float(os.environ.get("HARNESS_LOAD_DEADLINE_S", "0"))
@@ -145,7 +146,7 @@ class Recorder:
         """Every tick: flush samples, write the live line, stop the run if the harness died or time is up."""
         for _ in range(self.max_ticks):
             gevent.sleep(TICK_S)
-            self.samples.flush()
+            self.flush()
             if self.live is not None:
                 self.live.tick()
             if self.parent_pid and os.getppid() != self.parent_pid:
@@ -163,8 +164,12 @@ class Recorder:
         if self.role != "worker":
             (self.run_dir / "started").write_text(f"{time.time():.6f}\n")
 
+    def flush(self) -> None:
+        if self.samples is not None:
+            self.samples.flush()
+
     def finish(self) -> None:
-        self.samples.flush()
+        self.flush()
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
         if self.role != "worker" and prefix:
             path = Path(f"{prefix}_stats.csv")
@@ -180,9 +185,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if not run_dir:
         return
     recorder = Recorder(environment, Path(run_dir))
-    if recorder.role != "master":  # the master sends no requests
+    if recorder.samples is not None:
         environment.events.request.add_listener(recorder.samples.on_request)
     environment.events.test_start.add_listener(lambda **_: recorder.started())
-    environment.events.test_stop.add_listener(lambda **_: recorder.samples.flush())
+    environment.events.test_stop.add_listener(lambda **_: recorder.flush())
     environment.events.quit.add_listener(lambda **_: recorder.finish())
     gevent.spawn(recorder.run)

@@ -66,7 +66,7 @@ def samples_frame(run_dir: Path) -> pandas.DataFrame:
     text = pandas.concat(frames, ignore_index=True)[list(SAMPLE_COLUMNS)]
     numbers = text[list(_NUMERIC)].apply(pandas.to_numeric, errors="coerce")
     whole = numbers.notna().all(axis=1) & text["ok"].isin(["True", "False"])  # drops a row cut by a kill
-    frame = text[whole].assign(ok=text["ok"][whole] == "True")
+    frame = text[whole].assign(ok=(text["ok"][whole] == "True").astype(bool))
     for column, dtype in _NUMERIC.items():
         frame[column] = numbers[column][whole].astype(dtype)
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

@@ -7,6 +7,7 @@ same run as `harness run`, which creates the session itself and adds platform ch
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from harness.chaos.context import current_platform
 from harness.run.session import HarnessRun
 from harness.run.settings import parse_settings
 
+logger = logging.getLogger("harness.run")
 _lock = threading.Lock()
 _session: HarnessRun | None = None
 
@@ -71,7 +73,13 @@ def after_experiment_control(context: Any, state: dict[str, Any] | None = None, 
     current = session()
     if current is None:
         return
-    final = current.finish(state)
+    try:
+        final = current.finish(state)
+    except Exception as exc:  # Chaos Toolkit would swallow it: record it for the verdict instead
+        logger.exception("the harness could not finish the run")
+        current.error = f"{type(exc).__name__}: {exc}"
+        current.write_partial("failed")
+        raise
     if state is not None:
         state["harness"] = final["harness"]
 

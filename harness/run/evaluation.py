@@ -158,13 +158,20 @@ def _last_error_after(fault: dict[str, Any], samples: pd.DataFrame | None) -> fl
     return None if failed.empty else float(failed["timestamp"].max())
 
 
+def _table(table: Any) -> dict[str, Any] | None:
+    if table is None:
+        return None
+    return {"total": dataclasses.asdict(table.total),
+            "by_name": {name: dataclasses.asdict(row) for name, row in table.by_name.items()}}
+
+
 def _load_summary(load: Any, samples: pd.DataFrame | None) -> dict[str, Any]:
     if load is None:
         return {}
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {"pids": list(load.pids)}
     try:
         stats = load.stats()
-        summary["stats"] = dataclasses.asdict(stats) if dataclasses.is_dataclass(stats) else stats
+        summary["stats"] = {"locust": _table(stats.locust), "samples": _table(stats.samples)}
     except (OSError, ValueError) as exc:
         summary["stats_error"] = str(exc)
     if samples is not None:

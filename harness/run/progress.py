@@ -20,7 +20,7 @@ class Progress(threading.Thread):
         self.enabled = enabled
         self._stop_event = threading.Event()
         self._phase = "setup"
-        self._started = time.monotonic()
+        self._t0 = time.monotonic()
         self._live = None
 
     def phase(self, name: str) -> None:
@@ -50,7 +50,7 @@ class Progress(threading.Thread):
 
     def line(self) -> str:
         data = self.latest()
-        elapsed = time.monotonic() - self._started
+        elapsed = time.monotonic() - self._t0
         parts = [f"{elapsed:6.1f}s", f"phase={self._phase}"]
         if data:
             parts += [f"rps={data.get('rps', 0):.0f}", f"errors={100 * data.get('error_rate', 0):.2f}%",

@@ -49,20 +49,23 @@ def default_run_dir(experiment: dict[str, Any], path: Path) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.stem}"
 
 
-class _Interrupt(Exception):
-    pass
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, or an abort_on_breach stop: a KeyboardInterrupt so that Chaos Toolkit treats it as
+    Ctrl-C (status interrupted, rollbacks played) instead of recording an activity failure."""
 
 
 def _install_signals(session: HarnessRun) -> dict[int, Any]:
-    from chaoslib.exceptions import InterruptExecution
-
     def on_term(signum: int, frame: Any) -> None:
+        if session.current_phase in ("rollback", "evaluation", "done"):
+            return  # already cleaning up: finish that instead of leaving it half done
         session.interrupted_by = "SIGTERM"
-        raise InterruptExecution("SIGTERM received")
+        raise Terminated("SIGTERM received")
 
     def on_breach(signum: int, frame: Any) -> None:
+        if session.current_phase != "chaos":
+            return
         session.interrupted_by = "abort_on_breach"
-        raise InterruptExecution("an abort_on_breach SLO was breached; stopping the chaos")
+        raise Terminated("an abort_on_breach SLO was breached; stopping the chaos")
 
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
                 signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_breach)}
@@ -71,7 +74,7 @@ def _install_signals(session: HarnessRun) -> dict[int, Any]:
 
 def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, keep_up: bool = False,
              progress: bool = True, workers: int | None = None) -> RunOutcome:
-    from chaoslib.run import run_experiment
+    from chaoslib.experiment import run_experiment
 
     experiment, settings = prepare(path)
     if workers is not None and settings.load is not None:

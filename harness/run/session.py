@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.chaos.record import RECORDER
 from harness.chaos.undo import REGISTRY
@@ -45,6 +46,7 @@ class HarnessRun:
     breach: dict[str, Any] | None = None
     interrupted_by: str | None = None
     result: dict[str, Any] | None = None
+    error: str | None = None  # the harness itself failed (exit 2)
 
     def __post_init__(self) -> None:
         self.journal = JournalWriter(self.run_dir)
@@ -71,6 +73,7 @@ class HarnessRun:
             "pending_undo": REGISTRY.pending(),
             "abort_on_breach": self.breach,
             "interrupted_by": self.interrupted_by,
+            "error": self.error,
             **(self.result or {}),
         }
 
@@ -126,15 +129,20 @@ class HarnessRun:
         signal.raise_signal(signal.SIGUSR1)
 
     def finish(self, journal: dict[str, Any] | None) -> dict[str, Any]:
-        """After the experiment (always, also when interrupted): undo, recover, evaluate, record."""
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
-        try:
-            return self._finish(journal)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        """After the experiment (always, also when interrupted): undo, recover, evaluate, record.
 
-    def _finish(self, journal: dict[str, Any] | None) -> dict[str, Any]:
+        Undoing and evaluating ignore further Ctrl-C so they are never left half done; an interrupt
+        during the recovery window only cuts that window short.
+        """
         interrupted = bool(journal and journal.get("status") == "interrupted")
+        with _signals_ignored():
+            self._undo_everything()
+        if not interrupted and self.phases["chaos"].start is not None:
+            interrupted = not self._recovery_window()
+        with _signals_ignored():
+            return self._conclude(journal, interrupted)
+
+    def _undo_everything(self) -> None:
         self._breach_stop.set()
         if self.breach_watcher is not None:
             self.breach_watcher.join(timeout=5)
@@ -145,11 +153,21 @@ class HarnessRun:
             phase = self.phases[name]
             if phase.start is not None and phase.end is None:
                 phase.end = now
-        if not interrupted and self.phases["chaos"].start is not None:
-            self.phases["recovery"].start = time.time()
-            self.enter("recovery")
+
+    def _recovery_window(self) -> bool:
+        """Load keeps running on the restored mesh; False when an interrupt cut it short."""
+        self.phases["recovery"].start = time.time()
+        self.enter("recovery")
+        try:
             time.sleep(self.settings.recovery_s)
+            return True
+        except KeyboardInterrupt:
+            self.interrupted_by = self.interrupted_by or "SIGINT"
+            return False
+        finally:
             self.phases["recovery"].end = time.time()
+
+    def _conclude(self, journal: dict[str, Any] | None, interrupted: bool) -> dict[str, Any]:
         if self.load is not None:
             self.load.stop()
         self.progress.stop()
@@ -157,9 +175,22 @@ class HarnessRun:
             self.pod_watcher.stop()
         self.enter("evaluation")
         self.result = evaluation.evaluate_run(self, interrupted=interrupted)
-        final = dict(journal or {"experiment": self.experiment, "status": "interrupted"})
+        final = journal if journal is not None else {"experiment": self.experiment}
+        if interrupted:
+            final["status"] = "interrupted"
         final["harness"] = self.harness_section()
         self.current_phase = "done"
         final["harness"]["phase"] = "done"
         self.journal.write(final)
         return final
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (it undoes faults or writes the verdict)."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -11,6 +12,7 @@ from harness.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SLO_FILE = PROJECT_ROOT / "slos" / "default.yaml"
 LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env"}
+PHASE_DEFAULTS = {"warmup_s": 3.0, "baseline_s": 10.0, "recovery_s": 10.0}
 ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir"}
 
 
@@ -35,6 +37,13 @@ class ExperimentSettings:
     warmup_s: float = 3.0  # load runs this long before the baseline window opens
     baseline_s: float = 10.0  # steady load before chaos
     recovery_s: float = 10.0  # load after every fault is undone, before the verdict
+
+
+def _env_number(raw: str, name: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"expected a number of seconds, got {raw!r}", field=name) from exc
 
 
 def _number(value: Any, where: str, *, minimum: float = 0.0, integer: bool = False) -> float:
@@ -73,11 +82,16 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
         names = arguments.get("slos")
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ConfigError("expected a list of SLO names", field=f"{prefix}.slos")
+        phases = {name: arguments.get(name, default) for name, default in PHASE_DEFAULTS.items()}
+        for name in PHASE_DEFAULTS:  # HARNESS_BASELINE_S etc. shorten every experiment, e.g. in CI
+            override = os.environ.get(f"HARNESS_{name.upper()}")
+            if override is not None:
+                phases[name] = _env_number(override, f"HARNESS_{name.upper()}")
         return ExperimentSettings(
             load=load, slo_file=slo_file, slos=tuple(names) if names is not None else None,
-            warmup_s=_number(arguments.get("warmup_s", 3.0), f"{prefix}.warmup_s"),
-            baseline_s=_number(arguments.get("baseline_s", 10.0), f"{prefix}.baseline_s", minimum=1.0),
-            recovery_s=_number(arguments.get("recovery_s", 10.0), f"{prefix}.recovery_s", minimum=1.0),
+            warmup_s=_number(phases["warmup_s"], f"{prefix}.warmup_s"),
+            baseline_s=_number(phases["baseline_s"], f"{prefix}.baseline_s", minimum=1.0),
+            recovery_s=_number(phases["recovery_s"], f"{prefix}.recovery_s", minimum=1.0),
         )
     except ConfigError as exc:
         if file is not None and exc.file is None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-PASS, FAIL, INVALID, INCONCLUSIVE, INTERRUPTED = 0, 1, 2, 3, 130
+PASS, FAIL, INVALID, INCONCLUSIVE, INTERRUPTED = 0, 1, 2, 3, 130  # INVALID: bad input or harness error
 
 
 def exit_code(journal: dict[str, Any], session: Any) -> int:
     """0 pass; 1 an SLO breached or the hypothesis deviated; 3 inconclusive; 130 interrupted."""
     harness = journal.get("harness") or {}
+    if session.error or "slo_results" not in harness:
+        return INVALID
     if session.interrupted_by == "abort_on_breach":
         return FAIL
     if journal.get("status") == "interrupted":
@@ -40,7 +42,7 @@ def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
     for kill in (harness.get("chaos") or {}).get("pod_kills", []):
         recovery = "not seen" if kill["recovery_s"] is None else f"{kill['recovery_s']:.2f} s"
         console.print(f"pod {kill['pod']} killed, ready again after {recovery}")
-    words = {0: "[green]PASS[/]", 1: "[red]FAIL[/]", 3: "[yellow]INCONCLUSIVE[/]", 130: "[yellow]INTERRUPTED[/]"}
+    words = {0: "[green]PASS[/]", 1: "[red]FAIL[/]", 2: "[red]ERROR[/]", 3: "[yellow]INCONCLUSIVE[/]", 130: "[yellow]INTERRUPTED[/]"}
     reason = harness.get("inconclusive") or ("deviated" if journal.get("deviated") else "")
     if session.interrupted_by:
         reason = f"interrupted by {session.interrupted_by}"

@@ -1,13 +1,13 @@
 """Client-side SLOs (what users saw) from the load generator's per-request samples, vectorised with numpy.
 
-Samples: one row per request with columns timestamp (epoch s), name, method, status (0 for a
+Samples: one row per request with columns timestamp (epoch s, request start), name, method, status (0 for a
 connection error), latency_ms, tier, ok, response_length, error. A phase window (start, end] takes
 the samples with start < timestamp <= end, as a Prometheus range ending at `end` does.
     availability  share of requests with ok and 0 < status < 500
     error_ratio   share of requests with status >= 500 or status 0 (connection errors)
     latency       the quantile of latency_ms over every request, failed ones included: the smallest
                   latency that at least that share of requests did not exceed (inverted CDF)
-pandas is imported only to read a CSV, so the mesh-side SLOs work without it.
+pandas is imported only to read a CSV: it is slow to import, and mesh SLOs do not need it.
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ def load_samples(path: str | Path) -> pd.DataFrame:
     missing = [column for column in COLUMNS if column not in samples.columns]
     if missing:
         raise ConfigError(f"missing columns {', '.join(missing)}; expected {', '.join(COLUMNS)}", file=path, field="columns")
-    if samples["ok"].dtype != bool:
-        samples["ok"] = samples["ok"].astype("string").str.lower().isin(["true", "1"])
+    samples["ok"] = _ok(samples)
     return samples
 
 
@@ -55,8 +54,10 @@ def evaluate_samples(slos: Sequence[Slo], phase: Phase, start: float, end: float
     missing = [column for column in _NEEDED if column not in samples.columns]
     if missing:
         raise ValueError(f"samples lack columns {', '.join(missing)}; expected {', '.join(COLUMNS)}")
-    timestamps = samples["timestamp"].to_numpy(dtype=float)
-    in_window = (timestamps > start) & (timestamps <= end)
+    # A request belongs to the window it completed in, as in Prometheus (a counter grows at the
+    # response): one in flight when chaos starts and failed by it counts in chaos, not baseline.
+    completed = samples["timestamp"].to_numpy(dtype=float) + samples["latency_ms"].to_numpy(dtype=float) / 1000.0
+    in_window = (completed > start) & (completed <= end)
     results = []
     for slo in slos:
         if slo.source != "client" or phase not in slo.phases:
@@ -81,7 +82,7 @@ def sample_value(slo: Slo, samples: pd.DataFrame, in_window: np.ndarray) -> tupl
         return float(np.quantile(latencies, slo.quantile, method="inverted_cdf")), count
     status = samples["status"].to_numpy(dtype=float)[selected]
     if slo.template == "availability":
-        ok = samples["ok"].to_numpy(dtype=bool)[selected]
+        ok = _ok(samples)[selected]
         return float(np.count_nonzero(ok & (status > 0) & (status < 500)) / count), count
     if slo.template == "error_ratio":
         return float(np.count_nonzero((status >= 500) | (status == 0)) / count), count
@@ -93,6 +94,14 @@ def describe(slo: Slo) -> str:
     filters = [f"{key}={value}" for key, value in (("tier", slo.tier), ("request", slo.request)) if value]
     text = _DESCRIPTION[str(slo.template)].format(quantile=slo.quantile)
     return f"client samples: {text}" + (f" where {' and '.join(filters)}" if filters else "")
+
+
+def _ok(samples: pd.DataFrame) -> np.ndarray:
+    """The ok column as booleans; read as text, "False" would otherwise count as true."""
+    column = samples["ok"]
+    if column.dtype == bool:
+        return column.to_numpy()
+    return column.astype("string").str.lower().isin(["true", "1"]).to_numpy(dtype=bool)
 
 
 def _result(slo: Slo, phase: Phase, start: float, end: float, value: float | None, count: int) -> SloResult:

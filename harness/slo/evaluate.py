@@ -35,7 +35,7 @@ def evaluate(
     *,
     samples: pd.DataFrame | None = None,
 ) -> list[SloResult]:
-    """Every SLO that holds in `phase`, over exactly (start, end] (epoch s), in the order given.
+    """Every SLO that holds in `phase`, over exactly the window start..end (epoch s), in the order given.
 
     Mesh SLOs ask `client`; client SLOs use `samples` (none given: their verdict is no_data).
     Raises InconclusiveError when Prometheus is unreachable, ConfigError when it rejects a query.

@@ -14,8 +14,7 @@ from harness.slo.model import COMPARATORS, PARAMETERS, PHASES, REPORTERS, SOURCE
 
 _FIELDS = ("name", "query", "template", *PARAMETERS, "objective", "comparator", "phases", "abort_on_breach",
            "description", "source")  # fmt: skip
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_LABEL_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # SLO names and service names (api.openai.com)
 _RATIO_TEMPLATES = ("availability", "error_ratio")
 
 
@@ -52,7 +51,7 @@ def load_slo_file(path: str | Path) -> list[Slo]:
 def parse_slo(raw: Any, *, file: str | Path | None = None, field: str = "slo") -> Slo:
     """One SLO from its parsed mapping; also for SLOs given inline, e.g. as a probe's arguments."""
     fields = _Fields(raw, file, field)
-    name = fields.text("name", required=True, pattern=_NAME)
+    name = fields.text("name", required=True, pattern=_IDENTIFIER)
     source = fields.choice("source", SOURCES, default="mesh")
     query, template = fields.text("query"), fields.choice("template", TEMPLATES)
     if (query is None) == (template is None):
@@ -73,7 +72,7 @@ def parse_slo(raw: Any, *, file: str | Path | None = None, field: str = "slo") -
                            "(the watch queries Prometheus while chaos runs)")  # fmt: skip
     return Slo(
         name=cast(str, name), objective=objective, comparator=comparator, query=query, template=template,
-        service=fields.text("service", pattern=_LABEL_VALUE), reporter=fields.choice("reporter", REPORTERS, default="source"),
+        service=fields.text("service", pattern=_IDENTIFIER), reporter=fields.choice("reporter", REPORTERS, default="source"),
         quantile=fields.quantile(), tier=fields.text("tier"), request=fields.text("request"),
         phases=phases, abort_on_breach=abort, description=fields.text("description") or "",
         source=source, file=str(file) if file is not None else None, field=field,
@@ -115,7 +114,8 @@ class _Fields:
         if value is None and not required:
             return default
         if value not in choices:
-            hint = ' (quote it in YAML: comparator: ">=")' if key == "comparator" else ""
+            unquoted = key == "comparator" and value in (None, "")  # `comparator: >` is YAML's folded ""
+            hint = ' (quote it in YAML: comparator: ">=")' if unquoted else ""
             got = "nothing" if value is None else f"{value!r}"
             raise self.error(key, f"expected one of {', '.join(repr(c) for c in choices)}{hint}, got {got}")
         return value
@@ -157,11 +157,10 @@ class _Fields:
 
     def check_parameters(self, source: str, template: str | None, query: str | None) -> None:
         if template is None:
-            assert query is not None
             for key in PARAMETERS:
                 if key != "service" and key in self.raw:
                     raise self.error(key, "not a parameter of a raw `query` (only `service`, for $service)")
-            if "$service" in query and self.raw.get("service") is None:
+            if "$service" in (query or "") and self.raw.get("service") is None:
                 raise self.error("service", "missing; expected a destination service name for $service in the query")
             return
         required, optional = TEMPLATE_PARAMS[(source, template)]  # type: ignore[index]

@@ -45,6 +45,9 @@ class LivePrometheus:
     def at(self, seconds: float) -> float:
         return self.t0 + seconds
 
+    def stop(self) -> None:
+        stop(self.process)
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -1,0 +1,197 @@
+"""Load driven by harness.load.LoadRun versus raw `locust --headless`: requests per second, one run.
+
+    .venv/bin/python bench/load_overhead.py [--users 10] [--duration 15] [--rounds 2] [--quick]
+
+Both variants run locustfiles/ai_agent.py with think time 0 and the same users against the same
+trivial local target (this file with --serve, in its own process, on 127.0.0.1), in interleaved
+rounds so that drift on the shared machine hits both alike. Raw is plain Locust (no CSV, no
+recorder); LoadRun adds the CSV stats, the per-request samples and the live feed. The figure is
+requests per second over the run time (Locust's own request count / -t); the target is
+LoadRun >= 0.95 x raw. Writes bench/results/load_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import ForeignLoad, print_table, wait_for_quiet, write_results
+
+from harness.load import LoadRun, LoadSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+AI_AGENT = ROOT / "locustfiles" / "ai_agent.py"
+TARGET_RATIO = 0.95
+SERVER_MAX_LIFETIME_S = 1800  # the target stops itself even if this script dies
+MARGIN_S = 60  # beyond the run time, before a Locust run counts as hung
+RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 27\r\n\r\n"
+            b'{"service": "bench-target"}')
+
+
+# -- the target: a trivial keep-alive HTTP/1.1 server, fast enough not to be the bottleneck --------
+
+
+class _Chat(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length:]
+            self.transport.write(RESPONSE)
+
+
+def serve() -> None:
+    """Print the port, answer every request 200 until SIGTERM or SERVER_MAX_LIFETIME_S."""
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Chat, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            await asyncio.wait_for(stop.wait(), SERVER_MAX_LIFETIME_S)
+        except asyncio.TimeoutError:
+            pass
+        server.close()
+
+    asyncio.run(main())
+
+
+def start_target() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    port = int(process.stdout.readline())
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+# -- the two variants ---------------------------------------------------------------------------
+
+
+def run_raw(url: str, users: int, duration_s: int, work: Path) -> dict[str, Any]:
+    """Plain `locust --headless` on the same file; requests from its --json-file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "HARNESS_"))}
+    env["HARNESS_THINK_TIME"] = "0"
+    argv = [sys.executable, "-m", "locust", "-f", str(AI_AGENT), "--headless", "--only-summary",
+            "-u", str(users), "-r", str(users), "-t", f"{duration_s}s", "--host", url,
+            "--json-file", str(work / "raw")]
+    started = time.monotonic()
+    with open(work / "raw.log", "wb") as log:
+        process = subprocess.Popen(argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            process.wait(timeout=duration_s + MARGIN_S)
+        finally:
+            stop_process(process)
+    wall = time.monotonic() - started
+    entries = json.loads((work / "raw.json").read_text())
+    requests = sum(e["num_requests"] for e in entries)
+    return {"requests": requests, "failures": sum(e["num_failures"] for e in entries),
+            "rps": round(requests / duration_s, 1), "wall_s": round(wall, 2), "exit_code": process.returncode}
+
+
+def run_harness(url: str, users: int, duration_s: int, work: Path) -> dict[str, Any]:
+    """LoadRun on the same file; requests from Locust's stats CSV, checked against the samples."""
+    spec = LoadSpec(locustfile=AI_AGENT, users=users, spawn_rate=users, duration_s=duration_s, host=url,
+                    think_time_s=(0.0, 0.0))
+    started = time.monotonic()
+    with LoadRun(spec) as run:
+        run.start(work / "harness")
+        code = run.wait(duration_s + MARGIN_S)
+    wall = time.monotonic() - started
+    stats = run.stats()
+    assert stats.locust is not None, "LoadRun wrote no Locust stats"
+    requests = stats.locust.total.requests
+    return {"requests": requests, "failures": stats.locust.total.failures, "samples": stats.samples.total.requests,
+            "rps": round(requests / duration_s, 1), "wall_s": round(wall, 2), "exit_code": code}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--users", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per variant and round")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved raw/LoadRun pairs")
+    parser.add_argument("--quick", action="store_true", help="one round of 5 s (a smoke run)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve()
+        return 0
+    duration, rounds = (5, 1) if args.quick else (args.duration, args.rounds)
+    quiet = wait_for_quiet(max_wait_s=120)
+    foreign = ForeignLoad()
+    target, url = start_target()
+    rows: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="load-overhead-") as scratch:
+            for index in range(rounds):
+                # Alternate which variant goes first, so neither always gets the warmer machine.
+                order = ("raw", "harness") if index % 2 == 0 else ("harness", "raw")
+                result: dict[str, Any] = {"round": index + 1, "first": order[0]}
+                for variant in order:
+                    work = Path(scratch) / f"{index}-{variant}"
+                    work.mkdir()
+                    runner = run_raw if variant == "raw" else run_harness
+                    result[variant] = runner(url, args.users, duration, work)
+                result["ratio"] = round(result["harness"]["rps"] / result["raw"]["rps"], 3)
+                rows.append(result)
+                print(f"round {index + 1}: raw {result['raw']['rps']} rps, LoadRun {result['harness']['rps']} rps, "
+                      f"ratio {result['ratio']}", flush=True)
+    finally:
+        stop_process(target)
+    raw_total = sum(r["raw"]["requests"] for r in rows)
+    harness_total = sum(r["harness"]["requests"] for r in rows)
+    ratio = round(harness_total / raw_total, 3)
+    figures = {
+        "method": (f"{rounds} interleaved round(s) of raw `locust --headless` and LoadRun, {duration} s each, "
+                   f"{args.users} users, think time 0, locustfiles/ai_agent.py against a trivial uvloop target "
+                   f"in its own process on 127.0.0.1; rps = Locust's request count / run time"),
+        "users": args.users, "duration_s": duration, "rounds": rows,
+        "raw_rps": round(raw_total / (duration * rounds), 1),
+        "harness_rps": round(harness_total / (duration * rounds), 1),
+        "ratio": ratio, "ratio_median_of_rounds": round(statistics.median(r["ratio"] for r in rows), 3),
+        "target_ratio": TARGET_RATIO, "meets_target": ratio >= TARGET_RATIO,
+        "machine_load": {**quiet, **foreign.result()},
+    }
+    path = write_results("load_overhead", figures)
+    print_table(["variant", "rps", "requests"],
+                [["raw locust", figures["raw_rps"], raw_total], ["LoadRun", figures["harness_rps"], harness_total]])
+    print(f"ratio LoadRun/raw = {ratio} (target >= {TARGET_RATIO}: {'met' if figures['meets_target'] else 'NOT met'})")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

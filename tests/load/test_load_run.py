@@ -1,0 +1,168 @@
+"""LoadRun against a real chat target: samples, stats, live feed, stop by PID, a killed run, a shape."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from loadkit import ChatTarget, alive, chat_spec
+
+from harness.load import SAMPLE_COLUMNS, LoadError, LoadRun, LoadSpec
+
+WAIT_S = 60.0  # generous upper bounds: these only keep a broken run from hanging the suite
+POLL_S = 0.05
+
+
+@dataclass
+class Finished:
+    run: LoadRun
+    spec: LoadSpec
+    exit_code: int
+    target: ChatTarget
+
+
+@pytest.fixture(scope="module")
+def finished(module_target: ChatTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
+    """One standalone run of the AI-agent mix (3 users, one per tier, no think time) that ended by itself."""
+    spec = chat_spec(module_target)
+    with LoadRun(spec) as run:
+        run.start(tmp_path_factory.mktemp("load"))
+        run.wait_started(WAIT_S)
+        code = run.wait(spec.duration_s + WAIT_S)
+    yield Finished(run, spec, code, module_target)
+
+
+def test_a_run_ends_by_itself_with_exit_code_0_even_with_failed_requests(finished: Finished) -> None:
+    assert finished.exit_code == 0
+    assert not finished.run.running
+
+
+def test_samples_csv_has_the_documented_columns_and_one_row_per_request(finished: Finished) -> None:
+    path = finished.run.run_dir / "samples.csv"
+    assert path.read_text().splitlines()[0].split(",") == list(SAMPLE_COLUMNS)
+    frame = finished.run.samples()
+    assert list(frame.columns) == list(SAMPLE_COLUMNS)
+    answered = finished.target.answered.total
+    # Each request the target answered is a row, but for those cut off in flight when load stopped.
+    assert answered - finished.spec.users <= len(frame) <= answered
+    assert frame["timestamp"].is_monotonic_increasing
+
+
+def test_samples_carry_status_tier_verdict_and_error_of_each_request(finished: Finished) -> None:
+    frame = finished.run.samples()
+    assert set(frame["tier"]) == {"standard", "premium", "canary"}
+    assert set(frame["name"]) == {"chat [standard]", "chat [premium]", "chat [canary]"}
+    canary, others = frame[frame["tier"] == "canary"], frame[frame["tier"] != "canary"]
+    assert set(canary["status"]) == {503} and not canary["ok"].any() and canary["error"].str.contains("503").all()
+    assert set(others["status"]) == {200} and others["ok"].all() and (others["error"] == "").all()
+    assert (frame["method"] == "POST").all() and (frame["latency_ms"] >= 0).all()
+    assert (frame.loc[frame["ok"], "response_length"] > 0).all()
+
+
+def test_samples_agree_with_what_the_target_saw_per_tier(finished: Finished) -> None:
+    seen = finished.target.answered.tiers
+    recorded = finished.run.samples()["tier"].value_counts()
+    for tier in ("standard", "premium", "canary"):
+        assert seen[tier] - 1 <= recorded[tier] <= seen[tier]
+
+
+def test_every_request_carries_the_ingress_host_header(finished: Finished) -> None:
+    assert set(finished.target.answered.hosts) == {"ai-agent-service.parallel-ai.svc.cluster.local"}
+
+
+def test_stats_from_locust_match_the_samples_counts(finished: Finished) -> None:
+    stats = finished.run.stats()
+    assert stats.locust is not None
+    frame = finished.run.samples()
+    assert stats.locust.total.requests == stats.samples.total.requests == len(frame)
+    assert stats.locust.total.failures == stats.samples.total.failures == int((~frame["ok"]).sum())
+    for name, by_samples in stats.samples.by_name.items():
+        assert stats.locust.by_name[name].requests == by_samples.requests
+    total = stats.samples.total
+    assert total.rps > 0 and total.p50_ms is not None and total.p50_ms <= total.p95_ms <= total.p99_ms  # type: ignore[operator]
+
+
+def test_the_live_feed_has_a_line_a_second_with_rate_errors_latency_and_users(finished: Finished) -> None:
+    lines = [json.loads(line) for line in (finished.run.run_dir / "live.jsonl").read_text().splitlines()]
+    assert lines
+    assert {"ts", "rps", "error_rate", "p50", "p99", "users"} <= set(lines[0])
+    assert max(line["users"] for line in lines) == finished.spec.users
+    busy = [line for line in lines if line["window_requests"]]
+    assert busy and all(0 < line["error_rate"] < 1 and line["rps"] > 0 for line in busy)
+    point = finished.run.live()
+    assert point is not None and point.requests == lines[-1]["requests"]
+
+
+def test_stop_leaves_no_locust_process(finished: Finished) -> None:
+    finished.run.stop()
+    assert finished.run.pids and not any(alive(pid) for pid in finished.run.pids)
+
+
+def _wait_for_rows(path: Path, rows: int) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not (path.exists() and path.read_text().count("\n") > rows):
+        assert time.monotonic() < deadline, f"no {rows} samples in {path}"
+        time.sleep(POLL_S)
+
+
+def test_a_run_killed_midway_leaves_readable_samples(target: ChatTarget, tmp_path: Path) -> None:
+    with LoadRun(chat_spec(target, duration_s=60)) as run:
+        run.start(tmp_path)
+        _wait_for_rows(tmp_path / "samples.csv", 100)
+        os.kill(run.pids[0], signal.SIGKILL)
+        assert run.wait(WAIT_S) == -signal.SIGKILL
+    frame = run.samples()
+    assert len(frame) >= 100 and list(frame.columns) == list(SAMPLE_COLUMNS)
+    assert not frame.isna().any().any()
+    assert not alive(run.pids[0])
+
+
+def test_stopping_a_running_load_ends_every_process_and_keeps_its_samples(target: ChatTarget, tmp_path: Path) -> None:
+    run = LoadRun(chat_spec(target, duration_s=60))
+    run.start(tmp_path)
+    try:
+        run.wait_started(WAIT_S)
+        _wait_for_rows(tmp_path / "samples.csv", 10)
+    finally:
+        run.stop(grace_s=10)
+    assert not run.running and not any(alive(pid) for pid in run.pids)
+    assert run.stats().samples.total.requests == len(run.samples()) >= 10
+
+
+def test_the_context_manager_stops_load_when_the_body_raises(target: ChatTarget, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), LoadRun(chat_spec(target, duration_s=60)) as run:
+        run.start(tmp_path)
+        raise RuntimeError("boom")
+    assert not any(alive(pid) for pid in run.pids)
+
+
+def test_a_shaped_run_follows_the_shape_and_ends_by_itself(target: ChatTarget, tmp_path: Path) -> None:
+    spec = chat_spec(target, shape="ramp", users=3, spawn_rate=10, duration_s=3)
+    with LoadRun(spec) as run:
+        run.start(tmp_path)
+        assert run.wait(spec.duration_s + WAIT_S) == 0
+    users = [json.loads(line)["users"] for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert 0 < max(users) <= 3 and len(run.samples()) > 0
+    assert "ignored" not in (tmp_path / "locust.log").read_text()
+
+
+def test_a_locustfile_that_fails_to_import_is_reported_with_locusts_own_words(target: ChatTarget, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('this locustfile is broken on purpose')\n")
+    with LoadRun(chat_spec(target, locustfile=broken)) as run:
+        run.start(tmp_path / "run")
+        with pytest.raises(LoadError, match="broken on purpose"):
+            run.wait_started(WAIT_S)
+
+
+def test_a_run_cannot_be_started_twice(target: ChatTarget, tmp_path: Path) -> None:
+    with LoadRun(chat_spec(target)) as run:
+        run.start(tmp_path)
+        with pytest.raises(LoadError, match="already started"):
+            run.start(tmp_path)

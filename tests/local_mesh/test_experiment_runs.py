@@ -1,0 +1,217 @@
+"""`harness run` end to end on the real local mesh: verdicts, exit codes, and the undo guarantee."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import Mesh
+
+ROOT = Path(__file__).parents[2]
+EXPERIMENTS = ROOT / "experiments"
+FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "5", "HARNESS_RECOVERY_S": "5"}
+
+
+def run_env(mesh: Mesh) -> dict[str, str]:
+    settings = mesh.platform.settings
+    return {**os.environ, **FAST_PHASES, "HARNESS_STATE_DIR": str(settings.state_dir),
+            "HARNESS_BASE_PORT": str(settings.base_port), "HARNESS_INGRESS_PORT": str(settings.ingress_port),
+            "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port), "HARNESS_AI_LATENCY_MS": "2"}
+
+
+def start_run(mesh: Mesh, experiment: Path, report_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(experiment), "--report-dir",
+                             str(report_dir), "--no-progress"], cwd=ROOT, env=run_env(mesh), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def run(mesh: Mesh, experiment: Path, report_dir: Path) -> tuple[int, dict[str, Any], str]:
+    process = start_run(mesh, experiment, report_dir)
+    output, _ = process.communicate(timeout=300)
+    journal = json.loads((report_dir / "journal.json").read_text())
+    return process.returncode, journal, output
+
+
+def verdicts(journal: dict[str, Any]) -> dict[tuple[str, str], str]:
+    return {(r["name"], r["phase"]): r["verdict"] for r in journal["harness"]["slo_results"]}
+
+
+def declared_istio() -> list[dict[str, Any]]:
+    folder = ROOT / "harness/mesh/manifests/istio"
+    return sorted((d for p in folder.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d),
+                  key=lambda d: (d["kind"], d["metadata"]["name"]))
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:
+    """No fault left in the mesh, every pod back, no load process alive."""
+    current = sorted(mesh.platform.resources(), key=lambda d: (d["kind"], d["metadata"]["name"]))
+    assert current == declared_istio()
+    mesh.wait_for(mesh.all_ready, 30, "every pod ready after the run")
+    for pod in mesh.platform.pods():
+        knobs = mesh.client.get(f"http://127.0.0.1:{pod['app_port']}/admin/knobs").json()
+        assert knobs["error_rate"] == 0 and knobs["latency_ms"] == 0 and not knobs["hang"], pod["name"]
+    pids = (journal["harness"].get("load") or {}).get("pids") or []
+    assert [pid for pid in pids if alive(pid)] == []
+    assert journal["harness"]["pending_undo"] == []
+
+
+PASSING = ["pod-kill", "latency-injection", "abort-injection", "cluster-failover", "canary"]
+FAILING = {
+    "pod-kill-all-replicas": ("ai-agent-availability", "chaos"),
+    "latency-injection-too-slow": ("ai-agent-latency-p99", "chaos"),
+    "abort-injection-critical": ("ai-agent-availability", "chaos"),
+    "cluster-failover-no-target": ("ai-agent-availability", "chaos"),
+    "canary-leaks-to-premium": ("premium-latency-p99", "chaos"),
+}
+
+
+@pytest.mark.parametrize("name", PASSING)
+def test_each_experiment_passes_on_a_healthy_mesh(mesh: Mesh, tmp_path: Path, name: str) -> None:
+    code, journal, output = run(mesh, EXPERIMENTS / f"{name}.yaml", tmp_path)
+    assert code == 0, output
+    results = verdicts(journal)
+    assert {phase for _, phase in results} == {"baseline", "chaos", "recovery"}
+    assert set(results.values()) == {"pass"}
+    faults = journal["harness"]["chaos"]["faults"]
+    assert faults and all(f["applied_at"] and f["inject_latency_ms"] is not None for f in faults)
+    assert_mesh_restored(mesh, journal)
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_each_failing_variant_fails_for_the_right_reason(mesh: Mesh, tmp_path: Path, name: str) -> None:
+    code, journal, output = run(mesh, EXPERIMENTS / f"{name}.yaml", tmp_path)
+    assert code == 1, output
+    assert verdicts(journal)[FAILING[name]] == "fail", verdicts(journal)
+    assert_mesh_restored(mesh, journal)
+
+
+def test_pod_kill_reports_recovery_times_and_fault_latencies(mesh: Mesh, tmp_path: Path) -> None:
+    code, journal, output = run(mesh, EXPERIMENTS / "pod-kill.yaml", tmp_path)
+    assert code == 0, output
+    kills = journal["harness"]["chaos"]["pod_kills"]
+    assert len(kills) == 3 and all(k["recovery_s"] is not None and k["recovery_s"] > 0 for k in kills)
+    assert journal["harness"]["load"]["samples"] > 0
+
+
+def wait_for_phase(report_dir: Path, phase: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if json.loads((report_dir / "journal.json").read_text())["harness"]["phase"] == phase:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the run never reached phase {phase}")
+
+
+@pytest.mark.parametrize(("experiment", "phase", "sig"), [
+    ("latency-injection", "baseline", signal.SIGINT),
+    ("latency-injection", "chaos", signal.SIGTERM),
+    ("pod-kill", "chaos", signal.SIGINT),
+    ("cluster-failover", "chaos", signal.SIGTERM),
+    ("abort-injection", "recovery", signal.SIGINT),
+])
+def test_an_interrupted_run_undoes_everything_and_leaves_a_readable_journal(
+        mesh: Mesh, tmp_path: Path, experiment: str, phase: str, sig: signal.Signals) -> None:
+    process = start_run(mesh, EXPERIMENTS / f"{experiment}.yaml", tmp_path)
+    try:
+        wait_for_phase(tmp_path, phase)
+        if phase == "chaos":
+            time.sleep(1.5)  # let the fault land
+        process.send_signal(sig)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    journal = json.loads((tmp_path / "journal.json").read_text())
+    assert process.returncode == 130, output
+    assert journal["status"] == "interrupted"
+    assert journal["harness"]["interrupted_by"] in ("SIGINT", "SIGTERM")
+    assert_mesh_restored(mesh, journal)
+
+
+def test_an_exception_in_an_activity_still_undoes_the_earlier_faults(mesh: Mesh, tmp_path: Path) -> None:
+    doc = yaml.safe_load((EXPERIMENTS / "latency-injection.yaml").read_text())
+    doc["method"].append({"type": "action", "name": "kill-too-many", "provider": {
+        "type": "python", "module": "harness.chaos.actions", "func": "kill_pods",
+        "arguments": {"service": "user", "count": 2, "max_percent": 50}}})
+    path = tmp_path / "broken-midway.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    code, journal, output = run(mesh, path, tmp_path / "run")
+    assert code == 1, output
+    assert any(a.get("status") == "failed" for a in journal.get("run", [])), journal.get("run")
+    assert_mesh_restored(mesh, journal)
+
+
+def with_slos(tmp_path: Path, experiment: str, slos: str, names: list[str]) -> Path:
+    slo_file = tmp_path / "slos.yaml"
+    slo_file.write_text(slos)
+    doc = yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text())
+    doc["controls"][0]["provider"]["arguments"].update(slo_file=str(slo_file), slos=names)
+    path = tmp_path / f"{experiment}-custom.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_abort_on_breach_stops_the_chaos_early_and_records_when(mesh: Mesh, tmp_path: Path) -> None:
+    path = with_slos(tmp_path, "abort-injection-critical", """slos:
+  - name: ai-agent-availability
+    template: availability
+    service: ai-agent-service
+    objective: 0.995
+    comparator: ">="
+    abort_on_breach: true
+""", ["ai-agent-availability"])
+    code, journal, output = run(mesh, path, tmp_path / "run")
+    assert code == 1, output
+    breach = journal["harness"]["abort_on_breach"]
+    fault = journal["harness"]["chaos"]["faults"][0]
+    assert breach["name"] == "ai-agent-availability" and breach["seen_at"] > fault["applied_at"]
+    assert journal["harness"]["interrupted_by"] == "abort_on_breach"
+    assert_mesh_restored(mesh, journal)
+
+
+def test_a_query_that_is_not_one_number_makes_the_run_inconclusive(mesh: Mesh, tmp_path: Path) -> None:
+    path = with_slos(tmp_path, "latency-injection", """slos:
+  - name: every-series
+    query: sum by (destination_service_name) (rate(istio_requests_total[$window]))
+    objective: 0
+    comparator: ">="
+""", ["every-series"])
+    code, journal, output = run(mesh, path, tmp_path / "run")
+    assert code == 3, output
+    assert journal["harness"]["inconclusive"]
+    assert_mesh_restored(mesh, journal)
+
+
+def test_promql_that_prometheus_rejects_stops_the_run_before_any_load(mesh: Mesh, tmp_path: Path) -> None:
+    path = with_slos(tmp_path, "pod-kill", """slos:
+  - name: broken
+    query: sum(rate(istio_requests_total[$window])
+    objective: 0
+    comparator: ">="
+""", ["broken"])
+    process = start_run(mesh, path, tmp_path / "run")
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2, output
+    assert "slos.yaml" in output and "broken" in output
+    assert not (tmp_path / "run" / "samples.csv").exists()
