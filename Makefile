@@ -43,8 +43,9 @@ inotify:
 		fi; \
 	fi
 
+# The headline experiment: ai-agent pods killed under load, judged by SLOs in Prometheus.
 run: setup
-	$(BIN)/harness demo
+	$(BIN)/harness run experiments/pod-kill.yaml
 
 test: setup inotify
 	$(BIN)/python -m pytest

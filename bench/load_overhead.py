@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -101,6 +102,12 @@ def stop_process(process: subprocess.Popen[Any]) -> None:
 # -- the two variants ---------------------------------------------------------------------------
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of every reaped child so far (the Locust processes, once they have exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_raw(url: str, users: int, duration_s: int, work: Path) -> dict[str, Any]:
     """Plain `locust --headless` on the same file; requests from its --json-file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCUST_", "HARNESS_"))}
@@ -108,34 +115,37 @@ def run_raw(url: str, users: int, duration_s: int, work: Path) -> dict[str, Any]
     argv = [sys.executable, "-m", "locust", "-f", str(AI_AGENT), "--headless", "--only-summary",
             "-u", str(users), "-r", str(users), "-t", f"{duration_s}s", "--host", url,
             "--json-file", str(work / "raw")]
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu_s()
     with open(work / "raw.log", "wb") as log:
-        process = subprocess.Popen(argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT)
         try:
             process.wait(timeout=duration_s + MARGIN_S)
         finally:
             stop_process(process)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, children_cpu_s() - cpu
     entries = json.loads((work / "raw.json").read_text())
     requests = sum(e["num_requests"] for e in entries)
     return {"requests": requests, "failures": sum(e["num_failures"] for e in entries),
-            "rps": round(requests / duration_s, 1), "wall_s": round(wall, 2), "exit_code": process.returncode}
+            "rps": round(requests / duration_s, 1), "cpu_us_per_request": round(1e6 * cpu / max(requests, 1), 1),
+            "wall_s": round(wall, 2), "exit_code": process.returncode}
 
 
 def run_harness(url: str, users: int, duration_s: int, work: Path) -> dict[str, Any]:
     """LoadRun on the same file; requests from Locust's stats CSV, checked against the samples."""
     spec = LoadSpec(locustfile=AI_AGENT, users=users, spawn_rate=users, duration_s=duration_s, host=url,
                     think_time_s=(0.0, 0.0))
-    started = time.monotonic()
+    started, cpu = time.monotonic(), children_cpu_s()
     with LoadRun(spec) as run:
         run.start(work / "harness")
         code = run.wait(duration_s + MARGIN_S)
-    wall = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, children_cpu_s() - cpu
     stats = run.stats()
     assert stats.locust is not None, "LoadRun wrote no Locust stats"
     requests = stats.locust.total.requests
     return {"requests": requests, "failures": stats.locust.total.failures, "samples": stats.samples.total.requests,
-            "rps": round(requests / duration_s, 1), "wall_s": round(wall, 2), "exit_code": code}
+            "rps": round(requests / duration_s, 1), "cpu_us_per_request": round(1e6 * cpu / max(requests, 1), 1),
+            "wall_s": round(wall, 2), "exit_code": code}
 
 
 def main() -> int:
@@ -167,8 +177,9 @@ def main() -> int:
                     result[variant] = runner(url, args.users, duration, work)
                 result["ratio"] = round(result["harness"]["rps"] / result["raw"]["rps"], 3)
                 rows.append(result)
-                print(f"round {index + 1}: raw {result['raw']['rps']} rps, LoadRun {result['harness']['rps']} rps, "
-                      f"ratio {result['ratio']}", flush=True)
+                print(f"round {index + 1}: raw {result['raw']['rps']} rps "
+                      f"({result['raw']['cpu_us_per_request']} us CPU/request), LoadRun {result['harness']['rps']} rps "
+                      f"({result['harness']['cpu_us_per_request']} us CPU/request), ratio {result['ratio']}", flush=True)
     finally:
         stop_process(target)
     raw_total = sum(r["raw"]["requests"] for r in rows)

@@ -21,6 +21,7 @@ from harness.run.settings import parse_settings
 logger = logging.getLogger("harness.run")
 _lock = threading.Lock()
 _session: HarnessRun | None = None
+_brought_up: Any = None  # under plain `chaos run`: the platform this control stood up, to take down
 
 
 def set_session(session: HarnessRun | None) -> None:
@@ -46,8 +47,13 @@ def configure_control(experiment: dict[str, Any] | None = None, **arguments: Any
                               base_dir)
     title = "".join(c if c.isalnum() else "-" for c in experiment.get("title", "experiment").lower())[:40]
     run_dir = Path(os.environ.get("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}")
+    platform = current_platform()
+    global _brought_up
+    if not platform.is_up():
+        platform.up()
+        _brought_up = platform
     set_session(HarnessRun(experiment=experiment, experiment_path=source, settings=settings,
-                           platform=current_platform(), run_dir=run_dir.resolve()))
+                           platform=platform, run_dir=run_dir.resolve()))
 
 
 def before_experiment_control(context: Any, **_: Any) -> None:
@@ -85,4 +91,9 @@ def after_experiment_control(context: Any, state: dict[str, Any] | None = None, 
 
 
 def cleanup_control() -> None:
-    """Plain `chaos run` leaves nothing behind; `harness run` clears the session itself."""
+    """Plain `chaos run`: take down the mesh this control stood up; `harness run` does its own."""
+    global _brought_up
+    platform, _brought_up = _brought_up, None
+    if platform is not None:
+        set_session(None)
+        platform.down()

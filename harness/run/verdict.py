@@ -19,11 +19,16 @@ def exit_code(journal: dict[str, Any], session: Any) -> int:
     if harness.get("inconclusive"):
         return INCONCLUSIVE
     results = harness.get("slo_results") or []
-    if journal.get("deviated") or journal.get("status") in ("failed", "aborted"):
+    if journal.get("deviated") or journal.get("status") in ("failed", "aborted") or failed_activities(journal):
         return FAIL
     if any(r["verdict"] != "pass" for r in results):
         return FAIL
     return PASS
+
+
+def failed_activities(journal: dict[str, Any]) -> list[str]:
+    """Method activities that raised: the chaos did not happen as designed, so the run cannot pass."""
+    return [run["activity"]["name"] for run in journal.get("run") or [] if run.get("status") == "failed"]
 
 
 def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
@@ -43,7 +48,10 @@ def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
         recovery = "not seen" if kill["recovery_s"] is None else f"{kill['recovery_s']:.2f} s"
         console.print(f"pod {kill['pod']} killed, ready again after {recovery}")
     words = {0: "[green]PASS[/]", 1: "[red]FAIL[/]", 2: "[red]ERROR[/]", 3: "[yellow]INCONCLUSIVE[/]", 130: "[yellow]INTERRUPTED[/]"}
+    failed = failed_activities(journal)
     reason = harness.get("inconclusive") or ("deviated" if journal.get("deviated") else "")
+    if failed:
+        reason = f"activities failed: {', '.join(failed)}"
     if session.interrupted_by:
         reason = f"interrupted by {session.interrupted_by}"
     console.print(f"verdict: {words.get(code, code)} (exit {code}) {reason}  journal: {session.run_dir}/journal.json")

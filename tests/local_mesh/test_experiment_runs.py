@@ -215,3 +215,19 @@ def test_promql_that_prometheus_rejects_stops_the_run_before_any_load(mesh: Mesh
     assert process.returncode == 2, output
     assert "slos.yaml" in output and "broken" in output
     assert not (tmp_path / "run" / "samples.csv").exists()
+
+
+def test_plain_chaos_run_drives_the_same_experiment(mesh: Mesh, tmp_path: Path) -> None:
+    """With the harness installed, Chaos Toolkit's own CLI runs an experiment through the harness control."""
+    chaos = Path(sys.executable).parent / "chaos"
+    env = {**run_env(mesh), "HARNESS_RUN_DIR": str(tmp_path / "run")}
+    result = subprocess.run([str(chaos), "--no-log-file", "run", "--journal-path", str(tmp_path / "chaos.json"),
+                             str(EXPERIMENTS / "pod-kill.yaml")], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    chaos_journal = json.loads((tmp_path / "chaos.json").read_text())
+    assert chaos_journal["status"] == "completed" and not chaos_journal["deviated"]
+    harness = json.loads((tmp_path / "run" / "journal.json").read_text())["harness"]
+    assert {r["verdict"] for r in harness["slo_results"]} == {"pass"}
+    assert len(harness["chaos"]["pod_kills"]) == 3
+    assert_mesh_restored(mesh, {"harness": harness})

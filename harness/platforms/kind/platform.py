@@ -1,0 +1,349 @@
+"""The kind platform as the CLI and the chaos actions see it: the Platform protocol over kind clusters.
+
+Chaos acts through the Kubernetes API (kube.py) in namespace parallel-ai only, on kind-* contexts
+only (unless allow_context names another), within a blast-radius limit. Installation goes through
+commands (install.py). With dry_run every command and API call is recorded instead (`steps`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.faults import FAULT_VS_PREFIX
+from harness.errors import ConfigError, HarnessError, PlatformError
+from harness.mesh.loader import load_documents
+from harness.platforms.kind import objects, render
+from harness.platforms.kind.commands import Command, CommandRunner, Recorder, RecordingRunner, SubprocessRunner
+from harness.platforms.kind.install import INGRESS_HOST, Installer, endpoints
+from harness.platforms.kind.kube import DEPLOYMENTS, PODS, ClientKube, KubeApi, NamespaceGuard, RecordingKube
+from harness.platforms.kind.load import InClusterLoad, locust_documents
+from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, declared_deployments, is_ready, \
+    live_pods, parse_slot, rows
+from harness.platforms.kind.safety import check_blast_radius, check_context
+from harness.platforms.kind.schemas import validate_kind_document
+from harness.platforms.kind.settings import NAMESPACE, ClusterSpec, KindSettings
+
+KubeFactory = Callable[[str], KubeApi]
+HELD_ANNOTATION = "harness.parallel-ai/held-from-replicas"  # a Deployment's replicas before `hold` scaled it
+VIRTUAL_SERVICES = "VirtualService"
+# PUT /admin/knobs from inside the app container: the API server's pod proxy would reach the pod through
+# its sidecar, which STRICT mTLS closes to plaintext callers; 127.0.0.1 inside the pod is not captured.
+KNOBS_SCRIPT = (
+    "import sys, urllib.error, urllib.request\n"
+    "request = urllib.request.Request('http://127.0.0.1:%d/admin/knobs', data=sys.argv[1].encode(), method='PUT', "
+    "headers={'content-type': 'application/json'})\n"
+    "try:\n    response = urllib.request.urlopen(request, timeout=5)\n"
+    "except urllib.error.HTTPError as error:\n    response = error\n"
+    "print(response.status)\nprint(response.read().decode())\n"
+)
+# An app container's PID 1 cannot be SIGKILLed from inside its own PID namespace; SIGTERM it (the app
+# exits at once, kubelet restarts the container and counts a restart, the sidecar stays up).
+APP_KILL_SCRIPT = "import os, signal; os.kill(1, signal.SIGTERM)"
+
+
+class KindPlatform:
+    name = "kind"
+
+    def __init__(self, settings: KindSettings, *, runner: CommandRunner | None = None,
+                 kube_factory: KubeFactory | None = None, recorder: Recorder | None = None) -> None:
+        self._runner_given, self._factory_given, self._recorder_given = runner, kube_factory, recorder
+        self._configure(settings)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "KindPlatform":
+        return cls(KindSettings.from_env(**overrides))
+
+    def _configure(self, settings: KindSettings) -> None:
+        self.settings = settings
+        self.recorder = self._recorder_given or (Recorder() if settings.dry_run else None)
+        if settings.dry_run:
+            recorder = self.recorder
+            self.runner: CommandRunner = self._runner_given or RecordingRunner(recorder)
+            self._factory: KubeFactory = self._factory_given or (lambda context: RecordingKube(recorder, context))
+        else:
+            self.runner = self._runner_given or SubprocessRunner()
+            self._factory = self._factory_given or (
+                lambda context: ClientKube.from_kubeconfig(context, settings.kubeconfig))
+        self._kubes: dict[str, KubeApi] = {}
+        self.installer = Installer(settings, self.runner, self.recorder)
+        self.deleted_clusters: list[str] = []
+
+    @property
+    def steps(self) -> list[str]:
+        """What a dry run would have done so far, in order."""
+        return list(self.recorder.steps) if self.recorder is not None else []
+
+    def _kube(self, spec: ClusterSpec) -> KubeApi:
+        check_context(spec.context, self.settings.allow_context)  # before any client exists
+        if spec.context not in self._kubes:
+            self._kubes[spec.context] = NamespaceGuard(self._factory(spec.context), NAMESPACE)
+        return self._kubes[spec.context]
+
+    def _check_contexts(self) -> None:
+        for spec in self.settings.cluster_specs():
+            check_context(spec.context, self.settings.allow_context)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def up(self, *, profile: str | None = None, clusters: int | None = None, allow_context: str | None = None,
+           dry_run: bool | None = None) -> dict[str, Any]:
+        """Create the clusters and the mesh (install.py) and return the status once everything is ready."""
+        changes = {k: v for k, v in {"profile": profile, "clusters": clusters, "allow_context": allow_context,
+                                     "dry_run": dry_run}.items() if v is not None}
+        if changes:
+            self._configure(KindSettings(**{**self.settings.__dict__, **changes}))
+        self._check_contexts()
+        if self.is_up():
+            status = self.status()
+            status["already_up"] = True
+            return status
+        preflight = self.installer.up()
+        status = self.status()
+        status["preflight"] = preflight.as_dict()
+        if self.settings.dry_run:
+            status["dry_run"] = self.steps
+        return status
+
+    def down(self, *, clusters: int | None = None, dry_run: bool | None = None) -> list[int]:
+        """Delete the kind clusters. No process of the harness runs for kind, so no PIDs: see deleted_clusters."""
+        changes = {k: v for k, v in {"clusters": clusters, "dry_run": dry_run}.items() if v is not None}
+        if changes:
+            self._configure(KindSettings(**{**self.settings.__dict__, **changes}))
+        self.deleted_clusters = self.installer.down()
+        self._kubes.clear()
+        return []
+
+    def is_up(self) -> bool:
+        """Every cluster's API answers and every Deployment of the mesh exists in it."""
+        try:
+            for spec in self.settings.cluster_specs():
+                found = {d["metadata"]["name"] for d in self._kube(spec).list(DEPLOYMENTS, NAMESPACE)}
+                wanted = {d.name for d in declared_deployments() if d.region in spec.regions}
+                if not wanted <= found:
+                    return False
+        except HarnessError:
+            return False
+        return True
+
+    def status(self) -> dict[str, Any]:
+        urls = endpoints(self.settings)
+        pods = self.pods()
+        return {
+            "platform": "kind", "profile": self.settings.profile, "up": bool(pods) and all(p["ready"] for p in pods),
+            "clusters": [spec.name for spec in self.settings.cluster_specs()],
+            "contexts": [spec.context for spec in self.settings.cluster_specs()],
+            "ingress_url": urls.ingress_url, "ingress_host": INGRESS_HOST, "prometheus_url": urls.prometheus_url,
+            "pods": pods,
+        }
+
+    # -- pods ---------------------------------------------------------------------------------------
+
+    def pods(self) -> list[dict[str, Any]]:
+        """Every slot of every mesh Deployment, from one pod listing per cluster."""
+        result: list[dict[str, Any]] = []
+        for spec in self.settings.cluster_specs():
+            listed = self._kube(spec).list(PODS, NAMESPACE)
+            for deployment in declared_deployments():
+                if deployment.region in spec.regions:
+                    result += rows(deployment, listed, spec.context)
+        return result
+
+    def select_pods(self, *, app: str | None = None, version: str | None = None,
+                    region: str | None = None) -> list[dict[str, Any]]:
+        """Live pods chosen by label selector (app, version, istio-locality), asked of the API server."""
+        selector = {key: value for key, value in (("app", app), ("version", version), ("istio-locality", region))
+                    if value is not None}
+        specs = [self.settings.cluster_of_region(region)] if region else list(self.settings.cluster_specs())
+        return [pod for spec in specs for pod in self._kube(spec).list(PODS, NAMESPACE, selector)]
+
+    def _slot(self, pod: str) -> tuple[DeclaredDeployment, int, ClusterSpec]:
+        parsed = parse_slot(pod)
+        if parsed is None:  # perhaps the live name of a pod
+            for row in self.pods():
+                if row["pod_name"] == pod:
+                    parsed = parse_slot(row["name"])
+                    break
+        if parsed is None:
+            names = ", ".join(row["name"] for row in self.pods())
+            raise ConfigError(f"no pod {pod!r}; pods: {names}", field="POD")
+        deployment, index = parsed
+        return deployment, index, self.settings.cluster_of_region(deployment.region)
+
+    def _live_pod(self, deployment: DeclaredDeployment, index: int, spec: ClusterSpec) -> dict | None:
+        """The pod in a slot, found by the Deployment's label selector."""
+        alive = live_pods(deployment, self._kube(spec).list(PODS, NAMESPACE, dict(deployment.selector)))
+        return alive[index] if index < len(alive) else None
+
+    def _check_blast(self, deployment: DeclaredDeployment, slot_ready: bool) -> None:
+        """Refuse to take one more pod of a service down past max_percent (skipped in a dry run: no state)."""
+        if self.settings.dry_run or not slot_ready or self.settings.max_percent >= 100:
+            return
+        of_service = [p for p in self.pods() if p["service"] == deployment.service]
+        down = sum(1 for p in of_service if not p["ready"])
+        check_blast_radius(deployment.service, len(of_service), down + 1, self.settings.max_percent)
+
+    def kill(self, pod: str, *, app_only: bool = False) -> dict[str, Any]:
+        """Delete the pod now (grace 0; its ReplicaSet makes a new one), or with app_only stop its app
+        container (SIGTERM to PID 1, see APP_KILL_SCRIPT; kubelet restarts it, the sidecar stays)."""
+        deployment, index, spec = self._slot(pod)
+        live = self._live_pod(deployment, index, spec)
+        if live is None and not self.settings.dry_run:
+            raise ConfigError(f"pod {pod} has no running pod to kill (its Deployment {deployment.name} is scaled "
+                              "down or the pod is being replaced)", field="POD")
+        name = live["metadata"]["name"] if live else f"{pod}-POD-NAME"  # a dry run cannot know the name
+        self._check_blast(deployment, live is not None and is_ready(live))
+        if app_only:
+            self.runner.run(Command(("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", name, "-c",
+                                     APP_CONTAINER, "--", "python", "-c", APP_KILL_SCRIPT), timeout_s=60))
+        else:
+            self._kube(spec).delete(PODS, NAMESPACE, name, grace_period_s=0)
+        return {"pod": pod, "pod_name": name, "app_only": app_only, "killed_pids": {}, "deleted": not app_only,
+                "at": time.time()}
+
+    def hold(self, pod: str, *, down: bool) -> dict[str, Any]:
+        """Keep a pod's slot down by scaling its Deployment below it (down), or back up to where it was.
+        The replicas before the first hold are kept in an annotation, so a release works from any process."""
+        deployment, index, spec = self._slot(pod)
+        kube = self._kube(spec)
+        current = kube.get(DEPLOYMENTS, NAMESPACE, deployment.name)
+        annotations = ((current or {}).get("metadata") or {}).get("annotations") or {}
+        replicas = int(((current or {}).get("spec") or {}).get("replicas", deployment.replicas))
+        original = int(annotations.get(HELD_ANNOTATION, replicas))
+        if current is None and not self.settings.dry_run:
+            raise PlatformError(f"Deployment {deployment.name} does not exist in {spec.context}; is the mesh up?")
+        if down:
+            wanted = min(replicas, index)
+            if wanted < replicas:
+                live = self._live_pod(deployment, index, spec)
+                self._check_blast(deployment, live is not None and is_ready(live))
+        else:
+            wanted = deployment.replicas if current is None else min(max(replicas, index + 1), original)
+        if current is None or wanted != replicas:
+            keep = str(original) if wanted < original else None
+            kube.patch(DEPLOYMENTS, NAMESPACE, deployment.name,
+                       {"metadata": {"annotations": {HELD_ANNOTATION: keep}}, "spec": {"replicas": wanted}})
+        return {"pod": pod, "held": down, "deployment": deployment.name, "replicas": wanted, "context": spec.context}
+
+    def isolate_region(self, region: str, *, isolated: bool = True) -> dict[str, Any]:
+        """Three clusters only: close (or reopen) a region's east-west gateway to cross-network traffic by
+        removing (or re-applying) its cross-cluster-gateway Gateway, in parallel-ai."""
+        if self.settings.clusters == 1:
+            raise ConfigError("isolating a region needs --clusters 3 (one cluster has no east-west gateway); "
+                              "use fail_region, which scales the region's Deployments to zero", field="region")
+        spec = self.settings.cluster_of_region(region)
+        kube = self._kube(spec)
+        for doc in render.multicluster_documents():
+            if doc["kind"] != "Gateway":
+                continue
+            resource = objects.istio_resource(doc, source="multicluster/east-west.yaml")
+            if isolated:
+                kube.delete(resource, NAMESPACE, doc["metadata"]["name"])
+            else:
+                kube.apply(resource, NAMESPACE, objects.in_namespace(doc, source="multicluster/east-west.yaml"))
+        return {"region": region, "isolated": isolated, "context": spec.context}
+
+    # -- Istio resources --------------------------------------------------------------------------
+
+    def apply(self, files: list[Path], *, delete: bool = False) -> dict[str, Any]:
+        docs = [doc for doc, _ in load_documents(files)]  # validated here, so errors name the user's file
+        return self.apply_documents(docs, delete=delete, source=", ".join(str(f) for f in files))
+
+    def apply_documents(self, documents: list[dict[str, Any]], *, delete: bool = False,
+                        source: str = "generated by the harness") -> dict[str, Any]:
+        """Server-side apply (or delete) Istio objects in parallel-ai, in every cluster (each istiod reads
+        its own cluster's configuration)."""
+        planned = []
+        for index, doc in enumerate(documents):
+            validate_kind_document(doc, source=source, index=index)
+            resource = objects.istio_resource(doc, source=source, index=index)
+            planned.append((resource, objects.in_namespace(doc, source=source, index=index)))
+        started = time.monotonic()
+        for spec in self.settings.cluster_specs():
+            kube = self._kube(spec)
+            for resource, doc in planned:
+                if delete:
+                    kube.delete(resource, NAMESPACE, doc["metadata"]["name"])
+                else:
+                    kube.apply(resource, NAMESPACE, doc)
+        names = [f"{doc['kind']}/{doc['metadata']['name']}" for _, doc in planned]
+        return {"deleted" if delete else "applied": names, "source": source,
+                "api_ms": round((time.monotonic() - started) * 1000, 2),
+                "acknowledged_ms": None}  # proxies' acknowledgement is not observed on kind
+
+    def resources(self) -> list[dict[str, Any]]:
+        """The Istio objects in parallel-ai now (primary cluster), as manifests, for the kinds the mesh uses."""
+        kinds = {(doc["apiVersion"], doc["kind"]) for doc in render.istio_documents()}
+        kube = self._kube(self.settings.cluster_specs()[0])
+        found: list[dict[str, Any]] = []
+        for api_version, kind in sorted(kinds):
+            resource = objects.istio_resource({"apiVersion": api_version, "kind": kind}, source="the mesh")
+            found += [objects.as_manifest(obj, resource, kind) for obj in kube.list(resource, NAMESPACE)]
+        return found
+
+    def reset(self) -> dict[str, Any]:
+        """The declared Istio resources re-applied, every harness-fault-* VirtualService deleted."""
+        docs = render.istio_documents() + (render.multicluster_documents() if self.settings.clusters > 1 else [])
+        applied = self.apply_documents(docs, source="harness/mesh/manifests/istio")["applied"]
+        deleted = []
+        for spec in self.settings.cluster_specs():
+            kube = self._kube(spec)
+            resource = objects.istio_resource({"apiVersion": "networking.istio.io/v1beta1",
+                                               "kind": VIRTUAL_SERVICES}, source="reset")
+            for obj in kube.list(resource, NAMESPACE):
+                name = obj["metadata"]["name"]
+                if name.startswith(FAULT_VS_PREFIX):
+                    kube.delete(resource, NAMESPACE, name)
+                    deleted.append(f"{VIRTUAL_SERVICES}/{name}")
+        return {"reset": True, "applied": applied, "deleted": deleted}
+
+    # -- app knobs ------------------------------------------------------------------------------------
+
+    def set_knobs(self, pod: str, **values: Any) -> dict[str, Any]:
+        """PUT /admin/knobs on the pod's app (latency_ms, error_rate, error_status, hang), from inside its pod."""
+        deployment, index, spec = self._slot(pod)
+        live = self._live_pod(deployment, index, spec)
+        if live is None and not self.settings.dry_run:
+            raise ConfigError(f"pod {pod} has no running pod to set knobs on", field="pod")
+        name = live["metadata"]["name"] if live else f"{pod}-POD-NAME"
+        result = self.runner.run(Command(
+            ("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", name, "-c", APP_CONTAINER, "--",
+             "python", "-c", KNOBS_SCRIPT % deployment.app_port, json.dumps(values, sort_keys=True)), timeout_s=30))
+        if self.runner.dry_run:
+            return dict(values)
+        status, _, body = result.stdout.strip().partition("\n")
+        if status.strip() == "400":
+            try:
+                message = json.loads(body).get("error", body)
+            except ValueError:
+                message = body
+            raise ConfigError(str(message), field="knobs")
+        if not status.strip().startswith("2"):
+            raise PlatformError(f"cannot set {values} on {pod} ({name}): HTTP {status.strip()}: {body[:300]}")
+        return json.loads(body)
+
+    # -- in-cluster load ---------------------------------------------------------------------------------
+
+    def start_in_cluster_load(self, load: InClusterLoad) -> dict[str, Any]:
+        """Locust master and `load.workers` workers as pods of the primary cluster (`--in-cluster`)."""
+        docs = locust_documents(load)
+        for index, doc in enumerate(docs):
+            validate_kind_document(doc, source="harness/mesh/manifests/kind/locust/locust.yaml", index=index)
+        spec = self.settings.cluster_specs()[0]
+        check_context(spec.context, self.settings.allow_context)
+        self.runner.run(Command(("kubectl", "--context", spec.context, "apply", "--server-side",
+                                 "--field-manager=harness", "--force-conflicts", "-f", "-"),
+                                stdin=render.to_yaml(docs), stdin_summary=render.describe(docs), timeout_s=120))
+        return {"workers": load.workers, "users": load.users, "run_time_s": load.run_time_s,
+                "master": "deployment/locust-master", "context": spec.context}
+
+    def stop_in_cluster_load(self) -> None:
+        """Remove the Locust pods and their ConfigMap (absent ones are fine)."""
+        spec = self.settings.cluster_specs()[0]
+        check_context(spec.context, self.settings.allow_context)
+        self.runner.run(Command(("kubectl", "--context", spec.context, "-n", NAMESPACE, "delete",
+                                 "deployment/locust-master", "deployment/locust-worker", "service/locust-master",
+                                 "configmap/locustfiles", "--ignore-not-found"), timeout_s=120))

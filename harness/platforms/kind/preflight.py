@@ -1,0 +1,65 @@
+"""Preflight of `harness up --platform kind`: Docker running with enough memory, kind, istioctl, kubectl."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from harness.errors import MissingDependencyError, PlatformError
+from harness.platforms.kind.commands import Command, CommandRunner
+
+GIB = 1024 ** 3
+_VERSION = re.compile(r"v?\d+\.\d+(\.\d+)?[^\s\"]*")
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What was found: each tool's version and Docker's memory (None in a dry run)."""
+
+    docker: str | None
+    docker_memory_gib: float | None
+    kind: str | None
+    istioctl: str | None
+    kubectl: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _version(text: str) -> str | None:
+    match = _VERSION.search(text)
+    return match.group(0) if match else None
+
+
+def run_preflight(runner: CommandRunner, *, clusters: int, min_memory_gib_per_cluster: float,
+                  istio_version: str) -> Preflight:
+    """Check the machine before anything is created; every failure says what to do about it."""
+    docker = runner.run(Command(("docker", "info", "--format", "{{.ServerVersion}} {{.MemTotal}}"),
+                                timeout_s=60), check=False)
+    if docker.returncode != 0:
+        raise PlatformError("Docker is not running (`docker info` failed: "
+                            f"{(docker.stderr or docker.stdout).strip()[-500:] or 'no output'}); start the Docker "
+                            "daemon (or Docker Desktop) and try again")
+    kind = runner.run(Command(("kind", "version"), timeout_s=60))
+    istioctl = runner.run(Command(("istioctl", "version", "--remote=false"), timeout_s=60))
+    kubectl = runner.run(Command(("kubectl", "version", "--client=true", "-o", "json"), timeout_s=60))
+    if runner.dry_run:  # nothing ran: there is nothing to judge
+        return Preflight(None, None, None, None, None)
+    server, _, memory = docker.stdout.strip().partition(" ")
+    memory_gib = int(memory) / GIB if memory.strip().isdigit() else None
+    needed = clusters * min_memory_gib_per_cluster
+    if memory_gib is not None and memory_gib < needed:
+        raise PlatformError(f"Docker has {memory_gib:.1f} GiB of memory; {clusters} kind cluster(s) with Istio need "
+                            f"at least {needed:g} GiB: give Docker more memory (Docker Desktop: Settings > "
+                            "Resources) or use --clusters 1")
+    istioctl_version = _version(istioctl.stdout)
+    if istioctl_version and istioctl_version.lstrip("v") != istio_version:
+        raise MissingDependencyError(f"istioctl is {istioctl_version} but the harness installs Istio {istio_version} "
+                                     "(the release of its CRD schemas): install istioctl "
+                                     f"{istio_version} or set HARNESS_ISTIO_VERSION={istioctl_version}")
+    try:
+        kubectl_version = json.loads(kubectl.stdout)["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError, TypeError):
+        kubectl_version = _version(kubectl.stdout)
+    return Preflight(server or None, memory_gib, _version(kind.stdout), istioctl_version, kubectl_version)

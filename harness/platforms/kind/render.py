@@ -1,0 +1,191 @@
+"""The documents the kind platform applies, rendered from harness/mesh/manifests (kind/ and the mesh).
+
+Every function returns plain documents; `up` validates all of them (schemas.validate_kind_document)
+before the first command runs, and the tests validate them the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError, ManifestError
+from harness.mesh.loader import load_documents
+from harness.mesh.schema import MANIFESTS_DIR, default_manifest_paths, load_yaml_documents
+from harness.mesh.topology import REGION_LABEL
+from harness.platforms.kind.settings import NAMESPACE, ClusterSpec
+
+KIND_MANIFESTS = MANIFESTS_DIR / "kind"
+CACERTS_FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")  # Istio's plug-in CA layout
+#: What the cacerts Secret carries when no CA is made (dry runs, tests): obviously not key material.
+PLACEHOLDER_PEM = b"-----BEGIN PLACEHOLDER-----\nmade by the harness at `up`, never committed\n-----END PLACEHOLDER-----\n"
+INGRESS_NODE_PORT = 30080  # ../../mesh/manifests/kind/gateway/ingress-gateway.yaml
+PROMETHEUS_NODE_PORT = 30090  # ../../mesh/manifests/kind/addons/prometheus.yaml
+# One `kubectl apply` goes in document order: what others live in or refer to comes first.
+_APPLY_ORDER = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret",
+                "ConfigMap", "Service", "Deployment")
+
+
+def merge(base: Any, overlay: Any) -> Any:
+    """Deep merge as IstioOperator overlays work: mappings merge key by key, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = {key: copy.deepcopy(value) for key, value in base.items()}
+        for key, value in overlay.items():
+            merged[key] = merge(merged[key], value) if key in merged else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(overlay)
+
+
+@functools.cache
+def _template(relative: str) -> tuple[dict, ...]:
+    return tuple(load_yaml_documents(KIND_MANIFESTS / relative))
+
+
+def template(relative: str) -> list[dict]:
+    """The documents of manifests/kind/<relative>, deep-copied (safe to change)."""
+    return copy.deepcopy(list(_template(relative)))
+
+
+def istio_operator(profile: str, cluster: ClusterSpec, istio_version: str) -> dict:
+    """The control plane for one cluster: control-plane.yaml, its cluster's values, the profile on top."""
+    (base,) = template("istio/control-plane.yaml")
+    (overlay,) = template(f"istio/profile-{profile}.yaml")
+    operator = merge(base, {"spec": overlay["spec"]})
+    values = operator["spec"]["values"]
+    values["global"].update(tag=istio_version, network=cluster.network)
+    values["global"]["multiCluster"] = {"clusterName": cluster.name}
+    # components.pilot.k8s wins over values.pilot in an IstioOperator: the profile's istiod sizing is the
+    # more specific statement, so it is carried over (the seed's 100m/128Mi would silently win otherwise).
+    operator["spec"]["components"]["pilot"]["k8s"]["resources"] = copy.deepcopy(values["pilot"]["resources"])
+    operator["metadata"]["name"] = f"control-plane-{profile}"
+    return operator
+
+
+def eastwest_operator(cluster: ClusterSpec) -> dict:
+    """The east-west gateway of one cluster of the three-cluster mesh, on its network."""
+    (operator,) = template("istio/eastwest-gateway.yaml")
+    (gateway,) = operator["spec"]["components"]["ingressGateways"]
+    gateway["label"]["topology.istio.io/network"] = cluster.network
+    gateway["k8s"]["env"] = [{"name": "ISTIO_META_REQUESTED_NETWORK_VIEW", "value": cluster.network}]
+    operator["spec"]["values"]["global"]["network"] = cluster.network
+    return operator
+
+
+def istio_system_namespace(cluster: ClusterSpec) -> dict:
+    """istio-system, labelled with the cluster's network (Istio's multi-network convention)."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "istio-system", "labels": {"topology.istio.io/network": cluster.network}}}
+
+
+def cacerts_secret(files: Mapping[str, bytes] | None = None) -> dict:
+    """Istio's plug-in CA Secret (seed: "Certificate Management"); placeholders when `files` is None."""
+    if files is not None:
+        missing = [name for name in CACERTS_FILES if name not in files]
+        if missing:
+            raise ConfigError(f"the plug-in CA needs {', '.join(CACERTS_FILES)}; missing {', '.join(missing)}",
+                              field="cacerts")
+    data = {name: base64.b64encode(files[name] if files is not None else PLACEHOLDER_PEM).decode("ascii")
+            for name in CACERTS_FILES}
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "cacerts", "namespace": "istio-system"}, "data": data}
+
+
+def addon_documents() -> list[dict]:
+    """Prometheus and Jaeger, in istio-system (primary cluster only)."""
+    return template("addons/prometheus.yaml") + template("addons/jaeger.yaml")
+
+
+def ingress_gateway_documents() -> list[dict]:
+    return template("gateway/ingress-gateway.yaml")
+
+
+def _mesh(folder: str) -> list[dict]:
+    return [copy.deepcopy(doc) for doc, _ in load_documents(default_manifest_paths((folder,)))]
+
+
+def mesh_kubernetes_documents() -> list[dict]:
+    """harness/mesh/manifests/kubernetes, validated: the same workloads the local platform runs."""
+    return _mesh("kubernetes")
+
+
+def workload_documents(cluster: ClusterSpec) -> list[dict]:
+    """The mesh's Kubernetes manifests for one cluster: everything but the other regions' Deployments,
+    and the ingress gateway on the primary."""
+    docs = [doc for doc in _mesh("kubernetes") if doc["kind"] != "Deployment"
+            or _region(doc) in cluster.regions]
+    return in_apply_order(docs + (ingress_gateway_documents() if cluster.primary else []))
+
+
+def in_apply_order(docs: list[dict]) -> list[dict]:
+    """Namespaces, then accounts and config, then Services, then Deployments; stable within a kind."""
+    rank = {kind: index for index, kind in enumerate(_APPLY_ORDER)}
+    return sorted(docs, key=lambda doc: rank.get(doc["kind"], len(rank)))
+
+
+def istio_documents() -> list[dict]:
+    """The declared Istio resources (harness/mesh/manifests/istio), as `reset` restores them."""
+    return _mesh("istio")
+
+
+def multicluster_documents() -> list[dict]:
+    return _mesh("multicluster")
+
+
+def sample_image() -> str:
+    """The one image every mesh Deployment runs (deployments.yaml); `up` builds it under this name."""
+    images = {container["image"] for doc in _mesh("kubernetes") if doc["kind"] == "Deployment"
+              for container in doc["spec"]["template"]["spec"]["containers"]}
+    if len(images) != 1:
+        raise ManifestError(f"expected every mesh Deployment to run one image, found {sorted(images)}",
+                            file=MANIFESTS_DIR / "kubernetes" / "deployments.yaml",
+                            field="spec.template.spec.containers[0].image")
+    return images.pop()
+
+
+def _region(doc: dict) -> str:
+    return doc["spec"]["template"]["metadata"]["labels"][REGION_LABEL].split(".")[0]
+
+
+def kind_config(path: Path) -> dict:
+    """A kind-config file as a document (validated by the caller)."""
+    try:
+        docs = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the kind cluster config: {exc}", file=path) from exc
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise ManifestError("expected exactly one kind Cluster document", file=path)
+    return docs[0]
+
+
+def host_port(config: dict, node_port: int) -> int | None:
+    """The 127.0.0.1 host port a kind config maps to `node_port` on its nodes, if any."""
+    for node in config.get("nodes") or []:
+        for mapping in node.get("extraPortMappings") or []:
+            if mapping.get("containerPort") == node_port:
+                return int(mapping["hostPort"])
+    return None
+
+
+def namespaced(doc: dict) -> str:
+    """The namespace a document applies to (mesh resources default to parallel-ai)."""
+    return (doc.get("metadata") or {}).get("namespace", NAMESPACE)
+
+
+def describe(docs: list[dict]) -> str:
+    """`Namespace/istio-system, Secret istio-system/cacerts`: what a stdin apply carries, for the plan."""
+    parts = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+        parts.append(f"{doc['kind']} {where}{meta.get('name')}")
+    return ", ".join(parts)
+
+
+def to_yaml(docs: list[dict]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)

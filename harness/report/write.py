@@ -1,0 +1,76 @@
+"""Write every report into a run directory: report.html, junit.xml, summary.md and the samples as Parquet.
+
+Called by `harness run` at the end of a run and by `harness report RUN_DIR` to regenerate. Each file
+is written to a temporary name and renamed, so a reader never sees half a report. samples.csv stays:
+it is the raw record; samples.parquet is added when pyarrow is installed (otherwise the CSV is the
+only copy, which every reader here accepts).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import ConfigError
+from harness.report.analysis import analyse_run
+from harness.report.junit import render_junit
+from harness.report.page import render_html
+from harness.report.rundata import SAMPLES_PARQUET, read_journal, read_run, read_samples
+from harness.report.summary import render_summary
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.report.meshview import MeshView
+
+REPORT_HTML, JUNIT_XML, SUMMARY_MD = "report.html", "junit.xml", "summary.md"
+
+
+def write_reports(run_dir: Path, *, mesh: MeshView | None = None) -> list[Path]:
+    """Write the reports of a run directory; returns the files written."""
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    samples = read_samples(run_dir)
+    analysis = analyse_run(run, samples, mesh=mesh)
+    written = [
+        _write(run_dir / REPORT_HTML, render_html(analysis)),
+        _write(run_dir / JUNIT_XML, render_junit([(run, analysis.score)])),
+        _write(run_dir / SUMMARY_MD, render_summary(analysis)),
+    ]
+    parquet = write_parquet(samples, run_dir) if samples is not None else None
+    return written + ([parquet] if parquet else [])
+
+
+def regenerate(run_dir: Path) -> list[Path]:
+    """`harness report RUN_DIR`: the same reports again; a missing or unreadable journal is a ConfigError."""
+    read_journal(Path(run_dir))
+    return write_reports(Path(run_dir))
+
+
+def write_parquet(samples: pd.DataFrame, run_dir: Path) -> Path | None:
+    """samples.parquet beside samples.csv when pyarrow is installed, else None (the CSV stays the copy)."""
+    if importlib.util.find_spec("pyarrow") is None:
+        return None
+    target = Path(run_dir) / SAMPLES_PARQUET
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        samples.to_parquet(temporary, index=False)
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the samples: {exc}", file=target) from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def _write(path: Path, text: str) -> Path:
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the report: {exc}", file=path) from exc
+    return path

@@ -1,0 +1,161 @@
+"""The suite's aggregate report: summary.md, index.html (linking each run's report), junit.xml, suite.json."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.suite.junit import slo_message, write_junit
+from harness.suite.verdict import word
+
+if TYPE_CHECKING:
+    from harness.suite.runner import ExperimentResult, SuiteOutcome
+
+SUMMARY, INDEX, JUNIT, SUITE_JSON = "summary.md", "index.html", "junit.xml", "suite.json"
+RUN_REPORTS = ("report.html", "summary.md", "journal.json")  # what a run directory's link points at, first found
+COLOURS = {0: "#1a7f37", 1: "#cf222e", 2: "#cf222e", 3: "#9a6700", 130: "#9a6700"}
+
+
+def write_all(outcome: SuiteOutcome) -> None:
+    directory = outcome.report_dir
+    write_junit(outcome.results, directory / JUNIT, tag=outcome.tag)
+    _write(directory / SUMMARY, summary_markdown(outcome))
+    _write(directory / INDEX, index_html(outcome))
+    _write(directory / SUITE_JSON, json.dumps(suite_json(outcome), indent=2, default=str))
+
+
+def run_report(result: ExperimentResult) -> Path | None:
+    """The run's own report if the run directory has one (report.html once harness.report writes it)."""
+    if result.run_dir is None:
+        return None
+    for name in RUN_REPORTS:
+        if (result.run_dir / name).is_file():
+            return result.run_dir / name
+    return None
+
+
+def score_text(score: Any) -> str | None:
+    """harness.report's suite score as text: a number is shown out of 100."""
+    if score is None:
+        return None
+    value = getattr(score, "score", getattr(score, "value", score))
+    if isinstance(score, dict):
+        value = score.get("score", score.get("value", score))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.0f}/100"
+    return str(value)
+
+
+def _counts(outcome: SuiteOutcome) -> str:
+    tally: dict[str, int] = {}
+    for result in outcome.results:
+        key = "not run" if not result.ran else word(result.exit_code).lower()
+        tally[key] = tally.get(key, 0) + 1
+    return ", ".join(f"{n} {key}" for key, n in tally.items())
+
+
+def _slo_tally(result: ExperimentResult) -> str:
+    slos = result.slo_results
+    if not slos:
+        return "-"
+    return f"{sum(1 for r in slos if r.get('verdict') == 'pass')}/{len(slos)}"
+
+
+def _link(result: ExperimentResult, base: Path) -> str | None:
+    report = run_report(result)
+    return None if report is None else os.path.relpath(report, base)
+
+
+def _reason(result: ExperimentResult) -> str:
+    harness = result.journal.get("harness") or {}
+    if result.error:
+        return result.error
+    if harness.get("inconclusive"):
+        return f"inconclusive: {harness['inconclusive']}"
+    if harness.get("interrupted_by"):
+        return f"interrupted by {harness['interrupted_by']}"
+    if result.journal.get("deviated"):
+        return "the steady-state hypothesis deviated"
+    return ""
+
+
+def summary_markdown(outcome: SuiteOutcome) -> str:
+    lines = [f"# Suite `{outcome.tag}`: {word(outcome.exit_code)} (exit {outcome.exit_code})", "",
+             f"{len(outcome.results)} experiment(s): {_counts(outcome)}."]
+    score = score_text(outcome.score)
+    if score:
+        lines.append(f"Resilience score: **{score}**.")
+    lines += ["", "| experiment | verdict | exit | SLO checks passed | report |", "|---|---|---|---|---|"]
+    for result in outcome.results:
+        link = _link(result, outcome.report_dir)
+        cell = f"[{link}]({link})" if link else "-"
+        verdict = "NOT RUN" if not result.ran else word(result.exit_code)
+        lines.append(f"| {_md(result.name)} | {verdict} | {result.exit_code} | {_slo_tally(result)} | {cell} |")
+    problems = []
+    for result in outcome.results:
+        failed = [r for r in result.slo_results if r.get("verdict") != "pass"]
+        for r in failed:
+            problems.append(f"- **{_md(result.name)}** `{r.get('name')}` [{r.get('phase')}]: {_md(slo_message(r))}")
+        reason = _reason(result)
+        if result.exit_code != 0 and reason:
+            problems.append(f"- **{_md(result.name)}**: {_md(reason)}")
+    if problems:
+        lines += ["", "## What failed", "", *problems]
+    lines += ["", f"JUnit: `{JUNIT}`. Each run's journal is in its directory."]
+    return "\n".join(lines) + "\n"
+
+
+def index_html(outcome: SuiteOutcome) -> str:
+    esc = html.escape
+    rows = []
+    for result in outcome.results:
+        link = _link(result, outcome.report_dir)
+        report = f'<a href="{esc(link)}">{esc(Path(link).name)}</a>' if link else "-"
+        verdict = "NOT RUN" if not result.ran else word(result.exit_code)
+        colour = COLOURS.get(result.exit_code, "#cf222e")
+        rows.append(f"<tr><td>{esc(result.name)}</td><td>{esc(result.title)}</td>"
+                    f'<td style="color:{colour};font-weight:bold">{esc(verdict)}</td><td>{result.exit_code}</td>'
+                    f"<td>{esc(_slo_tally(result))}</td><td>{report}</td><td>{esc(_reason(result))}</td></tr>")
+    score = score_text(outcome.score)
+    score_line = f"<p>Resilience score: <strong>{esc(score)}</strong></p>" if score else ""
+    colour = COLOURS.get(outcome.exit_code, "#cf222e")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>harness suite {esc(outcome.tag)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
+<body><h1>Suite <code>{esc(outcome.tag)}</code>:
+<span id="verdict" style="color:{colour}">{esc(word(outcome.exit_code))}</span> (exit {outcome.exit_code})</h1>
+<p>{esc(_counts(outcome))}</p>{score_line}
+<table><thead><tr><th>experiment</th><th>title</th><th>verdict</th><th>exit</th><th>SLO checks passed</th>
+<th>report</th><th>reason</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table>
+<p><a href="{JUNIT}">{JUNIT}</a> · <a href="{SUMMARY}">{SUMMARY}</a> · <a href="{SUITE_JSON}">{SUITE_JSON}</a></p>
+</body></html>
+"""
+
+
+def suite_json(outcome: SuiteOutcome) -> dict[str, Any]:
+    return {
+        "tag": outcome.tag, "exit_code": outcome.exit_code, "verdict": word(outcome.exit_code),
+        "score": outcome.score,
+        "experiments": [{"name": r.name, "path": str(r.path), "title": r.title, "exit_code": r.exit_code,
+                         "verdict": word(r.exit_code), "ran": r.ran, "run_dir": str(r.run_dir) if r.run_dir else None,
+                         "error": r.error, "slo_checks": len(r.slo_results),
+                         "slo_checks_failed": sum(1 for s in r.slo_results if s.get("verdict") != "pass")}
+                        for r in outcome.results],
+    }
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _write(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)

@@ -1,0 +1,218 @@
+"""`harness gameday FILE`: run an experiment step by step, the operator saying go, skip or abort before each action.
+
+The experiment runs as `harness run` runs it (load, phases, SLOs, undo guarantee), with one more
+Chaos Toolkit control, harness.suite.gameday_control. Before each action of the method, while the
+load runs, that control stops and shows the action (name, function, arguments) and every SLO over the
+last 30 s, then asks the operator:
+
+    go      the action runs
+    skip    the action is replaced by a stand-in that does nothing (its journal record says so)
+    abort   the run stops as an interrupted one: rollbacks and every registered undo run, exit 130
+and an optional note. Decisions and notes go into journal.json under `harness.gameday` as
+[{activity, decision, note, at}]. `yes=True` (`--yes`) answers go to everything, for a rehearsal.
+
+What actually runs is written beside the journal as gameday-experiment.json: the experiment with the
+control added, its file paths made absolute, and background actions made foreground (a step-by-step
+walk cannot stop before an action that is already running in a thread).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from harness.suite.runner import RunFunction
+
+logger = logging.getLogger("harness.suite")
+Choice = Literal["go", "skip", "abort"]
+ANSWERS: dict[str, Choice] = {"g": "go", "go": "go", "s": "skip", "skip": "skip", "a": "abort", "abort": "abort"}
+MAX_ASKS = 5  # unclear answers in a row before the walk stops safely (abort)
+CONTROL_MODULE = "harness.suite.gameday_control"
+HARNESS_CONTROL = "harness.run.control"
+WALKED_FILE = "gameday-experiment.json"
+REHEARSAL_NOTE = "unattended rehearsal (--yes)"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One operator decision, as recorded in the journal."""
+
+    activity: str
+    decision: Choice
+    note: str
+    at: float  # epoch seconds when the decision was taken
+
+
+@dataclass(frozen=True)
+class Step:
+    """An action about to run, as the operator sees it."""
+
+    index: int  # 1-based, among the method's actions
+    total: int
+    name: str
+    function: str  # module.func, or the process path or URL for other providers
+    arguments: Any
+
+    def describe(self) -> list[str]:
+        arguments = json.dumps(self.arguments, sort_keys=True, default=str)
+        return [f"--- game day: action {self.index} of {self.total} ---",
+                f"action     {self.name}", f"function   {self.function}", f"arguments  {arguments}"]
+
+
+def step_of(activity: dict[str, Any], index: int, total: int) -> Step:
+    provider = activity.get("provider") or {}
+    kind = provider.get("type")
+    if kind == "python":
+        function = f"{provider.get('module')}.{provider.get('func')}"
+    elif kind == "process":
+        function = str(provider.get("path"))
+    else:
+        function = f"{kind} {provider.get('url', '')}".strip()
+    return Step(index, total, str(activity.get("name", "?")), function, provider.get("arguments") or {})
+
+
+class Walk:
+    """The operator's side of one game day; gameday_control calls `before_action` before each action."""
+
+    def __init__(self, *, total: int, prompt: Callable[[str], str], show: Callable[[str], None], yes: bool,
+                 slo_state: Callable[[], Sequence[str]]) -> None:
+        self.total = total
+        self.prompt = prompt
+        self.show = show
+        self.yes = yes
+        self.slo_state = slo_state
+        self.decisions: list[Decision] = []
+        self.in_method = False  # set by the control between before/after_method_control
+        self._seen = 0
+
+    def before_action(self, activity: dict[str, Any]) -> Decision:
+        """Show the step and the live SLOs, then ask (or, with yes, answer go)."""
+        self._seen += 1
+        step = step_of(activity, self._seen, max(self.total, self._seen))
+        for line in [*step.describe(), *self._live()]:
+            self.show(line)
+        if self.yes:
+            return self.record(step.name, "go", REHEARSAL_NOTE)
+        try:
+            choice, note = self._ask()
+        except KeyboardInterrupt:
+            self.record(step.name, "abort", "interrupted while waiting for the operator")
+            raise
+        return self.record(step.name, choice, note)
+
+    def record(self, activity: str, choice: Choice, note: str) -> Decision:
+        decision = Decision(activity=activity, decision=choice, note=note, at=time.time())
+        self.decisions.append(decision)
+        logger.info("game day: %s %s%s", choice, activity, f" ({note})" if note else "")
+        return decision
+
+    def _live(self) -> list[str]:
+        try:
+            return list(self.slo_state())
+        except Exception as exc:  # the live view is advice; the operator can still decide without it
+            return [f"live SLOs: not available ({type(exc).__name__}: {exc})"]
+
+    def _ask(self) -> tuple[Choice, str]:
+        try:
+            for _ in range(MAX_ASKS):
+                answer = self.prompt("go, skip or abort? [g/s/a] ").strip().lower()
+                if answer in ANSWERS:
+                    break
+                self.show(f"please answer go, skip or abort (not {answer!r})")
+            else:
+                return "abort", f"no clear answer after {MAX_ASKS} tries"
+            note = self.prompt("note (optional, Enter for none): ").strip()
+        except EOFError:
+            return "abort", "no operator input (end of input)"
+        return ANSWERS[answer], note
+
+
+def count_actions(experiment: dict[str, Any]) -> int:
+    return sum(1 for a in experiment.get("method") or [] if isinstance(a, dict) and a.get("type") == "action")
+
+
+def gameday_experiment(experiment: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The experiment as the game day runs it: the gameday control added, the harness control's file
+    paths made absolute (the copy lives in the run directory), every method activity in the foreground."""
+    from harness.run.settings import resolve_path
+
+    walked = copy.deepcopy(experiment)
+    for activity in walked.get("method") or []:
+        if isinstance(activity, dict):
+            activity.pop("background", None)
+    controls = [c for c in walked.get("controls") or [] if (c.get("provider") or {}).get("module") != CONTROL_MODULE]
+    for control in controls:
+        arguments = (control.get("provider") or {}).get("arguments")
+        if (control.get("provider") or {}).get("module") == HARNESS_CONTROL and isinstance(arguments, dict):
+            if isinstance(arguments.get("slo_file"), str):
+                arguments["slo_file"] = str(resolve_path(arguments["slo_file"], path.parent))
+            load = arguments.get("load")
+            if isinstance(load, dict) and isinstance(load.get("locustfile"), str):
+                load["locustfile"] = str(resolve_path(load["locustfile"], path.parent))
+    controls.append({"name": "gameday", "provider": {"type": "python", "module": CONTROL_MODULE}})
+    walked["controls"] = controls
+    walked["tags"] = [*(walked.get("tags") or []), "gameday"]
+    return walked
+
+
+def run_gameday(path: Path, *, platform_name: str, report_dir: Path | None = None, yes: bool = False,
+                prompt: Callable[[str], str] = input, show: Callable[[str], None] = print, keep_up: bool = False,
+                run: RunFunction | None = None, slo_state: Callable[[], Sequence[str]] | None = None) -> int:
+    """Walk the experiment at `path` with the operator; returns the run's exit code (abort: 130).
+
+    `run` is harness.run.runner.run_file unless a test gives a stand-in; `slo_state` gives the lines
+    of live SLO state (default: the running session's SLOs over the last 30 s from Prometheus).
+    """
+    from harness.run.runner import default_run_dir, run_file
+    from harness.run.validate import load_experiment_file
+    from harness.suite import gameday_control
+    from harness.suite.live import session_slo_state
+
+    experiment = load_experiment_file(path)
+    run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    walked = gameday_experiment(experiment, path.resolve())
+    walked_path = run_dir / WALKED_FILE
+    walked_path.write_text(json.dumps(walked, indent=2, default=str), encoding="utf-8")
+    walk = Walk(total=count_actions(walked), prompt=prompt, show=show, yes=yes,
+                slo_state=slo_state or session_slo_state)
+    gameday_control.install(walk)
+    try:
+        outcome = (run or run_file)(walked_path, platform_name=platform_name, report_dir=run_dir,
+                                    keep_up=keep_up, progress=yes)  # a live progress line would garble prompts
+    finally:
+        gameday_control.install(None)
+        record_decisions(run_dir, walk.decisions, source=path, rehearsal=yes)
+    return outcome.exit_code
+
+
+def record_decisions(run_dir: Path, decisions: Sequence[Decision], *, source: Path, rehearsal: bool) -> Path:
+    """Put the decisions in the run's journal.json (harness.gameday); without a journal (the run failed
+    before writing one), in gameday.json beside where it would be."""
+    from harness.run.journal import JournalWriter
+
+    entries = [dataclasses.asdict(d) for d in decisions]
+    journal_path = run_dir / "journal.json"
+    try:
+        journal = json.loads(journal_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        journal = None
+    if not isinstance(journal, dict):
+        fallback = run_dir / "gameday.json"
+        fallback.write_text(json.dumps({"source": str(source), "rehearsal": rehearsal, "gameday": entries}, indent=2),
+                            encoding="utf-8")
+        return fallback
+    harness = journal.setdefault("harness", {})
+    harness["gameday"] = entries
+    harness["gameday_source"] = str(source)
+    harness["gameday_rehearsal"] = rehearsal
+    JournalWriter(run_dir).write(journal)
+    return journal_path

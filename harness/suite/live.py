@@ -1,0 +1,69 @@
+"""Live SLO state for the game-day operator: every SLO of the run over the last 30 s, as table lines."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harness.slo import PrometheusApi, Slo, SloResult
+
+logger = logging.getLogger("harness.suite")
+WINDOW_S = 30.0  # long enough for rate() over 1 s scrapes to settle, short enough to show a fault's effect
+
+
+def evaluate_live(slos: Sequence[Slo], client: PrometheusApi | None, *, now: float, window_s: float = WINDOW_S,
+                  samples: pd.DataFrame | None = None) -> list[SloResult]:
+    """Every SLO over now - window_s .. now, whatever phases it is declared for (the operator wants
+    the whole picture); client SLOs from `samples` when given."""
+    from harness.slo import PHASES, evaluate
+
+    everywhere = [dataclasses.replace(slo, phases=PHASES) for slo in slos]
+    if client is None:
+        everywhere = [slo for slo in everywhere if slo.source == "client"]
+    return evaluate(everywhere, "chaos", now - window_s, now, client, samples=samples)
+
+
+def format_results(results: Sequence[SloResult], *, window_s: float = WINDOW_S) -> list[str]:
+    if not results:
+        return [f"live SLOs (last {window_s:g} s): none to show"]
+    width = max(len(r.name) for r in results)
+    lines = [f"live SLOs (last {window_s:g} s):"]
+    for r in results:
+        value = "-" if r.value is None else f"{r.value:.4g}"
+        lines.append(f"  {r.name:<{width}}  {value:>10}  ({r.comparator} {r.objective:g})  {r.verdict.upper()}")
+    return lines
+
+
+def session_slo_state(window_s: float = WINDOW_S) -> list[str]:
+    """The live state of the running `harness run` session (harness.run.control's), as lines."""
+    from harness.run import control
+    from harness.slo import PrometheusClient
+
+    session = control.session()
+    if session is None:
+        return ["live SLOs: no harness session (is the experiment running under `harness gameday`?)"]
+    samples = _samples(session)
+    try:
+        with PrometheusClient(session.platform.status()["prometheus_url"]) as client:
+            results = evaluate_live(session.slos, client, now=time.time(), window_s=window_s, samples=samples)
+    except HarnessError as exc:  # Prometheus or the platform unreachable: say so, the operator decides
+        return [f"live SLOs: not available ({exc})"]
+    return format_results(results, window_s=window_s)
+
+
+def _samples(session: Any) -> pd.DataFrame | None:
+    if session.load is None or not any(slo.source == "client" for slo in session.slos):
+        return None
+    try:
+        return session.load.samples()
+    except (OSError, ValueError, HarnessError) as exc:
+        logger.debug("no live samples: %s", exc)
+        return None

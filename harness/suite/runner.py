@@ -1,0 +1,156 @@
+"""`harness suite TAG`: run every experiment tagged TAG in turn on one mesh, then one aggregate report."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harness.errors import HarnessError
+from harness.suite import aggregate
+from harness.suite.select import SuiteEntry, entries_tagged
+from harness.suite.verdict import INTERRUPTED, INVALID, worst_exit_code
+
+if TYPE_CHECKING:
+    from harness.platforms.base import Platform
+    from harness.run.runner import RunOutcome
+
+logger = logging.getLogger("harness.suite")
+
+
+class RunFunction(Protocol):
+    """What the suite needs from `harness run`: harness.run.runner.run_file is the real one."""
+
+    def __call__(self, path: Path, *, platform_name: str, report_dir: Path | None, keep_up: bool,
+                 progress: bool) -> RunOutcome: ...
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """One experiment of a suite. `ran` is False for those left when the suite was interrupted."""
+
+    path: Path
+    title: str
+    exit_code: int
+    run_dir: Path | None
+    journal: dict[str, Any] = field(default_factory=dict, repr=False)
+    error: str | None = None  # why there is no verdict: the HarnessError, or "not run"
+    ran: bool = True
+    duration_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def slo_results(self) -> list[dict[str, Any]]:
+        return list((self.journal.get("harness") or {}).get("slo_results") or [])
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    tag: str
+    exit_code: int  # the worst of the experiments' codes (harness.suite.verdict)
+    report_dir: Path  # summary.md, index.html, junit.xml, suite.json and one run directory per experiment
+    results: tuple[ExperimentResult, ...]
+    score: Any = None  # harness.report.suite_score's answer when harness.report provides one
+
+    @property
+    def junit(self) -> Path:
+        return self.report_dir / aggregate.JUNIT
+
+
+def default_report_dir(tag: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-suite-{tag}"
+
+
+def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir: Path | None = None,
+              keep_up: bool = False, progress: bool = True, run: RunFunction | None = None,
+              get_platform: Callable[[str], Platform] | None = None) -> SuiteOutcome:
+    """Run every experiment tagged `tag` in file-name order and write the aggregate report.
+
+    The mesh comes up once for the whole suite (each run is told to keep it up) and goes down at the
+    end unless it was already up or `keep_up`. A failed, inconclusive or invalid experiment does not
+    stop the suite; an interrupted one (exit 130, or Ctrl-C) does, and the rest are reported as not
+    run. Unknown tag: ConfigError listing the tags in use. `run` and `get_platform` are for tests.
+    """
+    if run is None:
+        from harness.run.runner import run_file as run
+    if get_platform is None:
+        from harness.platforms import get_platform
+    entries = entries_tagged(tag, experiments_dir)
+    suite_dir = (report_dir or default_report_dir(tag)).resolve()
+    suite_dir.mkdir(parents=True, exist_ok=True)
+    platform = get_platform(platform_name)
+    was_up = platform.is_up()
+    results: list[ExperimentResult] = []
+    try:
+        if not was_up:
+            platform.up()
+        for index, entry in enumerate(entries, start=1):
+            run_dir = suite_dir / f"{index:02d}-{entry.name}"
+            result = _run_one(entry, run_dir, run, platform_name=platform_name, progress=progress)
+            results.append(result)
+            if result.exit_code == INTERRUPTED:
+                results += [_not_run(e) for e in entries[index:]]
+                break
+    finally:
+        if not was_up and not keep_up:
+            platform.down()
+    outcome = SuiteOutcome(tag=tag, exit_code=worst_exit_code(r.exit_code for r in results),
+                           report_dir=suite_dir, results=tuple(results), score=_suite_score(results))
+    aggregate.write_all(outcome)
+    return outcome
+
+
+def _run_one(entry: SuiteEntry, run_dir: Path, run: RunFunction, *, platform_name: str,
+             progress: bool) -> ExperimentResult:
+    if entry.problem is not None:
+        return ExperimentResult(entry.path, entry.title, INVALID, None, error=entry.problem)
+    logger.info("suite: running %s", entry.path)
+    started = time.monotonic()
+    try:
+        outcome = run(entry.path, platform_name=platform_name, report_dir=run_dir, keep_up=True,
+                      progress=progress)
+    except HarnessError as exc:
+        return ExperimentResult(entry.path, entry.title, exc.exit_code, _existing(run_dir), error=str(exc),
+                                duration_s=time.monotonic() - started)
+    except KeyboardInterrupt:
+        return ExperimentResult(entry.path, entry.title, INTERRUPTED, _existing(run_dir), error="interrupted",
+                                duration_s=time.monotonic() - started)
+    except Exception as exc:  # a harness bug in one experiment must not cost the others their verdicts
+        logger.exception("suite: %s failed inside the harness", entry.path)
+        return ExperimentResult(entry.path, entry.title, INVALID, _existing(run_dir),
+                                error=f"{type(exc).__name__}: {exc}", duration_s=time.monotonic() - started)
+    title = str((outcome.journal.get("experiment") or {}).get("title") or entry.title)
+    return ExperimentResult(entry.path, title, outcome.exit_code, outcome.run_dir, dict(outcome.journal),
+                            error=(outcome.journal.get("harness") or {}).get("error"),
+                            duration_s=time.monotonic() - started)
+
+
+def _not_run(entry: SuiteEntry) -> ExperimentResult:
+    return ExperimentResult(entry.path, entry.title, INTERRUPTED, None, error="not run: the suite was interrupted",
+                            ran=False)
+
+
+def _existing(run_dir: Path) -> Path | None:
+    return run_dir if run_dir.is_dir() else None
+
+
+def _suite_score(results: list[ExperimentResult]) -> Any:
+    """harness.report.suite_score over the journals of the experiments that ran, if harness.report has it."""
+    try:
+        from harness.report import suite_score  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    journals = [r.journal for r in results if r.ran and r.journal]
+    if not journals:
+        return None
+    try:
+        return suite_score(journals)
+    except Exception as exc:  # a score is extra: its failure must not cost the suite its report
+        logger.warning("suite: no suite score (harness.report.suite_score failed: %s)", exc)
+        return None

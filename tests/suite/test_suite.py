@@ -1,0 +1,225 @@
+"""Specifications of `harness suite TAG`: every tagged experiment on one mesh, the worst verdict, one report."""
+
+from __future__ import annotations
+
+import sys
+import types
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from suitekit import FakePlatform, FakeRun, slo, write_experiment
+
+import harness.suite
+from harness.errors import ConfigError, InconclusiveError
+from harness.suite import SuiteOutcome, run_suite, worst_exit_code
+
+
+@pytest.fixture
+def experiments(tmp_path: Path) -> Path:
+    directory = tmp_path / "experiments"
+    directory.mkdir()
+    write_experiment(directory, "a-pod-kill", ["nightly", "pod-kill"])
+    write_experiment(directory, "b-latency", ["nightly", "latency"])
+    write_experiment(directory, "c-canary-leaks", ["canary", "failing-variant"])
+    write_experiment(directory, "d-failover", ["nightly", "failover"])
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def no_report_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """harness.report is built in parallel; these tests pin the suite's behaviour without it."""
+    monkeypatch.setitem(sys.modules, "harness.report", None)
+
+
+def suite(experiments: Path, tmp_path: Path, run: FakeRun, platform: FakePlatform | None = None,
+          **options: object) -> SuiteOutcome:
+    platform = platform or FakePlatform()
+    return run_suite("nightly", experiments_dir=experiments, platform_name="local",
+                     report_dir=tmp_path / "report", run=run, get_platform=lambda name: platform, **options)
+
+
+def junit(outcome: SuiteOutcome) -> ET.Element:
+    return ET.parse(outcome.junit).getroot()
+
+
+def test_a_suite_runs_every_tagged_experiment_in_file_order_and_carries_on_past_failures(
+        experiments: Path, tmp_path: Path) -> None:
+    run = FakeRun({"a-pod-kill": 1, "b-latency": 0, "d-failover": 0})
+    outcome = suite(experiments, tmp_path, run)
+    assert [c["name"] for c in run.calls] == ["a-pod-kill", "b-latency", "d-failover"]
+    assert [r.exit_code for r in outcome.results] == [1, 0, 0]
+    assert outcome.exit_code == 1
+
+
+def test_an_invalid_experiment_or_a_harness_error_does_not_stop_the_suite(experiments: Path, tmp_path: Path) -> None:
+    run = FakeRun({"a-pod-kill": ConfigError("unknown service 'ai-agnet'", file="a-pod-kill.yaml"),
+                   "b-latency": RuntimeError("a bug in the harness")})
+    outcome = suite(experiments, tmp_path, run)
+    assert [c["name"] for c in run.calls] == ["a-pod-kill", "b-latency", "d-failover"]
+    assert [r.exit_code for r in outcome.results] == [2, 2, 0]
+    assert "ai-agnet" in (outcome.results[0].error or "")
+    assert outcome.results[1].error == "RuntimeError: a bug in the harness"
+    assert outcome.exit_code == 2
+
+
+@pytest.mark.parametrize(("codes", "worst"), [
+    ([0, 0, 0], 0), ([0, 1, 0], 1), ([1, 3, 0], 3), ([3, 2, 1], 2), ([2, 0, 130], 130), ([], 0), ([0, 7], 2),
+])
+def test_the_suite_exit_code_is_the_worst_verdict_130_then_2_then_3_then_1_then_0(codes: list[int], worst: int) -> None:
+    assert worst_exit_code(codes) == worst
+
+
+def test_the_suite_exit_code_counts_an_inconclusive_error_raised_by_a_run(experiments: Path, tmp_path: Path) -> None:
+    outcome = suite(experiments, tmp_path, FakeRun({"a-pod-kill": 1, "b-latency": InconclusiveError("no Prometheus")}))
+    assert [r.exit_code for r in outcome.results] == [1, 3, 0] and outcome.exit_code == 3
+
+
+def test_an_interrupted_experiment_stops_the_suite_and_the_rest_are_reported_not_run(
+        experiments: Path, tmp_path: Path) -> None:
+    run = FakeRun({"a-pod-kill": 1, "b-latency": 130})
+    outcome = suite(experiments, tmp_path, run)
+    assert [c["name"] for c in run.calls] == ["a-pod-kill", "b-latency"]
+    assert [(r.name, r.exit_code, r.ran) for r in outcome.results] == [
+        ("a-pod-kill", 1, True), ("b-latency", 130, True), ("d-failover", 130, False)]
+    assert outcome.exit_code == 130
+    skipped = junit(outcome).find("testsuite[@name='d-failover']/testcase[@name='verdict']/skipped")
+    assert skipped is not None and "interrupted" in skipped.get("message", "")
+
+
+def test_ctrl_c_during_a_run_stops_the_suite_writes_the_report_and_takes_the_mesh_down(
+        experiments: Path, tmp_path: Path) -> None:
+    platform = FakePlatform()
+    outcome = suite(experiments, tmp_path, FakeRun({"a-pod-kill": KeyboardInterrupt()}), platform)
+    assert outcome.exit_code == 130 and [r.ran for r in outcome.results] == [True, False, False]
+    assert platform.calls == ["up", "down"]
+    assert outcome.junit.is_file()
+
+
+def test_the_mesh_comes_up_once_for_the_suite_and_each_run_is_told_to_keep_it_up(
+        experiments: Path, tmp_path: Path) -> None:
+    platform, run = FakePlatform(), FakeRun({})
+    suite(experiments, tmp_path, run, platform)
+    assert platform.calls == ["up", "down"]
+    assert all(c["keep_up"] is True and c["platform_name"] == "local" for c in run.calls)
+
+
+def test_a_mesh_that_was_already_up_or_keep_up_is_left_up(experiments: Path, tmp_path: Path) -> None:
+    already_up = FakePlatform(up_now=True)
+    suite(experiments, tmp_path, FakeRun({}), already_up)
+    assert already_up.calls == []
+    kept = FakePlatform()
+    suite(experiments, tmp_path, FakeRun({}), kept, keep_up=True)
+    assert kept.calls == ["up"]
+
+
+def test_each_run_gets_its_own_directory_inside_the_suite_report_dir(experiments: Path, tmp_path: Path) -> None:
+    run = FakeRun({})
+    outcome = suite(experiments, tmp_path, run)
+    assert [c["report_dir"] for c in run.calls] == [
+        outcome.report_dir / "01-a-pod-kill", outcome.report_dir / "02-b-latency", outcome.report_dir / "03-d-failover"]
+
+
+def test_the_aggregate_junit_is_valid_xml_with_one_testsuite_per_experiment_and_one_testcase_per_slo_and_phase(
+        experiments: Path, tmp_path: Path) -> None:
+    breached = [slo("ai-agent-availability", "baseline", "pass", 0.999),
+                slo("ai-agent-availability", "chaos", "fail", 0.93),
+                slo("ai-agent-latency-p99", "chaos", "fail", 812.0, objective=500, comparator="<="),
+                slo("user-availability", "recovery", "no_data", None)]
+    outcome = suite(experiments, tmp_path, FakeRun({"b-latency": 1}, slos={"b-latency": breached}))
+    root = junit(outcome)
+
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["a-pod-kill", "b-latency", "d-failover"]
+    for element in suites:
+        cases = element.findall("testcase")
+        assert int(element.get("tests")) == len(cases)
+        assert int(element.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
+        assert int(element.get("errors")) == sum(1 for c in cases if c.find("error") is not None)
+        assert all(c.get("classname") == f"nightly.{element.get('name')}" for c in cases)
+    assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites) == 3 + 1 + 4 + 1 + 3 + 1
+
+    latency = root.find("testsuite[@name='b-latency']")
+    names = [c.get("name") for c in latency.findall("testcase")]
+    assert names == ["ai-agent-availability [baseline]", "ai-agent-availability [chaos]",
+                     "ai-agent-latency-p99 [chaos]", "user-availability [recovery]", "verdict"]
+    messages = {c.get("name"): c.find("failure").get("message") for c in latency.findall("testcase")
+                if c.find("failure") is not None}
+    assert messages["ai-agent-availability [chaos]"] == "value 0.93 vs objective >= 0.99"
+    assert messages["ai-agent-latency-p99 [chaos]"] == "value 812 vs objective <= 500"
+    assert messages["user-availability [recovery]"].startswith("no data (objective >= 0.99)")
+    assert messages["verdict"].startswith("FAIL (exit 1)")
+    assert latency.find("testcase[@name='ai-agent-availability [chaos]']/failure").text.startswith("source: mesh")
+    assert root.find("testsuite[@name='a-pod-kill']/testcase[@name='verdict']/failure") is None
+
+
+def test_an_experiment_that_could_not_run_is_one_error_testcase_naming_why(experiments: Path, tmp_path: Path) -> None:
+    outcome = suite(experiments, tmp_path, FakeRun({"a-pod-kill": ConfigError("no SLO file at slos/x.yaml")}))
+    cases = junit(outcome).findall("testsuite[@name='a-pod-kill']/testcase")
+    assert [c.get("name") for c in cases] == ["verdict"]
+    assert "no SLO file at slos/x.yaml" in cases[0].find("error").get("message")
+
+
+def test_the_summary_and_index_link_each_runs_report_when_there_is_one(experiments: Path, tmp_path: Path) -> None:
+    outcome = suite(experiments, tmp_path, FakeRun({"b-latency": 3}, write_report_for={"a-pod-kill"}))
+    index = (outcome.report_dir / "index.html").read_text()
+    summary = (outcome.report_dir / "summary.md").read_text()
+    assert 'href="01-a-pod-kill/report.html"' in index
+    assert 'href="02-b-latency/journal.json"' in index  # no report.html there: the journal
+    assert 'id="verdict"' in index and "INCONCLUSIVE" in index
+    assert summary.startswith("# Suite `nightly`: INCONCLUSIVE (exit 3)")
+    assert "| a-pod-kill | PASS | 0 | 3/3 | [01-a-pod-kill/report.html](01-a-pod-kill/report.html) |" in summary
+    assert "inconclusive: Prometheus unreachable" in summary
+    assert (outcome.report_dir / "suite.json").is_file()
+
+
+def test_an_unknown_tag_is_a_config_error_listing_the_tags_in_use(experiments: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        run_suite("weekly", experiments_dir=experiments, platform_name="local", report_dir=tmp_path / "r",
+                  run=FakeRun({}), get_platform=lambda name: FakePlatform())
+    message = str(error.value)
+    assert "'weekly'" in message
+    assert "canary, failing-variant, failover, latency, nightly, pod-kill" in message
+
+
+def test_an_unreadable_experiment_file_counts_as_invalid_rather_than_dropping_out(experiments: Path,
+                                                                                 tmp_path: Path) -> None:
+    (experiments / "e-broken.yaml").write_text("title: [unclosed\n")
+    run = FakeRun({})
+    outcome = suite(experiments, tmp_path, run)
+    assert "e-broken" not in [c["name"] for c in run.calls]
+    broken = outcome.results[-1]
+    assert (broken.name, broken.exit_code) == ("e-broken", 2) and "cannot read its tags" in (broken.error or "")
+    assert outcome.exit_code == 2
+
+
+def test_the_suite_score_comes_from_harness_report_when_it_offers_one(experiments: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    report = types.ModuleType("harness.report")
+    seen: list[int] = []
+    report.suite_score = lambda journals: seen.append(len(journals)) or 87.4  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "harness.report", report)
+    outcome = suite(experiments, tmp_path, FakeRun({}))
+    assert outcome.score == 87.4 and seen == [3]
+    assert "Resilience score: **87/100**." in (outcome.report_dir / "summary.md").read_text()
+
+
+def test_without_harness_report_there_is_no_score_and_the_suite_still_reports(experiments: Path,
+                                                                              tmp_path: Path) -> None:
+    outcome = suite(experiments, tmp_path, FakeRun({}))
+    assert outcome.score is None and outcome.exit_code == 0
+    assert "score" not in (outcome.report_dir / "summary.md").read_text().lower()
+
+
+def test_the_public_surface_is_one_sorted_all_and_every_module_opens_with_a_one_line_docstring() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    assert harness.suite.__all__ == sorted(harness.suite.__all__)
+    public = {n for n, v in vars(harness.suite).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public == set(harness.suite.__all__)
+    for info in pkgutil.iter_modules(harness.suite.__path__):
+        doc = inspect.getdoc(importlib.import_module(f"harness.suite.{info.name}")) or ""
+        assert doc and doc.split("\n\n")[0].count("\n") == 0, info.name
