@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform as pyplatform
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,10 @@ from harness.platforms.local.settings import LocalSettings
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 STATE_ROOT = BENCH_DIR / ".state"
-# One port block per benchmark, all in 30000-39999 (tests use 40000-60000); a mesh needs base..base+990.
+# A preferred port block per benchmark, all in 30000-39999 (tests use 40000-60000); a mesh needs
+# base..base+990. Others may hold a block too, so the first wholly free block from there is used.
 PORT_BASES = {"up_time": 31000, "latency_overhead": 32000, "memory": 33000, "push_latency": 34000}
+BLOCKS = range(30000, 40000, 1000)
 INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"
 CHAT_BODY = b'{"user_id": "u1", "prompt": "hello"}'
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -33,9 +36,28 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def bench_settings(name: str, **extra: Any) -> LocalSettings:
     """The benchmark's own state dir and port block (base, ingress base+980, Prometheus base+990)."""
-    base = PORT_BASES[name]
+    base = free_block(PORT_BASES[name])
     return LocalSettings(state_dir=STATE_ROOT / name, base_port=base, ingress_port=base + 980,
                          prometheus_port=base + 990, **extra)
+
+
+def free_block(preferred: int) -> int:
+    """The first block from `preferred` on (wrapping within 30000-39999) whose mesh ports are all free."""
+    order = [b for b in BLOCKS if b >= preferred] + [b for b in BLOCKS if b < preferred]
+    for base in order:
+        ports = [*range(base, base + 100), base + 900, base + 950, base + 980, base + 990]
+        if all(_port_free(port) for port in ports):
+            return base
+    raise RuntimeError("no free block of ports in 30000-39999")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @contextmanager
@@ -61,6 +83,32 @@ def mesh_processes(platform: LocalPlatform, status: dict[str, Any]) -> dict[str,
     for record in read_registry(platform.state_dir / PIDS_FILE):  # the external API is not in status
         pids.setdefault(record.name, record.pid)
     return pids
+
+
+def kind_of(name: str) -> str:
+    if name == "daemon":
+        return "daemon (Python)"
+    if name == "prometheus":
+        return "prometheus"
+    if name.startswith("istio-ingressgateway"):
+        return "ingress gateway (Envoy)"
+    if name.endswith("/sidecar"):
+        return "sidecar (Envoy)"
+    if name.startswith("external-ai-api"):
+        return "external AI API (uvicorn)"
+    if name.endswith("/app"):
+        return "app (uvicorn)"
+    return "other"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process so far, in seconds."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def boot_time_wall() -> float:
@@ -220,13 +268,13 @@ def _busy_fraction(seconds: float) -> float:
     return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
 
 
-def wait_for_quiet(max_wait_s: float = 600.0, busy_below: float = 0.15) -> dict[str, Any]:
-    """Wait (bounded) until the machine is mostly idle; others' tests share these 2 cores."""
+def wait_for_quiet(max_wait_s: float = 900.0, busy_below: float = 0.15) -> dict[str, Any]:
+    """Wait (bounded) until the machine is mostly idle for 5 s; others' tests share these 2 cores."""
     started = time.monotonic()
-    busy = _busy_fraction(2.0)
+    busy = _busy_fraction(5.0)
     while busy >= busy_below and time.monotonic() - started < max_wait_s:
-        time.sleep(3.0)
-        busy = _busy_fraction(2.0)
+        time.sleep(2.0)
+        busy = _busy_fraction(5.0)
     waited = round(time.monotonic() - started, 1)
     print(f"machine busy {busy:.0%} after waiting {waited} s for quiet (threshold {busy_below:.0%})")
     return {"busy_fraction_before": round(busy, 3), "waited_s": waited}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -73,10 +74,8 @@ def serve() -> None:
         print(server.sockets[0].getsockname()[1], flush=True)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SERVER_MAX_LIFETIME_S)
-        except asyncio.TimeoutError:
-            pass
         server.close()
 
     asyncio.run(main())
@@ -177,9 +176,10 @@ def main() -> int:
                     result[variant] = runner(url, args.users, duration, work)
                 result["ratio"] = round(result["harness"]["rps"] / result["raw"]["rps"], 3)
                 rows.append(result)
-                print(f"round {index + 1}: raw {result['raw']['rps']} rps "
-                      f"({result['raw']['cpu_us_per_request']} us CPU/request), LoadRun {result['harness']['rps']} rps "
-                      f"({result['harness']['cpu_us_per_request']} us CPU/request), ratio {result['ratio']}", flush=True)
+                raw, harness = result["raw"], result["harness"]
+                print(f"round {index + 1}: raw {raw['rps']} rps ({raw['cpu_us_per_request']} us CPU/request), "
+                      f"LoadRun {harness['rps']} rps ({harness['cpu_us_per_request']} us CPU/request), "
+                      f"ratio {result['ratio']}", flush=True)
     finally:
         stop_process(target)
     raw_total = sum(r["raw"]["requests"] for r in rows)

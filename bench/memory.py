@@ -14,28 +14,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, mesh_processes, print_table,
-                     print_verdicts, run_loadgen, running_mesh, summarize, target, wait_for_quiet, write_results)
+from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, kind_of, mesh_processes,
+                     print_table, print_verdicts, run_loadgen, running_mesh, summarize, target, wait_for_quiet,
+                     write_results)
 from harness.platforms.local.platform import LocalPlatform
 
 TARGET_RSS_MB = 1200
 LOAD_RPS, LOAD_S = 50, 10  # 100 rps of chat already saturated this 2-core box (p99 2.5 s)
-
-
-def kind_of(name: str) -> str:
-    if name == "daemon":
-        return "daemon (Python)"
-    if name == "prometheus":
-        return "prometheus"
-    if name.startswith("istio-ingressgateway"):
-        return "ingress gateway (Envoy)"
-    if name.endswith("/sidecar"):
-        return "sidecar (Envoy)"
-    if name.startswith("external-ai-api"):
-        return "external AI API (uvicorn)"
-    if name.endswith("/app"):
-        return "app (uvicorn)"
-    return "other"
 
 
 def smaps_rollup(pid: int) -> dict[str, int]:

@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, boot_time_wall,
-                     mesh_processes, print_table, print_verdicts, process_start_wall, wait_for_quiet,
+from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, boot_time_wall, cpu_seconds,
+                     kind_of, mesh_processes, print_table, print_verdicts, process_start_wall, wait_for_quiet,
                      write_results)
 from harness.errors import HarnessError
 from harness.platforms.local.control import request
@@ -166,6 +166,7 @@ def one_run(index: int) -> dict[str, Any]:
     try:
         status = platform.up()
         t_up = time.time()
+        cpu = startup_cpu(platform, status, t_up - t0)
         expected_targets = 2 * len(status["pods"]) + 1  # each pod's sidecar and app, plus the ingress
         prom_w.expected = expected_targets
         for w in (ingress_w, prom_w):
@@ -173,11 +174,22 @@ def one_run(index: int) -> dict[str, Any]:
         status_w.stop.set()
         status_w.join(5)
         timeline = collect_timeline(platform, status, t0, t_up, status_w, ingress_w, prom_w)
+        timeline["cpu_until_up"] = cpu
     finally:
         for w in (status_w, ingress_w, prom_w):
             w.stop.set()
         platform.down()
     return timeline
+
+
+def startup_cpu(platform: LocalPlatform, status: dict[str, Any], elapsed_s: float) -> dict[str, Any]:
+    """CPU seconds each kind of process had used when up() returned: is start-up CPU-bound on 2 cores?"""
+    by_kind: dict[str, float] = {}
+    for name, pid in mesh_processes(platform, status).items():
+        by_kind[kind_of(name)] = round(by_kind.get(kind_of(name), 0.0) + (cpu_seconds(pid) or 0.0), 2)
+    total = round(sum(by_kind.values()), 2)
+    return {"by_kind_s": by_kind, "total_s": total, "wall_s": round(elapsed_s, 2),
+            "share_of_2_cores": round(total / (2 * elapsed_s), 2)}
 
 
 def collect_timeline(platform: LocalPlatform, status: dict[str, Any], t0: float, t_up: float,
@@ -188,7 +200,8 @@ def collect_timeline(platform: LocalPlatform, status: dict[str, Any], t0: float,
     forked = process_start_wall(daemon_pid, boot)
     if forked:
         events["daemon process forked (/proc, 10 ms)"] = forked
-    events["daemon main() entered (daemon.json)"] = json.loads((platform.state_dir / DAEMON_FILE).read_text())["started_at"]
+    daemon_info = json.loads((platform.state_dir / DAEMON_FILE).read_text())
+    events["daemon main() entered (daemon.json)"] = daemon_info["started_at"]
     starts = {name: process_start_wall(pid, boot) for name, pid in mesh_processes(platform, status).items()
               if name != "daemon"}
     known = {k: v for k, v in starts.items() if v is not None}
@@ -240,9 +253,11 @@ def main() -> None:
         runs.append(one_run(index))
         print(f"\n== run {index + 1}: timeline (s from the up() call)")
         print_table(["event", "t (s)"], list(runs[-1]["timeline_s"].items()))
+        print(f"CPU used by the mesh until up() returned: {runs[-1]['cpu_until_up']}")
         time.sleep(2.0)  # ports and CPU settle after down
     figures = {key: spread([r[key] for r in runs]) for key in
-               ("a_up_returned_s", "b_first_200_s", "c_prometheus_all_up_s", "prometheus_first_scrape_after_its_start_s")}
+               ("a_up_returned_s", "b_first_200_s", "c_prometheus_all_up_s",
+                "prometheus_first_scrape_after_its_start_s")}
     print("\n== over runs (s)")
     print_table(["figure", "median", "min", "max"], [[k, v["median"], v["min"], v["max"]] for k, v in figures.items()])
     verdicts = [Verdict(label, f"{figures[key]['median']} s median", f"<= {TARGET_S} s",

@@ -103,13 +103,13 @@ class StandardUser(ChatUser):
 
 class PremiumUser(ChatUser):
     tier = "premium"
-    tier_headers = {"x-user-tier": "premium"}
+    tier_headers: ClassVar[dict[str, str]] = {"x-user-tier": "premium"}
     weight = WEIGHTS["premium"]
 
 
 class CanaryUser(ChatUser):
     tier = "canary"
-    tier_headers = {"x-canary": "true"}
+    tier_headers: ClassVar[dict[str, str]] = {"x-canary": "true"}
     weight = WEIGHTS["canary"]
 
 

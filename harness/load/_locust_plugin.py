@@ -144,10 +144,12 @@ class Recorder:
     def __init__(self, environment: Environment, run_dir: Path) -> None:
         runner = environment.runner
         self.environment, self.run_dir = environment, run_dir
-        self.role = "worker" if isinstance(runner, WorkerRunner) else "master" if isinstance(runner, MasterRunner) else "local"
+        self.role = ("worker" if isinstance(runner, WorkerRunner)
+                     else "master" if isinstance(runner, MasterRunner) else "local")
         name = f"samples-{os.getpid()}.csv" if self.role == "worker" else "samples.csv"
         self.samples = None if self.role == "master" else SampleWriter(run_dir / name)  # masters send nothing
-        self.live = None if self.role == "worker" else LiveFeed(run_dir / "live.jsonl", environment, LIVE_WINDOW_TICKS[self.role])
+        self.live = (None if self.role == "worker"
+                     else LiveFeed(run_dir / "live.jsonl", environment, LIVE_WINDOW_TICKS[self.role]))
         self.parent_pid = int(os.environ.get("HARNESS_LOAD_PARENT_PID", "0"))
         deadline_s = float(os.environ.get("HARNESS_LOAD_DEADLINE_S", "0"))
         self.deadline = time.monotonic() + deadline_s if deadline_s > 0 and self.role != "worker" else None

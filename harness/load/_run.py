@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Self
 
 from harness.load._command import child_env, free_port, master_argv, worker_argv
 from harness.load._errors import LoadError
@@ -61,7 +62,7 @@ class LoadRun:
         return ([self._master] if self._master is not None else []) + self._workers
 
     def _spawn(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-        handle = open(log, "wb")
+        handle = open(log, "wb")  # noqa: SIM115 -- open for the process's life; stop() closes it
         self._logs.append(handle)
         # Own session: a Ctrl-C at the terminal reaches the harness only, which stops load by PID.
         return subprocess.Popen(argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=handle,
@@ -95,7 +96,8 @@ class LoadRun:
                 raise LoadError(f"Locust exited with code {self._master.returncode} before the load started; "
                                 f"{self.run_dir / 'locust.log'} ends with:\n{self._log_tail()}")
             if time.monotonic() > deadline:
-                raise LoadError(f"Locust did not start the load within {timeout_s} s; see {self.run_dir / 'locust.log'}")
+                raise LoadError(f"Locust did not start the load within {timeout_s} s; "
+                                f"see {self.run_dir / 'locust.log'}")
             time.sleep(POLL_S)
 
     def _log_tail(self) -> str:
@@ -125,10 +127,8 @@ class LoadRun:
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)  # Popen never signals a pid it has reaped
             for process in group:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL below
                     process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
         for process in self._processes():
             if process.poll() is None:
                 process.kill()
@@ -150,7 +150,7 @@ class LoadRun:
         """The latest line of the live feed, or None before the first."""
         return latest_live_point(self.run_dir / "live.jsonl")
 
-    def __enter__(self) -> LoadRun:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

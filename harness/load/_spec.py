@@ -103,7 +103,9 @@ class LoadSpec:
             raise self._fail("stop_timeout_s", f"expected a whole number of seconds >= 0, got {stop!r}")
 
     def _check_target(self) -> None:
-        problem = loopback_url_problem(self.host) if isinstance(self.host, str) else f"expected a URL, got {self.host!r}"
+        if not isinstance(self.host, str):
+            raise self._fail("host", f"expected a URL, got {self.host!r}")
+        problem = loopback_url_problem(self.host)
         if problem:
             raise self._fail("host", problem)
         header = self.host_header

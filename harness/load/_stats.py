@@ -75,7 +75,7 @@ def read_locust_csv(path: Path) -> StatsTable | None:
     for row in rows:
         try:
             stats = RequestStats(row["Name"], int(row["Request Count"]), int(row["Failure Count"]),
-                                 float(row["Requests/s"]), _number(row["50%"]), _number(row["95%"]), _number(row["99%"]))
+                                 float(row["Requests/s"]), *(_number(row[q]) for q in ("50%", "95%", "99%")))
         except (KeyError, TypeError, ValueError):
             continue
         if stats.name == TOTAL and not row.get("Type"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from harness.report.meshview import MeshView, RouteRef
+from harness.report.meshview import MeshView, RouteRef, declared_view
 from harness.report.rundata import FaultWindow, RunRecord, SloRow
 
 DEFAULT_RETRIES = ("Istio's default retry policy (2 retries on connect-failure, refused-stream, unavailable, "
@@ -34,8 +34,11 @@ class Fix:
     slos: tuple[str, ...] = ()  # "ai-agent-availability in chaos (0.572 against >= 0.995)"
 
 
-def what_to_fix(run: RunRecord, mesh: MeshView) -> list[Fix]:
-    """Every breached SLO of the run explained by a mesh setting, merged where several share one."""
+def what_to_fix(run: RunRecord, mesh: MeshView | None = None) -> list[Fix]:
+    """Every breached SLO of the run explained by a mesh setting (of the declared mesh unless given), merged
+    where several share one."""
+    if mesh is None:
+        mesh = declared_view()
     fixes: list[Fix] = []
     for row in run.slos:
         if row.breached:
@@ -244,10 +247,10 @@ def _failover(row: SloRow, fault: FaultWindow, service: str, faults: Sequence[Fa
     elif not targets:
         fixes.append(Fix(resource=resource, field=f"{path}.failover", file=file, text=(
             f"has no failover entry from {region} for {service}: add {{from: {region}, to: {alive[0]}}}")))
-    elif all(t in down for t in targets):
+    elif _failover_end(region, policy.failover, down) in down:
         fixes.append(Fix(resource=resource, field=f"{path}.failover", file=file, text=(
-            f"fails {service} over from {region} to {', '.join(targets)}, which was down too: add "
-            f"{{from: {targets[0]}, to: {alive[0]}}} so traffic moves on to a region that is up")))
+            f"fails {service} over from {region} to {', '.join(targets)}, which was down too, and no entry leads on "
+            f"to a region that is up: add {{from: {_failover_end(region, policy.failover, down)}, to: {alive[0]}}}")))
     if policy.outlier is None:
         fixes.append(Fix(resource=resource, field=f"{TRAFFIC_POLICY}.outlierDetection", file=file, text=(
             f"locality failover for {service} acts only with outlierDetection, which is missing: add {OUTLIER}")))
@@ -256,6 +259,17 @@ def _failover(row: SloRow, fault: FaultWindow, service: str, faults: Sequence[Fa
                          text=f"connectTimeout {policy.pool.connect_timeout_s:g}s lets a connection to an unreachable "
                               f"{region} host hang that long before another host is tried: set connectTimeout: 1s"))
     return fixes or _outlier(service, fault, mesh)
+
+
+def _failover_end(region: str, failover: Sequence[tuple[str, str]], down: set[str]) -> str:
+    """Follow the failover entries from a failed region while they lead to failed regions (bounded by their count)."""
+    steps = dict(failover)
+    current = region
+    for _ in range(len(steps)):
+        if current not in down or current not in steps:
+            break
+        current = steps[current]
+    return current
 
 
 def _subsets_down(service: str, down: set[str], mesh: MeshView) -> list[Fix]:

@@ -111,9 +111,11 @@ def compare(run: Path, baseline: Path, tolerance: Tolerance = Tolerance()) -> Co
     notes = []
     if new.experiment != old.experiment:
         notes.append(f"the baseline is of experiment {old.experiment!r}, the run of {new.experiment!r}")
-    if not new.stats or not old.stats:
-        notes.append("no request samples on one side: only SLOs compared")
-    deltas = _service_deltas(old, new, tolerance) + _slo_deltas(old, new, tolerance)
+    if not old.stats:
+        notes.append("the baseline has no request samples: only SLOs compared")
+    elif not new.stats:
+        notes.append("the run has no request samples: every service counts as silent")
+    deltas = _ordered(_service_deltas(old, new, tolerance)) + _slo_deltas(old, new, tolerance)
     return Comparison(run=str(new.source), baseline=str(old.source), experiment=new.experiment, tolerance=tolerance,
                       deltas=tuple(deltas), notes=tuple(notes))
 
@@ -124,12 +126,14 @@ def comparison_exit_code(comparison: Comparison) -> int:
 
 
 def _service_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delta]:
-    before = {(s.service, s.phase): s for s in old.stats}
+    after = {(s.service, s.phase): s for s in new.stats}
     deltas = []
-    for s in new.stats:
-        b = before.get((s.service, s.phase))
-        if b is None:
-            continue
+    for b in old.stats:
+        s = after.get((b.service, b.phase)) or ServiceStats(service=b.service, phase=b.phase, requests=0,
+                                                             availability=None, throughput_rps=0.0, p50_ms=None,
+                                                             p95_ms=None, p99_ms=None)
+        # Latency and availability need enough requests on both sides; a throughput drop needs them only
+        # in the baseline: a service that went silent in the run is the worst regression of all.
         judged = min(s.requests, b.requests) >= tolerance.min_requests
         note = "" if judged else f"under {tolerance.min_requests} requests: not judged"
         for metric, q in zip(LATENCY_METRICS, (0.5, 0.95, 0.99)):
@@ -137,9 +141,18 @@ def _service_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[
                                tolerance.latency_limit(q) if judged else None, worse_if_higher=True, note=note))
         deltas.append(_pts("service", s.service, s.phase, "availability", b.availability, s.availability,
                            tolerance.availability_pts if judged else None, worse_if_higher=False, note=note))
+        rate_judged = b.requests >= tolerance.min_requests
         deltas.append(_pct("service", s.service, s.phase, "throughput_rps", b.throughput_rps, s.throughput_rps,
-                           tolerance.throughput_pct if judged else None, worse_if_higher=False, note=note))
+                           tolerance.throughput_pct if rate_judged else None, worse_if_higher=False,
+                           note="" if rate_judged else note))
     return deltas
+
+
+def _ordered(deltas: list[Delta]) -> list[Delta]:
+    """Service by service (in first-seen order), each through its phases in run order."""
+    subjects = list(dict.fromkeys(d.subject for d in deltas))
+    phases = list(dict.fromkeys(d.phase for d in deltas))
+    return sorted(deltas, key=lambda d: (subjects.index(d.subject), phases.index(d.phase)))
 
 
 def _slo_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delta]:

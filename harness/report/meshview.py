@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from harness.mesh.loader import MeshModel, declared_model
+from typing import TYPE_CHECKING
+
 from harness.mesh.resources import DestinationRule, HTTPRoute, VirtualService, fqdn
+
+if TYPE_CHECKING:
+    from harness.mesh.loader import MeshModel
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ def declared_view() -> MeshView:
 
 @lru_cache(maxsize=4)
 def _view(directory: str | None) -> MeshView:
+    from harness.mesh.loader import declared_model  # validating every manifest takes a second: only when asked
+
     paths = None
     if directory is not None:
         paths = sorted(p for p in Path(directory).rglob("*") if p.suffix in (".yaml", ".yml"))

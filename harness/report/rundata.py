@@ -275,7 +275,7 @@ def _exit_code(journal: Mapping[str, Any], harness: Mapping[str, Any]) -> int:
 def _reason(journal: Mapping[str, Any], harness: Mapping[str, Any], code: int) -> str:
     if harness.get("error"):
         return f"harness error: {harness['error']}"
-    if "exit_code" not in harness:
+    if not isinstance(harness.get("exit_code"), int):
         return f"the run did not finish (journal status {journal.get('status')!r}, phase {harness.get('phase')!r})"
     breach = harness.get("abort_on_breach")
     if isinstance(breach, dict) and breach.get("name"):

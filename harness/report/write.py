@@ -17,7 +17,7 @@ from harness.errors import ConfigError
 from harness.report.analysis import analyse_run
 from harness.report.junit import render_junit
 from harness.report.page import render_html
-from harness.report.rundata import SAMPLES_PARQUET, read_journal, read_run, read_samples
+from harness.report.rundata import SAMPLES_CSV, SAMPLES_PARQUET, read_journal, read_run, read_samples
 from harness.report.summary import render_summary
 
 if TYPE_CHECKING:
@@ -39,7 +39,9 @@ def write_reports(run_dir: Path, *, mesh: MeshView | None = None) -> list[Path]:
         _write(run_dir / JUNIT_XML, render_junit([(run, analysis.score)])),
         _write(run_dir / SUMMARY_MD, render_summary(analysis)),
     ]
-    parquet = write_parquet(samples, run_dir) if samples is not None else None
+    parquet = None
+    if samples is not None and _parquet_stale(run_dir):
+        parquet = write_parquet(samples, run_dir)
     return written + ([parquet] if parquet else [])
 
 
@@ -63,6 +65,12 @@ def write_parquet(samples: pd.DataFrame, run_dir: Path) -> Path | None:
     finally:
         temporary.unlink(missing_ok=True)
     return target
+
+
+def _parquet_stale(run_dir: Path) -> bool:
+    """True when samples.csv exists and samples.parquet is missing or older (a rerun of the report skips it)."""
+    csv, parquet = run_dir / SAMPLES_CSV, run_dir / SAMPLES_PARQUET
+    return csv.is_file() and (not parquet.is_file() or parquet.stat().st_mtime_ns < csv.stat().st_mtime_ns)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -49,29 +49,6 @@ def default_run_dir(experiment: dict[str, Any], path: Path) -> Path:
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.stem}"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, or an abort_on_breach stop: a KeyboardInterrupt so that Chaos Toolkit treats it as
-    Ctrl-C (status interrupted, rollbacks played) instead of recording an activity failure."""
-
-
-def _install_signals(session: HarnessRun) -> dict[int, Any]:
-    def on_term(signum: int, frame: Any) -> None:
-        if session.current_phase in ("rollback", "evaluation", "done"):
-            return  # already cleaning up: finish that instead of leaving it half done
-        session.interrupted_by = "SIGTERM"
-        raise Terminated("SIGTERM received")
-
-    def on_breach(signum: int, frame: Any) -> None:
-        if session.current_phase != "chaos":
-            return
-        session.interrupted_by = "abort_on_breach"
-        raise Terminated("an abort_on_breach SLO was breached; stopping the chaos")
-
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
-                signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_breach)}
-    return previous
-
-
 def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, keep_up: bool = False,
              progress: bool = True, workers: int | None = None) -> RunOutcome:
     from chaoslib.experiment import run_experiment
@@ -90,7 +67,7 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
                              platform=platform, run_dir=run_dir, show_progress=progress)
         use_platform(platform)
         control.set_session(session)
-        previous = _install_signals(session)
+        previous = session.install_signal_handlers()
         try:
             session.write_partial("starting")
             journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)

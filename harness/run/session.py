@@ -24,6 +24,10 @@ logger = logging.getLogger("harness.run")
 PHASES = ("baseline", "chaos", "recovery")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or an abort_on_breach stop, delivered to the main thread like Ctrl-C."""
+
+
 @dataclass
 class Phase:
     name: str
@@ -87,8 +91,28 @@ class HarnessRun:
 
     # -- phases ------------------------------------------------------------------------------------
 
+    def install_signal_handlers(self) -> dict[int, Any]:
+        """SIGTERM and an abort_on_breach stop become a KeyboardInterrupt, which Chaos Toolkit treats as
+        Ctrl-C (status interrupted, rollbacks played) wherever it lands; Chaos Toolkit's own SIGTERM
+        handler raises an exception that an activity in progress would swallow as its own failure.
+        Installed again from the control once Chaos Toolkit has put its handlers in place."""
+
+        def on_term(signum: int, frame: Any) -> None:
+            if self.current_phase in ("rollback", "evaluation", "done"):
+                return  # already cleaning up: finish that instead of leaving it half done
+            self.interrupted_by = self.interrupted_by or "SIGTERM"
+            raise Terminated("SIGTERM received")
+
+        def on_breach(signum: int, frame: Any) -> None:
+            if self.current_phase == "chaos":
+                raise Terminated("an abort_on_breach SLO was breached; stopping the chaos")
+
+        return {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+                signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_breach)}
+
     def begin(self) -> None:
         """Before the experiment: watchers and load start, warm-up, then the baseline window."""
+        self.install_signal_handlers()
         self.enter("warmup")
         self.pod_watcher = PodWatcher(self.platform)
         self.pod_watcher.start()
@@ -125,6 +149,7 @@ class HarnessRun:
     def _on_breach(self, breach: dict[str, Any]) -> None:
         """Stop the chaos early: the main thread gets an interrupt; rollbacks and undos still run."""
         self.breach = breach
+        self.interrupted_by = "abort_on_breach"
         self.write_partial()
         signal.raise_signal(signal.SIGUSR1)
 

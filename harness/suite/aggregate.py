@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.suite.junit import slo_message, write_junit
+from harness.suite.junit import write_junit
 from harness.suite.verdict import word
 
 if TYPE_CHECKING:
@@ -37,16 +37,15 @@ def run_report(result: ExperimentResult) -> Path | None:
     return None
 
 
-def score_text(score: Any) -> str | None:
-    """harness.report's suite score as text: a number is shown out of 100."""
-    if score is None:
-        return None
-    value = getattr(score, "score", getattr(score, "value", score))
-    if isinstance(score, dict):
-        value = score.get("score", score.get("value", score))
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:.0f}/100"
-    return str(value)
+def score_text(value: float | None) -> str | None:
+    """A 0..100 score as shown in the reports."""
+    return None if value is None else f"{value:.1f}/100"
+
+
+def _run_score(result: ExperimentResult) -> str:
+    if result.score is None:
+        return "-"
+    return score_text(result.score.value) or "-"
 
 
 def _counts(outcome: SuiteOutcome) -> str:
@@ -58,10 +57,10 @@ def _counts(outcome: SuiteOutcome) -> str:
 
 
 def _slo_tally(result: ExperimentResult) -> str:
-    slos = result.slo_results
+    slos = result.record.slos if result.record is not None else ()
     if not slos:
         return "-"
-    return f"{sum(1 for r in slos if r.get('verdict') == 'pass')}/{len(slos)}"
+    return f"{sum(1 for r in slos if r.verdict == 'pass')}/{len(slos)}"
 
 
 def _link(result: ExperimentResult, base: Path) -> str | None:
@@ -70,16 +69,19 @@ def _link(result: ExperimentResult, base: Path) -> str | None:
 
 
 def _reason(result: ExperimentResult) -> str:
-    harness = result.journal.get("harness") or {}
     if result.error:
         return result.error
-    if harness.get("inconclusive"):
-        return f"inconclusive: {harness['inconclusive']}"
-    if harness.get("interrupted_by"):
-        return f"interrupted by {harness['interrupted_by']}"
-    if result.journal.get("deviated"):
-        return "the steady-state hypothesis deviated"
-    return ""
+    return result.record.reason if result.record is not None else ""
+
+
+def _breaches(result: ExperimentResult) -> list[str]:
+    """`name` [phase]: value against objective, for every SLO result that is not a pass."""
+    from harness.report.junit import failure_message
+
+    if result.record is None:
+        return []
+    return [f"`{row.name}` [{row.phase}]: {failure_message(row)}" + (f" ({row.verdict})" if row.verdict != "fail" else "")
+            for row in result.record.slos if row.verdict != "pass"]
 
 
 def summary_markdown(outcome: SuiteOutcome) -> str:
@@ -87,23 +89,23 @@ def summary_markdown(outcome: SuiteOutcome) -> str:
              f"{len(outcome.results)} experiment(s): {_counts(outcome)}."]
     score = score_text(outcome.score)
     if score:
-        lines.append(f"Resilience score: **{score}**.")
-    lines += ["", "| experiment | verdict | exit | SLO checks passed | report |", "|---|---|---|---|---|"]
+        lines.append(f"Resilience score: **{score}** (the mean of the runs that have one).")
+    lines += ["", "| experiment | verdict | exit | score | SLO checks passed | report |", "|---|---|---|---|---|---|"]
     for result in outcome.results:
         link = _link(result, outcome.report_dir)
         cell = f"[{link}]({link})" if link else "-"
         verdict = "NOT RUN" if not result.ran else word(result.exit_code)
-        lines.append(f"| {_md(result.name)} | {verdict} | {result.exit_code} | {_slo_tally(result)} | {cell} |")
+        lines.append(f"| {_md(result.name)} | {verdict} | {result.exit_code} | {_run_score(result)} | "
+                     f"{_slo_tally(result)} | {cell} |")
     problems = []
     for result in outcome.results:
-        failed = [r for r in result.slo_results if r.get("verdict") != "pass"]
-        for r in failed:
-            problems.append(f"- **{_md(result.name)}** `{r.get('name')}` [{r.get('phase')}]: {_md(slo_message(r))}")
+        problems += [f"- **{_md(result.name)}** {_md(text)}" for text in _breaches(result)]
         reason = _reason(result)
         if result.exit_code != 0 and reason:
             problems.append(f"- **{_md(result.name)}**: {_md(reason)}")
     if problems:
-        lines += ["", "## What failed", "", *problems]
+        lines += ["", "## What failed", "", *problems,
+                  "", "What to fix, setting by setting: each run's summary.md and report.html."]
     lines += ["", f"JUnit: `{JUNIT}`. Each run's journal is in its directory."]
     return "\n".join(lines) + "\n"
 
@@ -118,7 +120,8 @@ def index_html(outcome: SuiteOutcome) -> str:
         colour = COLOURS.get(result.exit_code, "#cf222e")
         rows.append(f"<tr><td>{esc(result.name)}</td><td>{esc(result.title)}</td>"
                     f'<td style="color:{colour};font-weight:bold">{esc(verdict)}</td><td>{result.exit_code}</td>'
-                    f"<td>{esc(_slo_tally(result))}</td><td>{report}</td><td>{esc(_reason(result))}</td></tr>")
+                    f"<td>{esc(_run_score(result))}</td><td>{esc(_slo_tally(result))}</td><td>{report}</td>"
+                    f"<td>{esc(_reason(result))}</td></tr>")
     score = score_text(outcome.score)
     score_line = f"<p>Resilience score: <strong>{esc(score)}</strong></p>" if score else ""
     colour = COLOURS.get(outcome.exit_code, "#cf222e")
@@ -129,7 +132,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
 <body><h1>Suite <code>{esc(outcome.tag)}</code>:
 <span id="verdict" style="color:{colour}">{esc(word(outcome.exit_code))}</span> (exit {outcome.exit_code})</h1>
 <p>{esc(_counts(outcome))}</p>{score_line}
-<table><thead><tr><th>experiment</th><th>title</th><th>verdict</th><th>exit</th><th>SLO checks passed</th>
+<table><thead><tr><th>experiment</th><th>title</th><th>verdict</th><th>exit</th><th>score</th><th>SLO checks passed</th>
 <th>report</th><th>reason</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
@@ -140,15 +143,17 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
 
 
 def suite_json(outcome: SuiteOutcome) -> dict[str, Any]:
-    return {
-        "tag": outcome.tag, "exit_code": outcome.exit_code, "verdict": word(outcome.exit_code),
-        "score": outcome.score,
-        "experiments": [{"name": r.name, "path": str(r.path), "title": r.title, "exit_code": r.exit_code,
-                         "verdict": word(r.exit_code), "ran": r.ran, "run_dir": str(r.run_dir) if r.run_dir else None,
-                         "error": r.error, "slo_checks": len(r.slo_results),
-                         "slo_checks_failed": sum(1 for s in r.slo_results if s.get("verdict") != "pass")}
-                        for r in outcome.results],
-    }
+    experiments = []
+    for r in outcome.results:
+        slos = r.record.slos if r.record is not None else ()
+        experiments.append({
+            "name": r.name, "path": str(r.path), "title": r.title, "exit_code": r.exit_code,
+            "verdict": word(r.exit_code), "ran": r.ran, "run_dir": str(r.run_dir) if r.run_dir else None,
+            "error": r.error, "reason": _reason(r), "score": r.score.value if r.score is not None else None,
+            "slo_checks": len(slos), "slo_checks_failed": sum(1 for row in slos if row.verdict != "pass"),
+        })  # fmt: skip
+    return {"tag": outcome.tag, "exit_code": outcome.exit_code, "verdict": word(outcome.exit_code),
+            "score": outcome.score, "experiments": experiments}
 
 
 def _md(text: str) -> str:

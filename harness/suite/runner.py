@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from harness.suite.verdict import INTERRUPTED, INVALID, worst_exit_code
 
 if TYPE_CHECKING:
     from harness.platforms.base import Platform
+    from harness.report import RunRecord, Score
     from harness.run.runner import RunOutcome
 
 logger = logging.getLogger("harness.suite")
@@ -40,14 +42,12 @@ class ExperimentResult:
     error: str | None = None  # why there is no verdict: the HarnessError, or "not run"
     ran: bool = True
     duration_s: float = 0.0
+    record: RunRecord | None = field(default=None, repr=False)  # the run directory as harness.report reads it
+    score: Score | None = None  # harness.report's resilience score of the run
 
     @property
     def name(self) -> str:
         return self.path.stem
-
-    @property
-    def slo_results(self) -> list[dict[str, Any]]:
-        return list((self.journal.get("harness") or {}).get("slo_results") or [])
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class SuiteOutcome:
     exit_code: int  # the worst of the experiments' codes (harness.suite.verdict)
     report_dir: Path  # summary.md, index.html, junit.xml, suite.json and one run directory per experiment
     results: tuple[ExperimentResult, ...]
-    score: Any = None  # harness.report.suite_score's answer when harness.report provides one
+    score: float | None = None  # 0..100: the mean of the runs' resilience scores (harness.report.suite_score)
 
     @property
     def junit(self) -> Path:
@@ -75,8 +75,11 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
     The mesh comes up once for the whole suite (each run is told to keep it up) and goes down at the
     end unless it was already up or `keep_up`. A failed, inconclusive or invalid experiment does not
     stop the suite; an interrupted one (exit 130, or Ctrl-C) does, and the rest are reported as not
-    run. Unknown tag: ConfigError listing the tags in use. `run` and `get_platform` are for tests.
+    run. Each run is scored by harness.report, which also writes a run's reports if `harness run`
+    did not. Unknown tag: ConfigError listing the tags in use. `run` and `get_platform` are for tests.
     """
+    from harness.report import suite_score
+
     if run is None:
         from harness.run.runner import run_file as run
     if get_platform is None:
@@ -92,7 +95,7 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
             platform.up()
         for index, entry in enumerate(entries, start=1):
             run_dir = suite_dir / f"{index:02d}-{entry.name}"
-            result = _run_one(entry, run_dir, run, platform_name=platform_name, progress=progress)
+            result = _with_report(_run_one(entry, run_dir, run, platform_name=platform_name, progress=progress))
             results.append(result)
             if result.exit_code == INTERRUPTED:
                 results += [_not_run(e) for e in entries[index:]]
@@ -100,8 +103,8 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
     finally:
         if not was_up and not keep_up:
             platform.down()
-    outcome = SuiteOutcome(tag=tag, exit_code=worst_exit_code(r.exit_code for r in results),
-                           report_dir=suite_dir, results=tuple(results), score=_suite_score(results))
+    outcome = SuiteOutcome(tag=tag, exit_code=worst_exit_code(r.exit_code for r in results), report_dir=suite_dir,
+                           results=tuple(results), score=suite_score(r.score for r in results))
     aggregate.write_all(outcome)
     return outcome
 
@@ -140,17 +143,24 @@ def _existing(run_dir: Path) -> Path | None:
     return run_dir if run_dir.is_dir() else None
 
 
-def _suite_score(results: list[ExperimentResult]) -> Any:
-    """harness.report.suite_score over the journals of the experiments that ran, if harness.report has it."""
+def _with_report(result: ExperimentResult) -> ExperimentResult:
+    """The run as harness.report reads it, its score, and its reports (report.html, junit.xml, summary.md)
+    written if `harness run` did not write them. A run directory without a journal has no record."""
+    from harness.report import read_run, resilience_score, write_reports
+    from harness.report.write import REPORT_HTML
+
+    if result.run_dir is None or not (result.run_dir / "journal.json").is_file():
+        return result
     try:
-        from harness.report import suite_score  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    journals = [r.journal for r in results if r.ran and r.journal]
-    if not journals:
-        return None
-    try:
-        return suite_score(journals)
-    except Exception as exc:  # a score is extra: its failure must not cost the suite its report
-        logger.warning("suite: no suite score (harness.report.suite_score failed: %s)", exc)
-        return None
+        record = read_run(result.run_dir)
+    except HarnessError as exc:
+        logger.warning("suite: cannot read the run in %s: %s", result.run_dir, exc)
+        return result
+    if record.exit_code != result.exit_code:  # the run raised after its last journal write
+        record = dataclasses.replace(record, exit_code=result.exit_code, reason=result.error or record.reason)
+    if not (result.run_dir / REPORT_HTML).is_file():
+        try:
+            write_reports(result.run_dir)
+        except Exception as exc:  # the run's own report is extra: the suite's report must still be written
+            logger.warning("suite: no report for %s: %s: %s", result.run_dir, type(exc).__name__, exc)
+    return dataclasses.replace(result, record=record, score=resilience_score(record))

@@ -92,14 +92,15 @@ class ChatTarget:
                     break
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+                fields = (line.partition(":") for line in lines[1:] if line)
+                headers = {name.strip().lower(): value.strip() for name, _, value in fields}
                 payload = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, body = self._answer(method, path, headers, payload)
                 reason = {200: b"OK", 400: b"Bad Request", 503: b"Service Unavailable"}.get(status, b"Not Found")
                 writer.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                              % (status, reason, len(body), body))
                 await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, asyncio.CancelledError,
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.CancelledError,
                 ConnectionError, ValueError):
             pass
         finally:
@@ -134,8 +135,8 @@ class ChatTarget:
 
 def chat_spec(target: ChatTarget, **overrides: Any) -> LoadSpec:
     """The AI-agent mix against `target`: 3 users (one per tier), no think time, 3 seconds."""
-    fields: dict[str, Any] = dict(locustfile=AI_AGENT, users=3, spawn_rate=10, duration_s=3, host=target.url,
-                                  think_time_s=(0.0, 0.0), extra_env=EVEN_TIERS)
+    fields: dict[str, Any] = {"locustfile": AI_AGENT, "users": 3, "spawn_rate": 10, "duration_s": 3,
+                              "host": target.url, "think_time_s": (0.0, 0.0), "extra_env": EVEN_TIERS}
     fields.update(overrides)
     return LoadSpec(**fields)
 

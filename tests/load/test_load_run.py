@@ -152,7 +152,7 @@ def test_a_shaped_run_follows_the_shape_and_ends_by_itself(target: ChatTarget, t
     assert "ignored" not in (tmp_path / "locust.log").read_text()
 
 
-def test_a_locustfile_that_fails_to_import_is_reported_with_locusts_own_words(target: ChatTarget, tmp_path: Path) -> None:
+def test_a_locustfile_that_fails_to_import_is_reported_in_locusts_words(target: ChatTarget, tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('this locustfile is broken on purpose')\n")
     with LoadRun(chat_spec(target, locustfile=broken)) as run:

@@ -18,7 +18,7 @@ LOOPBACK = "http://127.0.0.1:18080"
 
 
 def spec(**overrides: object) -> LoadSpec:
-    fields: dict[str, object] = dict(locustfile=AI_AGENT, users=2, spawn_rate=2, duration_s=5, host=LOOPBACK)
+    fields: dict[str, object] = {"locustfile": AI_AGENT, "users": 2, "spawn_rate": 2, "duration_s": 5, "host": LOOPBACK}
     fields.update(overrides)
     return LoadSpec(**fields)  # type: ignore[arg-type]
 
@@ -110,8 +110,8 @@ def test_a_shape_is_passed_by_environment_instead_of_users_and_run_time(tmp_path
 
 
 def test_the_child_environment_drops_inherited_locust_settings_and_carries_the_spec(tmp_path: Path) -> None:
-    env = child_env(spec(host_header="h.local", think_time_s=(0.0, 0.5), extra_env={"HARNESS_TIER_WEIGHTS": "canary=1"}),
-                    tmp_path, {"LOCUST_HOST": "http://10.0.0.1", "HARNESS_LOAD_SHAPE": "soak", "PATH": "/bin"})
+    made = spec(host_header="h.local", think_time_s=(0.0, 0.5), extra_env={"HARNESS_TIER_WEIGHTS": "canary=1"})
+    env = child_env(made, tmp_path, {"LOCUST_HOST": "http://10.0.0.1", "HARNESS_LOAD_SHAPE": "soak", "PATH": "/bin"})
     assert "LOCUST_HOST" not in env and "HARNESS_LOAD_SHAPE" not in env
     assert env["HARNESS_INGRESS_HOST"] == "h.local" and env["HARNESS_THINK_TIME"] == "0.0,0.5"
     assert env["HARNESS_TIER_WEIGHTS"] == "canary=1" and env["PATH"] == "/bin"

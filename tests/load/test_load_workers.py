@@ -16,7 +16,7 @@ def test_two_workers_run_under_one_master_and_their_samples_merge(target: ChatTa
     with LoadRun(spec) as run:
         run.start(tmp_path)
         assert run.wait(spec.duration_s + WAIT_S) == 0
-    master, *workers = run.pids
+    _master, *workers = run.pids
     assert len(workers) == 2 and not any(alive(pid) for pid in run.pids)
     files = sorted(p.name for p in tmp_path.glob("samples*.csv"))
     assert files == sorted(f"samples-{pid}.csv" for pid in workers)  # the master sends no requests

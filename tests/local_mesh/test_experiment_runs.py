@@ -74,7 +74,7 @@ def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:
 
 PASSING = ["pod-kill", "latency-injection", "abort-injection", "cluster-failover", "canary"]
 FAILING = {
-    "pod-kill-all-replicas": ("ai-agent-availability", "chaos"),
+    "pod-kill-all-replicas": ("ai-agent-availability-chaos", "chaos"),
     "latency-injection-too-slow": ("ai-agent-latency-p99", "chaos"),
     "abort-injection-critical": ("ai-agent-availability", "chaos"),
     "cluster-failover-no-target": ("ai-agent-availability", "chaos"),
@@ -228,6 +228,7 @@ def test_plain_chaos_run_drives_the_same_experiment(mesh: Mesh, tmp_path: Path) 
     chaos_journal = json.loads((tmp_path / "chaos.json").read_text())
     assert chaos_journal["status"] == "completed" and not chaos_journal["deviated"]
     harness = json.loads((tmp_path / "run" / "journal.json").read_text())["harness"]
-    assert {r["verdict"] for r in harness["slo_results"]} == {"pass"}
+    assert {r["verdict"] for r in harness["slo_results"]} == {"pass"}, [
+        (r["name"], r["phase"], r["value"]) for r in harness["slo_results"] if r["verdict"] != "pass"]
     assert len(harness["chaos"]["pod_kills"]) == 3
     assert_mesh_restored(mesh, {"harness": harness})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -24,12 +23,6 @@ def experiments(tmp_path: Path) -> Path:
     write_experiment(directory, "c-canary-leaks", ["canary", "failing-variant"])
     write_experiment(directory, "d-failover", ["nightly", "failover"])
     return directory
-
-
-@pytest.fixture(autouse=True)
-def no_report_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    """harness.report is built in parallel; these tests pin the suite's behaviour without it."""
-    monkeypatch.setitem(sys.modules, "harness.report", None)
 
 
 def suite(experiments: Path, tmp_path: Path, run: FakeRun, platform: FakePlatform | None = None,
@@ -83,7 +76,7 @@ def test_an_interrupted_experiment_stops_the_suite_and_the_rest_are_reported_not
     assert [(r.name, r.exit_code, r.ran) for r in outcome.results] == [
         ("a-pod-kill", 1, True), ("b-latency", 130, True), ("d-failover", 130, False)]
     assert outcome.exit_code == 130
-    skipped = junit(outcome).find("testsuite[@name='d-failover']/testcase[@name='verdict']/skipped")
+    skipped = junit(outcome).find("testsuite[@name='d-failover title']/testcase[@name='verdict']/skipped")
     assert skipped is not None and "interrupted" in skipped.get("message", "")
 
 
@@ -131,47 +124,69 @@ def test_the_aggregate_junit_is_valid_xml_with_one_testsuite_per_experiment_and_
 
     assert root.tag == "testsuites"
     suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == ["a-pod-kill", "b-latency", "d-failover"]
+    assert [s.get("name") for s in suites] == ["a-pod-kill title", "b-latency title", "d-failover title"]
     for element in suites:
         cases = element.findall("testcase")
         assert int(element.get("tests")) == len(cases)
         assert int(element.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
         assert int(element.get("errors")) == sum(1 for c in cases if c.find("error") is not None)
-        assert all(c.get("classname") == f"nightly.{element.get('name')}" for c in cases)
-    assert int(root.get("tests")) == sum(int(s.get("tests")) for s in suites) == 3 + 1 + 4 + 1 + 3 + 1
+        experiment = element.find("properties/property[@name='experiment']")
+        assert experiment is not None and experiment.get("value", "").endswith(".yaml")
+    for key in ("tests", "failures", "errors", "skipped"):
+        assert int(root.get(key)) == sum(int(s.get(key)) for s in suites)
 
-    latency = root.find("testsuite[@name='b-latency']")
-    names = [c.get("name") for c in latency.findall("testcase")]
-    assert names == ["ai-agent-availability [baseline]", "ai-agent-availability [chaos]",
-                     "ai-agent-latency-p99 [chaos]", "user-availability [recovery]", "verdict"]
-    messages = {c.get("name"): c.find("failure").get("message") for c in latency.findall("testcase")
-                if c.find("failure") is not None}
-    assert messages["ai-agent-availability [chaos]"] == "value 0.93 vs objective >= 0.99"
-    assert messages["ai-agent-latency-p99 [chaos]"] == "value 812 vs objective <= 500"
-    assert messages["user-availability [recovery]"].startswith("no data (objective >= 0.99)")
-    assert messages["verdict"].startswith("FAIL (exit 1)")
-    assert latency.find("testcase[@name='ai-agent-availability [chaos]']/failure").text.startswith("source: mesh")
-    assert root.find("testsuite[@name='a-pod-kill']/testcase[@name='verdict']/failure") is None
+    latency = root.find("testsuite[@name='b-latency title']")
+    slo_cases = [c for c in latency.findall("testcase") if c.get("classname") != "experiment"]
+    assert [(c.get("classname"), c.get("name")) for c in slo_cases] == [
+        ("ai-agent-availability", "baseline"), ("ai-agent-availability", "chaos"), ("ai-agent-latency-p99", "chaos"),
+        ("user-availability", "recovery")]
+    failures = [c.find("failure").get("message") for c in slo_cases if c.find("failure") is not None]
+    assert len(failures) == 3
+    assert "0.93" in failures[0] and ">= 0.99" in failures[0]  # the value against the objective
+    assert "812" in failures[1] and "<= 500" in failures[1]
+    assert "no data" in failures[2]
+    assert int(root.find("testsuite[@name='a-pod-kill title']").get("failures")) == 0
 
 
 def test_an_experiment_that_could_not_run_is_one_error_testcase_naming_why(experiments: Path, tmp_path: Path) -> None:
     outcome = suite(experiments, tmp_path, FakeRun({"a-pod-kill": ConfigError("no SLO file at slos/x.yaml")}))
-    cases = junit(outcome).findall("testsuite[@name='a-pod-kill']/testcase")
-    assert [c.get("name") for c in cases] == ["verdict"]
+    cases = junit(outcome).findall("testsuite[@name='a-pod-kill title']/testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [("experiment", "verdict")]
     assert "no SLO file at slos/x.yaml" in cases[0].find("error").get("message")
 
 
-def test_the_summary_and_index_link_each_runs_report_when_there_is_one(experiments: Path, tmp_path: Path) -> None:
+def test_the_summary_and_index_link_each_runs_report(experiments: Path, tmp_path: Path) -> None:
     outcome = suite(experiments, tmp_path, FakeRun({"b-latency": 3}, write_report_for={"a-pod-kill"}))
     index = (outcome.report_dir / "index.html").read_text()
     summary = (outcome.report_dir / "summary.md").read_text()
-    assert 'href="01-a-pod-kill/report.html"' in index
-    assert 'href="02-b-latency/journal.json"' in index  # no report.html there: the journal
+    assert (outcome.report_dir / "01-a-pod-kill" / "report.html").read_text() == "<html>run report</html>"  # kept
+    assert (outcome.report_dir / "02-b-latency" / "report.html").is_file()  # written when the run did not
+    assert 'href="01-a-pod-kill/report.html"' in index and 'href="02-b-latency/report.html"' in index
     assert 'id="verdict"' in index and "INCONCLUSIVE" in index
     assert summary.startswith("# Suite `nightly`: INCONCLUSIVE (exit 3)")
-    assert "| a-pod-kill | PASS | 0 | 3/3 | [01-a-pod-kill/report.html](01-a-pod-kill/report.html) |" in summary
+    assert "| a-pod-kill | PASS | 0 | 100.0/100 | 3/3 | [01-a-pod-kill/report.html](01-a-pod-kill/report.html) |" \
+        in summary
     assert "inconclusive: Prometheus unreachable" in summary
     assert (outcome.report_dir / "suite.json").is_file()
+
+
+def test_what_failed_lists_each_breached_slo_with_its_value_against_the_objective(experiments: Path,
+                                                                                  tmp_path: Path) -> None:
+    breached = [slo("ai-agent-availability", "chaos", "fail", 0.93)]
+    outcome = suite(experiments, tmp_path, FakeRun({"b-latency": 1}, slos={"b-latency": breached}))
+    summary = (outcome.report_dir / "summary.md").read_text()
+    line = next(line for line in summary.splitlines() if line.startswith("- **b-latency** `ai-agent-availability`"))
+    assert "[chaos]" in line and "0.93" in line and ">= 0.99" in line
+
+
+def test_the_suite_score_is_the_mean_of_the_runs_scores_leaving_out_runs_without_one(
+        experiments: Path, tmp_path: Path) -> None:
+    half = [slo("ai-agent-availability", "baseline", "pass", 0.999), slo("ai-agent-availability", "chaos", "no_data", None)]
+    outcome = suite(experiments, tmp_path, FakeRun({"b-latency": 1, "d-failover": 3}, slos={"b-latency": half}))
+    scores = [r.score.value if r.score else None for r in outcome.results]
+    assert scores[0] == 100.0 and scores[1] is not None and scores[1] < 100.0 and scores[2] is None  # exit 3: none
+    assert outcome.score == pytest.approx((scores[0] + scores[1]) / 2, abs=0.1)
+    assert f"Resilience score: **{outcome.score:.1f}/100**" in (outcome.report_dir / "summary.md").read_text()
 
 
 def test_an_unknown_tag_is_a_config_error_listing_the_tags_in_use(experiments: Path, tmp_path: Path) -> None:
@@ -194,22 +209,11 @@ def test_an_unreadable_experiment_file_counts_as_invalid_rather_than_dropping_ou
     assert outcome.exit_code == 2
 
 
-def test_the_suite_score_comes_from_harness_report_when_it_offers_one(experiments: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    report = types.ModuleType("harness.report")
-    seen: list[int] = []
-    report.suite_score = lambda journals: seen.append(len(journals)) or 87.4  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "harness.report", report)
-    outcome = suite(experiments, tmp_path, FakeRun({}))
-    assert outcome.score == 87.4 and seen == [3]
-    assert "Resilience score: **87/100**." in (outcome.report_dir / "summary.md").read_text()
+def test_the_shipped_nightly_suite_is_the_five_experiments_without_their_failing_variants() -> None:
+    from harness.suite import entries_tagged
 
-
-def test_without_harness_report_there_is_no_score_and_the_suite_still_reports(experiments: Path,
-                                                                              tmp_path: Path) -> None:
-    outcome = suite(experiments, tmp_path, FakeRun({}))
-    assert outcome.score is None and outcome.exit_code == 0
-    assert "score" not in (outcome.report_dir / "summary.md").read_text().lower()
+    nightly = [e.name for e in entries_tagged("nightly", Path(__file__).resolve().parents[2] / "experiments")]
+    assert nightly == ["abort-injection", "canary", "cluster-failover", "latency-injection", "pod-kill"]
 
 
 def test_the_public_surface_is_one_sorted_all_and_every_module_opens_with_a_one_line_docstring() -> None:

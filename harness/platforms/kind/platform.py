@@ -201,8 +201,8 @@ class KindPlatform:
                                      APP_CONTAINER, "--", "python", "-c", APP_KILL_SCRIPT), timeout_s=60))
         else:
             self._kube(spec).delete(PODS, NAMESPACE, name, grace_period_s=0)
-        return {"pod": pod, "pod_name": name, "app_only": app_only, "killed_pids": {}, "deleted": not app_only,
-                "at": time.time()}
+        return {"pod": deployment.slot(index), "pod_name": name, "app_only": app_only, "killed_pids": {},
+                "deleted": not app_only, "at": time.time()}
 
     def hold(self, pod: str, *, down: bool) -> dict[str, Any]:
         """Keep a pod's slot down by scaling its Deployment below it (down), or back up to where it was.
@@ -226,7 +226,8 @@ class KindPlatform:
             keep = str(original) if wanted < original else None
             kube.patch(DEPLOYMENTS, NAMESPACE, deployment.name,
                        {"metadata": {"annotations": {HELD_ANNOTATION: keep}}, "spec": {"replicas": wanted}})
-        return {"pod": pod, "held": down, "deployment": deployment.name, "replicas": wanted, "context": spec.context}
+        return {"pod": deployment.slot(index), "held": down, "deployment": deployment.name, "replicas": wanted,
+                "context": spec.context}
 
     def isolate_region(self, region: str, *, isolated: bool = True) -> dict[str, Any]:
         """Three clusters only: close (or reopen) a region's east-west gateway to cross-network traffic by

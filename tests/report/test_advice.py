@@ -1,0 +1,190 @@
+"""Specifications of "what to fix": each breached SLO, the fault it broke during, and the mesh setting behind it.
+
+The mesh is the shipped one (harness/mesh/manifests): ai-agent-routing's premium route has retries
+(without reset) and a 60 s timeout, its canary and default routes neither; user-service has no
+VirtualService; outlier detection checks every 30 s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.report import Fix, analyse, read_run, what_to_fix, write_reports
+
+from .reportkit import FAILING, PASSING, SLOW, RunFactory, journal_of
+
+
+def _fixes(directory: Path) -> list[Fix]:
+    return what_to_fix(read_run(directory))
+
+
+def _by_field(fixes: list[Fix]) -> dict[tuple[str, str], Fix]:
+    return {(f.resource, f.field): f for f in fixes}
+
+
+def _breach(results: list[dict[str, Any]], name: str, phase: str, value: float) -> list[dict[str, Any]]:
+    return [dict(r, verdict="fail", value=value) if (r["name"], r["phase"]) == (name, phase) else r for r in results]
+
+
+def _fault(kind: str, target: str, start: float, end: float | None, **details: Any) -> dict[str, Any]:
+    return {"kind": kind, "target": target, "details": details, "requested_at": start - 0.01, "applied_at": start,
+            "reverted_requested_at": end, "reverted_at": end, "inject_latency_ms": 10.0, "revert_latency_ms": 5.0}
+
+
+def _chaos(name: str) -> tuple[float, float]:
+    phases = journal_of(name)["harness"]["phases"]
+    return phases["chaos"]["start"], phases["chaos"]["end"]
+
+
+def test_a_passing_run_has_nothing_to_fix(run_dir: RunFactory) -> None:
+    assert _fixes(run_dir(PASSING)) == []
+
+
+def test_an_abort_on_user_points_at_the_missing_retries_for_user_service(run_dir: RunFactory) -> None:
+    (fix,) = _fixes(run_dir(FAILING))
+
+    assert (fix.resource, fix.field) == ("VirtualService (none for user-service)", "spec.http[].retries")
+    assert fix.faults == ("abort 503 50% user-service",)
+    assert fix.slos == ("ai-agent-availability in chaos (0.572 against >= 0.995)",
+                        "client-availability in chaos (0.5893 against >= 0.995)")
+    assert "source-side Istio fault" in fix.text and "istio#13705" in fix.text
+    assert "give that call a fallback in ai-agent-service" in fix.text
+
+
+def test_a_delay_breaking_p99_points_at_route_timeouts(run_dir: RunFactory) -> None:
+    fixes = _by_field(_fixes(run_dir(SLOW)))
+
+    premium = fixes[("VirtualService/ai-agent-routing", "spec.http[0].timeout")]
+    assert "timeout 60s, above the SLO's 500 ms" in premium.text
+    assert premium.file == "harness/mesh/manifests/istio/virtual-services.yaml"
+    default = fixes[("VirtualService/ai-agent-routing", "spec.http[2].timeout")]
+    assert "spec.http[2] (default -> v1 90%, v2 10%) declares no timeout" in default.text
+    user = fixes[("VirtualService (none for user-service)", "spec.http[].timeout")]
+    assert "wait out the 1500 ms delay" in user.text and user.faults == ("delay 1500 ms user-service",)
+
+
+def test_a_breach_in_recovery_after_the_fault_is_matched_to_that_fault(run_dir: RunFactory) -> None:
+    fixes = _by_field(_fixes(run_dir(SLOW)))
+
+    slos = fixes[("VirtualService (none for user-service)", "spec.http[].timeout")].slos
+    assert slos == ("ai-agent-latency-p99 in chaos (1490 against <= 500)",
+                    "ai-agent-latency-p99 in recovery (1442 against <= 500), after the fault was reverted")
+
+
+def test_whole_pod_kills_point_at_retries_without_reset_and_slow_outlier_detection(run_dir: RunFactory) -> None:
+    journal = journal_of(PASSING)
+    for fault in journal["harness"]["chaos"]["faults"]:
+        fault["details"]["app_only"] = False
+    results = _breach(journal["harness"]["slo_results"], "client-availability", "chaos", 0.97)
+    directory = run_dir(PASSING, slo_results=results, chaos=journal["harness"]["chaos"], exit_code=1)
+
+    fixes = _by_field(_fixes(directory))
+
+    retry_on = fixes[("VirtualService/ai-agent-routing", "spec.http[0].retries.retryOn")]
+    assert "retries only on 5xx,gateway-error,connect-failure,refused-stream: add reset" in retry_on.text
+    default = fixes[("VirtualService/ai-agent-routing", "spec.http[2].retries")]
+    assert "declares no retries" in default.text and "does not retry a connection reset" in default.text
+    assert set(default.faults) == {"kill ai-agent-v1-us-west-0", "kill ai-agent-v1-us-east-0"}
+    outlier = fixes[("DestinationRule/ai-agent-destination", "spec.trafficPolicy.outlierDetection")]
+    assert "consecutive5xxErrors 5" in outlier.text and "interval 30s" in outlier.text
+    assert "ejected too late" in outlier.text
+
+
+def test_a_tier_slo_looks_only_at_the_route_that_tier_takes(run_dir: RunFactory) -> None:
+    journal = journal_of(PASSING)
+    chaos_start, chaos_end = _chaos(PASSING)
+    results = [{"name": "premium-availability", "phase": "chaos", "value": 0.9, "objective": 0.995,
+                "comparator": ">=", "verdict": "fail", "window_start": chaos_start, "window_end": chaos_end,
+                "source": "client", "detail": "80 samples",
+                "query": "client samples: share of samples with ok and 0 < status < 500 where tier=premium"}]
+    directory = run_dir(PASSING, slo_results=results, chaos=journal["harness"]["chaos"], exit_code=1)
+
+    routes = {f.field for f in _fixes(directory) if f.resource == "VirtualService/ai-agent-routing"}
+
+    assert routes == set(), "the premium route retries on 5xx, which an app-only kill returns"
+
+
+def test_a_region_failure_with_no_target_points_at_the_subset_and_the_failover_chain(run_dir: RunFactory) -> None:
+    start, end = _chaos(FAILING)
+    chaos = {"faults": [_fault("region", "us-east", start + 0.5, end - 0.5, pods=[]),
+                        _fault("region", "us-west", start + 0.5, end - 0.5, pods=[])], "pod_kills": []}
+    directory = run_dir(FAILING, chaos=chaos)
+
+    fixes = _by_field(_fixes(directory))
+
+    subset = fixes[("VirtualService/ai-agent-routing", "spec.http[2].route[0]")]
+    assert "sends 90% to subset v1, whose pods all run in us-east, us-west, which failed" in subset.text
+    assert set(subset.faults) == {"region us-east down", "region us-west down"}
+    analytics = fixes[("DestinationRule/connection-pool-settings",
+                       "spec.trafficPolicy.loadBalancer.localityLbSetting.failover")]
+    assert "every region with analytics-service pods" in analytics.text
+
+
+def test_a_region_failure_without_a_failover_entry_names_the_missing_entry(run_dir: RunFactory, tmp_path: Path) -> None:
+    from harness.mesh.loader import declared_model
+    from harness.mesh.schema import default_manifest_paths
+    from harness.report import MeshView
+
+    rules = tmp_path / "destination-rules.yaml"
+    shipped = Path("harness/mesh/manifests/istio/destination-rules.yaml").read_text()
+    rules.write_text(shipped.replace("        - from: us-east\n          to: us-west\n", "", 1))
+    paths = [p if p.name != "destination-rules.yaml" else rules for p in default_manifest_paths()]
+    start, end = _chaos(FAILING)
+    directory = run_dir(FAILING, chaos={"faults": [_fault("region", "us-east", start + 0.5, end - 0.5)],
+                                        "pod_kills": []})
+
+    fixes = _by_field(what_to_fix(read_run(directory), MeshView(declared_model(paths))))
+
+    missing = fixes[("DestinationRule/ai-agent-destination", "spec.trafficPolicy.loadBalancer.localityLbSetting.failover")]
+    assert "no failover entry from us-east for ai-agent-service: add {from: us-east, to: eu-west}" in missing.text
+    assert missing.file == str(rules)
+
+
+def test_scaling_down_points_at_the_connection_pool(run_dir: RunFactory) -> None:
+    start, end = _chaos(FAILING)
+    directory = run_dir(FAILING, chaos={"faults": [_fault("scale", "user-service", start + 0.5, end - 0.5,
+                                                          replicas=1, version=None, held=["user-v1-eu-west-0"])],
+                                        "pod_kills": []})
+
+    (fix,) = _fixes(directory)
+
+    assert (fix.resource, fix.field) == ("DestinationRule/failover-config", "spec.trafficPolicy.connectionPool")
+    assert "tcp.maxConnections 50 and http.http1MaxPendingRequests 10" in fix.text
+
+
+def test_a_breach_with_no_fault_points_at_capacity(run_dir: RunFactory) -> None:
+    results = _breach(journal_of(PASSING)["harness"]["slo_results"], "ai-agent-latency-p99", "baseline", 900.0)
+
+    (fix,) = _fixes(run_dir(PASSING, slo_results=results, exit_code=1))
+
+    assert (fix.resource, fix.field) == ("DestinationRule/ai-agent-destination", "spec.trafficPolicy.connectionPool")
+    assert fix.faults == () and fix.text.startswith("breached with no fault in effect")
+
+
+def test_a_breach_in_recovery_after_a_kill_points_at_the_base_ejection_time(run_dir: RunFactory) -> None:
+    results = _breach(journal_of(PASSING)["harness"]["slo_results"], "ai-agent-availability", "recovery", 0.98)
+
+    fixes = _by_field(_fixes(run_dir(PASSING, slo_results=results, exit_code=1)))
+
+    ejection = fixes[("DestinationRule/ai-agent-destination", "spec.trafficPolicy.outlierDetection.baseEjectionTime")]
+    assert "baseEjectionTime 30s" in ejection.text and "beyond the 5s recovery window" in ejection.text
+    assert ejection.slos == ("ai-agent-availability in recovery (0.98 against >= 0.995), after the fault was reverted",)
+
+
+def test_an_unreadable_mesh_config_leaves_a_note_instead_of_fixes(run_dir: RunFactory, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "broken.yaml").write_text("kind: VirtualService\nmetadata: {name: x}\nspec: {http: 3}\n")
+    monkeypatch.setenv("HARNESS_MANIFESTS_DIR", str(manifests))
+    directory = run_dir(FAILING)
+
+    analysis = analyse(directory)
+    write_reports(directory)
+
+    assert analysis.fixes == () and analysis.fix_note.startswith("the mesh configuration could not be read")
+    assert "broken.yaml" in analysis.fix_note
+    assert "the mesh configuration could not be read" in (directory / "summary.md").read_text()
