@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test down prometheus inotify clean
+.PHONY: setup run test down prometheus chromium inotify clean
 
 setup: $(STAMP) prometheus
 
@@ -30,6 +30,17 @@ prometheus:
 		exit 1; \
 	fi
 
+# Headless Chromium renders report.html in the report tests; installed only when missing.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+		true; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium with apt-get (for the report tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "note: without /usr/bin/chromium the report rendering test is skipped (apt-get install chromium)" >&2; \
+	fi
+
 # Every Envoy file subscription holds an inotify instance; the suite runs two meshes at once.
 INOTIFY_NEEDED := 512
 inotify:
@@ -47,7 +58,7 @@ inotify:
 run: setup
 	$(BIN)/harness run experiments/pod-kill.yaml
 
-test: setup inotify
+test: setup inotify chromium
 	$(BIN)/python -m pytest
 
 down:

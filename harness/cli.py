@@ -55,6 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no live progress line")
     validate = sub.add_parser("validate", help="check experiment files as `run` would, without running them")
     validate.add_argument("experiment", type=Path, nargs="+")
+    suite = with_platform(sub.add_parser("suite", help="run every experiment with a tag, one aggregate report"))
+    suite.add_argument("tag", help="e.g. nightly")
+    suite.add_argument("--experiments-dir", type=Path, default=Path(_env("experiments_dir", "experiments") or "."))
+    suite.add_argument("--report-dir", type=Path, default=_env("report_dir"))
+    suite.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1")
+    suite.add_argument("--no-progress", action="store_true")
+    gameday = with_platform(sub.add_parser("gameday", help="walk an experiment step by step with an operator"))
+    gameday.add_argument("experiment", type=Path)
+    gameday.add_argument("--yes", action="store_true", help="answer go to every step (a rehearsal)")
+    gameday.add_argument("--report-dir", type=Path, default=_env("report_dir"))
+    gameday.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1")
+    report = sub.add_parser("report", help="regenerate report.html, junit.xml and summary.md of a run")
+    report.add_argument("run_dir", type=Path)
+    compare = sub.add_parser("compare", help="compare a run against a baseline run; regressions exit 1")
+    compare.add_argument("run", type=Path)
+    compare.add_argument("baseline", type=Path, nargs="?", help="default: the saved baseline of the experiment")
+    compare.add_argument("--tolerance", default=_env("tolerance", "") or "",
+                         help="e.g. p99=10%%,availability=0.1,throughput=10%% (HARNESS_TOLERANCE)")
+    baseline = sub.add_parser("baseline", help="manage baselines for sign-off")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    save = baseline_sub.add_parser("save", help="mark a run as its experiment's baseline")
+    save.add_argument("run", type=Path)
     return parser
 
 
@@ -80,7 +102,7 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.command in ("run", "validate"):
+    if args.command in ("run", "validate", "suite", "gameday", "report", "compare", "baseline"):
         return _dispatch(args, None)
     return _dispatch(args, get_platform(args.platform))
 
@@ -108,6 +130,30 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
         outcome = run_file(args.experiment, platform_name=args.platform, report_dir=args.report_dir,
                            keep_up=args.keep_up, progress=not args.no_progress, workers=args.workers)
         return outcome.exit_code
+    elif args.command == "suite":
+        from harness.suite import run_suite
+
+        outcome = run_suite(args.tag, experiments_dir=args.experiments_dir, platform_name=args.platform,
+                            report_dir=args.report_dir, keep_up=args.keep_up, progress=not args.no_progress)
+        print(f"suite report: {outcome.report_dir / 'index.html'}  junit: {outcome.junit}")
+        return outcome.exit_code
+    elif args.command == "gameday":
+        from harness.suite import run_gameday
+
+        return run_gameday(args.experiment, platform_name=args.platform, report_dir=args.report_dir, yes=args.yes,
+                           keep_up=args.keep_up)
+    elif args.command == "report":
+        from harness.report import cli_report
+
+        return cli_report(args.run_dir)
+    elif args.command == "compare":
+        from harness.report import cli_compare
+
+        return cli_compare(args.run, args.baseline, args.tolerance)
+    elif args.command == "baseline":
+        from harness.report import cli_baseline_save
+
+        return cli_baseline_save(args.run)
     elif args.command == "validate":
         from harness.run.runner import check_only
 
@@ -124,6 +170,9 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from harness.tracing import configure_tracing
+
+        configure_tracing()
         return run(args)
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)

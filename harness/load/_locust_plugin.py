@@ -8,7 +8,8 @@ out of the harness process. It does nothing unless HARNESS_LOAD_RUN_DIR is set, 
 Writes, in the run directory:
 - `samples.csv` (standalone) or `samples-<pid>.csv` (each worker): one row per request, in whole
   rows at least once a second, so a killed run leaves a readable file;
-- `live.jsonl` (standalone or master): one JSON object a second for the progress display;
+- `live.jsonl` (standalone or master): one JSON object a second for the progress display, and a
+  last one with the final totals when Locust quits;
 - `started` when the test starts, and the final `<csv prefix>_stats.csv` when Locust quits
   (Locust's periodic writer can miss the last second).
 """
@@ -183,7 +184,10 @@ class Recorder:
             self.samples.flush()
 
     def finish(self) -> None:
+        """At quit: the last samples, a last live line (the final totals), Locust's final stats CSV."""
         self.flush()
+        if self.live is not None:
+            self.live.tick()
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
         if self.role != "worker" and prefix:
             path = Path(f"{prefix}_stats.csv")

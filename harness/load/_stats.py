@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -45,7 +45,7 @@ class LoadStats:
     locust: StatsTable | None
     """From locust_stats.csv (percentiles on Locust's rounded histogram); None if Locust wrote none."""
     samples: StatsTable
-    """From the samples files (exact percentiles, every recorded request)."""
+    """From the samples files (every recorded request; percentiles at 0.01 ms)."""
 
 
 def _number(text: str) -> float | None:
@@ -87,35 +87,57 @@ def read_locust_csv(path: Path) -> StatsTable | None:
     return StatsTable(total, MappingProxyType(by_name))
 
 
-def _quantile(ordered: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of sorted values."""
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+def _quantiles(histogram: Counter[float], qs: tuple[float, ...]) -> list[float | None]:
+    """Nearest-rank percentiles of a {latency: count} histogram."""
+    count = sum(histogram.values())
+    if not count:
+        return [None] * len(qs)
+    out: list[float | None] = []
+    ordered, seen, index = sorted(histogram.items()), 0, 0
+    for q in qs:  # ascending
+        rank = max(1, math.ceil(q * count))
+        while seen + ordered[index][1] < rank:
+            seen += ordered[index][1]
+            index += 1
+        out.append(ordered[index][0])
+    return out
 
 
-def _summarise(name: str, latencies: list[float], failures: int, first: float, last: float) -> RequestStats:
-    latencies.sort()
-    span = last - first
-    rps = len(latencies) / span if span > 0 else 0.0
-    return RequestStats(name, len(latencies), failures, rps,
-                        _quantile(latencies, 0.5), _quantile(latencies, 0.95), _quantile(latencies, 0.99))
+@dataclass
+class _Tally:
+    """One name's running totals; latencies kept as a histogram at 0.01 ms, so memory stays bounded."""
+
+    latencies: Counter[float] = field(default_factory=Counter)
+    failures: int = 0
+    first: float = math.inf
+    last: float = -math.inf
+
+    def add(self, sample: Sample) -> None:
+        self.latencies[round(sample.latency_ms, 2)] += 1
+        self.failures += not sample.ok
+        self.first = min(self.first, sample.timestamp)
+        self.last = max(self.last, sample.timestamp + sample.latency_ms / 1000)
+
+    def merge(self, other: _Tally) -> None:
+        self.latencies.update(other.latencies)
+        self.failures += other.failures
+        self.first, self.last = min(self.first, other.first), max(self.last, other.last)
+
+    def stats(self, name: str) -> RequestStats:
+        requests = sum(self.latencies.values())
+        span = self.last - self.first
+        rps = requests / span if requests and span > 0 else 0.0
+        return RequestStats(name, requests, self.failures, rps, *_quantiles(self.latencies, (0.5, 0.95, 0.99)))
 
 
 def samples_table(samples: Iterable[Sample]) -> StatsTable:
-    """Stats from samples; rates over the time from the first request's start to the last one's end."""
-    latencies: dict[str, list[float]] = defaultdict(list)
-    failures: dict[str, int] = defaultdict(int)
-    spans: dict[str, tuple[float, float]] = {}
-    for s in samples:
-        latencies[s.name].append(s.latency_ms)
-        failures[s.name] += not s.ok
-        end = s.timestamp + s.latency_ms / 1000
-        first, last = spans.get(s.name, (s.timestamp, end))
-        spans[s.name] = (min(first, s.timestamp), max(last, end))
-    first = min((f for f, _ in spans.values()), default=0.0)
-    last = max((t for _, t in spans.values()), default=0.0)
-    everything = [v for values in latencies.values() for v in values]
-    total = _summarise(TOTAL, everything, sum(failures.values()), first, last)
-    by_name = {n: _summarise(n, latencies[n], failures[n], *spans[n]) for n in sorted(latencies)}
-    return StatsTable(total, MappingProxyType(by_name))
+    """Stats from samples: exact counts; rates over the first request's start to the last one's end;
+    percentiles at 0.01 ms."""
+    tallies: dict[str, _Tally] = defaultdict(_Tally)
+    for sample in samples:
+        tallies[sample.name].add(sample)
+    total = _Tally()
+    for tally in tallies.values():
+        total.merge(tally)
+    by_name = {name: tallies[name].stats(name) for name in sorted(tallies)}
+    return StatsTable(total.stats(TOTAL), MappingProxyType(by_name))

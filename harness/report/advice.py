@@ -37,13 +37,14 @@ class Fix:
 def what_to_fix(run: RunRecord, mesh: MeshView | None = None) -> list[Fix]:
     """Every breached SLO of the run explained by a mesh setting (of the declared mesh unless given), merged
     where several share one."""
-    if mesh is None:
-        mesh = declared_view()
+    if mesh is None and any(row.breached for row in run.slos):
+        mesh = declared_view()  # validating every manifest takes a second: only when there is a breach
     fixes: list[Fix] = []
     for row in run.slos:
-        if row.breached:
+        if row.breached and mesh is not None:
             found, after = _fixes_for(row, run, mesh)
             breach = describe_breach(row) + (", after the fault was reverted" if after else "")
+            found = found or [_unexplained(row, run)]
             fixes += [replace(fix, slos=(breach,)) for fix in found]
     merged: dict[tuple[str, str, str], Fix] = {}
     for fix in fixes:
@@ -75,7 +76,7 @@ def _fixes_for(row: SloRow, run: RunRecord, mesh: MeshView) -> tuple[list[Fix], 
 
 def _for_fault(row: SloRow, fault: FaultWindow, target: str | None, faults: Sequence[FaultWindow],
                mesh: MeshView) -> list[Fix]:
-    services = mesh.services_in(fault.target) if fault.kind == "region" else [mesh.service_of(fault.target)]
+    services = mesh.services_in(fault.target) if fault.kind == "region" else [_service(fault, mesh)]
     fixes: list[Fix] = []
     for service in services:
         if fault.kind == "region":
@@ -87,6 +88,14 @@ def _for_fault(row: SloRow, fault: FaultWindow, target: str | None, faults: Sequ
         else:
             fixes += _availability(row, fault, service, target, mesh)
     return [replace(fix, faults=(fault.label,)) for fix in fixes]
+
+
+def _service(fault: FaultWindow, mesh: MeshView) -> str:
+    """The service a fault hit: a killed pod's service (or the app the kill recorded), or the target itself."""
+    service = mesh.service_of(fault.target)
+    if service == fault.target.split(".")[0] and fault.details.get("service"):
+        return mesh.service_of(str(fault.details["service"]))
+    return service
 
 
 def _availability(row: SloRow, fault: FaultWindow, service: str, target: str | None, mesh: MeshView) -> list[Fix]:
@@ -107,16 +116,16 @@ def _availability(row: SloRow, fault: FaultWindow, service: str, target: str | N
     if fault.kind == "abort":
         return _retries(service, routes, "", needs="5xx") + _outlier(service, fault, mesh)
     if fault.kind == "delay":
-        return _timeouts(row, fault, service, routes, mesh, cut=True)
+        return _timeouts(row, fault, service, routes, cut=True)
     return []
 
 
 def _latency(row: SloRow, fault: FaultWindow, service: str, target: str | None, mesh: MeshView) -> list[Fix]:
     routes = mesh.routes_for_tier(service, row.tier if service == target else None)
     if fault.kind == "delay":
-        fixes = _timeouts(row, fault, service, routes, mesh, cut=False)
+        fixes = _timeouts(row, fault, service, routes, cut=False)
         if target and target != service:
-            fixes += _timeouts(row, fault, target, mesh.routes_for_tier(target, row.tier), mesh, cut=False,
+            fixes += _timeouts(row, fault, target, mesh.routes_for_tier(target, row.tier), cut=False,
                                slow_dependency=service)
         return fixes
     objective_s = row.objective / 1000.0
@@ -146,7 +155,7 @@ def _retries(service: str, routes: list[RouteRef], why: str, *, needs: str, lead
     return fixes
 
 
-def _timeouts(row: SloRow, fault: FaultWindow, service: str, routes: list[RouteRef], mesh: MeshView, *,
+def _timeouts(row: SloRow, fault: FaultWindow, service: str, routes: list[RouteRef], *,
               cut: bool, slow_dependency: str | None = None) -> list[Fix]:
     delay = fault.details.get("delay_ms", "?")
     suggest = f"{row.objective:g}ms" if row.kind == "latency" else "2s"
@@ -199,7 +208,8 @@ def _outlier(service: str, fault: FaultWindow, mesh: MeshView) -> list[Fix]:
         if pct < 1 else ""
     return [Fix(resource=resource, field=f"{TRAFFIC_POLICY}.outlierDetection", file=file, text=(
         f"outlierDetection ejects a {service} host only after consecutive5xxErrors {errors} and checks every "
-        f"interval {outlier.interval_s:g}s, while the fault lasted {lasted:.1f}s{odds}: it ejected too late; set "
+        f"interval {outlier.interval_s:g}s, {'longer than' if outlier.interval_s >= lasted else 'much of'} the "
+        f"time the fault lasted{odds}: it ejected too late; set "
         f"{OUTLIER}"))]
 
 
@@ -208,7 +218,7 @@ def _lingering(row: SloRow, fault: FaultWindow, mesh: MeshView) -> list[Fix]:
     if fault.kind not in ("kill", "abort", "region"):
         return []
     window = row.window_end - row.window_start
-    services = mesh.services_in(fault.target) if fault.kind == "region" else [mesh.service_of(fault.target)]
+    services = mesh.services_in(fault.target) if fault.kind == "region" else [_service(fault, mesh)]
     fixes = []
     for service in services:
         rule = mesh.destination_rule(service)
@@ -233,7 +243,8 @@ def _failover(row: SloRow, fault: FaultWindow, service: str, faults: Sequence[Fa
     if rule is None or rule.policy is None:
         return [Fix(resource=f"DestinationRule (none for {service})", field=path, text=(
             f"no DestinationRule for {service}, so no locality failover steers its traffic from {region} to "
-            f"{', '.join(alive) or 'another region'}: declare one with localityLbSetting failover and outlierDetection"))]
+            f"{', '.join(alive) or 'another region'}: declare one with localityLbSetting failover and "
+            f"outlierDetection"))]
     resource, file, policy = f"DestinationRule/{rule.name}", mesh.file_of("DestinationRule", rule.name), rule.policy
     fixes = _subsets_down(service, down, mesh)
     targets = [to for frm, to in policy.failover if frm == region]
@@ -315,6 +326,14 @@ def _no_fault(row: SloRow, target: str | None, mesh: MeshView) -> list[Fix]:
         f"accept tcp.maxConnections {pool.max_connections} and http.http1MaxPendingRequests "
         f"{pool.http1_max_pending_requests}, maxRequestsPerConnection {pool.max_requests_per_connection}: check them "
         f"against the load, or revisit the objective {row.comparator} {row.objective:g}"))]  # fmt: skip
+
+
+def _unexplained(row: SloRow, run: RunRecord) -> Fix:
+    """A breach no declared setting explains: say so rather than leave it out."""
+    faults = tuple(f.label for f in run.faults if f.overlaps(row.window_start, row.window_end))
+    return Fix(resource="(no mesh setting found)", field=row.name, faults=faults, text=(
+        "the routes and DestinationRules on the path already declare what this fault calls for (retries, "
+        "timeouts, outlier detection); look at the service itself, the load, or the objective"))
 
 
 def _union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:

@@ -55,7 +55,8 @@ def _suite(run: RunRecord, score: Score) -> ET.Element:
             ET.SubElement(case, "failure", message=failure_message(row), type=row.verdict).text = text
             failures += 1
         elif row.verdict == "error":
-            ET.SubElement(case, "error", message=row.detail or "the SLO could not be evaluated", type="error").text = text
+            message = row.detail or "the SLO could not be evaluated"
+            ET.SubElement(case, "error", message=message, type="error").text = text
             errors += 1
     extra = _verdict_case(run)
     if extra is not None:
@@ -78,7 +79,8 @@ def _verdict_case(run: RunRecord) -> ET.Element | None:
     if run.exit_code == 1 and not slo_failed:
         ET.SubElement(case, "failure", message=reason, type="deviated")
     elif run.exit_code in (2, 130) or (run.exit_code == 3 and not slo_error):
-        ET.SubElement(case, "error", message=f"{run.verdict} (exit {run.exit_code}): {reason}", type=run.verdict.lower())
+        ET.SubElement(case, "error", message=f"{run.verdict} (exit {run.exit_code}): {reason}",
+                      type=run.verdict.lower())
     else:
         return None
     return case

@@ -84,12 +84,15 @@ class MeshView:
         return max(wild, key=lambda dr: len(dr.host), default=None)
 
     def service_of(self, target: str) -> str:
-        """The short service name of a pod name, a service name or a host."""
+        """The short service name of a pod name, an app label, a service name or a host."""
         topology = self.model.topology
         for pod in topology.pods:
             if pod.name == target:
                 services = topology.services_of(pod)
                 return services[0].name if services else pod.app
+        for service in topology.services:
+            if ("app", target) in service.selector:
+                return service.name
         return target.split(".")[0]
 
     def services_in(self, region: str) -> list[str]:

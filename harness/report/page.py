@@ -14,8 +14,10 @@ from harness.report.stats import QUANTILES
 from harness.report.svg import PALETTE, Band, Line, Mark, chart
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1000px;padding:0 16px 40px;color:#222}
-.verdict{padding:14px 18px;margin:16px 0;border-radius:6px;color:#fff;display:flex;gap:24px;align-items:baseline;flex-wrap:wrap}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1000px;
+ padding:0 16px 40px;color:#222}
+.verdict{padding:14px 18px;margin:16px 0;border-radius:6px;color:#fff;display:flex;gap:24px;
+ align-items:baseline;flex-wrap:wrap}
 .verdict .word{font-size:32px;font-weight:bold;letter-spacing:1px}
 .PASS{background:#2a7f62}.FAIL,.ERROR{background:#b03030}.INCONCLUSIVE,.INTERRUPTED{background:#b7791f}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
@@ -63,10 +65,10 @@ def _num(value: float | None, fmt: str = ".4g") -> str:
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, raw: bool = False) -> str:
-    """A table; cells are escaped unless raw (then the caller escaped them)."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    """A table (no header row when headers is empty); cells are escaped unless raw (the caller escaped them)."""
+    head = f"<tr>{''.join(f'<th>{escape(h)}</th>' for h in headers)}</tr>" if headers else ""
     cells = ("".join(f"<td>{c if raw else escape(c)}</td>" for c in row) for row in rows)
-    return f"<table><tr>{head}</tr>" + "".join(f"<tr>{r}</tr>" for r in cells) + "</table>"
+    return f"<table>{head}" + "".join(f"<tr>{r}</tr>" for r in cells) + "</table>"
 
 
 def _header(analysis: Analysis) -> str:
@@ -87,7 +89,7 @@ def _facts(analysis: Analysis) -> str:
             ("time zero of plots and tables", utc(run.origin) + " (baseline start)")]
     if span:
         rows.append(("phases", ", ".join(f"{n} {_rel(run, s)} .. {_rel(run, e)}" for n, (s, e) in run.phases.items())))
-    return _table(("", ""), rows)
+    return _table((), rows)
 
 
 def _fixes(analysis: Analysis) -> str:
@@ -115,16 +117,20 @@ def _plots(run: RunRecord, series: Sequence[Series]) -> str:
              f'<p class="muted">{series[0].bucket_s:g} s buckets by completion time; 0 is the baseline start; shaded: '
              "each fault while in effect (a kill until the pod was ready again); dashed: phase starts.</p>"]
     for s in series:
-        def draw(title: str, lines: list[Line], unit: str, top: float) -> str:
-            return chart(f"{s.service}: {title}", lines, x_range=(x0, x1), bands=bands, marks=marks, y_unit=unit,
-                         y_min_top=top)
-
-        parts.append(f"<h3>{escape(s.service)}</h3>")
-        parts.append(draw("throughput", [Line("req/s", s.t, s.throughput, PALETTE["throughput"])], "requests/s", 1))
-        parts.append(draw("error rate", [Line("errors", s.t, s.error_rate * 100, PALETTE["errors"])], "%", 1))
-        parts.append(draw("latency", [Line(f"p{round(q * 100)}", s.t, s.latency[q], PALETTE[f"p{round(q * 100)}"])
-                                      for q in QUANTILES], "ms", 10))
+        parts.append(f"<h3>{escape(s.service)}</h3>" + _service_charts(s, (x0, x1), bands, marks))
     return "".join(parts) + "</section>"
+
+
+def _service_charts(s: Series, x_range: tuple[float, float], bands: list[Band], marks: list[Mark]) -> str:
+    """Throughput, error rate and latency quantiles of one service, on one time axis."""
+    panels = [
+        ("throughput", [Line("req/s", s.t, s.throughput, PALETTE["throughput"])], "requests/s", 1.0),
+        ("error rate", [Line("errors", s.t, s.error_rate * 100, PALETTE["errors"])], "%", 1.0),
+        ("latency", [Line(f"p{round(q * 100)}", s.t, s.latency[q], PALETTE[f"p{round(q * 100)}"])
+                     for q in QUANTILES], "ms", 10.0),
+    ]
+    return "".join(chart(f"{s.service}: {title}", lines, x_range=x_range, bands=bands, marks=marks, y_unit=unit,
+                         y_min_top=top) for title, lines, unit, top in panels)
 
 
 def _slo_tables(run: RunRecord) -> str:

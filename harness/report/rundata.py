@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Mapping
@@ -138,11 +139,17 @@ class RunRecord:
 
     @property
     def origin(self) -> float:
-        """Time zero of every plot and relative time: the baseline start, else the earliest phase or fault."""
+        """Time zero of plots and relative times: the baseline start, else the earliest phase or fault, else
+        the journal's start."""
         if "baseline" in self.phases:
             return self.phases["baseline"][0]
         starts = [start for start, _ in self.phases.values()] + [f.start for f in self.faults]
-        return min(starts) if starts else 0.0
+        if starts:
+            return min(starts)
+        try:
+            return dt.datetime.fromisoformat(str(self.journal.get("start"))).timestamp()
+        except ValueError:
+            return 0.0
 
     @property
     def span(self) -> tuple[float, float] | None:
@@ -273,6 +280,8 @@ def _exit_code(journal: Mapping[str, Any], harness: Mapping[str, Any]) -> int:
 
 
 def _reason(journal: Mapping[str, Any], harness: Mapping[str, Any], code: int) -> str:
+    if not harness:
+        return "the journal has no harness section: it was not written by `harness run`"
     if harness.get("error"):
         return f"harness error: {harness['error']}"
     if not isinstance(harness.get("exit_code"), int):

@@ -42,8 +42,7 @@ def time_series(data: Prepared, origin: float, *, bucket_s: float = 1.0, max_poi
     t = first + np.arange(n_buckets) * bucket_s
     out = []
     for labels, codes in (((ALL,), np.zeros(len(index), dtype=np.int64)), (data.names, data.codes)):
-        counts, failures, values = grouped(codes * n_buckets + index, len(labels) * n_buckets, data.latency,
-                                           data.failed, QUANTILES)
+        counts, failures, values = grouped(data, codes * n_buckets + index, len(labels) * n_buckets, QUANTILES)
         for i, label in enumerate(labels):
             part = slice(i * n_buckets, (i + 1) * n_buckets)
             n = counts[part].astype(float)

@@ -36,7 +36,7 @@ class ServiceStats:
     p99_ms: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Prepared:
     """Sample columns as numpy arrays, computed once and shared by statistics and time series."""
 
@@ -45,6 +45,7 @@ class Prepared:
     completed: np.ndarray  # epoch seconds the request completed
     latency: np.ndarray  # ms
     failed: np.ndarray  # bool: not (ok and 0 < status < 500)
+    by_latency: np.ndarray  # sample indices in ascending latency: the one float sort every quantile shares
 
 
 def prepare(samples: pd.DataFrame) -> Prepared:
@@ -57,17 +58,24 @@ def prepare(samples: pd.DataFrame) -> Prepared:
     ok = _ok_column(samples) & (status > 0) & (status < 500)
     return Prepared(names=tuple(str(u) for u in uniques), codes=codes.astype(np.int64),
                     completed=samples["timestamp"].to_numpy(dtype=float) + latency / 1000.0,
-                    latency=latency, failed=~ok)
+                    latency=latency, failed=~ok, by_latency=np.argsort(latency))
 
 
-def grouped(keys: np.ndarray, n_keys: int, latency: np.ndarray, failed: np.ndarray,
+def grouped(data: Prepared, keys: np.ndarray, n_keys: int,
             quantiles: tuple[float, ...] = QUANTILES) -> tuple[np.ndarray, np.ndarray, dict[float, np.ndarray]]:
-    """Per key 0..n_keys-1: request count, failure count and latency quantiles (NaN for an empty key)."""
-    counts = np.bincount(keys, minlength=n_keys)
-    failures = np.bincount(keys, weights=failed.astype(float), minlength=n_keys)
-    order = np.lexsort((latency, keys))
-    ordered = latency[order]
-    starts = np.cumsum(counts) - counts
+    """Per key 0..n_keys-1 (a sample with key n_keys or more is left out): request count, failure count and
+    latency quantiles (NaN for an empty key).
+
+    The samples are already in latency order (data.by_latency); a stable sort by key keeps that order
+    within each key, and keys fit 16 bits in practice, where numpy's stable sort is a radix sort.
+    """
+    keys = np.minimum(keys, n_keys)
+    counts = np.bincount(keys, minlength=n_keys + 1)
+    failures = np.bincount(keys, weights=data.failed.astype(float), minlength=n_keys + 1)[:n_keys]
+    ranked = keys[data.by_latency].astype(np.uint16 if n_keys < 2**16 else np.int64)
+    ordered = data.latency[data.by_latency[np.argsort(ranked, kind="stable")]]
+    starts = (np.cumsum(counts) - counts)[:n_keys]
+    counts = counts[:n_keys]
     values: dict[float, np.ndarray] = {}
     for q in quantiles:
         rank = np.maximum(np.ceil(q * counts).astype(np.int64) - 1, 0)  # inverted CDF: smallest x with F(x) >= q
@@ -85,17 +93,35 @@ def service_stats(samples: pd.DataFrame | Prepared, phases: Mapping[str, tuple[f
         windows[RUN] = (min(s for s, _ in phases.values()), max(e for _, e in phases.values()))
     elif len(data.completed):
         windows[RUN] = (float(data.completed.min()) - 1e-6, float(data.completed.max()))
-    out: list[ServiceStats] = []
-    for phase, (start, end) in windows.items():
-        inside = (data.completed > start) & (data.completed <= end)
-        codes = data.codes[inside]
-        latency, failed = data.latency[inside], data.failed[inside]
-        for labels, keys in (((ALL,), np.zeros(len(codes), dtype=np.int64)), (data.names, codes)):
-            counts, failures, values = grouped(keys, len(labels), latency, failed)
-            for i, label in enumerate(labels):
-                out.append(_stats(label, phase, int(counts[i]), float(failures[i]), end - start,
-                                  {q: values[q][i] for q in QUANTILES}))
-    return out
+    found: dict[tuple[str, str], ServiceStats] = {}
+    for layer in _layers(windows):
+        starts = np.array([start for _, start, _ in layer])
+        ends = np.array([end for _, _, end in layer])
+        index = np.searchsorted(starts, data.completed, side="left") - 1  # the window with start < completed ...
+        inside = (index >= 0) & (data.completed <= ends[np.maximum(index, 0)])  # ... that ends at or after it
+        window = np.where(inside, index, len(layer))
+        for labels, codes in (((ALL,), np.zeros(len(data.codes), dtype=np.int64)), (data.names, data.codes)):
+            n = len(labels)
+            counts, failures, values = grouped(data, np.where(inside, window * n + codes, len(layer) * n),
+                                               len(layer) * n)
+            for w, (phase, start, end) in enumerate(layer):
+                for i, label in enumerate(labels):
+                    k = w * n + i
+                    found[(label, phase)] = _stats(label, phase, int(counts[k]), float(failures[k]), end - start,
+                                                   {q: values[q][k] for q in QUANTILES})
+    return [found[(label, phase)] for phase in windows for label in (ALL, *data.names)]
+
+
+def _layers(windows: Mapping[str, tuple[float, float]]) -> list[list[tuple[str, float, float]]]:
+    """Windows in layers of disjoint ones, each sorted by start: one pass over the samples per layer."""
+    layers: list[list[tuple[str, float, float]]] = []
+    for name, (start, end) in sorted(windows.items(), key=lambda item: item[1]):
+        layer = next((la for la in layers if la[-1][2] <= start), None)
+        if layer is None:
+            layers.append([(name, start, end)])
+        else:
+            layer.append((name, start, end))
+    return layers
 
 
 def _ok_column(samples: pd.DataFrame) -> np.ndarray:

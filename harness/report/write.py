@@ -2,8 +2,8 @@
 
 Called by `harness run` at the end of a run and by `harness report RUN_DIR` to regenerate. Each file
 is written to a temporary name and renamed, so a reader never sees half a report. samples.csv stays:
-it is the raw record; samples.parquet is added when pyarrow is installed (otherwise the CSV is the
-only copy, which every reader here accepts).
+it is the raw record; samples.parquet is added when pyarrow is installed and the CSV is newer than
+it (otherwise the CSV is the only copy, which every reader here accepts).
 """
 
 from __future__ import annotations

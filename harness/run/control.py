@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import tracing
 from harness.chaos.context import current_platform
 from harness.run.session import HarnessRun
 from harness.run.settings import parse_settings
@@ -68,9 +69,15 @@ def before_method_control(context: Any, **_: Any) -> None:
         current.method_starts()
 
 
+def before_activity_control(context: Any, **_: Any) -> None:
+    if session() is not None:
+        tracing.start_activity(context)
+
+
 def after_activity_control(context: Any, state: Any = None, **_: Any) -> None:
     current = session()
     if current is not None:
+        tracing.end_activity(context, state)
         current.write_partial()
 
 

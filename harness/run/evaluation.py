@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import tracing
 from harness.errors import ConfigError, InconclusiveError
 from harness.platforms.base import Platform
 from harness.run.settings import ExperimentSettings, LoadSettings
@@ -45,7 +46,7 @@ def start_load(load: LoadSettings, platform: Platform, run_dir: Path) -> Any:
     spec = LoadSpec(locustfile=load.locustfile, users=load.users, spawn_rate=load.spawn_rate,
                     duration_s=LOAD_CEILING_S, shape=load.shape, host=status["ingress_url"],
                     host_header=status.get("ingress_host", INGRESS_HOST), think_time_s=load.think_time_s,
-                    workers=load.workers, extra_env=dict(load.env))
+                    workers=load.workers, extra_env={**load.env, **tracing.locust_environment()})
     run = LoadRun(spec)
     run.start(run_dir)
     return run
@@ -102,8 +103,14 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
             for name, phase in session.phases.items():
                 if phase.start is None or phase.end is None or phase.end <= phase.start:
                     continue
-                for result in evaluate(session.slos, name, phase.start, phase.end, client, samples=samples):
-                    results.append(dataclasses.asdict(result))
+                for settle in sorted({s.settle_s for s in session.slos}):
+                    start = phase.start + (settle if name == "chaos" else 0.0)
+                    slos = [s for s in session.slos if s.settle_s == settle]
+                    if start >= phase.end:
+                        raise ConfigError(f"the chaos phase lasted {phase.end - phase.start:.1f} s, no longer than "
+                                          f"settle_s {settle} of {', '.join(s.name for s in slos)}", field="settle_s")
+                    for result in evaluate(slos, name, start, phase.end, client, samples=samples):
+                        results.append(dataclasses.asdict(result))
     except InconclusiveError as exc:
         inconclusive = str(exc)
     except Exception as exc:  # the platform or Prometheus went away mid-evaluation: no verdict can be given

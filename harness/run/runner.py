@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos.context import use_platform
-from harness.errors import ConfigError
+from harness import tracing
+from harness.errors import ConfigError, HarnessError
 from harness.mesh.loader import declared_model
 from harness.platforms import get_platform
 from harness.run import control, evaluation
@@ -51,8 +52,6 @@ def default_run_dir(experiment: dict[str, Any], path: Path) -> Path:
 
 def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, keep_up: bool = False,
              progress: bool = True, workers: int | None = None) -> RunOutcome:
-    from chaoslib.experiment import run_experiment
-
     experiment, settings = prepare(path)
     if workers is not None and settings.load is not None:
         settings = dataclasses.replace(settings, load=dataclasses.replace(settings.load, workers=workers))
@@ -63,36 +62,59 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
     try:
         evaluation.validate_queries(settings, platform)
         run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
-        session = HarnessRun(experiment=experiment, experiment_path=path.resolve(), settings=settings,
-                             platform=platform, run_dir=run_dir, show_progress=progress)
-        use_platform(platform)
-        control.set_session(session)
-        previous = session.install_signal_handlers()
-        try:
-            session.write_partial("starting")
-            journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)
-        except KeyboardInterrupt:
-            session.interrupted_by = session.interrupted_by or "SIGINT"
-            journal = {"experiment": experiment, "status": "interrupted"}
-            if session.current_phase != "done":
-                journal = session.finish(journal)
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            control.set_session(None)
-            use_platform(None)
-        if journal.get("status") == "interrupted" and session.interrupted_by is None:
-            session.interrupted_by = "SIGINT"
-        journal.setdefault("harness", session.harness_section())
-        journal["harness"]["interrupted_by"] = session.interrupted_by
-        code = exit_code(journal, session)
-        journal["harness"]["exit_code"] = code
-        session.journal.write(journal)
-        verdict_table(journal, session, code)
-        return RunOutcome(code, run_dir, journal)
+        with tracing.run_span(experiment.get("title", path.stem), run_dir, **{"harness.platform": platform_name}):
+            return _run_session(experiment, path, settings, platform, run_dir, progress)
     finally:
         if not was_up and not keep_up:
             platform.down()
+
+
+def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform: Any, run_dir: Path,
+                 progress: bool) -> RunOutcome:
+    """One experiment through chaostoolkit-lib, with the harness session installed around it."""
+    from chaoslib.experiment import run_experiment
+
+    session = HarnessRun(experiment=experiment, experiment_path=path.resolve(), settings=settings,
+                         platform=platform, run_dir=run_dir, show_progress=progress)
+    use_platform(platform)
+    control.set_session(session)
+    previous = session.install_signal_handlers()
+    try:
+        session.write_partial("starting")
+        with tracing.experiment_span(experiment.get("title", "")):
+            journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)
+    except KeyboardInterrupt:  # before Chaos Toolkit's own handling starts, or after it ends
+        session.interrupted_by = session.interrupted_by or "SIGINT"
+        journal = {"experiment": experiment, "status": "interrupted"}
+        if session.current_phase != "done":
+            journal = session.finish(journal)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        control.set_session(None)
+        use_platform(None)
+    if journal.get("status") == "interrupted" and session.interrupted_by is None:
+        session.interrupted_by = "SIGINT"
+    journal.setdefault("harness", session.harness_section())
+    journal["harness"]["interrupted_by"] = session.interrupted_by
+    code = exit_code(journal, session)
+    tracing.record_exit_code(code)
+    journal["harness"]["exit_code"] = code
+    journal["harness"]["trace_id"] = tracing.trace_id()
+    session.journal.write(journal)
+    _write_reports(run_dir)
+    verdict_table(journal, session, code)
+    return RunOutcome(code, run_dir, journal)
+
+
+def _write_reports(run_dir: Path) -> None:
+    """report.html, junit.xml, summary.md; a report that cannot be written never changes the verdict."""
+    from harness.report import write_reports
+
+    try:
+        write_reports(run_dir)
+    except HarnessError as exc:
+        logger.warning("reports not written: %s", exc)
 
 
 def check_only(path: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from harness import tracing
 from harness.chaos.record import RECORDER
 from harness.chaos.undo import REGISTRY
 from harness.platforms.base import Platform
@@ -85,6 +86,7 @@ class HarnessRun:
         self.journal.write({"experiment": self.experiment, "status": status, "harness": self.harness_section()})
 
     def enter(self, phase: str) -> None:
+        tracing.enter_phase(phase)
         self.current_phase = phase
         self.progress.phase(phase)
         self.write_partial()

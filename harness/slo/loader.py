@@ -13,7 +13,7 @@ from harness.errors import ConfigError
 from harness.slo.model import COMPARATORS, PARAMETERS, PHASES, REPORTERS, SOURCES, TEMPLATE_PARAMS, TEMPLATES, Slo
 
 _FIELDS = ("name", "query", "template", *PARAMETERS, "objective", "comparator", "phases", "abort_on_breach",
-           "description", "source")  # fmt: skip
+           "description", "source", "settle_s")  # fmt: skip
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # SLO names and service names (api.openai.com)
 _RATIO_TEMPLATES = ("availability", "error_ratio")
 
@@ -66,6 +66,9 @@ def parse_slo(raw: Any, *, file: str | Path | None = None, field: str = "slo") -
         raise fields.error("objective", f"expected a ratio between 0 and 1 for template {template}, "
                            f"got {objective} (write 99.5% as 0.995)")  # fmt: skip
     phases = fields.phases()
+    settle_s = fields.number("settle_s") if "settle_s" in fields.raw else 0.0
+    if settle_s < 0:
+        raise fields.error("settle_s", f"expected seconds >= 0, got {settle_s}")
     abort = fields.boolean("abort_on_breach")
     if abort and (source == "client" or "chaos" not in phases):
         raise fields.error("abort_on_breach", "expected only on a mesh SLO that holds in phase chaos "
@@ -74,7 +77,7 @@ def parse_slo(raw: Any, *, file: str | Path | None = None, field: str = "slo") -
         name=cast(str, name), objective=objective, comparator=comparator, query=query, template=template,
         service=fields.text("service", pattern=_IDENTIFIER), reporter=fields.choice("reporter", REPORTERS, default="source"),
         quantile=fields.quantile(), tier=fields.text("tier"), request=fields.text("request"),
-        phases=phases, abort_on_breach=abort, description=fields.text("description") or "",
+        phases=phases, abort_on_breach=abort, description=fields.text("description") or "", settle_s=settle_s,
         source=source, file=str(file) if file is not None else None, field=field,
     )  # fmt: skip
 

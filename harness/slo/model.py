@@ -54,6 +54,7 @@ class Slo:
     request: str | None = None  # client only: the `name` column of the samples (Locust request name)
     phases: tuple[Phase, ...] = PHASES
     abort_on_breach: bool = False  # a breach seen while chaos runs stops the chaos early
+    settle_s: float = 0.0  # the chaos window opens this long after chaos starts: a bounded recovery time
     description: str = ""
     source: Source = "mesh"  # mesh: Prometheus; client: the load generator's per-request samples
     file: str | None = None  # where it was declared, so later errors can name the file ...

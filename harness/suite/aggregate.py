@@ -80,8 +80,12 @@ def _breaches(result: ExperimentResult) -> list[str]:
 
     if result.record is None:
         return []
-    return [f"`{row.name}` [{row.phase}]: {failure_message(row)}" + (f" ({row.verdict})" if row.verdict != "fail" else "")
-            for row in result.record.slos if row.verdict != "pass"]
+    lines = []
+    for row in result.record.slos:
+        if row.verdict != "pass":
+            kind = "" if row.verdict == "fail" else f" ({row.verdict})"
+            lines.append(f"`{row.name}` [{row.phase}]: {failure_message(row)}{kind}")
+    return lines
 
 
 def summary_markdown(outcome: SuiteOutcome) -> str:

@@ -157,8 +157,8 @@ def gameday_experiment(experiment: dict[str, Any], path: Path) -> dict[str, Any]
             load = arguments.get("load")
             if isinstance(load, dict) and isinstance(load.get("locustfile"), str):
                 load["locustfile"] = str(resolve_path(load["locustfile"], path.parent))
-    controls.append({"name": "gameday", "provider": {"type": "python", "module": CONTROL_MODULE}})
-    walked["controls"] = controls
+    # First, so the operator decides before any other control starts its bookkeeping for the action.
+    walked["controls"] = [{"name": "gameday", "provider": {"type": "python", "module": CONTROL_MODULE}}, *controls]
     walked["tags"] = [*(walked.get("tags") or []), "gameday"]
     return walked
 

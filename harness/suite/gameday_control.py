@@ -91,7 +91,8 @@ def skipped(activity: str, function: str = "", note: str = "") -> dict[str, Any]
 
 def _skip(activity: dict[str, Any], decision: Decision) -> None:
     provider = activity.get("provider") or {}
-    function = ".".join(str(p) for p in (provider.get("module"), provider.get("func")) if p) or str(provider.get("type"))
+    parts = [str(p) for p in (provider.get("module"), provider.get("func")) if p]
+    function = ".".join(parts) or str(provider.get("type"))
     with _lock:
         _originals[id(activity)] = {"provider": provider, "pauses": activity.get("pauses")}
     activity.pop("pauses", None)

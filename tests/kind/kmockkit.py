@@ -15,6 +15,7 @@ There is no controller in kmock either: `reconcile` plays the ReplicaSet's part 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import itertools
 import threading
@@ -88,49 +89,35 @@ class KindApiEmulator(kmock.KubernetesEmulator):
 
 
 class EmulatedCluster:
-    """The emulator on a random 127.0.0.1 port, served from a thread; `api_client` talks to it."""
+    """One emulated API server on a random 127.0.0.1 port; `api_client` talks to it. Start one with
+    `start()`, or several at once with `EmulatedCluster.start_many` (they share one thread and event
+    loop, so kmock's resolver interceptors are entered and left in LIFO order, as it requires)."""
 
     def __init__(self, context: str = "kind-parallel-ai") -> None:
         self.context = context
         self.url = ""
         self.emulator: KindApiEmulator | None = None
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name=f"kmock-{context}", daemon=True)
         self._names = itertools.count()
+        self._host: _Host | None = None
 
     def start(self) -> "EmulatedCluster":
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the kmock emulator did not start within 10 s")
-        if self._error is not None:
-            raise RuntimeError(f"the kmock emulator failed to start: {self._error!r}")
-        self.http = httpx.Client(base_url=self.url, timeout=5.0)
-        return self
+        (started,) = EmulatedCluster.start_many([self])
+        return started
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as exc:  # reported to start() instead of dying silently in the thread
-            self._error = exc
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with KindApiEmulator() as emulator, kmock.Server(emulator) as server:
-            for resource in RESOURCES:
-                emulator.resources[resource] = {}
-            self.emulator, self.url = emulator, str(server.url).rstrip("/")
-            self._ready.set()
-            await self._stop.wait()
+    @staticmethod
+    def start_many(clusters: list["EmulatedCluster"]) -> list["EmulatedCluster"]:
+        host = _Host(clusters)
+        host.start()
+        for cluster in clusters:
+            cluster._host = host
+            cluster.http = httpx.Client(base_url=cluster.url, timeout=5.0)
+        return clusters
 
     def stop(self) -> None:
         self.http.close()
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        if self._host is not None:
+            self._host.stop()
+
 
     def api_client(self) -> client.ApiClient:
         configuration = client.Configuration(host=self.url)
@@ -197,6 +184,49 @@ class EmulatedCluster:
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                        "containerStatuses": [{"name": "app", "restartCount": 0, "ready": ready}]},
         }
+
+
+class _Host:
+    """The thread and event loop that serve a group of emulated clusters."""
+
+    def __init__(self, clusters: list[EmulatedCluster]) -> None:
+        self.clusters = clusters
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="kmock", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the kmock emulator did not start within 10 s")
+        if self._error is not None:
+            raise RuntimeError(f"the kmock emulator failed to start: {self._error!r}")
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start() instead of dying silently in the thread
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async with contextlib.AsyncExitStack() as stack:
+            for cluster in self.clusters:
+                emulator = await stack.enter_async_context(KindApiEmulator())
+                server = await stack.enter_async_context(kmock.Server(emulator))
+                for resource in RESOURCES:
+                    emulator.resources[resource] = {}
+                cluster.emulator, cluster.url = emulator, str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
 
 
 def _plural(kind: str) -> str:

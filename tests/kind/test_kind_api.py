@@ -19,7 +19,7 @@ from harness.errors import ConfigError, ManifestError, PlatformError
 from harness.platforms.kind import ClientKube, CommandResult, NamespaceGuard, render
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS
 from harness.platforms.kind.platform import HELD_ANNOTATION
-from tests.kind.conftest import ScriptedRunner, make_platform, seed_mesh
+from tests.kind.kindkit import ScriptedRunner, make_platform, seed_mesh
 from tests.kind.kmockkit import NAMESPACE, EmulatedCluster
 
 VS_PATH = f"/apis/networking.istio.io/v1beta1/namespaces/{NAMESPACE}/virtualservices"
@@ -332,8 +332,9 @@ def test_set_knobs_reports_the_apps_400_as_a_config_error(mesh, cluster) -> None
 
 @pytest.fixture
 def three():
-    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}").start()
+    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
                 for region in ("us-east", "us-west", "eu-west")}
+    EmulatedCluster.start_many(list(clusters.values()))
     for context, emulated in clusters.items():
         seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
     yield clusters
@@ -348,9 +349,9 @@ def test_three_clusters_act_on_the_api_of_the_region_a_pod_runs_in(three, runner
     assert len(pods) == 6 and all(p["ready"] for p in pods)
     platform.hold("user-v1-eu-west-0", down=True)
     assert three["kind-parallel-ai-eu-west"].get(f"{DEPLOYMENTS_PATH}/user-v1-eu-west")["spec"]["replicas"] == 0
-    platform.apply_documents([_declared_vs("ai-agent-routing")] and [
-        {**_declared_vs("ai-agent-routing"), "spec": {**_declared_vs("ai-agent-routing")["spec"], "http": [
-            {"route": [{"destination": {"host": "ai-agent-service", "subset": "v1"}}]}]}}])
+    only_v1 = copy.deepcopy(_declared_vs("ai-agent-routing"))
+    only_v1["spec"]["http"] = [{"route": [{"destination": {"host": "ai-agent-service", "subset": "v1"}}]}]
+    platform.apply_documents([only_v1])
     for emulated in three.values():  # every istiod reads its own cluster's configuration
         assert len(emulated.get(f"{VS_PATH}/ai-agent-routing")["spec"]["http"]) == 1
 
@@ -369,3 +370,32 @@ def test_three_clusters_isolate_a_region_by_removing_its_cross_cluster_gateway(t
 def test_isolating_a_region_needs_three_clusters(platform) -> None:
     with pytest.raises(ConfigError, match="needs --clusters 3"):
         platform.isolate_region("us-west")
+
+
+# --- API errors, translated at the boundary -------------------------------------------------------------
+
+
+def test_an_api_error_names_the_call_and_the_server_message(mesh) -> None:
+    kube = ClientKube(mesh.api_client(), "kind-parallel-ai")
+    with pytest.raises(PlatformError, match="Kubernetes API \\(kind-parallel-ai\\) PATCH "
+                                            "/apis/apps/v1/namespaces/parallel-ai/deployments/nope failed: 404"):
+        kube.patch(DEPLOYMENTS, NAMESPACE, "nope", {"spec": {"replicas": 0}})
+    assert kube.get(DEPLOYMENTS, NAMESPACE, "nope") is None
+    assert kube.delete(PODS, NAMESPACE, "nope", grace_period_s=0) is False
+
+
+def test_an_unreachable_api_server_means_the_mesh_is_not_up() -> None:
+    import socket
+
+    from kubernetes import client
+
+    from harness.errors import NotUpError
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
+    configuration.retries = 0
+    kube = ClientKube(client.ApiClient(configuration), "kind-parallel-ai")
+    with pytest.raises(NotUpError, match="the Kubernetes API of kind-parallel-ai is unreachable"):
+        kube.list(PODS, NAMESPACE)

@@ -22,7 +22,7 @@ from harness.platforms.kind.install import Installer, endpoints
 from harness.platforms.kind.load import InClusterLoad, locust_documents
 from harness.platforms.kind.schemas import validate_kind_document
 from harness.platforms.kind.settings import REGIONS, KindSettings
-from tests.kind.conftest import ROOT
+from tests.kind.kindkit import ROOT
 
 KIND_FILES = sorted(render.KIND_MANIFESTS.rglob("*.yaml"))
 KIND_CONFIGS = sorted((ROOT / "kind-config").glob("*.yaml"))
@@ -194,7 +194,8 @@ def test_in_cluster_locust_validates_and_has_the_requested_workers(workers: int)
     assert args[args.index("--host") + 1] == "http://127.0.0.1:30080"  # the locustfile targets 127.0.0.0/8 only
     assert args[args.index("--users") + 1] == "50" and args[args.index("--run-time") + 1] == "120s"
     assert worker["spec"]["replicas"] == workers
-    assert {"name": "HARNESS_THINK_TIME", "value": "0.1,0.3"} in master["spec"]["template"]["spec"]["containers"][0]["env"]
+    master_env = master["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "HARNESS_THINK_TIME", "value": "0.1,0.3"} in master_env
     assert all(d["metadata"]["namespace"] == "parallel-ai" for d in docs)
 
 

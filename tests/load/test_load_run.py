@@ -90,11 +90,15 @@ def test_stats_from_locust_match_the_samples_counts(finished: Finished) -> None:
 
 def test_the_live_feed_has_a_line_a_second_with_rate_errors_latency_and_users(finished: Finished) -> None:
     lines = [json.loads(line) for line in (finished.run.run_dir / "live.jsonl").read_text().splitlines()]
-    assert lines
-    assert {"ts", "rps", "error_rate", "p50", "p99", "users"} <= set(lines[0])
-    assert max(line["users"] for line in lines) == finished.spec.users
+    assert lines and {"ts", "rps", "error_rate", "p50", "p99", "users"} <= set(lines[0])
+    assert max(line["users"] for line in lines) == finished.spec.users, lines
     busy = [line for line in lines if line["window_requests"]]
-    assert busy and all(0 < line["error_rate"] < 1 and line["rps"] > 0 for line in busy)
+    assert busy, lines
+    for line in busy:
+        assert 0 <= line["error_rate"] <= 1 and line["rps"] > 0 and line["p99"] >= line["p50"], line
+    assert any(0 < line["error_rate"] < 1 for line in busy), lines  # canaries fail, the others do not
+    stats = finished.run.stats().locust
+    assert stats is not None and lines[-1]["requests"] == stats.total.requests, lines[-1]  # the last line: totals
     point = finished.run.live()
     assert point is not None and point.requests == lines[-1]["requests"]
 

@@ -77,7 +77,7 @@ FAILING = {
     "pod-kill-all-replicas": ("ai-agent-availability-chaos", "chaos"),
     "latency-injection-too-slow": ("ai-agent-latency-p99", "chaos"),
     "abort-injection-critical": ("ai-agent-availability", "chaos"),
-    "cluster-failover-no-target": ("ai-agent-availability", "chaos"),
+    "cluster-failover-no-target": ("ai-agent-availability-after-failover", "chaos"),
     "canary-leaks-to-premium": ("premium-latency-p99", "chaos"),
 }
 

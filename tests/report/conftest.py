@@ -12,6 +12,12 @@ import pytest
 from .reportkit import DATA, RunFactory
 
 
+@pytest.fixture(autouse=True)
+def shipped_mesh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Advice reads the shipped manifests, whatever HARNESS_MANIFESTS_DIR the caller's shell has."""
+    monkeypatch.delenv("HARNESS_MANIFESTS_DIR", raising=False)
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> RunFactory:
     """copy(name, **harness_changes) -> a fresh copy of a fixture run directory, its journal edited."""

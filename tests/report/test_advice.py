@@ -102,9 +102,26 @@ def test_a_tier_slo_looks_only_at_the_route_that_tier_takes(run_dir: RunFactory)
                 "query": "client samples: share of samples with ok and 0 < status < 500 where tier=premium"}]
     directory = run_dir(PASSING, slo_results=results, chaos=journal["harness"]["chaos"], exit_code=1)
 
-    routes = {f.field for f in _fixes(directory) if f.resource == "VirtualService/ai-agent-routing"}
+    fixes = _fixes(directory)
 
-    assert routes == set(), "the premium route retries on 5xx, which an app-only kill returns"
+    assert not [f for f in fixes if f.resource == "VirtualService/ai-agent-routing"], \
+        "the premium route retries on 5xx, which an app-only kill returns; the other routes are not premium's"
+    (outlier,) = fixes
+    assert (outlier.resource, outlier.field) == ("DestinationRule/ai-agent-destination",
+                                                 "spec.trafficPolicy.outlierDetection")
+    assert outlier.faults == ("kill ai-agent-v1-us-west-0", "kill ai-agent-v1-us-east-0"), "one fix for the kills"
+
+
+def test_a_breach_no_declared_setting_explains_is_still_listed(run_dir: RunFactory) -> None:
+    start, end = _chaos(FAILING)
+    directory = run_dir(FAILING, chaos={"faults": [_fault("region", "ap-south", start + 0.5, end - 0.5)],
+                                        "pod_kills": []})
+
+    fixes = _fixes(directory)
+
+    assert [(f.resource, f.field) for f in fixes] == [("(no mesh setting found)", "ai-agent-availability"),
+                                                      ("(no mesh setting found)", "client-availability")]
+    assert fixes[0].faults == ("region ap-south down",) and len(fixes[0].slos) == 1
 
 
 def test_a_region_failure_with_no_target_points_at_the_subset_and_the_failover_chain(run_dir: RunFactory) -> None:
@@ -138,7 +155,8 @@ def test_a_region_failure_without_a_failover_entry_names_the_missing_entry(run_d
 
     fixes = _by_field(what_to_fix(read_run(directory), MeshView(declared_model(paths))))
 
-    missing = fixes[("DestinationRule/ai-agent-destination", "spec.trafficPolicy.loadBalancer.localityLbSetting.failover")]
+    failover = "spec.trafficPolicy.loadBalancer.localityLbSetting.failover"
+    missing = fixes[("DestinationRule/ai-agent-destination", failover)]
     assert "no failover entry from us-east for ai-agent-service: add {from: us-east, to: eu-west}" in missing.text
     assert missing.file == str(rules)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_regenerate_writes_the_reports_again(run_dir: RunFactory) -> None:
 
     again = regenerate(directory)
 
-    assert again == first
+    assert again == first[:3], "report.html, junit.xml, summary.md; samples.parquet is already up to date"
     assert 'id="verdict">FAIL<' in (directory / "report.html").read_text()
 
 
@@ -77,6 +78,18 @@ def test_an_unfinished_run_is_reported_as_an_error(run_dir: RunFactory) -> None:
     html = (directory / "report.html").read_text()
     assert 'id="verdict">ERROR<' in html
     assert "the run did not finish (journal status &#x27;running&#x27;, phase &#x27;chaos&#x27;)" in html
+
+
+def test_a_plain_chaos_toolkit_journal_is_reported_as_an_error_saying_so(run_dir: RunFactory) -> None:
+    directory = run_dir(PASSING)
+    journal = json.loads((directory / "journal.json").read_text())
+    del journal["harness"]
+    (directory / "journal.json").write_text(json.dumps(journal))
+
+    regenerate(directory)
+
+    html = (directory / "report.html").read_text()
+    assert 'id="verdict">ERROR<' in html and "it was not written by `harness run`" in html
 
 
 def test_cli_report_prints_the_files_and_the_verdict(run_dir: RunFactory, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 
-from harness.errors import ConfigError, ReadinessTimeout
+from harness.errors import ConfigError, HarnessError, PlatformError, ReadinessTimeout
 from harness.platforms.kind import render
-from harness.platforms.kind.commands import Command, CommandRunner, Recorder
+from harness.platforms.kind.commands import Command, CommandResult, CommandRunner, Recorder
 from harness.platforms.kind.kube import FIELD_MANAGER
 from harness.platforms.kind.preflight import Preflight, run_preflight
 from harness.platforms.kind.schemas import validate_kind_document
@@ -88,9 +88,19 @@ class Installer:
         image = render.sample_image()
         self._run("docker", "build", "-t", image, "-f", str(self.settings.dockerfile), str(self.settings.project_dir))
         existing = set(self._run("kind", "get", "clusters").stdout.split())
-        for spec in self.specs:
-            if spec.name not in existing:
-                self._create_cluster(spec)
+        try:
+            for spec in self.specs:
+                if spec.name not in existing:
+                    self._create_cluster(spec)
+            self._install(image)
+        except HarnessError as exc:
+            names = ", ".join(spec.name for spec in self.specs)
+            raise PlatformError(f"{exc}\n(the kind cluster(s) {names} are left as they are for inspection; "
+                                "`harness down --platform kind` deletes them)") from exc
+        return preflight
+
+    def _install(self, image: str) -> None:
+        """Everything inside the clusters, in order (see the module docstring)."""
         for spec in self.specs:
             self._run("kind", "load", "docker-image", image, "--name", spec.name)
         with self._workdir() as work:
@@ -110,14 +120,14 @@ class Installer:
             self._apply(spec, render.istio_documents()
                         + (render.multicluster_documents() if self.settings.clusters > 1 else []))
         self._wait_ready()
-        return preflight
 
     def _run(self, *argv: str, stdin: str | None = None, summary: str | None = None,
-             timeout_s: float = 900.0):  # noqa: ANN202 - CommandResult
+             timeout_s: float = 900.0) -> CommandResult:
         return self.runner.run(Command(tuple(argv), stdin=stdin, stdin_summary=summary, timeout_s=timeout_s))
 
     def _create_cluster(self, spec: ClusterSpec) -> None:
-        argv = ["kind", "create", "cluster", "--name", spec.name, "--config", str(spec.config_file), "--wait", KIND_WAIT]
+        argv = ["kind", "create", "cluster", "--name", spec.name, "--config", str(spec.config_file),
+                "--wait", KIND_WAIT]
         if self.settings.node_image:
             argv += ["--image", self.settings.node_image]
         self._run(*argv)
@@ -191,7 +201,7 @@ class Installer:
             except httpx.HTTPError as exc:
                 last = str(exc)
             time.sleep(PROBE_INTERVAL_S)
-        raise ReadinessTimeout(f"{what} did not answer at {url} within {PROBE_TIMEOUT_S:.0f} s ({last}); check "
+        raise ReadinessTimeout(f"{what} did not answer at {url} within {PROBE_TIMEOUT_S:g} s ({last}); check "
                                "the port mappings in kind-config/ and `kubectl get pods -A`")
 
     # -- down --------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.faults import FAULT_VS_PREFIX
 from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.loader import load_documents
 from harness.platforms.kind import objects, render
@@ -29,6 +28,7 @@ from harness.platforms.kind.settings import NAMESPACE, ClusterSpec, KindSettings
 
 KubeFactory = Callable[[str], KubeApi]
 HELD_ANNOTATION = "harness.parallel-ai/held-from-replicas"  # a Deployment's replicas before `hold` scaled it
+FAULT_VS_PREFIX = "harness-fault-"  # harness.chaos.faults names the VirtualServices it creates so (tested)
 VIRTUAL_SERVICES = "VirtualService"
 # PUT /admin/knobs from inside the app container: the API server's pod proxy would reach the pod through
 # its sidecar, which STRICT mTLS closes to plaintext callers; 127.0.0.1 inside the pod is not captured.
@@ -194,7 +194,7 @@ class KindPlatform:
         if live is None and not self.settings.dry_run:
             raise ConfigError(f"pod {pod} has no running pod to kill (its Deployment {deployment.name} is scaled "
                               "down or the pod is being replaced)", field="POD")
-        name = live["metadata"]["name"] if live else f"{pod}-POD-NAME"  # a dry run cannot know the name
+        name = live["metadata"]["name"] if live else f"<{deployment.slot(index)}>"  # a dry run knows no live name
         self._check_blast(deployment, live is not None and is_ready(live))
         if app_only:
             self.runner.run(Command(("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", name, "-c",
@@ -309,7 +309,7 @@ class KindPlatform:
         live = self._live_pod(deployment, index, spec)
         if live is None and not self.settings.dry_run:
             raise ConfigError(f"pod {pod} has no running pod to set knobs on", field="pod")
-        name = live["metadata"]["name"] if live else f"{pod}-POD-NAME"
+        name = live["metadata"]["name"] if live else f"<{deployment.slot(index)}>"
         result = self.runner.run(Command(
             ("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", name, "-c", APP_CONTAINER, "--",
              "python", "-c", KNOBS_SCRIPT % deployment.app_port, json.dumps(values, sort_keys=True)), timeout_s=30))

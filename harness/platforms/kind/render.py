@@ -24,7 +24,8 @@ from harness.platforms.kind.settings import NAMESPACE, ClusterSpec
 KIND_MANIFESTS = MANIFESTS_DIR / "kind"
 CACERTS_FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")  # Istio's plug-in CA layout
 #: What the cacerts Secret carries when no CA is made (dry runs, tests): obviously not key material.
-PLACEHOLDER_PEM = b"-----BEGIN PLACEHOLDER-----\nmade by the harness at `up`, never committed\n-----END PLACEHOLDER-----\n"
+PLACEHOLDER_PEM = (b"-----BEGIN PLACEHOLDER-----\nmade by the harness at `up`, never committed\n"
+                   b"-----END PLACEHOLDER-----\n")
 INGRESS_NODE_PORT = 30080  # ../../mesh/manifests/kind/gateway/ingress-gateway.yaml
 PROMETHEUS_NODE_PORT = 30090  # ../../mesh/manifests/kind/addons/prometheus.yaml
 # One `kubectl apply` goes in document order: what others live in or refer to comes first.
