@@ -18,7 +18,7 @@ from conftest import Mesh
 
 ROOT = Path(__file__).parents[2]
 EXPERIMENTS = ROOT / "experiments"
-FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "5", "HARNESS_RECOVERY_S": "5"}
+FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "4", "HARNESS_RECOVERY_S": "4"}
 
 
 def run_env(mesh: Mesh) -> dict[str, str]:
@@ -91,6 +91,11 @@ def test_each_experiment_passes_on_a_healthy_mesh(mesh: Mesh, tmp_path: Path, na
     assert set(results.values()) == {"pass"}
     faults = journal["harness"]["chaos"]["faults"]
     assert faults and all(f["applied_at"] and f["inject_latency_ms"] is not None for f in faults)
+    assert journal["harness"]["load"]["samples"] > 0
+    assert {"report.html", "junit.xml", "summary.md"} <= {p.name for p in tmp_path.iterdir()}
+    if name == "pod-kill":
+        kills = journal["harness"]["chaos"]["pod_kills"]
+        assert len(kills) == 3 and all(k["recovery_s"] is not None and k["recovery_s"] > 0 for k in kills)
     assert_mesh_restored(mesh, journal)
 
 
@@ -100,14 +105,6 @@ def test_each_failing_variant_fails_for_the_right_reason(mesh: Mesh, tmp_path: P
     assert code == 1, output
     assert verdicts(journal)[FAILING[name]] == "fail", verdicts(journal)
     assert_mesh_restored(mesh, journal)
-
-
-def test_pod_kill_reports_recovery_times_and_fault_latencies(mesh: Mesh, tmp_path: Path) -> None:
-    code, journal, output = run(mesh, EXPERIMENTS / "pod-kill.yaml", tmp_path)
-    assert code == 0, output
-    kills = journal["harness"]["chaos"]["pod_kills"]
-    assert len(kills) == 3 and all(k["recovery_s"] is not None and k["recovery_s"] > 0 for k in kills)
-    assert journal["harness"]["load"]["samples"] > 0
 
 
 def wait_for_phase(report_dir: Path, phase: str, timeout_s: float = 120) -> None:
@@ -124,7 +121,6 @@ def wait_for_phase(report_dir: Path, phase: str, timeout_s: float = 120) -> None
 
 @pytest.mark.parametrize(("experiment", "phase", "sig"), [
     ("latency-injection", "baseline", signal.SIGINT),
-    ("latency-injection", "chaos", signal.SIGTERM),
     ("pod-kill", "chaos", signal.SIGINT),
     ("cluster-failover", "chaos", signal.SIGTERM),
     ("abort-injection", "recovery", signal.SIGINT),
