@@ -11,20 +11,26 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, boot_time_wall, cpu_seconds,
-                     kind_of, mesh_processes, print_table, print_verdicts, process_start_wall, wait_for_quiet,
-                     write_results)
+from _common import (CHAT_BODY, INGRESS_HOST, STATE_ROOT, ForeignLoad, Verdict, bench_settings, boot_time_wall,
+                     cpu_seconds, kind_of, mesh_processes, print_table, print_verdicts, process_start_wall, summarize,
+                     wait_for_quiet, write_results)
 from harness.errors import HarnessError
+from harness.mesh.loader import declared_model
 from harness.platforms.local.control import request
 from harness.platforms.local.daemon import DAEMON_FILE
+from harness.platforms.local.launch import MeshProcesses
 from harness.platforms.local.platform import LocalPlatform
 
 REPEATS = 3
@@ -238,6 +244,30 @@ def collect_timeline(platform: LocalPlatform, status: dict[str, Any], t0: float,
     }
 
 
+def startup_breakdown(repeats: int = 3) -> dict[str, Any]:
+    """The daemon's serial start-up steps timed on their own, mesh down (same calls as up() and the daemon)."""
+    steps: dict[str, list[float]] = {}
+
+    def timed(name: str, action: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = action()
+        steps.setdefault(name, []).append(time.perf_counter() - started)
+        return result
+
+    base = bench_settings("up_time")
+    scratch = STATE_ROOT / "up_time-replay"
+    settings = type(base)(**{**base.__dict__, "state_dir": scratch})
+    for _ in range(repeats):
+        shutil.rmtree(scratch, ignore_errors=True)
+        timed("python + import harness.platforms.local.daemon (fresh interpreter)", lambda: subprocess.run(
+            [sys.executable, "-c", "import harness.platforms.local.daemon"], check=True))
+        model = timed("declared_model(): load + validate every manifest (CLI, then daemon again)", declared_model)
+        mesh = timed("MeshProcesses(): CA, workload certs, controller", lambda: MeshProcesses(settings, model))
+        timed("controller.push('initial'): translate + write every proxy", lambda: mesh.controller.push("initial"))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {k: summarize([v * 1000 for v in values], 1) for k, values in steps.items()}
+
+
 def spread(values: list[float | None]) -> dict[str, float | None]:
     real = [v for v in values if v is not None]
     if len(real) < len(values) or not real:
@@ -265,8 +295,12 @@ def main() -> None:
                 for key, label in (("a_up_returned_s", "(a) up() returns"),
                                    ("b_first_200_s", "(b) first 200 through the ingress"),
                                    ("c_prometheus_all_up_s", "(c) Prometheus scraped every target"))]
+    breakdown = startup_breakdown()
+    print("\n== the daemon's serial start-up steps on their own, mesh down (ms)")
+    print_table(["step", "min", "p50", "max"], [[k, v["min"], v["p50"], v["max"]] for k, v in breakdown.items()])
     print_verdicts(verdicts)
     path = write_results("up_time", {"repeats": REPEATS, "target_s": TARGET_S, "figures": figures, "runs": runs,
+                                     "startup_steps_ms": breakdown,
                                      "machine_before": quiet, "other_load": foreign.result(),
                                      "verdicts": [v.__dict__ for v in verdicts]})
     print(f"\nwrote {path}")

@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     def with_platform(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--platform", default=_env("platform", DEFAULT_PLATFORM), choices=platform_names(),
                        help="where the mesh runs (HARNESS_PLATFORM; default: local)")
+        kind = p.add_argument_group("kind platform")
+        kind.add_argument("--clusters", type=int, choices=(1, 3), default=None,
+                          help="one kind cluster, or three regions in one mesh (HARNESS_CLUSTERS)")
+        kind.add_argument("--allow-context", default=None, metavar="NAME",
+                          help="act on a kube context whose name does not start with kind-")
+        kind.add_argument("--dry-run", action="store_true", default=None,
+                          help="print every command and API call in order and change nothing")
         return p
 
     up = with_platform(sub.add_parser("up", help="stand up the mesh and wait until it is ready"))
@@ -101,34 +108,60 @@ def _print_status(status: dict[str, Any]) -> None:
     console.print(table)
 
 
+def platform_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {key: getattr(args, key, None) for key in ("clusters", "allow_context", "dry_run")}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command in ("run", "validate", "suite", "gameday", "report", "compare", "baseline"):
         return _dispatch(args, None)
-    return _dispatch(args, get_platform(args.platform))
+    return _dispatch(args, get_platform(args.platform, **platform_options(args)))
+
+
+def _print_steps(platform: Any) -> bool:
+    """A dry run's ordered commands and API calls; True when there were any to print."""
+    steps = getattr(platform, "steps", None)
+    for step in steps or []:
+        print(step)
+    return bool(steps)
 
 
 def _dispatch(args: argparse.Namespace, platform: Any) -> int:
     if args.command == "up":
         status = platform.up(profile=args.profile)
+        if status.get("dry_run"):
+            for step in status["dry_run"]:
+                print(step)
+            return 0
         if status.get("already_up"):
             print(f"the mesh is already up ({status['platform']}); nothing changed")
         _print_status(status)
     elif args.command == "down":
         stopped = platform.down()
-        print(f"stopped {len(stopped)} process(es)" if stopped else "nothing was running")
+        deleted = getattr(platform, "deleted_clusters", None)
+        if _print_steps(platform):
+            pass
+        elif deleted is not None:
+            print(f"deleted kind cluster(s): {', '.join(deleted) or 'none'}")
+        else:
+            print(f"stopped {len(stopped)} process(es)" if stopped else "nothing was running")
     elif args.command == "status":
         status = platform.status()
         _print(status) if args.json else _print_status(status)
     elif args.command == "apply":
         result = platform.reset() if args.reset else platform.apply(args.filename, delete=args.delete)
-        _print(result)
+        if not _print_steps(platform):
+            _print(result)
     elif args.command == "kill":
-        _print(platform.kill(args.pod, app_only=args.app_only))
+        result = platform.kill(args.pod, app_only=args.app_only)
+        if not _print_steps(platform):
+            _print(result)
     elif args.command == "run":
         from harness.run.runner import run_file
 
         outcome = run_file(args.experiment, platform_name=args.platform, report_dir=args.report_dir,
-                           keep_up=args.keep_up, progress=not args.no_progress, workers=args.workers)
+                           keep_up=args.keep_up, progress=not args.no_progress, workers=args.workers,
+                           platform_options=platform_options(args))
         return outcome.exit_code
     elif args.command == "suite":
         from harness.suite import run_suite

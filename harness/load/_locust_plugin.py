@@ -8,8 +8,8 @@ out of the harness process. It does nothing unless HARNESS_LOAD_RUN_DIR is set, 
 Writes, in the run directory:
 - `samples.csv` (standalone) or `samples-<pid>.csv` (each worker): one row per request, in whole
   rows at least once a second, so a killed run leaves a readable file;
-- `live.jsonl` (standalone or master): one JSON object a second for the progress display, and a
-  last one with the final totals when Locust quits;
+- `live.jsonl` (standalone or master): one JSON object a second for the progress display, one
+  more as the test stops (users still counted) and a last one with the final totals at quit;
 - `started` when the test starts, and the final `<csv prefix>_stats.csv` when Locust quits
   (Locust's periodic writer can miss the last second).
 """
@@ -162,8 +162,7 @@ class Recorder:
         for _ in range(self.max_ticks):
             gevent.sleep(TICK_S)
             self.flush()
-            if self.live is not None:
-                self.live.tick()
+            self.tick_live()
             if self.parent_pid and os.getppid() != self.parent_pid:
                 self._terminate("the harness process that started this run is gone")
             elif self.deadline is not None and time.monotonic() > self.deadline:
@@ -183,11 +182,14 @@ class Recorder:
         if self.samples is not None:
             self.samples.flush()
 
+    def tick_live(self) -> None:
+        if self.live is not None:
+            self.live.tick()
+
     def finish(self) -> None:
         """At quit: the last samples, a last live line (the final totals), Locust's final stats CSV."""
         self.flush()
-        if self.live is not None:
-            self.live.tick()
+        self.tick_live()
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
         if self.role != "worker" and prefix:
             path = Path(f"{prefix}_stats.csv")
@@ -206,6 +208,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if recorder.samples is not None:
         environment.events.request.add_listener(recorder.samples.on_request)
     environment.events.test_start.add_listener(lambda **_: recorder.started())
+    environment.events.test_stopping.add_listener(lambda **_: recorder.tick_live())  # users still counted
     environment.events.test_stop.add_listener(lambda **_: recorder.flush())
     environment.events.quit.add_listener(lambda **_: recorder.finish())
     gevent.spawn(recorder.run)

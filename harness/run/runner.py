@@ -51,11 +51,12 @@ def default_run_dir(experiment: dict[str, Any], path: Path) -> Path:
 
 
 def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, keep_up: bool = False,
-             progress: bool = True, workers: int | None = None) -> RunOutcome:
+             progress: bool = True, workers: int | None = None,
+             platform_options: dict[str, Any] | None = None) -> RunOutcome:
     experiment, settings = prepare(path)
     if workers is not None and settings.load is not None:
         settings = dataclasses.replace(settings, load=dataclasses.replace(settings.load, workers=workers))
-    platform = get_platform(platform_name)
+    platform = get_platform(platform_name, **(platform_options or {}))
     was_up = platform.is_up()
     if not was_up:
         platform.up()

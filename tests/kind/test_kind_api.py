@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -36,6 +37,16 @@ def chaos(platform):
     finally:
         REGISTRY.run_all()
         use_platform(None)
+
+
+def _eventually(check, timeout_s: float = 10.0) -> bool:
+    """Poll `check` until it holds (True) or `timeout_s` passes (False); for controller-driven state."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
 
 
 def _declared_vs(name: str) -> dict:
@@ -218,7 +229,9 @@ def test_fail_region_scales_its_deployments_to_zero_and_restore_scales_them_back
         deployment = controller.get(f"{DEPLOYMENTS_PATH}/{name}")
         assert deployment["spec"]["replicas"] == 1
         assert HELD_ANNOTATION not in (deployment["metadata"].get("annotations") or {})
-    assert all(p["ready"] for p in chaos.pods())
+    # A controller that read replicas 0 just before the restore may still replace a pod once (a real
+    # ReplicaSet can too); the slots are ready again within a moment either way.
+    assert _eventually(lambda: all(p["ready"] for p in chaos.pods()))
 
 
 def test_hold_is_undone_from_the_annotation_even_by_another_process(mesh, cluster, runner) -> None:

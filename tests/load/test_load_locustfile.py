@@ -52,7 +52,7 @@ def test_plain_locust_runs_the_ai_agent_mix_headless(healthy_target: ChatTarget)
 def test_tiers_send_their_headers_and_the_host_header_follows_the_environment(healthy_target: ChatTarget) -> None:
     env = plain_env(HARNESS_TIER_WEIGHTS="standard=1,premium=1,canary=1", HARNESS_THINK_TIME="0",
                     HARNESS_INGRESS_HOST="other.example.local")
-    done = locust("--headless", "-u", "3", "-r", "100", "-t", "3s", "--host", healthy_target.url, env=env)
+    done = locust("--headless", "-u", "3", "-r", "100", "-t", "4s", "--host", healthy_target.url, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert set(healthy_target.answered.tiers) == {"standard", "premium", "canary"}, done.stderr[-2000:]
     assert set(healthy_target.answered.hosts) == {"other.example.local"}

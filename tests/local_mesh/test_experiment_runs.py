@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import Mesh
+from meshkit import Mesh
 
 ROOT = Path(__file__).parents[2]
 EXPERIMENTS = ROOT / "experiments"

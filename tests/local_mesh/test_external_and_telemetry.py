@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import Mesh
+from meshkit import Mesh
 
 SERVICE_ENTRY = Path(__file__).parents[2] / "harness/mesh/manifests/istio/service-entry.yaml"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Mesh, free_base, settings_for
+from meshkit import Mesh, free_base, settings_for
 from harness.errors import ConfigError, ManifestError, MissingDependencyError, PortInUseError, UnsupportedFieldError
 from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.settings import LocalSettings

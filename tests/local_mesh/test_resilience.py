@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import Mesh
+from meshkit import Mesh
 
 V1_CLUSTER = "outbound|8080|v1|ai-agent-service.parallel-ai.svc.cluster.local"
 LOCAL_V1 = "ai-agent-v1-us-east-0"  # the ingress runs in us-east

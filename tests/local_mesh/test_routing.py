@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import Mesh
+from meshkit import Mesh
 
 SPLIT_REQUESTS = 1000
 

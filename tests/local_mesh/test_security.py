@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import Mesh
+from meshkit import Mesh
 from harness.platforms.local.ca import MeshCA, WorkloadCert
 
 AI_AGENT_POD = "ai-agent-v1-us-east-0"
