@@ -1,4 +1,9 @@
-"""Reads a service's environment into one frozen ServiceConfig; the same variables on kind and locally."""
+"""Reads a service's environment into one frozen ServiceConfig; the same variables on kind and locally.
+
+Two are set by one platform only: MESH_OUTBOUND by the local platform (its sidecar originates TLS to the
+external AI API), EXTERNAL_AI_CA_FILE by the kind platform (there the app calls https://EXTERNAL_AI_HOST
+itself, and the stand-in behind it has a certificate from a run-time CA, not a public one).
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ class ServiceConfig:
     mesh_outbound: str | None  # MESH_OUTBOUND: sidecar outbound listener URL, local only
     tls_cert_file: Path | None  # TLS_CERT_FILE: external-ai-api serves HTTPS with it
     tls_key_file: Path | None  # TLS_KEY_FILE: the key of TLS_CERT_FILE
+    # EXTERNAL_AI_CA_FILE: PEM roots trusted besides the public CAs for https://EXTERNAL_AI_HOST (direct mode)
+    external_ai_ca_file: Path | None
     upstream_timeout_s: float  # UPSTREAM_TIMEOUT_S: whole-request timeout of one outbound call, seconds
 
 
@@ -51,6 +58,9 @@ def from_env(environ: Mapping[str, str]) -> ServiceConfig:
     service_name = env.choice("SERVICE_NAME", SERVICE_NAMES)
     cert, key = env.path("TLS_CERT_FILE"), env.path("TLS_KEY_FILE")
     _check_tls(service_name, cert, key)
+    mesh_outbound = env.base_url("MESH_OUTBOUND")
+    external_ai_ca_file = env.path("EXTERNAL_AI_CA_FILE")
+    _check_external_ai_ca(external_ai_ca_file, mesh_outbound)
     return ServiceConfig(
         service_name=service_name,
         service_version=env.name("SERVICE_VERSION", "v1"),
@@ -63,9 +73,10 @@ def from_env(environ: Mapping[str, str]) -> ServiceConfig:
         external_ai_host=env.host("EXTERNAL_AI_HOST", "api.openai.com"),
         ai_latency_ms=env.number("AI_LATENCY_MS", 20.0, minimum=0.0),
         ai_jitter_ms=env.number("AI_JITTER_MS", 5.0, minimum=0.0),
-        mesh_outbound=env.base_url("MESH_OUTBOUND"),
+        mesh_outbound=mesh_outbound,
         tls_cert_file=cert,
         tls_key_file=key,
+        external_ai_ca_file=external_ai_ca_file,
         upstream_timeout_s=env.number("UPSTREAM_TIMEOUT_S", 10.0, minimum=0.001),
     )
 
@@ -186,4 +197,23 @@ def _check_tls(service_name: ServiceName, cert: Path | None, key: Path | None) -
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
             f"expected a PEM certificate matching TLS_KEY_FILE; loading failed: {exc}", field="TLS_CERT_FILE"
+        ) from exc
+
+
+def _check_external_ai_ca(ca_file: Path | None, mesh_outbound: str | None) -> None:
+    """The extra roots are for the app's own TLS (direct mode), and the file must hold a PEM certificate."""
+    if ca_file is None:
+        return
+    if mesh_outbound is not None:
+        raise ConfigError(
+            "is used only in direct mode; with MESH_OUTBOUND the sidecar originates TLS to the external AI "
+            "API and the app never verifies it: unset one of the two",
+            field="EXTERNAL_AI_CA_FILE",
+        )
+    try:
+        ssl.create_default_context(cafile=str(ca_file))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(
+            f"expected a readable PEM bundle of CA certificates; loading {str(ca_file)!r} failed: {exc}",
+            field="EXTERNAL_AI_CA_FILE",
         ) from exc

@@ -1,8 +1,14 @@
-"""Outbound calls of a service: where they go (MESH_OUTBOUND or direct), which headers travel, what failed."""
+"""Outbound calls of a service: where they go (MESH_OUTBOUND or direct), which headers travel, what failed.
+
+In direct mode (no MESH_OUTBOUND: Kubernetes, where the sidecar captures traffic itself) the app calls
+https://EXTERNAL_AI_HOST and verifies its certificate against the public CAs, plus the roots of
+EXTERNAL_AI_CA_FILE when set: on kind the stand-in behind api.openai.com has a run-time CA's certificate.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +84,21 @@ def target(config: ServiceConfig, destination: Destination, path: str) -> tuple[
     return f"http://{host}{path}", None
 
 
+def external_tls_context(config: ServiceConfig) -> ssl.SSLContext | None:
+    """The roots that verify HTTPS calls: the public CAs plus EXTERNAL_AI_CA_FILE's; None for public only.
+
+    The transport has one context for every HTTPS origin; the external AI API is the only one a service
+    calls (mesh services are plain HTTP to the app, mTLS is the sidecars' business).
+    """
+    if config.external_ai_ca_file is None:
+        return None
+    import httpx
+
+    context = httpx.create_ssl_context(trust_env=False)
+    context.load_verify_locations(cafile=str(config.external_ai_ca_file))
+    return context
+
+
 def propagated(inbound: Mapping[str, str]) -> dict[str, str]:
     """The headers of an inbound request that every outbound call it causes must carry."""
     return {name: inbound[name] for name in PROPAGATED_HEADERS if name in inbound}
@@ -97,7 +118,11 @@ class Outbound:
         from harness.services.transport import PooledTransport
 
         self._client = httpx.AsyncClient(
-            transport=PooledTransport(max_connections=MAX_CONNECTIONS, keepalive_expiry_s=KEEPALIVE_EXPIRY_S),
+            transport=PooledTransport(
+                max_connections=MAX_CONNECTIONS,
+                keepalive_expiry_s=KEEPALIVE_EXPIRY_S,
+                ssl_context=external_tls_context(self._config),
+            ),
             timeout=httpx.Timeout(self._config.upstream_timeout_s),
             # Proxy variables must not reroute mesh traffic; the destination is what the config says.
             trust_env=False,

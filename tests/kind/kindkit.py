@@ -41,8 +41,11 @@ def make_platform(apis: dict[str, EmulatedCluster], runner: ScriptedRunner, **se
     return platform
 
 
-def seed_mesh(cluster: EmulatedCluster, regions: tuple[str, ...] | None = None) -> None:
-    """The mesh as `up` leaves it: the declared Deployments (with ready pods) and Istio resources."""
+def seed_mesh(cluster: EmulatedCluster, regions: tuple[str, ...] | None = None, *, external_ai: bool = True) -> None:
+    """The mesh as `up` leaves it: the declared Deployments (with ready pods), the external AI API's
+    stand-in in external-ai (unless `external_ai` is False), and Istio resources."""
     deployments = [doc for doc in render.mesh_kubernetes_documents() if doc["kind"] == "Deployment"
                    and (regions is None or doc["spec"]["template"]["metadata"]["labels"]["istio-locality"] in regions)]
+    if external_ai:
+        deployments += [doc for doc in render.external_ai_documents() if doc["kind"] == "Deployment"]
     cluster.seed(deployments, render.istio_documents())

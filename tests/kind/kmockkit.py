@@ -138,15 +138,20 @@ class EmulatedCluster:
         return self.http.get(path).json()["items"]
 
     def put(self, resource: str, doc: dict) -> None:
-        """Store an object straight into the emulator (seeding, before the code under test runs): kmock
-        serves every request in time linear in the requests so far, so seeding over HTTP is slow."""
+        """Store an object straight into the emulator (seeding, before the code under test runs) in its
+        namespace (default parallel-ai): kmock serves every request in time linear in the requests so far,
+        so seeding over HTTP is slow."""
         assert self.emulator is not None
-        self.emulator.objects[resource, NAMESPACE, doc["metadata"]["name"]] = doc
+        namespace = doc["metadata"].get("namespace", NAMESPACE)
+        self.emulator.objects[resource, namespace, doc["metadata"]["name"]] = doc
 
     def seed(self, deployments: list[dict], istio: list[dict]) -> None:
-        """Deployments with one ready pod per replica, and Istio resources, as `up` leaves them."""
+        """Deployments with one ready pod per replica, and Istio resources, as `up` leaves them (pods for
+        parallel-ai's Deployments only: nothing the harness does reads another namespace's pods)."""
         for doc in deployments:
             self.put("apps/v1/deployments", doc)
+            if doc["metadata"].get("namespace", NAMESPACE) != NAMESPACE:
+                continue
             for _ in range(int(doc["spec"].get("replicas", 1))):
                 self.put("v1/pods", self.pod_for(doc, ready=True))
         for doc in istio:

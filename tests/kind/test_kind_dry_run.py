@@ -24,6 +24,8 @@ MESH_ISTIO = ("AuthorizationPolicy parallel-ai/ai-agent-authz, DestinationRule p
               "Gateway parallel-ai/ai-agent-gateway, PeerAuthentication parallel-ai/default, "
               "ServiceEntry parallel-ai/external-ai-api, Telemetry parallel-ai/custom-metrics, "
               "Telemetry parallel-ai/tracing-config, VirtualService parallel-ai/ai-agent-routing")
+EXTERNAL_AI = ("Namespace external-ai, Secret external-ai/external-ai-api-tls, Service external-ai/external-ai-api, "
+               "Deployment external-ai/external-ai-api")
 DECLARED_ISTIO_PATHS = [
     "/apis/security.istio.io/v1beta1/namespaces/parallel-ai/authorizationpolicies/ai-agent-authz",
     "/apis/networking.istio.io/v1beta1/namespaces/parallel-ai/destinationrules/ai-agent-destination",
@@ -69,9 +71,11 @@ def test_dry_run_up_prints_every_command_and_api_call_in_order(no_subprocess: No
         "harness-prometheus, ConfigMap istio-system/prometheus, Deployment istio-system/prometheus, Service "
         "istio-system/prometheus, Deployment istio-system/jaeger, Service istio-system/tracing, Service "
         "istio-system/zipkin",
+        f"$ {APPLY} <<< {EXTERNAL_AI}",
         f"$ {APPLY} <<< Namespace parallel-ai, ServiceAccount parallel-ai/ai-agent-service, ServiceAccount "
         "parallel-ai/analytics-service, ServiceAccount parallel-ai/user-service, ServiceAccount "
-        "parallel-ai/api-gateway, Service parallel-ai/ai-agent-service, Service parallel-ai/analytics-service, "
+        "parallel-ai/api-gateway, ConfigMap parallel-ai/external-ai-ca, "
+        "Service parallel-ai/ai-agent-service, Service parallel-ai/analytics-service, "
         "Service parallel-ai/user-service, Service parallel-ai/istio-ingressgateway, "
         "Deployment parallel-ai/ai-agent-v1-us-east, Deployment parallel-ai/ai-agent-v1-us-west, "
         "Deployment parallel-ai/ai-agent-v2-eu-west, Deployment parallel-ai/analytics-v1-us-west, "
@@ -80,6 +84,8 @@ def test_dry_run_up_prints_every_command_and_api_call_in_order(no_subprocess: No
         f"$ {APPLY} <<< {MESH_ISTIO}",
         "$ kubectl --context kind-parallel-ai -n parallel-ai wait --for=condition=Available deployment --all "
         "--timeout=600s",
+        "$ kubectl --context kind-parallel-ai -n external-ai wait --for=condition=Available "
+        "deployment/external-ai-api --timeout=600s",
         "$ kubectl --context kind-parallel-ai -n istio-system wait --for=condition=Available deployment/prometheus "
         "deployment/jaeger --timeout=600s",
         "HTTP GET http://127.0.0.1:19090/-/ready",

@@ -3,8 +3,13 @@
 Order of `up`: render and validate every document (nothing has run yet), preflight, build the sample
 image, create the missing kind clusters, load the image, then per cluster the plug-in CA Secret and
 Istio (plus, with three clusters, the east-west gateways and the remote secrets that join them into
-one mesh), then Prometheus and Jaeger, the mesh's workloads and its Istio resources; last, wait until
-every Deployment is available and Prometheus and the ingress answer on 127.0.0.1.
+one mesh), then Prometheus and Jaeger, the external AI API's stand-in (namespace external-ai), the
+mesh's workloads and its Istio resources; last, wait until every Deployment is available and
+Prometheus and the ingress answer on 127.0.0.1.
+
+Two CAs are made at `up`, in a temporary directory gone when `up` returns: the mesh's (Istio's
+cacerts) and a separate "external" one that stands in for the public CA behind api.openai.com (the
+stand-in's server certificate; its root goes to the callers). A dry run shows placeholders instead.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from harness.platforms.kind.commands import Command, CommandResult, CommandRunne
 from harness.platforms.kind.kube import FIELD_MANAGER
 from harness.platforms.kind.preflight import Preflight, run_preflight
 from harness.platforms.kind.schemas import validate_kind_document
-from harness.platforms.kind.settings import NAMESPACE, ClusterSpec, KindSettings
+from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
 
 DRY_RUN_WORKDIR = Path("/tmp/harness-kind-dry-run")  # shown in a dry run's plan; never created
 KIND_WAIT = "120s"  # `kind create cluster --wait`: until the control plane is ready
@@ -73,9 +78,11 @@ class Installer:
                 validate_kind_document(render.eastwest_operator(spec),
                                        source=render.KIND_MANIFESTS / "istio" / "eastwest-gateway.yaml")
             for index, doc in enumerate([render.istio_system_namespace(spec), render.cacerts_secret()]
-                                        + render.workload_documents(spec) + render.addon_documents()):
+                                        + render.external_ai_documents() + render.workload_documents(spec)
+                                        + render.addon_documents()):
                 validate_kind_document(doc, source=f"rendered for cluster {spec.name}", index=index)
-        render.istio_documents()  # validated by the mesh loader
+        for index, doc in enumerate(render.istio_documents()):  # the shipped ones, with the kind overlay
+            validate_kind_document(doc, source="harness/mesh/manifests/istio (kind)", index=index)
         render.sample_image()
 
     # -- up ----------------------------------------------------------------------------------------
@@ -105,6 +112,7 @@ class Installer:
             self._run("kind", "load", "docker-image", image, "--name", spec.name)
         with self._workdir() as work:
             cacerts = render.cacerts_secret(self._make_ca(work))
+            external_tls = self._make_external_ca(work)
             for spec in self.specs:
                 self._apply(spec, [render.istio_system_namespace(spec), cacerts])
                 self._istioctl_install(spec, work / f"istio-operator-{spec.name}.yaml",
@@ -116,7 +124,8 @@ class Installer:
         for spec in self.specs:
             if spec.primary:
                 self._apply(spec, render.addon_documents())
-            self._apply(spec, render.workload_documents(spec))
+            self._apply(spec, render.external_ai_documents(external_tls))
+            self._apply(spec, render.workload_documents(spec, external_tls.root if external_tls else None))
             self._apply(spec, render.istio_documents()
                         + (render.multicluster_documents() if self.settings.clusters > 1 else []))
         self._wait_ready()
@@ -160,6 +169,17 @@ class Installer:
         MeshCA.create(work / "mesh-ca")
         return {name: (work / "mesh-ca" / "ca" / name).read_bytes() for name in render.CACERTS_FILES}
 
+    def _make_external_ca(self, work: Path) -> render.ExternalAiTls | None:
+        """A fresh "external" CA (as the local platform makes for its external-ai-api) and its server
+        certificate for api.openai.com; None in a dry run."""
+        if self.runner.dry_run:
+            return None
+        from harness.platforms.local.ca import MeshCA
+
+        server = MeshCA.create(work / "external-ca").issue_server(render.EXTERNAL_AI_HOST)
+        return render.ExternalAiTls(cert_chain=server.cert_chain_path.read_bytes(), key=server.key_path.read_bytes(),
+                                    root=server.root_cert_path.read_bytes())
+
     def _join_clusters(self) -> None:
         """Multi-primary, multi-network: every istiod gets a remote secret for every other cluster's API."""
         for source in self.specs:
@@ -176,6 +196,9 @@ class Installer:
         for spec in self.specs:
             self._run("kubectl", "--context", spec.context, "-n", NAMESPACE, "wait", "--for=condition=Available",
                       "deployment", "--all", timeout, timeout_s=self.settings.kind_ready_timeout_s + 30)
+            self._run("kubectl", "--context", spec.context, "-n", EXTERNAL_NAMESPACE, "wait",
+                      "--for=condition=Available", f"deployment/{render.EXTERNAL_AI_DEPLOYMENT}", timeout,
+                      timeout_s=self.settings.kind_ready_timeout_s + 30)
             if spec.primary:
                 self._run("kubectl", "--context", spec.context, "-n", "istio-system", "wait",
                           "--for=condition=Available", "deployment/prometheus", "deployment/jaeger", timeout,

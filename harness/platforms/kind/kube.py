@@ -1,7 +1,8 @@
 """The Kubernetes calls of the kind platform, behind a small facade: real (kubernetes client), or recorded.
 
 This is the only module of the harness that imports the Kubernetes client. Every call names its
-namespace; `NamespaceGuard` refuses any namespace but parallel-ai before a request leaves. Objects
+namespace; `NamespaceGuard` refuses any namespace but the platform's own (parallel-ai, and external-ai
+where the external AI API's stand-in runs) before a request leaves. Objects
 travel as plain JSON dicts (`_preload_content=False`): the harness reads a few fields and never
 needs the client's models, and the same code then runs unchanged against the kmock API emulator.
 """
@@ -218,17 +219,20 @@ class RecordingKube:
 
 
 class NamespaceGuard:
-    """Wraps a KubeApi so that no call can reach a namespace other than the allowed one."""
+    """Wraps a KubeApi so that no call can reach a namespace other than the allowed ones (an allow-list:
+    the kind platform passes parallel-ai and external-ai, the two namespaces it creates and owns)."""
 
-    def __init__(self, inner: KubeApi, namespace: str) -> None:
+    def __init__(self, inner: KubeApi, *namespaces: str) -> None:
+        if not namespaces:
+            raise ValueError("NamespaceGuard needs at least one allowed namespace")
         self.inner = inner
-        self.namespace = namespace
+        self.namespaces = namespaces
         self.context = inner.context
 
     def _check(self, namespace: str, what: str) -> None:
-        if namespace != self.namespace:
-            raise PlatformError(f"refusing to {what} in namespace {namespace!r}: the harness touches only "
-                                f"{self.namespace!r}")
+        if namespace not in self.namespaces:
+            allowed = " and ".join(repr(name) for name in self.namespaces)
+            raise PlatformError(f"refusing to {what} in namespace {namespace!r}: the harness touches only {allowed}")
 
     def list(self, resource: Resource, namespace: str, selector: Mapping[str, str] | None = None) -> list[dict]:
         self._check(namespace, f"list {resource.plural}")

@@ -1,7 +1,8 @@
 """The kind platform as the CLI and the chaos actions see it: the Platform protocol over kind clusters.
 
 Chaos acts through the Kubernetes API (kube.py) in namespace parallel-ai only, on kind-* contexts
-only (unless allow_context names another), within a blast-radius limit. Installation goes through
+only (unless allow_context names another), within a blast-radius limit. The API guard also admits
+external-ai, the namespace of the external AI API's stand-in, which the platform only reads (is_up). Installation goes through
 commands (install.py). With dry_run every command and API call is recorded instead (`steps`).
 """
 
@@ -24,7 +25,7 @@ from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, decla
     live_pods, parse_slot, rows
 from harness.platforms.kind.safety import check_blast_radius, check_context
 from harness.platforms.kind.schemas import validate_kind_document
-from harness.platforms.kind.settings import NAMESPACE, ClusterSpec, KindSettings
+from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
 
 KubeFactory = Callable[[str], KubeApi]
 HELD_ANNOTATION = "harness.parallel-ai/held-from-replicas"  # a Deployment's replicas before `hold` scaled it
@@ -80,7 +81,7 @@ class KindPlatform:
     def _kube(self, spec: ClusterSpec) -> KubeApi:
         check_context(spec.context, self.settings.allow_context)  # before any client exists
         if spec.context not in self._kubes:
-            self._kubes[spec.context] = NamespaceGuard(self._factory(spec.context), NAMESPACE)
+            self._kubes[spec.context] = NamespaceGuard(self._factory(spec.context), NAMESPACE, EXTERNAL_NAMESPACE)
         return self._kubes[spec.context]
 
     def _check_contexts(self) -> None:
@@ -118,12 +119,16 @@ class KindPlatform:
         return []
 
     def is_up(self) -> bool:
-        """Every cluster's API answers and every Deployment of the mesh exists in it."""
+        """Every cluster's API answers and every Deployment of the mesh, and the external AI API's
+        stand-in, exists in it (a cluster made before the stand-in existed is not up: `up` completes it)."""
         try:
             for spec in self.settings.cluster_specs():
-                found = {d["metadata"]["name"] for d in self._kube(spec).list(DEPLOYMENTS, NAMESPACE)}
+                kube = self._kube(spec)
+                found = {d["metadata"]["name"] for d in kube.list(DEPLOYMENTS, NAMESPACE)}
                 wanted = {d.name for d in declared_deployments() if d.region in spec.regions}
                 if not wanted <= found:
+                    return False
+                if kube.get(DEPLOYMENTS, EXTERNAL_NAMESPACE, render.EXTERNAL_AI_DEPLOYMENT) is None:
                     return False
         except HarnessError:
             return False

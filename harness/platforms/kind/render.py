@@ -10,6 +10,7 @@ import base64
 import copy
 import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,22 @@ from harness.errors import ConfigError, ManifestError
 from harness.mesh.loader import load_documents
 from harness.mesh.schema import MANIFESTS_DIR, default_manifest_paths, load_yaml_documents
 from harness.mesh.topology import REGION_LABEL
-from harness.platforms.kind.settings import NAMESPACE, ClusterSpec
+from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec
 
 KIND_MANIFESTS = MANIFESTS_DIR / "kind"
+SERVICE_ENTRY_OVERLAY = "external/service-entry.yaml"  # the external AI API's ServiceEntry on kind
 CACERTS_FILES = ("ca-cert.pem", "ca-key.pem", "root-cert.pem", "cert-chain.pem")  # Istio's plug-in CA layout
 #: What the cacerts Secret carries when no CA is made (dry runs, tests): obviously not key material.
 PLACEHOLDER_PEM = (b"-----BEGIN PLACEHOLDER-----\nmade by the harness at `up`, never committed\n"
                    b"-----END PLACEHOLDER-----\n")
+EXTERNAL_AI_HOST = "api.openai.com"  # the ServiceEntry's host; the stand-in's certificate names it
+EXTERNAL_AI_DEPLOYMENT = "external-ai-api"  # the stand-in, in namespace external-ai (kind/external/)
+EXTERNAL_AI_TLS_SECRET = "external-ai-api-tls"  # ../../mesh/manifests/kind/external/external-ai-api.yaml
+EXTERNAL_AI_CA_CONFIGMAP = "external-ai-ca"  # in parallel-ai: the external CA's root, which ai-agent trusts
+EXTERNAL_AI_CA_DIR = "/etc/external-ai-ca"  # where ai-agent's app container mounts that ConfigMap
+EXTERNAL_AI_CA_KEY = "root-cert.pem"
+#: Deployments whose app calls https://api.openai.com itself on kind (harness.services.context.CALLING_SERVICES).
+EXTERNAL_AI_CALLERS = frozenset({"ai-agent"})
 INGRESS_NODE_PORT = 30080  # ../../mesh/manifests/kind/gateway/ingress-gateway.yaml
 PROMETHEUS_NODE_PORT = 30090  # ../../mesh/manifests/kind/addons/prometheus.yaml
 # One `kubectl apply` goes in document order: what others live in or refer to comes first.
@@ -97,6 +107,58 @@ def cacerts_secret(files: Mapping[str, bytes] | None = None) -> dict:
             "metadata": {"name": "cacerts", "namespace": "istio-system"}, "data": data}
 
 
+@dataclass(frozen=True)
+class ExternalAiTls:
+    """The stand-in's server certificate for api.openai.com, its key, and the root of the CA that signed
+    it: PEM, made at `up` by a separate MeshCA (the local platform's "external" CA), never the mesh CA."""
+
+    cert_chain: bytes  # leaf, then the CA's chain (tls.crt)
+    key: bytes  # the leaf's private key (tls.key)
+    root: bytes  # the CA's root (EXTERNAL_AI_CA_FILE of the callers)
+
+
+def external_ai_tls_secret(tls: ExternalAiTls | None = None) -> dict:
+    """The stand-in's kubernetes.io/tls Secret in external-ai; placeholders when `tls` is None (dry runs)."""
+    crt, key = (tls.cert_chain, tls.key) if tls is not None else (PLACEHOLDER_PEM, PLACEHOLDER_PEM)
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": EXTERNAL_AI_TLS_SECRET, "namespace": EXTERNAL_NAMESPACE},
+            "data": {"tls.crt": base64.b64encode(crt).decode("ascii"),
+                     "tls.key": base64.b64encode(key).decode("ascii")}}
+
+
+def external_ai_documents(tls: ExternalAiTls | None = None) -> list[dict]:
+    """The external AI API's stand-in: namespace external-ai (no sidecar), its TLS Secret, Service and
+    Deployment. Every cluster gets one, as every region reaches the same public API."""
+    return in_apply_order(template("external/external-ai-api.yaml") + [external_ai_tls_secret(tls)])
+
+
+def external_ai_ca_configmap(root: bytes | None = None) -> dict:
+    """The external CA's root in parallel-ai, for the callers to mount; a placeholder when `root` is None.
+    A ConfigMap, not a Secret: a root certificate is public (Istio's istio-ca-root-cert is one too)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": EXTERNAL_AI_CA_CONFIGMAP, "namespace": NAMESPACE},
+            "data": {EXTERNAL_AI_CA_KEY: (root if root is not None else PLACEHOLDER_PEM).decode("ascii")}}
+
+
+def trust_external_ai_ca(deployment: dict) -> dict:
+    """A caller's Deployment whose app container trusts the external CA's root besides the public CAs
+    (EXTERNAL_AI_CA_FILE, the ConfigMap mounted read-only); anything else is returned unchanged."""
+    if deployment["kind"] != "Deployment":
+        return deployment
+    if (deployment["spec"]["template"]["metadata"].get("labels") or {}).get("app") not in EXTERNAL_AI_CALLERS:
+        return deployment
+    patched = copy.deepcopy(deployment)
+    pod = patched["spec"]["template"]["spec"]
+    (app,) = [c for c in pod["containers"] if c["name"] == "app"]
+    app["env"] = [e for e in app.get("env", []) if e["name"] != "EXTERNAL_AI_CA_FILE"] + [
+        {"name": "EXTERNAL_AI_CA_FILE", "value": f"{EXTERNAL_AI_CA_DIR}/{EXTERNAL_AI_CA_KEY}"}]
+    app["volumeMounts"] = [*app.get("volumeMounts", []),
+                           {"name": EXTERNAL_AI_CA_CONFIGMAP, "mountPath": EXTERNAL_AI_CA_DIR, "readOnly": True}]
+    pod["volumes"] = [*pod.get("volumes", []),
+                      {"name": EXTERNAL_AI_CA_CONFIGMAP, "configMap": {"name": EXTERNAL_AI_CA_CONFIGMAP}}]
+    return patched
+
+
 def addon_documents() -> list[dict]:
     """Prometheus and Jaeger, in istio-system (primary cluster only)."""
     return template("addons/prometheus.yaml") + template("addons/jaeger.yaml")
@@ -115,11 +177,13 @@ def mesh_kubernetes_documents() -> list[dict]:
     return _mesh("kubernetes")
 
 
-def workload_documents(cluster: ClusterSpec) -> list[dict]:
+def workload_documents(cluster: ClusterSpec, external_ai_root: bytes | None = None) -> list[dict]:
     """The mesh's Kubernetes manifests for one cluster: everything but the other regions' Deployments,
-    and the ingress gateway on the primary."""
-    docs = [doc for doc in _mesh("kubernetes") if doc["kind"] != "Deployment"
+    the callers of the external AI API trusting its CA (root in a ConfigMap; a placeholder when
+    `external_ai_root` is None), and the ingress gateway on the primary."""
+    docs = [trust_external_ai_ca(doc) for doc in _mesh("kubernetes") if doc["kind"] != "Deployment"
             or _region(doc) in cluster.regions]
+    docs.append(external_ai_ca_configmap(external_ai_root))
     return in_apply_order(docs + (ingress_gateway_documents() if cluster.primary else []))
 
 
@@ -130,8 +194,19 @@ def in_apply_order(docs: list[dict]) -> list[dict]:
 
 
 def istio_documents() -> list[dict]:
-    """The declared Istio resources (harness/mesh/manifests/istio), as `reset` restores them."""
-    return _mesh("istio")
+    """The declared Istio resources (harness/mesh/manifests/istio) as kind runs them, which `reset`
+    restores: each kind overlay (external/service-entry.yaml) in place of the shipped resource it names."""
+    overlays = {_key(doc): doc for doc in template(SERVICE_ENTRY_OVERLAY)}
+    shipped = _mesh("istio")
+    unmatched = sorted(set(overlays) - {_key(doc) for doc in shipped})
+    if unmatched:
+        raise ManifestError(f"the overlay names no shipped Istio resource: {unmatched}",
+                            file=KIND_MANIFESTS / SERVICE_ENTRY_OVERLAY)
+    return [overlays.get(_key(doc), doc) for doc in shipped]
+
+
+def _key(doc: dict) -> tuple[str, str, str]:
+    return doc["kind"], namespaced(doc), doc["metadata"]["name"]
 
 
 def multicluster_documents() -> list[dict]:

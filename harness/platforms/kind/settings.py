@@ -13,6 +13,8 @@ PROFILES = ("dev", "prod")
 REGIONS = ("us-east", "us-west", "eu-west")
 CLUSTER_COUNTS = (1, 3)
 NAMESPACE = "parallel-ai"
+#: The one namespace besides parallel-ai the platform owns: the external AI API's stand-in, outside the mesh.
+EXTERNAL_NAMESPACE = "external-ai"
 PRIMARY_REGION = "us-east"  # holds the ingress gateway, Prometheus and Jaeger (README: gateway in us-east)
 #: The checkout that holds kind-config/ and docker/ (they are not package data: an editable install or CI).
 PROJECT_DIR = Path(__file__).resolve().parents[3]
