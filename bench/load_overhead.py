@@ -148,6 +148,35 @@ def run_harness(url: str, users: int, duration_s: int, work: Path) -> dict[str, 
             "wall_s": round(wall, 2), "exit_code": code}
 
 
+RECORDER_COST = """
+import time, importlib.util, tempfile, pathlib
+spec = importlib.util.spec_from_file_location("recorder", {plugin!r})
+module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+class Response: status_code = 200
+with tempfile.TemporaryDirectory() as scratch:
+    writer = module.SampleWriter(pathlib.Path(scratch) / "samples.csv")
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range({calls}):
+            writer.on_request(request_type="POST", name="chat [premium]", response_time=1.234, response_length=80,
+                              response=Response(), context={{"tier": "premium"}}, exception=None, start_time=1e9 + i)
+        writer.flush()
+        best = min(best, (time.perf_counter() - started) / {calls})
+print(best * 1e6)
+"""
+
+
+def recorder_cost_us(calls: int = 100_000) -> float:
+    """The recorder's own cost per request (best of 5), timed apart from Locust: a floor for the overhead."""
+    from harness.load._command import PLUGIN
+
+    code = RECORDER_COST.format(plugin=str(PLUGIN), calls=calls)
+    env = {**os.environ, "LOCUST_SKIP_MONKEY_PATCH": "1", "HARNESS_LOAD_RUN_DIR": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True)
+    return round(float(out.stdout.strip()), 2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--users", type=int, default=10)
@@ -199,6 +228,7 @@ def main() -> int:
         "target_ratio": TARGET_RATIO, "meets_target": ratio >= TARGET_RATIO,
         # CPU per request is steadier than rps on a shared machine: the same work costs the same CPU.
         "cpu_us_per_request": cpu, "cpu_efficiency_ratio": round(cpu["raw"] / cpu["harness"], 3),
+        "recorder_us_per_request": recorder_cost_us(),
         "machine_load": {**quiet, **foreign.result()},
     }
     path = write_results("load_overhead", figures)
@@ -208,6 +238,7 @@ def main() -> int:
           f"median of rounds {figures['ratio_median_of_rounds']}")
     print(f"CPU per request: raw {cpu['raw']} us, LoadRun {cpu['harness']} us "
           f"(efficiency ratio {figures['cpu_efficiency_ratio']})")
+    print(f"the recorder alone: {figures['recorder_us_per_request']} us per request")
     print(f"written to {path}")
     return 0
 

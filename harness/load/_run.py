@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 POLL_S = 0.05
 KILL_WAIT_S = 5.0  # after SIGKILL only a process stuck in the kernel takes longer
 LOG_TAIL_BYTES = 2000
+OUTPUTS = frozenset({"started", "samples.csv", "live.jsonl", "locust_stats.csv"})  # plus samples-<pid>.csv
 
 
 class LoadRun:
@@ -72,8 +73,12 @@ class LoadRun:
         """Start Locust writing into `run_dir` (created); returns at once, see wait_started()."""
         if self._master is not None:
             raise LoadError("this load run was already started; make a new LoadRun")
-        self._run_dir = Path(run_dir).absolute()
-        self._run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = Path(run_dir).absolute()
+        leftovers = sorted(p.name for p in run_dir.glob("*") if p.name in OUTPUTS or p.name.startswith("samples-"))
+        if leftovers:
+            raise LoadError(f"{run_dir} already holds a load run ({', '.join(leftovers)}); use a new directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._run_dir = run_dir
         env = child_env(self.spec, self._run_dir)
         port = free_port() if self.spec.workers else None
         try:

@@ -284,15 +284,37 @@ def test_allow_context_admits_exactly_the_named_context(mesh, runner) -> None:
         other.pods()
 
 
-def test_no_call_can_reach_a_namespace_other_than_parallel_ai(mesh) -> None:
-    guarded = NamespaceGuard(ClientKube(mesh.api_client(), "kind-parallel-ai"), NAMESPACE)
+def test_no_call_can_reach_a_namespace_other_than_parallel_ai_and_external_ai(mesh, platform) -> None:
+    # The allow-list is deliberate: parallel-ai (the mesh) and external-ai (the external AI API's stand-in,
+    # which the platform creates and owns); istio-system, kube-system and everything else stay out of reach.
+    guarded = platform._kube(platform.settings.cluster_specs()[0])
+    assert guarded.namespaces == ("parallel-ai", "external-ai")
     requests_before = len(mesh.requests())
     for call in (lambda: guarded.list(PODS, "kube-system"),
                  lambda: guarded.delete(PODS, "istio-system", "istiod-1", grace_period_s=0),
-                 lambda: guarded.patch(DEPLOYMENTS, "default", "web", {"spec": {"replicas": 0}})):
-        with pytest.raises(PlatformError, match="the harness touches only 'parallel-ai'"):
+                 lambda: guarded.patch(DEPLOYMENTS, "default", "web", {"spec": {"replicas": 0}}),
+                 lambda: guarded.get(DEPLOYMENTS, "external-ai-2", "external-ai-api")):
+        with pytest.raises(PlatformError, match="the harness touches only 'parallel-ai' and 'external-ai'$"):
             call()
     assert len(mesh.requests()) == requests_before
+    assert guarded.get(DEPLOYMENTS, "external-ai", "external-ai-api")["metadata"]["namespace"] == "external-ai"
+
+
+def test_a_guard_with_one_namespace_refuses_every_other_and_one_with_none_cannot_be_made(mesh) -> None:
+    guarded = NamespaceGuard(ClientKube(mesh.api_client(), "kind-parallel-ai"), NAMESPACE)
+    with pytest.raises(PlatformError, match="refusing to list pods in namespace 'external-ai': the harness touches "
+                                            "only 'parallel-ai'$"):
+        guarded.list(PODS, "external-ai")
+    with pytest.raises(ValueError, match="at least one allowed namespace"):
+        NamespaceGuard(ClientKube(mesh.api_client(), "kind-parallel-ai"))
+
+
+def test_the_mesh_is_not_up_without_the_external_ai_stand_in_so_up_completes_it(cluster, platform) -> None:
+    seed_mesh(cluster, external_ai=False)
+    assert not platform.is_up()
+    cluster.put("apps/v1/deployments",
+                next(d for d in render.external_ai_documents() if d["kind"] == "Deployment"))
+    assert platform.is_up()
 
 
 def test_apply_documents_refuses_another_namespace_naming_the_field(mesh, platform) -> None:

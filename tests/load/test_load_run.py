@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -170,3 +172,44 @@ def test_a_run_cannot_be_started_twice(target: ChatTarget, tmp_path: Path) -> No
         run.start(tmp_path)
         with pytest.raises(LoadError, match="already started"):
             run.start(tmp_path)
+
+
+def test_a_directory_holding_an_earlier_run_is_refused(target: ChatTarget, tmp_path: Path) -> None:
+    (tmp_path / "samples.csv").write_text("old\n")
+    with LoadRun(chat_spec(target)) as run, pytest.raises(LoadError, match="already holds a load run"):
+        run.start(tmp_path)
+    assert run.pids == ()
+
+
+HARNESS_THAT_DIES = """
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from harness.load import LoadRun, LoadSpec
+spec = LoadSpec(locustfile=Path({locustfile!r}), users=2, spawn_rate=10, duration_s=60, host={host!r})
+run = LoadRun(spec)
+run.start(Path({run_dir!r}))
+run.wait_started(60)
+print(*run.pids, flush=True)
+os._exit(0)  # dies without stopping its load, as a SIGKILLed harness would
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # exited; reaping is up to its new parent
+
+
+def test_load_does_not_outlive_the_harness_process_that_started_it(target: ChatTarget, tmp_path: Path) -> None:
+    code = HARNESS_THAT_DIES.format(tests=str(Path(__file__).parent), locustfile=str(chat_spec(target).locustfile),
+                                    host=target.url, run_dir=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S, check=True)
+    pids = [int(pid) for pid in done.stdout.split()]
+    deadline = time.monotonic() + WAIT_S
+    while not all(_gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"Locust {pids} still running without its harness"
+        time.sleep(POLL_S)
+    assert "the harness process that started this run is gone" in (tmp_path / "locust.log").read_text()

@@ -2,9 +2,9 @@
 
 This is the only module of the harness that imports the Kubernetes client. Every call names its
 namespace; `NamespaceGuard` refuses any namespace but the platform's own (parallel-ai, and external-ai
-where the external AI API's stand-in runs) before a request leaves. Objects
-travel as plain JSON dicts (`_preload_content=False`): the harness reads a few fields and never
-needs the client's models, and the same code then runs unchanged against the kmock API emulator.
+where the external AI API's stand-in runs) before a request leaves. Objects travel as plain JSON
+dicts (`_preload_content=False`): the harness reads a few fields and never needs the client's
+models, and the same code then runs unchanged against the kmock API emulator.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Chaos acts through the Kubernetes API (kube.py) in namespace parallel-ai only, on kind-* contexts
 only (unless allow_context names another), within a blast-radius limit. The API guard also admits
-external-ai, the namespace of the external AI API's stand-in, which the platform only reads (is_up). Installation goes through
-commands (install.py). With dry_run every command and API call is recorded instead (`steps`).
+external-ai, the namespace of the external AI API's stand-in, which the platform only reads (is_up).
+Installation goes through commands (install.py). With dry_run every command and API call is recorded
+instead (`steps`).
 """
 
 from __future__ import annotations

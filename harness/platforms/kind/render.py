@@ -150,12 +150,16 @@ def trust_external_ai_ca(deployment: dict) -> dict:
     patched = copy.deepcopy(deployment)
     pod = patched["spec"]["template"]["spec"]
     (app,) = [c for c in pod["containers"] if c["name"] == "app"]
-    app["env"] = [e for e in app.get("env", []) if e["name"] != "EXTERNAL_AI_CA_FILE"] + [
-        {"name": "EXTERNAL_AI_CA_FILE", "value": f"{EXTERNAL_AI_CA_DIR}/{EXTERNAL_AI_CA_KEY}"}]
-    app["volumeMounts"] = [*app.get("volumeMounts", []),
-                           {"name": EXTERNAL_AI_CA_CONFIGMAP, "mountPath": EXTERNAL_AI_CA_DIR, "readOnly": True}]
-    pod["volumes"] = [*pod.get("volumes", []),
-                      {"name": EXTERNAL_AI_CA_CONFIGMAP, "configMap": {"name": EXTERNAL_AI_CA_CONFIGMAP}}]
+
+    def put(items: list[dict], item: dict) -> list[dict]:  # by name, so patching twice changes nothing
+        return [existing for existing in items if existing["name"] != item["name"]] + [item]
+
+    app["env"] = put(app.get("env", []), {"name": "EXTERNAL_AI_CA_FILE",
+                                           "value": f"{EXTERNAL_AI_CA_DIR}/{EXTERNAL_AI_CA_KEY}"})
+    app["volumeMounts"] = put(app.get("volumeMounts", []), {"name": EXTERNAL_AI_CA_CONFIGMAP,
+                                                            "mountPath": EXTERNAL_AI_CA_DIR, "readOnly": True})
+    pod["volumes"] = put(pod.get("volumes", []), {"name": EXTERNAL_AI_CA_CONFIGMAP,
+                                                  "configMap": {"name": EXTERNAL_AI_CA_CONFIGMAP}})
     return patched
 
 
