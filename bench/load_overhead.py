@@ -83,7 +83,8 @@ def serve() -> None:
 
 
 def start_target() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
     assert process.stdout is not None
     port = int(process.stdout.readline())
     return process, f"http://127.0.0.1:{port}"
@@ -117,8 +118,10 @@ def run_raw(url: str, users: int, duration_s: int, work: Path) -> dict[str, Any]
             "--json-file", str(work / "raw")]
     started, cpu = time.monotonic(), children_cpu_s()
     with open(work / "raw.log", "wb") as log:
+        # Its own session, as LoadRun starts Locust (and as a terminal would): with the kernel's
+        # autogroup scheduling a session is a CPU-share group, so both variants compete alike.
         process = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
             process.wait(timeout=duration_s + MARGIN_S)
         finally:

@@ -168,30 +168,36 @@ def fail_region(region: str) -> dict[str, Any]:
     if not pods:
         regions = sorted({p["region"] for p in platform.pods()})
         raise ConfigError(f"no pods in region {region!r}; regions: {', '.join(regions)}", field="region")
-    record = RECORDER.fault("region", region, pods=pods)
+    _hold_down(pods, RECORDER.fault("region", region, pods=pods), f"restore region {region}")
+    return {"region": region, "pods": pods}
+
+
+def _release(pods: list[str]) -> None:
+    platform = current_platform()
+    for pod in pods:
+        platform.hold(pod, down=False)
+    _wait_ready(pods)
+
+
+def _hold_down(pods: list[str], record: Any, undo_description: str) -> None:
+    """Keep pods down until the registered undo releases them and they are ready again."""
+    platform = current_platform()
 
     def undo() -> None:
         record.reverted_requested_at = time.time()
-        for pod in pods:
-            platform.hold(pod, down=False)
-        _wait_ready(pods)
+        _release(pods)
         record.reverted_at = time.time()
 
-    REGISTRY.register(f"restore region {region}", undo)
+    REGISTRY.register(undo_description, undo)
     for pod in pods:
         platform.hold(pod, down=True)
     record.applied_at = time.time()
-    return {"region": region, "pods": pods}
 
 
 def restore_region(region: str) -> dict[str, Any]:
     """Bring a failed region back (runs the undo that fail_region registered) and wait for its pods."""
     if not REGISTRY.run_matching(f"restore region {region}"):
-        platform = current_platform()
-        pods = [p["name"] for p in platform.pods() if p["region"] == region]
-        for pod in pods:
-            platform.hold(pod, down=False)
-        _wait_ready(pods)
+        _release([p["name"] for p in current_platform().pods() if p["region"] == region])
     return {"region": region, "restored": True}
 
 
@@ -206,19 +212,8 @@ def scale(service: str, replicas: int, version: str | None = None) -> dict[str, 
                           f"pods; got {replicas} (declare more replicas in the Deployments to go higher)",
                           field="replicas")
     keep, drop = [p["name"] for p in pods[:replicas]], [p["name"] for p in pods[replicas:]]
-    record = RECORDER.fault("scale", target.service, replicas=replicas, version=version, held=drop)
-
-    def undo() -> None:
-        record.reverted_requested_at = time.time()
-        for pod in drop:
-            platform.hold(pod, down=False)
-        _wait_ready(drop)
-        record.reverted_at = time.time()
-
-    REGISTRY.register(f"scale {target.service} back", undo)
     for pod in keep:
         platform.hold(pod, down=False)
-    for pod in drop:
-        platform.hold(pod, down=True)
-    record.applied_at = time.time()
+    _hold_down(drop, RECORDER.fault("scale", target.service, replicas=replicas, version=version, held=drop),
+               f"scale {target.service} back")
     return {"service": target.service, "replicas": replicas, "running": keep, "held_down": drop}

@@ -83,3 +83,12 @@ class Mesh:
         return all(p["ready"] for p in self.platform.status()["pods"])
 
 
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"

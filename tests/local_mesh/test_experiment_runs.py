@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from meshkit import Mesh
+from meshkit import Mesh, alive
 
 ROOT = Path(__file__).parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -49,14 +49,6 @@ def declared_istio() -> list[dict[str, Any]]:
     folder = ROOT / "harness/mesh/manifests/istio"
     return sorted((d for p in folder.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d),
                   key=lambda d: (d["kind"], d["metadata"]["name"]))
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit import Mesh, free_base, settings_for
+from meshkit import Mesh, alive, free_base, settings_for
 from harness.errors import ConfigError, ManifestError, MissingDependencyError, PortInUseError, UnsupportedFieldError
 from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.settings import LocalSettings
@@ -27,14 +27,6 @@ def cli(settings: LocalSettings, *args: str) -> subprocess.CompletedProcess[str]
            "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port)}
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env, capture_output=True, text=True,
                           timeout=120)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def test_status_json_describes_every_pod(mesh: Mesh) -> None:
