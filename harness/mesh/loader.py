@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.mesh.resources import IstioConfig, parse_istio
-from harness.mesh.schema import default_manifest_paths, load_yaml_documents, validate_document
 from harness.mesh.topology import Topology, build_topology
 
 Located = tuple[dict[str, Any], str]  # a document and the file it came from
@@ -22,12 +21,18 @@ class MeshModel:
     istio: IstioConfig
 
 
-def load_documents(paths: Iterable[Path]) -> list[Located]:
-    """Parse and strictly validate every document; the first invalid file raises ManifestError."""
+def load_documents(paths: Iterable[Path], *, validate: bool = True) -> list[Located]:
+    """Parse and strictly validate every document; the first invalid file raises ManifestError.
+
+    `validate=False` is for a process that loads files another one validated moments before.
+    """
+    from harness.mesh.schema import load_yaml_documents, validate_document  # jsonschema: only when needed
+
     located: list[Located] = []
     for path in paths:
         for index, doc in enumerate(load_yaml_documents(path)):
-            validate_document(doc, file=path, index=index)
+            if validate:
+                validate_document(doc, file=path, index=index)
             located.append((doc, str(path)))
     return located
 
@@ -54,6 +59,8 @@ def merge_documents(base: Iterable[Located], changes: Iterable[Located], *,
     return list(merged.values())
 
 
-def declared_model(paths: Iterable[Path] | None = None) -> MeshModel:
+def declared_model(paths: Iterable[Path] | None = None, *, validate: bool = True) -> MeshModel:
     """The mesh as shipped (kubernetes + istio folders), or as the given files declare it."""
-    return build_model(load_documents(paths if paths is not None else default_manifest_paths()))
+    from harness.mesh.schema import default_manifest_paths
+
+    return build_model(load_documents(paths if paths is not None else default_manifest_paths(), validate=validate))

@@ -42,7 +42,8 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         server = None
         try:
-            self.mesh = MeshProcesses(self.settings, declared_model(self.settings.manifest_paths()))
+            # `harness up` validated every manifest strictly just before starting this process.
+            self.mesh = MeshProcesses(self.settings, declared_model(self.settings.manifest_paths(), validate=False))
             server = await serve_control(self.state_dir / SOCKET_FILE, self)
             await self.mesh.start()
             await self.stopping.wait()
