@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.errors import PortInUseError
 from harness.platforms.local.launch import PIDS_FILE, envoy_binary
 from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.procfs import read_registry, start_time_ticks
@@ -63,10 +64,24 @@ def _port_free(port: int) -> bool:
 
 @contextmanager
 def running_mesh(settings: LocalSettings) -> Iterator[tuple[LocalPlatform, dict[str, Any]]]:
-    """`up`, yield, and always `down` (which stops every process by its recorded PID)."""
-    platform = LocalPlatform(settings)
+    """`up`, yield, and always `down` (which stops every process by its recorded PID).
+
+    Someone may take a port between choosing the block and `up`: then the next free block is tried.
+    """
+    for attempt in range(3):
+        platform = LocalPlatform(settings)
+        try:
+            status = platform.up()
+            break
+        except PortInUseError:
+            platform.down()
+            if attempt == 2:
+                raise
+            base = free_block(settings.base_port + 1000 if settings.base_port < 39000 else 30000)
+            settings = LocalSettings(**{**settings.__dict__, "base_port": base, "ingress_port": base + 980,
+                                        "prometheus_port": base + 990})
     try:
-        yield platform, platform.up()
+        yield platform, status
     finally:
         platform.down()
 

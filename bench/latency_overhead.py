@@ -107,8 +107,8 @@ def per_pass(paths: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def measure(concurrency: int, quick: bool) -> dict[str, Any]:
-    settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency)
     quiet = wait_for_quiet()
+    settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency)
     with running_mesh(settings) as (platform, status):
         quiet_external_api(status)
         specs = targets(platform, status)

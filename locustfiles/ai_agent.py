@@ -12,6 +12,7 @@ Environment (all optional; see locustfiles/README.md):
   HARNESS_TIER_WEIGHTS       user mix, default "standard=80,premium=15,canary=5"; any subset; 0 drops a tier
   HARNESS_THINK_TIME         seconds between a user's requests, "min,max" or one number (default "0.5,2")
   HARNESS_REQUEST_TIMEOUT_S  connect and read timeout of a request (default 10)
+  HARNESS_TRACEPARENT        a W3C traceparent whose trace every request joins (set by `harness run`)
   HARNESS_LOAD_SHAPE         steady | ramp | spike | soak (shapes.py) with HARNESS_USERS,
                              HARNESS_SPAWN_RATE, HARNESS_DURATION_S; unset: plain -u/-r/-t
 The target must be on 127.0.0.0/8: any other --host stops Locust before a request is sent.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import re
 import secrets
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -63,8 +65,15 @@ def _think_time(raw: str) -> Any:
     return constant(low) if low == high else between(low, high)
 
 
+# `harness run` hands Locust the W3C traceparent of its run (HARNESS_TRACEPARENT), so the mesh's
+# traces of these requests join the trace of the experiment that caused them.
+_PHASE = re.fullmatch(r"00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})", os.environ.get("HARNESS_TRACEPARENT", ""))
+
+
 def _traceparent() -> str:
-    return f"00-{random.getrandbits(128) or 1:032x}-{random.getrandbits(64) or 1:016x}-01"
+    trace_id = _PHASE[1] if _PHASE else f"{random.getrandbits(128) or 1:032x}"
+    sampled = int(_PHASE[2], 16) & 1 if _PHASE else 1
+    return f"00-{trace_id}-{random.getrandbits(64) or 1:016x}-{sampled:02x}"
 
 
 WEIGHTS = _tier_weights(os.environ.get("HARNESS_TIER_WEIGHTS", ""))

@@ -219,3 +219,23 @@ def test_the_public_surface_is_one_sorted_all() -> None:
     public = {n for n, v in vars(tracing).items() if callable(v) and not n.startswith("_")
               and getattr(v, "__module__", "") == tracing.__name__}
     assert public <= set(tracing.__all__)
+
+
+def test_locust_requests_join_the_trace_the_harness_hands_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """locustfiles/ai_agent.py: with HARNESS_TRACEPARENT every request's traceparent carries that trace id."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).parents[2] / "locustfiles"
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    monkeypatch.setenv("LOCUST_SKIP_MONKEY_PATCH", "1")  # gevent must not patch the test process
+    monkeypatch.setenv("HARNESS_TRACEPARENT", f"00-{trace_id}-00f067aa0ba902b7-01")
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location("ai_agent_traced", folder / "ai_agent.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    headers = {module._traceparent() for _ in range(5)}
+    assert all(h.startswith(f"00-{trace_id}-") and h.endswith("-01") for h in headers)
+    assert len({h.split("-")[2] for h in headers}) == 5  # a new span id per request
+    sys.modules.pop("ai_agent_traced", None)
