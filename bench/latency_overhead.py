@@ -10,6 +10,10 @@ is paired with a direct baseline and only the number of Envoy passes differs:
   agent.ingress+inbound  client -> ingress -> mTLS -> ai-agent sidecar inbound (RBAC) -> app    (2)
   chat.direct            client -> ai-agent app POST /api/v1/chat (its own calls use its sidecar)
   chat.ingress+inbound   the same chat through the ingress                              (+2 passes)
+  user.bare-envoy        reference, not the mesh: a bare Envoy (plaintext, router only) -> user app (1)
+
+Each configuration (Envoy concurrency 1 and 2, dev profile with access logs and prod without) gets
+its own mesh. Sequential: one request at a time. Paced: open-loop 200 rps per one-app path.
 
 Per-pass overhead at quantile q = (mesh q - direct q) / passes (quantiles of independent samples, not
 quantiles of paired differences). ai_latency_ms=0 and the external API's ai_jitter_ms knob 0 keep the
@@ -19,7 +23,11 @@ chat path free of simulated inference time. Run: .venv/bin/python bench/latency_
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +36,7 @@ import httpx
 from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, mesh_client_tls, pod,
                      print_table, print_verdicts, run_loadgen, running_mesh, summarize, target, wait_for_quiet,
                      write_results)
+from harness.platforms.local.launch import envoy_binary
 from harness.platforms.local.platform import LocalPlatform
 
 AGENT_POD, USER_POD = "ai-agent-v1-us-east-0", "user-v1-us-east-0"
@@ -35,8 +44,13 @@ TARGET_MS_PER_PASS = 0.25
 USER_CLUSTER = "outbound|8080||user-service.parallel-ai.svc.cluster.local"
 # The chat fan-out (4 apps, 5 more Envoy passes, TLS to the external API) saturates 2 cores well below
 # 200 rps (smoke run: direct chat p50 427 ms at 200 rps), so at 200 rps only the one-app paths run.
-PACED_PATHS = ("user.direct", "user.inbound", "user.outbound+inbound", "agent.direct", "agent.ingress+inbound")
-CONFIGS = {"concurrency=1 (harness default)": 1, "concurrency=2 (Envoy default on 2 cores)": 2}
+PACED_PATHS = ("user.direct", "user.inbound", "user.outbound+inbound", "agent.direct", "agent.ingress+inbound",
+               "user.bare-envoy")
+# label -> (envoy_concurrency, profile); the dev profile (the default) turns Envoy access logs on.
+CONFIGS = {"concurrency=1, dev (harness defaults)": (1, "dev"),
+           "concurrency=2 (Envoy's default on 2 cores), dev": (2, "dev"),
+           "concurrency=1, prod (no access logs)": (1, "prod")}
+BARE_OFFSETS = (960, 961)  # listener and admin of the reference Envoy, inside the mesh's port block
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ PAIRS = (
     Pair("user.outbound+inbound", "user.direct", 2, "sidecar outbound + sidecar inbound (mTLS between)"),
     Pair("agent.ingress+inbound", "agent.direct", 2, "ingress + sidecar inbound (mTLS, RBAC)"),
     Pair("chat.ingress+inbound", "chat.direct", 2, "ingress + sidecar inbound, real chat request"),
+    Pair("user.bare-envoy", "user.direct", 1, "reference: bare Envoy, plaintext, router only (not the mesh)"),
 )
 
 
@@ -78,12 +93,62 @@ def quiet_external_api(status: dict[str, Any]) -> None:
         client.put(url, json={"ai_latency_ms": 0, "ai_jitter_ms": 0}).raise_for_status()
 
 
-def upstream_connections(status: dict[str, Any]) -> int:
-    """Connections ai-agent's sidecar has opened to user-service so far (maxRequestsPerConnection churn)."""
-    url = pod(status, AGENT_POD)["sidecar_admin_url"] + "/stats?filter=upstream_cx_total$"
+def user_cluster_counters(status: dict[str, Any]) -> dict[str, int]:
+    """ai-agent's sidecar: connections opened and requests sent to user-service so far."""
+    url = pod(status, AGENT_POD)["sidecar_admin_url"] + "/stats?filter=upstream_(cx|rq)_total$"
     text = httpx.get(url, trust_env=False, timeout=5).text
-    line = next(l for l in text.splitlines() if l.startswith(f"cluster.{USER_CLUSTER}.upstream_cx_total:"))
-    return int(line.rsplit(":", 1)[1])
+    prefix = f"cluster.{USER_CLUSTER}."
+    return {line[len(prefix):].split(":")[0]: int(line.rsplit(":", 1)[1])
+            for line in text.splitlines() if line.startswith(prefix)}
+
+
+def bare_envoy_bootstrap(listen: int, admin: int, app: int) -> dict[str, Any]:
+    """The least an Envoy pass can be: plaintext HTTP/1.1, one route, a static cluster, no logs or filters."""
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+                    "HttpConnectionManager",
+           "stat_prefix": "bare",
+           "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"],
+                                               "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
+           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+               "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": app}}
+    return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+            "static_resources": {
+                "listeners": [{"name": "bare", "address": {"socket_address": {"address": "127.0.0.1",
+                                                                              "port_value": listen}},
+                               "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                               "typed_config": hcm}]}]}],
+                "clusters": [{"name": "app", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+                    "cluster_name": "app", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}]}}]}}
+
+
+@contextmanager
+def bare_envoy(platform: LocalPlatform, status: dict[str, Any], concurrency: int) -> Iterator[int | None]:
+    """A reference Envoy in front of the user app, started here and stopped by its PID; None if it cannot run."""
+    base = platform.settings.base_port
+    listen, admin = (base + offset for offset in BARE_OFFSETS)
+    config = platform.state_dir / "bare-envoy.json"
+    config.write_text(json.dumps(bare_envoy_bootstrap(listen, admin, pod(status, USER_POD)["app_port"])))
+    log = open(platform.state_dir / "logs" / "bare-envoy.log", "ab")
+    proc = subprocess.Popen([envoy_binary(), "-c", str(config), "--disable-hot-restart", "--concurrency",
+                             str(concurrency), "-l", "warning"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None and not ready:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{admin}/ready", trust_env=False, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        yield listen if ready else None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
 
 
 def summarize_run(raw: dict[str, Any]) -> dict[str, Any]:
@@ -102,24 +167,24 @@ def per_pass(paths: dict[str, Any]) -> list[dict[str, Any]]:
     for pair in (p for p in PAIRS if p.mesh in paths):
         mesh, direct = paths[pair.mesh]["latency_ms"], paths[pair.direct]["latency_ms"]
         rows.append({"mesh": pair.mesh, "direct": pair.direct, "passes": pair.passes, "kind": pair.kind,
-                     **{q: round((mesh[q] - direct[q]) / pair.passes, 3) for q in ("p50", "p90", "p99")}})
+                     **{q: round((mesh[q] - direct[q]) / pair.passes, 3) for q in ("min", "p50", "p90", "p99")}})
     return rows
 
 
-def measure(concurrency: int, quick: bool) -> dict[str, Any]:
+def measure(concurrency: int, profile: str, quick: bool) -> dict[str, Any]:
     quiet = wait_for_quiet()
-    settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency)
-    with running_mesh(settings) as (platform, status):
+    settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency, profile=profile)
+    with running_mesh(settings) as (platform, status), bare_envoy(platform, status, concurrency) as bare_port:
         quiet_external_api(status)
         specs = targets(platform, status)
+        if bare_port is not None:
+            specs.append(target("user.bare-envoy", bare_port, "/api/v1/users/u1"))
         time.sleep(1.0)  # let start-up work (first Prometheus scrapes, pushes) settle
         foreign = ForeignLoad()
-        cx_before = upstream_connections(status)
+        counters_before = user_cluster_counters(status)
         seq = run_loadgen({"mode": "sequential", "targets": specs, "rounds": 4,
                            "per_round": 100 if quick else 500, "warmup": 50, "max_s": 300}, timeout_s=400)
-        user_requests = 4 * ((100 if quick else 500) + 50)
-        churn = {"user_outbound_requests": user_requests,
-                 "sidecar_to_user_connections": upstream_connections(status) - cx_before}
+        churn = {f"{k}_delta": v - counters_before.get(k, 0) for k, v in user_cluster_counters(status).items()}
         seq_foreign = foreign.result()
         foreign = ForeignLoad()
         paced: dict[str, Any] = {}
@@ -131,9 +196,9 @@ def measure(concurrency: int, quick: bool) -> dict[str, Any]:
         sequential_paths = summarize_run(seq)
         paced_paths = summarize_run({"targets": paced})
         paced_foreign = foreign.result()
-    return {"envoy_concurrency": concurrency, "machine_before": quiet,
+    return {"envoy_concurrency": concurrency, "profile": profile, "machine_before": quiet,
             "sequential": {"paths": sequential_paths, "per_pass_ms": per_pass(sequential_paths),
-                           "other_load": seq_foreign, "connection_churn": churn},
+                           "other_load": seq_foreign, "ai_agent_sidecar_to_user_service": churn},
             "paced_200rps": {"paths": paced_paths, "per_pass_ms": per_pass(paced_paths), "other_load": paced_foreign}}
 
 
@@ -148,11 +213,12 @@ def report(label: str, result: dict[str, Any]) -> list[Verdict]:
                      for name, p in paths.items()])
         print(f"-- added per Envoy pass (ms) = (mesh - direct) / passes; other processes' CPU meanwhile: "
               f"{result[mode]['other_load']}")
-        print_table(["pair", "passes", "p50", "p90", "p99"],
-                    [[f"{r['mesh']} - {r['direct']}", r["passes"], r["p50"], r["p90"], r["p99"]]
+        print_table(["pair", "passes", "min", "p50", "p90", "p99"],
+                    [[f"{r['mesh']} - {r['direct']}", r["passes"], r["min"], r["p50"], r["p90"], r["p99"]]
                      for r in result[mode]["per_pass_ms"]])
-        if "connection_churn" in result[mode]:
-            print(f"-- ai-agent sidecar -> user-service connections opened: {result[mode]['connection_churn']}")
+        if "ai_agent_sidecar_to_user_service" in result[mode]:
+            print(f"-- ai-agent sidecar -> user-service during the run: "
+                  f"{result[mode]['ai_agent_sidecar_to_user_service']}")
         for row in result[mode]["per_pass_ms"]:
             verdicts.append(Verdict(f"{label}, {mode}: {row['kind']}", f"{row['p50']:.3f} ms p50/pass",
                                     f"<= {TARGET_MS_PER_PASS} ms", row["p50"] <= TARGET_MS_PER_PASS))
@@ -164,8 +230,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for figures)")
     args = parser.parse_args()
     results, verdicts = {}, []
-    for label, concurrency in CONFIGS.items():
-        results[label] = measure(concurrency, args.quick)
+    for label, (concurrency, profile) in CONFIGS.items():
+        results[label] = measure(concurrency, profile, args.quick)
         verdicts += report(label, results[label])
     print_verdicts(verdicts)
     path = write_results("latency_overhead", {

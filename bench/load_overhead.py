@@ -184,7 +184,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--duration", type=int, default=15, help="seconds per variant and round")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved raw/LoadRun pairs")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved raw/LoadRun pairs")
     parser.add_argument("--quick", action="store_true", help="one round of 5 s (a smoke run)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
