@@ -210,7 +210,7 @@ def test_plain_chaos_run_drives_the_same_experiment(mesh: Mesh, tmp_path: Path) 
     chaos = Path(sys.executable).parent / "chaos"
     env = {**run_env(mesh), "HARNESS_RUN_DIR": str(tmp_path / "run")}
     result = subprocess.run([str(chaos), "--no-log-file", "run", "--journal-path", str(tmp_path / "chaos.json"),
-                             str(EXPERIMENTS / "pod-kill.yaml")], cwd=ROOT, env=env, text=True,
+                             str(EXPERIMENTS / "latency-injection.yaml")], cwd=ROOT, env=env, text=True,
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     chaos_journal = json.loads((tmp_path / "chaos.json").read_text())
@@ -218,5 +218,6 @@ def test_plain_chaos_run_drives_the_same_experiment(mesh: Mesh, tmp_path: Path) 
     harness = json.loads((tmp_path / "run" / "journal.json").read_text())["harness"]
     assert {r["verdict"] for r in harness["slo_results"]} == {"pass"}, [
         (r["name"], r["phase"], r["value"]) for r in harness["slo_results"] if r["verdict"] != "pass"]
-    assert len(harness["chaos"]["pod_kills"]) == 3
+    assert [f["kind"] for f in harness["chaos"]["faults"]] == ["delay"]
+    assert harness["chaos"]["faults"][0]["reverted_at"] is not None
     assert_mesh_restored(mesh, {"harness": harness})
