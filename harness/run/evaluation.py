@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harness.slo import Slo
 
 logger = logging.getLogger("harness.run")
-PROMETHEUS_LAG_S = 2.5  # one scrape plus one rule evaluation (1 s each), and a margin
+PROMETHEUS_LAG_S = 2.2  # one scrape plus one rule evaluation (1 s each), and a small margin
 LOAD_CEILING_S = 6 * 3600  # the load is stopped by the run; this only bounds a forgotten one
 INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"
 
@@ -92,10 +92,10 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
     """SLO verdicts per phase, fault visibility and pod recovery, from Prometheus and the samples."""
     from harness.slo import evaluate
 
+    samples = _samples(session.run_dir, session.load)  # while Prometheus catches up with the windows
     ends = [p.end for p in session.phases.values() if p.end is not None]
     if ends:
         time.sleep(max(0.0, max(ends) + PROMETHEUS_LAG_S - time.time()))
-    samples = _samples(session.run_dir, session.load)
     results: list[dict[str, Any]] = []
     inconclusive = None
     try:
