@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,15 +24,19 @@ def one_run(settings: LocalSettings, report_dir: Path) -> dict[str, float]:
     env = {**os.environ, **PHASES, "HARNESS_STATE_DIR": str(settings.state_dir),
            "HARNESS_BASE_PORT": str(settings.base_port), "HARNESS_INGRESS_PORT": str(settings.ingress_port),
            "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port)}
+    shutil.rmtree(report_dir, ignore_errors=True)  # a run directory holds one run
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiments/pod-kill.yaml", "--report-dir",
-                    str(report_dir), "--no-progress"], cwd=ROOT, env=env, check=True, capture_output=True,
-                   timeout=300)
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "experiments/pod-kill.yaml", "--report-dir",
+                             str(report_dir), "--no-progress"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
     wall = time.monotonic() - started
+    if result.returncode not in (0, 1):  # the verdict does not matter here, a harness error does
+        raise RuntimeError(f"harness run exited {result.returncode}:\n{result.stdout[-2000:]}")
     harness = json.loads((report_dir / "journal.json").read_text())["harness"]
     phases = harness["phases"]
     own = (float(PHASES["HARNESS_WARMUP_S"]) + sum(p["end"] - p["start"] for p in phases.values()))
-    return {"wall_s": round(wall, 3), "experiment_s": round(own, 3), "overhead_s": round(wall - own, 3)}
+    return {"wall_s": round(wall, 3), "experiment_s": round(own, 3), "overhead_s": round(wall - own, 3),
+            "exit_code": result.returncode}
 
 
 def main() -> None:

@@ -59,7 +59,7 @@ class PortInUseError(PlatformError):
         self.purpose = purpose
         super().__init__(
             f"port {port} ({purpose}) is already in use on 127.0.0.1; stop what holds it "
-            f"or choose another base port with HARNESS_BASE_PORT / --base-port"
+            f"or move the mesh's ports with HARNESS_BASE_PORT, HARNESS_INGRESS_PORT or HARNESS_PROMETHEUS_PORT"
         )
 
 
