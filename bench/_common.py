@@ -182,7 +182,18 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "envoy": envoy.split("version:")[-1].strip(),
         "prometheus": _first_line(["prometheus", "--version"]),
+        "harness_commit": _first_line(["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"]),
+        "harness_uncommitted_files": len(_first_lines(["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain",
+                                                       "--untracked-files=no", "harness"])),
     }
+
+
+def _first_lines(argv: list[str]) -> list[str]:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line for line in out.stdout.splitlines() if line.strip()]
 
 
 def write_results(name: str, figures: dict[str, Any]) -> Path:

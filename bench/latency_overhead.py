@@ -11,6 +11,8 @@ is paired with a direct baseline and only the number of Envoy passes differs:
   chat.direct            client -> ai-agent app POST /api/v1/chat (its own calls use its sidecar)
   chat.ingress+inbound   the same chat through the ingress                              (+2 passes)
   user.bare-envoy        reference, not the mesh: a bare Envoy (plaintext, router only) -> user app (1)
+  floor.bare-envoy       once, mesh down: the same bare Envoy before a trivial server (bench/_tiny_http.py),
+                         against floor.direct: what one Envoy pass costs on this machine at best
 
 Each configuration (Envoy concurrency 1 and 2, dev profile with access logs and prod without) gets
 its own mesh. Sequential: one request at a time. Paced: open-loop 200 rps per one-app path.
@@ -25,17 +27,19 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from _common import (CHAT_BODY, INGRESS_HOST, ForeignLoad, Verdict, bench_settings, mesh_client_tls, pod,
-                     print_table, print_verdicts, run_loadgen, running_mesh, summarize, target, wait_for_quiet,
-                     write_results)
+from _common import (CHAT_BODY, INGRESS_HOST, PORT_BASES, STATE_ROOT, ForeignLoad, Verdict, bench_settings,
+                     free_block, mesh_client_tls, pod, print_table, print_verdicts, run_loadgen, running_mesh,
+                     summarize, target, wait_for_quiet, write_results)
 from harness.platforms.local.launch import envoy_binary
 from harness.platforms.local.platform import LocalPlatform
 
@@ -59,6 +63,7 @@ class Pair:
     direct: str
     passes: int
     kind: str  # what the passes are
+    reference: bool = False  # not the mesh: a yardstick, so no verdict
 
 
 PAIRS = (
@@ -66,7 +71,8 @@ PAIRS = (
     Pair("user.outbound+inbound", "user.direct", 2, "sidecar outbound + sidecar inbound (mTLS between)"),
     Pair("agent.ingress+inbound", "agent.direct", 2, "ingress + sidecar inbound (mTLS, RBAC)"),
     Pair("chat.ingress+inbound", "chat.direct", 2, "ingress + sidecar inbound, real chat request"),
-    Pair("user.bare-envoy", "user.direct", 1, "reference: bare Envoy, plaintext, router only (not the mesh)"),
+    Pair("user.bare-envoy", "user.direct", 1, "reference: bare Envoy, plaintext, router only", reference=True),
+    Pair("floor.bare-envoy", "floor.direct", 1, "floor: bare Envoy before a trivial server", reference=True),
 )
 
 
@@ -123,32 +129,60 @@ def bare_envoy_bootstrap(listen: int, admin: int, app: int) -> dict[str, Any]:
 
 
 @contextmanager
-def bare_envoy(platform: LocalPlatform, status: dict[str, Any], concurrency: int) -> Iterator[int | None]:
-    """A reference Envoy in front of the user app, started here and stopped by its PID; None if it cannot run."""
-    base = platform.settings.base_port
-    listen, admin = (base + offset for offset in BARE_OFFSETS)
-    config = platform.state_dir / "bare-envoy.json"
-    config.write_text(json.dumps(bare_envoy_bootstrap(listen, admin, pod(status, USER_POD)["app_port"])))
-    log = open(platform.state_dir / "logs" / "bare-envoy.log", "ab")
-    proc = subprocess.Popen([envoy_binary(), "-c", str(config), "--disable-hot-restart", "--concurrency",
-                             str(concurrency), "-l", "warning"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+def bare_envoy(listen: int, admin: int, app: int, concurrency: int, workdir: Path) -> Iterator[int | None]:
+    """A reference Envoy in front of `app`, started here and stopped by its PID; None if it did not get ready."""
+    config = workdir / "bare-envoy.json"
+    config.write_text(json.dumps(bare_envoy_bootstrap(listen, admin, app)))
+    with open(workdir / "bare-envoy.log", "ab") as log:
+        proc = subprocess.Popen([envoy_binary(), "-c", str(config), "--disable-hot-restart", "--concurrency",
+                                 str(concurrency), "-l", "warning"], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None and not ready:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{admin}/ready", trust_env=False, timeout=1).status_code == 200
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        yield listen if ready else None
+        yield listen if wait_200(f"http://127.0.0.1:{admin}/ready", proc) else None
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_200(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+            if httpx.get(url, trust_env=False, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def envoy_floor(quick: bool) -> dict[str, Any]:
+    """What one Envoy pass costs here at best: bare Envoy (concurrency 1) before a trivial non-Python-app server."""
+    quiet = wait_for_quiet()
+    base = free_block(PORT_BASES["latency_overhead"])
+    workdir = STATE_ROOT / "latency_overhead-floor"
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_tiny_http.py")), str(base), "120"],
+                              stdin=subprocess.DEVNULL)
+    try:
+        with bare_envoy(base + 1, base + 2, base, 1, workdir) as port:
+            if port is None or not wait_200(f"http://127.0.0.1:{base}/", server):
+                return {"error": "the floor's Envoy or server did not start"}
+            foreign = ForeignLoad()
+            raw = run_loadgen({"mode": "sequential", "rounds": 4, "per_round": 200 if quick else 1000, "warmup": 100,
+                               "targets": [target("floor.direct", base, "/"), target("floor.bare-envoy", port, "/")]},
+                              timeout_s=300)
+    finally:
+        stop(server)
+    paths = summarize_run(raw)
+    return {"machine_before": quiet, "other_load": foreign.result(), "paths": paths, "per_pass_ms": per_pass(paths)}
 
 
 def summarize_run(raw: dict[str, Any]) -> dict[str, Any]:
@@ -164,9 +198,10 @@ def summarize_run(raw: dict[str, Any]) -> dict[str, Any]:
 
 def per_pass(paths: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for pair in (p for p in PAIRS if p.mesh in paths):
+    for pair in (p for p in PAIRS if p.mesh in paths and p.direct in paths):
         mesh, direct = paths[pair.mesh]["latency_ms"], paths[pair.direct]["latency_ms"]
         rows.append({"mesh": pair.mesh, "direct": pair.direct, "passes": pair.passes, "kind": pair.kind,
+                     "reference": pair.reference,
                      **{q: round((mesh[q] - direct[q]) / pair.passes, 3) for q in ("min", "p50", "p90", "p99")}})
     return rows
 
@@ -174,7 +209,9 @@ def per_pass(paths: dict[str, Any]) -> list[dict[str, Any]]:
 def measure(concurrency: int, profile: str, quick: bool) -> dict[str, Any]:
     quiet = wait_for_quiet()
     settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency, profile=profile)
-    with running_mesh(settings) as (platform, status), bare_envoy(platform, status, concurrency) as bare_port:
+    with running_mesh(settings) as (platform, status), \
+            bare_envoy(platform.settings.base_port + BARE_OFFSETS[0], platform.settings.base_port + BARE_OFFSETS[1],
+                       pod(status, USER_POD)["app_port"], concurrency, platform.state_dir) as bare_port:
         quiet_external_api(status)
         specs = targets(platform, status)
         if bare_port is not None:
@@ -219,7 +256,7 @@ def report(label: str, result: dict[str, Any]) -> list[Verdict]:
         if "ai_agent_sidecar_to_user_service" in result[mode]:
             print(f"-- ai-agent sidecar -> user-service during the run: "
                   f"{result[mode]['ai_agent_sidecar_to_user_service']}")
-        for row in result[mode]["per_pass_ms"]:
+        for row in (r for r in result[mode]["per_pass_ms"] if not r["reference"]):
             verdicts.append(Verdict(f"{label}, {mode}: {row['kind']}", f"{row['p50']:.3f} ms p50/pass",
                                     f"<= {TARGET_MS_PER_PASS} ms", row["p50"] <= TARGET_MS_PER_PASS))
     return verdicts
@@ -233,8 +270,16 @@ def main() -> None:
     for label, (concurrency, profile) in CONFIGS.items():
         results[label] = measure(concurrency, profile, args.quick)
         verdicts += report(label, results[label])
+    floor = envoy_floor(args.quick)
+    if "per_pass_ms" in floor:
+        print("\n== floor: one bare Envoy pass (concurrency 1) before a trivial server, sequential (ms)")
+        print_table(["path", "n", "min", "p50", "p90", "p99"],
+                    [[n, p["latency_ms"]["n"], p["latency_ms"]["min"], p["latency_ms"]["p50"], p["latency_ms"]["p90"],
+                      p["latency_ms"]["p99"]] for n, p in floor["paths"].items()])
+        print_table(["added per pass", "min", "p50", "p90", "p99"],
+                    [[r["kind"], r["min"], r["p50"], r["p90"], r["p99"]] for r in floor["per_pass_ms"]])
     print_verdicts(verdicts)
-    path = write_results("latency_overhead", {
+    path = write_results("latency_overhead", {"envoy_floor": floor,
         "method": "sequential: 4 interleaved rounds x 500 requests per path after 50 warm-up, one at a time on "
                   "one keep-alive connection; paced: open-loop 200 rps for 20 s per one-app path after 1 s warm-up "
                   "(the chat fan-out saturates 2 cores below 200 rps)",

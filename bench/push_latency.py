@@ -436,8 +436,8 @@ def main() -> None:
         kill_rows = kill_restart(platform, status)
         eds_rows = eds_change(platform, status)
         breakdown = control_plane_breakdown(platform, status)
-    route = table(route_rows, ["call_to_first_ms", "pushed_to_first_ms", "pushed_to_last_old_sent_ms", "acknowledged_ms",
-                               "call_ms"], "change")
+    route = table(route_rows, ["call_to_first_ms", "pushed_to_first_ms", "pushed_to_last_old_sent_ms",
+                               "acknowledged_ms", "call_ms"], "change")
     kill = table(kill_rows, ["kill_call_ms", "kill_call_to_gone_ms", "signal_to_gone_ms", "signal_to_not_ready_push_ms",
                              "not_ready_push_to_gone_ms", "kill_call_to_listed_ms", "signal_to_new_processes_ms",
                              "new_app_start_to_outside_ready_ms", "new_sidecar_start_to_outside_ready_ms",
