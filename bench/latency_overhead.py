@@ -163,9 +163,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def envoy_floor(quick: bool) -> dict[str, Any]:
+def envoy_floor(quick: bool, quiet_below: float = 0.25) -> dict[str, Any]:
     """What one Envoy pass costs here at best: bare Envoy (concurrency 1) before a trivial non-Python-app server."""
-    quiet = wait_for_quiet()
+    quiet = wait_for_quiet(busy_below=quiet_below)
     base = free_block(PORT_BASES["latency_overhead"])
     workdir = STATE_ROOT / "latency_overhead-floor"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -206,8 +206,8 @@ def per_pass(paths: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def measure(concurrency: int, profile: str, quick: bool) -> dict[str, Any]:
-    quiet = wait_for_quiet()
+def measure(concurrency: int, profile: str, quick: bool, quiet_below: float) -> dict[str, Any]:
+    quiet = wait_for_quiet(busy_below=quiet_below)
     settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency, profile=profile)
     with running_mesh(settings) as (platform, status), \
             bare_envoy(platform.settings.base_port + BARE_OFFSETS[0], platform.settings.base_port + BARE_OFFSETS[1],
@@ -239,6 +239,48 @@ def measure(concurrency: int, profile: str, quick: bool) -> dict[str, Any]:
             "paced_200rps": {"paths": paced_paths, "per_pass_ms": per_pass(paced_paths), "other_load": paced_foreign}}
 
 
+# The shipped failover-config DestinationRule for user-service, without maxRequestsPerConnection: 2.
+USER_DR_NO_CONNECTION_LIMIT = """apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: failover-config, namespace: parallel-ai}
+spec:
+  host: user-service
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting:
+        enabled: true
+        failover: [{from: us-east, to: us-west}, {from: us-west, to: eu-west}]
+    connectionPool:
+      tcp: {maxConnections: 50, connectTimeout: 30s, tcpKeepalive: {time: 7200s, interval: 75s, probes: 9}}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 100, maxRetries: 3}
+    outlierDetection: {consecutiveGatewayErrors: 3, consecutive5xxErrors: 3, interval: 30s, baseEjectionTime: 30s}
+"""
+
+
+def churn_check(quick: bool, quiet_below: float) -> dict[str, Any]:
+    """user.outbound+inbound with the shipped maxRequestsPerConnection: 2 (a new mTLS connection every 2nd
+    request) and with that limit lifted by applying the same DestinationRule without it."""
+    quiet = wait_for_quiet(busy_below=quiet_below)
+    settings = bench_settings("latency_overhead", ai_latency_ms=0)
+    spec = {"mode": "sequential", "rounds": 4, "per_round": 100 if quick else 500, "warmup": 50, "max_s": 300}
+    out: dict[str, Any] = {"machine_before": quiet}
+    with running_mesh(settings) as (platform, status):
+        specs = [s for s in targets(platform, status) if s["name"] in ("user.direct", "user.outbound+inbound")]
+        rule = STATE_ROOT / "latency_overhead-user-dr.yaml"
+        rule.write_text(USER_DR_NO_CONNECTION_LIMIT)
+        foreign = ForeignLoad()
+        for label in ("shipped (maxRequestsPerConnection: 2)", "limit lifted"):
+            if label == "limit lifted":
+                platform.apply([rule])
+            before = user_cluster_counters(status)
+            paths = summarize_run(run_loadgen({**spec, "targets": specs}, timeout_s=400))
+            counters = {f"{k}_delta": v - before.get(k, 0) for k, v in user_cluster_counters(status).items()}
+            out[label] = {"paths": paths, "per_pass_ms": per_pass(paths), "ai_agent_sidecar_to_user_service": counters}
+        platform.reset()
+        out["other_load"] = foreign.result()
+    return out
+
+
 def report(label: str, result: dict[str, Any]) -> list[Verdict]:
     verdicts = []
     for mode in ("sequential", "paced_200rps"):
@@ -265,12 +307,26 @@ def report(label: str, result: dict[str, Any]) -> list[Verdict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run, not for figures)")
+    parser.add_argument("--quiet-below", type=float, default=0.25,
+                        help="wait (up to 15 min per configuration) until others use less than this share of the CPUs")
+    parser.add_argument("--churn-check", action="store_true",
+                        help="only compare user.outbound+inbound with and without maxRequestsPerConnection: 2 "
+                             "(writes results/latency_overhead_churn.json)")
     args = parser.parse_args()
+    if args.churn_check:
+        churn = churn_check(args.quick, args.quiet_below)
+        for label in ("shipped (maxRequestsPerConnection: 2)", "limit lifted"):
+            print(f"\n== {label}: {churn[label]['ai_agent_sidecar_to_user_service']}")
+            print_table(["pair", "passes", "min", "p50", "p90", "p99"],
+                        [[f"{r['mesh']} - {r['direct']}", r["passes"], r["min"], r["p50"], r["p90"], r["p99"]]
+                         for r in churn[label]["per_pass_ms"]])
+        print(f"\nwrote {write_results('latency_overhead_churn', churn)}")
+        return
     results, verdicts = {}, []
     for label, (concurrency, profile) in CONFIGS.items():
-        results[label] = measure(concurrency, profile, args.quick)
+        results[label] = measure(concurrency, profile, args.quick, args.quiet_below)
         verdicts += report(label, results[label])
-    floor = envoy_floor(args.quick)
+    floor = envoy_floor(args.quick, args.quiet_below)
     if "per_pass_ms" in floor:
         print("\n== floor: one bare Envoy pass (concurrency 1) before a trivial server, sequential (ms)")
         print_table(["path", "n", "min", "p50", "p90", "p99"],

@@ -2,13 +2,16 @@
 
 Processes come from `platform.status()` (apps, sidecars, ingress, Prometheus, `daemon_pid`) and the
 supervisor's PID registry (the external AI API, which status does not list); any other descendant of
-the daemon is reported as "other". Figures from /proc/<pid>/smaps_rollup. Load: open-loop POST
-/api/v1/chat through the ingress at 50 rps for 10 s. Run: .venv/bin/python bench/memory.py
+the daemon is reported as "other". Figures from /proc/<pid>/smaps_rollup; PSS depends on how many
+Envoys run on the whole machine (others' meshes share the binary), so that count is recorded too.
+Load: open-loop POST /api/v1/chat through the ingress at 50 rps for 10 s.
+Run: .venv/bin/python bench/memory.py
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from pathlib import Path
@@ -66,7 +69,20 @@ def snapshot(platform: LocalPlatform) -> dict[str, Any]:
         k["pss_mb"] = round(k["pss_mb"] + p["pss_mb"], 1)
     total = {"count": len(processes), "rss_mb": round(sum(p["rss_mb"] for p in processes.values()), 1),
              "pss_mb": round(sum(p["pss_mb"] for p in processes.values()), 1)}
-    return {"processes": processes, "kinds": kinds, "total": total}
+    return {"processes": processes, "kinds": kinds, "total": total,
+            "envoys_on_the_machine": same_binary_count(pids[status["gateway"]["name"]])}
+
+
+def same_binary_count(pid: int) -> int:
+    """Processes running the same executable (others' meshes too): PSS splits shared pages among all of them."""
+    exe = os.readlink(f"/proc/{pid}/exe")
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            count += entry.name.isdigit() and os.readlink(entry / "exe") == exe
+        except OSError:
+            continue
+    return count
 
 
 def wait_for_scrapes(status: dict[str, Any], timeout_s: float = 30.0) -> bool:
@@ -88,6 +104,8 @@ def show(title: str, snap: dict[str, Any]) -> None:
     rows = [[k, v["count"], v["rss_mb"], v["pss_mb"]] for k, v in sorted(snap["kinds"].items())]
     rows.append(["TOTAL", snap["total"]["count"], snap["total"]["rss_mb"], snap["total"]["pss_mb"]])
     print_table(["kind", "processes", "RSS MB", "PSS MB"], rows)
+    print(f"(Envoy processes on the whole machine, other meshes included: {snap['envoys_on_the_machine']}; "
+          "PSS shares the binary's pages among all of them)")
 
 
 def main() -> None:

@@ -253,22 +253,9 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
             ready_push = pushes.wait_for(lambda v: bool(v) and v[1] == f"endpoint {POD} ready" and v[0] > called,
                                          after=called, timeout_s=5)
             outside = ready.wait_for(bool, after=gone[0].received if gone else called, timeout_s=5)
-            row: dict[str, Any] = {"kill_call_ms": kill_call_ms}
             signalled = killed["at"] + mono_to_wall
-            if gone:
-                row |= {"kill_call_to_gone_ms": ms(gone[0].received - called),
-                        "signal_to_gone_ms": ms(gone[0].received - signalled)}
-                if not_ready:
-                    row["not_ready_push_to_gone_ms"] = ms(gone[0].received - not_ready[0].value[0])
-                    row["signal_to_not_ready_push_ms"] = ms(not_ready[0].value[0] - signalled)
-            if back:
-                row["kill_call_to_listed_ms"] = ms(back[0].received - called)
-                if ready_push:
-                    row["ready_push_to_listed_ms"] = ms(back[0].received - ready_push[0].value[0])
-                if outside:
-                    row["outside_ready_to_listed_ms"] = ms(back[0].received - outside[0].received)
-                    row["outside_ready_to_ready_push_ms"] = (
-                        ms(ready_push[0].value[0] - outside[0].received) if ready_push else None)
+            row = {"kill_call_ms": kill_call_ms,
+                   **kill_figures(called, signalled, gone, back, not_ready, ready_push, outside)}
             row |= restart_breakdown(platform, signalled, outside[0].received if outside else None)
             rows.append(row)
             settle = (back[0].received if back else time.time()) + BACKOFF_RESET_S
@@ -280,6 +267,30 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
         for r in recorders:
             r.join(10)
     return rows
+
+
+Hit = tuple[Record, Record | None] | None
+
+
+def kill_figures(called: float, signalled: float, gone: Hit, back: Hit, not_ready: Hit, ready_push: Hit,
+                 outside: Hit) -> dict[str, float | None]:
+    """Milliseconds between the kill call, the SIGKILL, the daemon's pushes, readiness and /clusters."""
+    row: dict[str, float | None] = {}
+    if gone:
+        row |= {"kill_call_to_gone_ms": ms(gone[0].received - called),
+                "signal_to_gone_ms": ms(gone[0].received - signalled)}
+        if not_ready:
+            row["not_ready_push_to_gone_ms"] = ms(gone[0].received - not_ready[0].value[0])
+            row["signal_to_not_ready_push_ms"] = ms(not_ready[0].value[0] - signalled)
+    if back:
+        row["kill_call_to_listed_ms"] = ms(back[0].received - called)
+        if ready_push:
+            row["ready_push_to_listed_ms"] = ms(back[0].received - ready_push[0].value[0])
+        if outside:
+            row["outside_ready_to_listed_ms"] = ms(back[0].received - outside[0].received)
+            row["outside_ready_to_ready_push_ms"] = (
+                ms(ready_push[0].value[0] - outside[0].received) if ready_push else None)
+    return row
 
 
 def restart_breakdown(platform: LocalPlatform, signalled: float, outside_ready: float | None) -> dict[str, Any]:

@@ -159,10 +159,10 @@ def prometheus_log_times(log: Path) -> dict[str, float]:
     return out
 
 
-def one_run(index: int) -> dict[str, Any]:
+def one_run() -> dict[str, Any]:
+    """One up() with watchers started at t0, then down(); the timeline of events in seconds from t0."""
     settings = bench_settings("up_time")
     platform = LocalPlatform(settings)
-    expected_targets = 0
     t0 = time.time()
     status_w = StatusWatcher(platform.socket)
     ingress_w = IngressWatcher(settings.ingress_port)
@@ -173,8 +173,7 @@ def one_run(index: int) -> dict[str, Any]:
         status = platform.up()
         t_up = time.time()
         cpu = startup_cpu(platform, status, t_up - t0)
-        expected_targets = 2 * len(status["pods"]) + 1  # each pod's sidecar and app, plus the ingress
-        prom_w.expected = expected_targets
+        prom_w.expected = 2 * len(status["pods"]) + 1  # each pod's sidecar and app, plus the ingress
         for w in (ingress_w, prom_w):
             w.join(WATCH_S)
         status_w.stop.set()
@@ -285,7 +284,7 @@ def main() -> None:
     foreign = ForeignLoad()
     runs = []
     for index in range(REPEATS):
-        runs.append(one_run(index))
+        runs.append(one_run())
         print(f"\n== run {index + 1}: timeline (s from the up() call)")
         print_table(["event", "t (s)"], list(runs[-1]["timeline_s"].items()))
         print(f"CPU used by the mesh until up() returned: {runs[-1]['cpu_until_up']}")
