@@ -30,7 +30,6 @@ from _common import (CHAT_BODY, INGRESS_HOST, STATE_ROOT, ForeignLoad, Verdict, 
 from harness.errors import HarnessError
 from harness.mesh.loader import MeshModel, build_model, declared_model, load_documents, merge_documents
 from harness.mesh.translate import CertPaths, ExternalEndpoint, translate_proxy
-from harness.platforms.local import acks
 from harness.platforms.local.control import request
 from harness.platforms.local.controller import MeshController
 from harness.platforms.local.layout import Layout
@@ -346,14 +345,14 @@ def control_plane_breakdown(platform: LocalPlatform, status: dict[str, Any], rep
     """Where an apply's time goes, with no traffic running: live applies, then each step on its own.
 
     The steps are the harness's own calls: LocalPlatform.apply validates (load_documents); the daemon's
-    MeshController.push_confirmed opens an httpx.AsyncClient, snapshots every proxy's xDS counters
-    (acks.snapshot), merges and builds the model, translates every proxy and writes the changed files.
+    MeshController.push_confirmed merges and builds the model, translates every proxy and writes the
+    changed files, then waits for every proxy's version_text to show them (acks.AckWaiter).
     Translation and writing are replayed here against a scratch state dir with the same topology.
     """
     fault = FILES / "fault-virtualservice.yaml"
     steps: dict[str, list[float]] = {k: [] for k in (
         "live apply/reset: call -> pushed_at (files renamed)", "live apply/reset: whole call (with acks)",
-        "validate (CLI: load_documents)", "httpx.AsyncClient() creation", "acks.snapshot of every proxy (live)",
+        "validate (CLI: load_documents)",
         "merge + build_model", "translate every proxy", "serialize + write changed files",
         "endpoint push (set_ready: translate + serialize + write)")}
     for index in range(repeats):
@@ -362,19 +361,6 @@ def control_plane_breakdown(platform: LocalPlatform, status: dict[str, Any], rep
         steps["live apply/reset: whole call (with acks)"].append(time.time() - called)
         steps["live apply/reset: call -> pushed_at (files renamed)"].append(result["pushed_at"] - called)
         time.sleep(0.2)
-    admins = {"gateway": status["gateway"]["admin_url"]} | {p["name"]: p["sidecar_admin_url"] for p in status["pods"]}
-
-    async def client_and_snapshot() -> tuple[float, float]:
-        started = time.perf_counter()
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            created = time.perf_counter()
-            await acks.snapshot(client, admins)
-            return created - started, time.perf_counter() - created
-
-    for _ in range(repeats):
-        created, snapped = asyncio.run(client_and_snapshot())
-        steps["httpx.AsyncClient() creation"].append(created)
-        steps["acks.snapshot of every proxy (live)"].append(snapped)
     controller, declared = _scratch_controller()
     for index in range(repeats):
         started = time.perf_counter()

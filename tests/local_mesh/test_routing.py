@@ -7,8 +7,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import yaml
 
+from harness.errors import PlatformError
 from meshkit import Mesh
 
 SPLIT_REQUESTS = 1000
@@ -82,3 +84,20 @@ def test_a_delay_applied_live_takes_effect_and_goes_away_on_reset(clean_mesh: Me
     for _ in range(3):
         assert mesh.chat().status_code == 200
     assert (time.monotonic() - started) / 3 < 0.3
+
+
+def test_a_push_that_envoy_rejects_is_rolled_back_and_reported(clean_mesh: Mesh, tmp_path: Path) -> None:
+    """The translator passes a header regex that RE2 refuses (a backreference); Envoy rejects the RDS."""
+    mesh = clean_mesh
+    shipped = Path(__file__).parents[2] / "harness/mesh/manifests/istio/virtual-services.yaml"
+    doc = next(d for d in yaml.safe_load_all(shipped.read_text()) if d and d["kind"] == "VirtualService")
+    doc["spec"]["http"][0]["match"] = [{"headers": {"x-user-tier": {"regex": r"(a)\1"}}}]
+    path = tmp_path / "backreference.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlatformError, match=r"rejected the pushed configuration \(http\.\S+\.rds\.outbound\|http"):
+        mesh.platform.apply([path])
+    assert mesh.platform.status()["last_push"]["reason"] == "rollback of apply"
+    shipped_spec = next(d for d in yaml.safe_load_all(shipped.read_text()) if d and d["kind"] == "VirtualService")
+    live = next(r for r in mesh.platform.resources() if r["kind"] == "VirtualService")
+    assert live["spec"] == shipped_spec["spec"], "the mesh keeps the resources it had"
+    assert versions(mesh, 10, {"x-user-tier": "premium"}) == Counter({"v2": 10})

@@ -1,10 +1,16 @@
-"""Writes a proxy's xDS resources as watched files, atomically and only when they change."""
+"""Writes a proxy's xDS resources as watched files, atomically and only when they change.
+
+The controller calls `XdsWriter.write` on every push. Each file carries a `version_info` (a hash
+of its resources); Envoy shows the version it took as a `version_text` readout, which is how the
+controller knows a proxy has taken a push (see platforms/local/acks.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +21,21 @@ from harness.mesh.translate.model import ProxyConfig, ProxyNode
 CLA = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
 
-def _response(resources: list[dict[str, Any]]) -> str:
-    # Serialised once, compactly: every push compares every file, and the indented encoder is
-    # Python's slow one (most of a push's time before this).
+@dataclass(frozen=True)
+class WrittenFile:
+    """One renamed file, and where Envoy reports the version it took from it."""
+
+    path: Path
+    version: str
+    kind: str  # lds, cds, rds or eds
+    name: str  # the route configuration (rds) or cluster (eds) it holds; "" for lds and cds
+
+
+def _response(resources: list[dict[str, Any]]) -> tuple[str, str]:
+    # Compact: the indented encoder is Python's slow one (most of a push's time when it was used).
     body = json.dumps(resources, sort_keys=True, separators=(",", ":"))
     version = hashlib.sha256(body.encode()).hexdigest()[:16]
-    return f'{{"resources":{body},"version_info":"{version}"}}'
+    return version, f'{{"resources":{body},"version_info":"{version}"}}'
 
 
 class XdsWriter:
@@ -28,26 +43,31 @@ class XdsWriter:
 
     def __init__(self, node: ProxyNode) -> None:
         self.node = node
-        self._written: dict[Path, str] = {}
+        self._written: dict[Path, list[dict[str, Any]]] = {}  # the resources last written, per file
         for sub in ("", "eds", "rds"):
             (node.xds_dir / sub).mkdir(parents=True, exist_ok=True)
 
-    def write(self, config: ProxyConfig) -> list[Path]:
-        """Write what changed; EDS and RDS before CDS and LDS so new references resolve."""
-        files: list[tuple[Path, str]] = []
+    def write(self, config: ProxyConfig) -> list[WrittenFile]:
+        """Write what changed; EDS and RDS before CDS and LDS so new references resolve.
+
+        Resources are compared as dicts before anything is serialised: on an endpoint push only a
+        few of a proxy's ~10 files change.
+        """
+        files: list[tuple[Path, str, str, list[dict[str, Any]]]] = []
         for name, assignment in config.endpoints.items():
-            files.append((eds_file(self.node, name), _response([{"@type": CLA, **assignment}])))
+            files.append((eds_file(self.node, name), "eds", name, [{"@type": CLA, **assignment}]))
         for name, route in config.routes.items():
-            files.append((rds_file(self.node, name), _response([route])))
-        files.append((self.node.xds_dir / "cds.json", _response(config.clusters)))
-        files.append((self.node.xds_dir / "lds.json", _response(config.listeners)))
+            files.append((rds_file(self.node, name), "rds", name, [route]))
+        files.append((self.node.xds_dir / "cds.json", "cds", "", config.clusters))
+        files.append((self.node.xds_dir / "lds.json", "lds", "", config.listeners))
         changed = []
-        for path, text in files:
-            if self._written.get(path) == text:
+        for path, kind, name, resources in files:
+            if self._written.get(path) == resources:
                 continue
+            version, text = _response(resources)
             _atomic_write(path, text)
-            self._written[path] = text
-            changed.append(path)
+            self._written[path] = resources
+            changed.append(WrittenFile(path, version, kind, name))
         return changed
 
 

@@ -1,58 +1,95 @@
-"""Waits until proxies have taken a pushed config, by their own xDS update counters."""
+"""Waits until proxies have taken a pushed config, by the versions Envoy reports.
+
+The controller (controller.py) calls `wait_for_acks` right after renaming files. Every file carries a
+`version_info`; Envoy shows the version each xDS subscription last took as a `version_text` readout
+and counts refused updates in `update_rejected` / `update_failure`. Nothing is read before the
+files are written, so an apply reaches the proxies as soon as it is translated.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Mapping
+from collections.abc import Mapping, Sequence
 
 import httpx
 
 from harness.errors import PlatformError
+from harness.mesh.translate.xds_files import WrittenFile
 
-_COUNTER = re.compile(r"^(\S+)\.(update_success|update_rejected|update_failure): (\d+)$", re.M)
 POLL_S = 0.002  # a route change lands in Envoy within milliseconds; poll tightly
-STATS_PATH = "/stats?filter=update_(success|rejected|failure)$"
+STATS_PATH = "/stats?filter=(version_text|update_rejected|update_failure)$"
+_VERSION = re.compile(r'^(\S+)\.version_text: "([^"]*)"$', re.M)
+_REFUSED = re.compile(r"^(\S+)\.update_(?:rejected|failure): (\d+)$", re.M)
+
+Refusals = dict[str, int]  # subscription stat prefix -> update_rejected + update_failure
 
 
-Counters = dict[tuple[str, str], int]  # (subscription, update_success|rejected|failure) -> count
+def subscription(written: WrittenFile) -> str:
+    """The stat prefix of the subscription that watches a file (RDS: any HCM's prefix before it)."""
+    if written.kind == "lds":
+        return "listener_manager.lds"
+    if written.kind == "cds":
+        return "cluster_manager.cds"
+    if written.kind == "eds":
+        return f"cluster.{written.name}"
+    return f".rds.{written.name}"
 
 
-async def update_counters(client: httpx.AsyncClient, admin_url: str) -> Counters:
-    """Every xDS subscription's update counters on one proxy."""
-    response = await client.get(admin_url + STATS_PATH)
-    return {(name, kind): int(value) for name, kind, value in _COUNTER.findall(response.text)}
+def _matches(prefix: str, stat: str) -> bool:
+    return stat.endswith(prefix) if prefix.startswith(".") else stat == prefix
 
 
-def _increase(now: Counters, before: Counters, kinds: tuple[str, ...]) -> int:
-    """Growth per subscription; a subscription that disappeared (a removed cluster) counts nothing."""
-    return sum(max(0, value - before.get(key, 0)) for key, value in now.items() if key[1] in kinds)
+class AckWaiter:
+    """Remembers each proxy's refusal counters, so that a new refusal is told from an old one."""
+
+    def __init__(self) -> None:
+        self.refusals: dict[str, Refusals] = {}
+
+    async def _read(self, client: httpx.AsyncClient, admin_url: str) -> tuple[dict[str, str], Refusals]:
+        text = (await client.get(admin_url + STATS_PATH)).text
+        refused: Refusals = {}
+        for name, value in _REFUSED.findall(text):
+            refused[name] = refused.get(name, 0) + int(value)
+        return dict(_VERSION.findall(text)), refused
+
+    async def wait(self, client: httpx.AsyncClient, admins: Mapping[str, str],
+                   written: Mapping[str, Sequence[WrittenFile]], timeout_s: float = 5.0) -> None:
+        """Every proxy must report every written file's version; a refusal is an error at once.
+
+        A proxy whose admin does not answer is not running; it reads the files when it starts.
+        """
+        pending = {name: list(files) for name, files in written.items() if files}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while pending:
+            names = list(pending)
+            results = await asyncio.gather(*(self._read(client, admins[n]) for n in names),
+                                           return_exceptions=True)
+            for name, result in zip(names, results):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, httpx.HTTPError):
+                        raise result
+                    del pending[name]
+                    continue
+                versions, refused = result
+                before, self.refusals[name] = self.refusals.get(name, {}), refused
+                pending[name] = [f for f in pending[name] if not _taken(f, versions)]
+                bad = [sub for sub, count in refused.items() if count > before.get(sub, 0)
+                       and any(_matches(subscription(f), sub) for f in pending[name])]
+                if bad:
+                    raise PlatformError(f"proxy {name} rejected the pushed configuration ({', '.join(bad)}); "
+                                        "see its log")
+                if not pending[name]:
+                    del pending[name]
+            if pending and loop.time() > deadline:
+                late = {n: sorted(f.path.name for f in files) for n, files in sorted(pending.items())}
+                raise PlatformError(f"proxies did not take the new configuration within {timeout_s} s: {late}")
+            if pending:
+                await asyncio.sleep(POLL_S)
 
 
-async def snapshot(client: httpx.AsyncClient, admins: Mapping[str, str]) -> dict[str, Counters]:
-    names = list(admins)
-    results = await asyncio.gather(*(update_counters(client, admins[n]) for n in names), return_exceptions=True)
-    return {n: r for n, r in zip(names, results) if isinstance(r, dict)}
-
-
-async def wait_for_acks(client: httpx.AsyncClient, admins: Mapping[str, str], before: dict[str, Counters],
-                        changed: Mapping[str, int], timeout_s: float = 5.0) -> None:
-    """Every proxy with `changed[name]` new files must count that many more updates; a rejection is an error."""
-    pending = {n: c for n, c in changed.items() if c and n in before}
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while pending:
-        now = await snapshot(client, {n: admins[n] for n in pending})
-        for name, counters in now.items():
-            old = before[name]
-            bad = [key[0] for key, value in counters.items()
-                   if key[1] != "update_success" and value > old.get(key, 0)]
-            if bad:
-                raise PlatformError(f"proxy {name} rejected the pushed configuration ({', '.join(bad)}); "
-                                    "see its log")
-            if _increase(counters, old, ("update_success",)) >= pending[name]:
-                del pending[name]
-        if pending and asyncio.get_running_loop().time() > deadline:
-            raise PlatformError(f"proxies did not take the new configuration within {timeout_s} s: "
-                                f"{sorted(pending)}")
-        if pending:
-            await asyncio.sleep(POLL_S)
+def _taken(written: WrittenFile, versions: Mapping[str, str]) -> bool:
+    prefix = subscription(written)
+    seen = [v for stat, v in versions.items() if _matches(prefix, stat)]
+    return bool(seen) and all(v == written.version for v in seen)

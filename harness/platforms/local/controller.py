@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +17,13 @@ from harness.mesh.topology import Pod
 from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
+from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
 from harness.platforms.local.layout import (
     GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_REGION, Layout,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +55,10 @@ class MeshController:
         self.nodes = {node.name: node for node in self._nodes()}
         self.writers = {name: XdsWriter(node) for name, node in self.nodes.items()}
         self.last_push = PushRecord()
+        self.acks = acks.AckWaiter()
+        self._client: httpx.AsyncClient | None = None  # one for the daemon's life: a new one costs ~50 ms
+        self._endpoint_push: asyncio.Handle | None = None
+        self._pending_reasons: list[str] = []
 
     def _nodes(self) -> list[ProxyNode]:
         nodes = []
@@ -85,15 +94,20 @@ class MeshController:
 
     def push(self, reason: str, model: MeshModel | None = None) -> int:
         """Translate for every proxy, then write what changed; returns the number of files."""
-        return sum(self._push(reason, model).values())
+        return sum(len(files) for files in self._push(reason, model).values())
 
-    def _push(self, reason: str, model: MeshModel | None) -> dict[str, int]:
+    def _push(self, reason: str, model: MeshModel | None) -> dict[str, list[WrittenFile]]:
+        if self._endpoint_push is not None:  # this push carries the pending endpoint change too
+            self._endpoint_push.cancel()
+            self._endpoint_push = None
+            reason = "; ".join([reason, *self._pending_reasons])
+            self._pending_reasons = []
         state = self.state(model)
         configs = {name: translate_proxy(state, node) for name, node in self.nodes.items()}
         if model is not None:
             self.model = model
-        changed = {name: len(self.writers[name].write(config)) for name, config in configs.items()}
-        written = sum(changed.values())
+        changed = {name: self.writers[name].write(config) for name, config in configs.items()}
+        written = sum(len(files) for files in changed.values())
         self.last_push = PushRecord(at=time.time(), files=written, reason=reason,
                                     history=(self.last_push.history + [{"at": time.time(), "reason": reason,
                                                                         "files": written}])[-50:])
@@ -118,25 +132,56 @@ class MeshController:
         and reported, so the mesh never stays half-applied.
         """
         previous = self.model
-        admins = self.admin_urls()
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            before = await acks.snapshot(client, admins)
-            started = time.monotonic()
-            changed = self._push(reason, model)
-            try:
-                await acks.wait_for_acks(client, admins, before, changed)
-            except HarnessError:
-                self._push(f"rollback of {reason}", previous)
-                raise
-            acked_ms = (time.monotonic() - started) * 1000
-        return {"files_written": sum(changed.values()), "proxies_updated": sorted(n for n, c in changed.items() if c),
+        if self._client is None:
+            # verify=False: the admin URLs are plain http on 127.0.0.1, and a verifying context is
+            # the expensive part of a client; trust_env=False: no proxy may see these requests.
+            self._client = httpx.AsyncClient(timeout=2.0, verify=False, trust_env=False)
+        started = time.monotonic()
+        changed = self._push(reason, model)
+        try:
+            await self.acks.wait(self._client, self.admin_urls(), changed)
+        except HarnessError:
+            self._push(f"rollback of {reason}", previous)
+            raise
+        acked_ms = (time.monotonic() - started) * 1000
+        return {"files_written": sum(len(files) for files in changed.values()),
+                "proxies_updated": sorted(n for n, files in changed.items() if files),
                 "acknowledged_ms": round(acked_ms, 2), "pushed_at": self.last_push.at}
 
+    async def close(self) -> None:
+        if self._endpoint_push is not None:
+            self._endpoint_push.cancel()
+            self._endpoint_push = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
     def set_ready(self, pod: str, ready: bool) -> None:
+        """Mark an endpoint; on the event loop the push comes right after the current callback.
+
+        Events that arrive together (an app and its sidecar killed at once, a restart scheduled
+        after an exit) then cost one push, and the supervisor finishes handling the event before
+        the push runs. Without a running loop (scripts, tests) the push is immediate.
+        """
         if (pod in self.ready) == ready:
             return
         (self.ready.add if ready else self.ready.discard)(pod)
-        self.push(f"endpoint {pod} {'ready' if ready else 'not ready'}")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.push(f"endpoint {pod} {'ready' if ready else 'not ready'}")
+            return
+        if self._endpoint_push is None:
+            self._endpoint_push = loop.call_soon(self._push_endpoints)
+        self._pending_reasons.append(f"endpoint {pod} {'ready' if ready else 'not ready'}")
+
+    def _push_endpoints(self) -> None:
+        self._endpoint_push = None
+        reasons, self._pending_reasons = self._pending_reasons, []
+        try:
+            self._push("; ".join(reasons), None)
+        except Exception:  # logged; the next endpoint event pushes the whole state again
+            logger.exception("endpoint push failed (%s)", "; ".join(reasons))
 
     async def apply(self, documents: list[Located], *, delete: bool = False) -> dict[str, Any]:
         """Apply Istio resources live; Kubernetes workload changes need a new `up`."""

@@ -359,13 +359,16 @@ class Supervisor:
         if managed.paused:
             managed.held = True
             return
-        self._emit("restarting", managed, managed.pid, managed.last_exit_code, delay_s)
+        # The backoff counts from now, not from when the task first runs: listeners of the events
+        # (the controller's endpoint push) may run in between.
+        restart_at = asyncio.get_running_loop().time() + delay_s
         managed.restart_task = asyncio.create_task(
-            self._restart_after(managed, delay_s), name=f"restart:{managed.spec.name}"
+            self._restart_after(managed, restart_at), name=f"restart:{managed.spec.name}"
         )
+        self._emit("restarting", managed, managed.pid, managed.last_exit_code, delay_s)
 
-    async def _restart_after(self, managed: _Managed, delay_s: float) -> None:
-        await asyncio.sleep(delay_s)
+    async def _restart_after(self, managed: _Managed, restart_at: float) -> None:
+        await asyncio.sleep(max(0.0, restart_at - asyncio.get_running_loop().time()))
         managed.restart_task = None  # past the backoff: a cancel now could only kill a half-born child
         async with managed.lock:
             if managed.stopped or managed.proc is not None:
