@@ -9,6 +9,7 @@
     │   ├── PortInUseError       a port the mesh needs is taken
     │   ├── NotUpError           the mesh is not running
     │   └── ReadinessTimeout     something did not become ready in time
+    ├── LoadError                Locust could not be started, did not start in time, or did not finish
     └── InconclusiveError        exit 3: no verdict possible (Prometheus unreachable, timed out, 5xx)
         └── SloQueryError        Prometheus ran an SLO's query but it yielded no single number
 """
@@ -69,6 +70,13 @@ class NotUpError(PlatformError):
 
 class ReadinessTimeout(PlatformError):
     """A component did not become ready within its deadline."""
+
+
+class LoadError(HarnessError):
+    """Locust could not be started, did not start in time, or did not finish when waited for.
+
+    The message names the log file in the run directory whose tail says why.
+    """
 
 
 class InconclusiveError(HarnessError):

@@ -11,7 +11,7 @@ process); only `_locust_plugin.py`, which Locust itself loads beside the user's 
     load.stats().samples.total.p99_ms, load.samples()  # pandas DataFrame, SAMPLE_COLUMNS
 """
 
-from harness.load._errors import LoadError
+from harness.errors import LoadError
 from harness.load._live import LivePoint
 from harness.load._run import LoadRun
 from harness.load._samples import SAMPLE_COLUMNS

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Self
 
+from harness.errors import LoadError
 from harness.load._command import child_env, free_port, master_argv, worker_argv
-from harness.load._errors import LoadError
 from harness.load._live import LivePoint, latest_live_point
 from harness.load._samples import iter_samples, samples_frame
 from harness.load._spec import LoadSpec

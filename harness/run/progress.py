@@ -1,4 +1,4 @@
-"""Live progress in the terminal: phase, rps, error rate, p99 from the load's live feed."""
+"""Live progress in the terminal: phase, rps, error rate, p99 from the load's live feed, live SLO state."""
 
 from __future__ import annotations
 
@@ -55,6 +55,10 @@ class Progress(threading.Thread):
         if data:
             parts += [f"rps={data.get('rps', 0):.0f}", f"errors={100 * data.get('error_rate', 0):.2f}%",
                       f"p99={data.get('p99', 0):.0f}ms", f"users={data.get('users', 0)}"]
+        live = getattr(self.run_ref, "live_slos", None)
+        slo_state = live.summary() if live is not None else ""
+        if slo_state:
+            parts.append(slo_state)
         breach = self.run_ref.breach
         if breach:
             parts.append(f"BREACH {breach.get('name')}")

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from harness import tracing
 from harness.chaos.record import RECORDER
@@ -20,6 +20,9 @@ from harness.run.journal import JournalWriter
 from harness.run.progress import Progress
 from harness.run.settings import ExperimentSettings
 from harness.run.watchers import PodWatcher
+
+if TYPE_CHECKING:
+    from harness.run.live import LiveSlos
 
 logger = logging.getLogger("harness.run")
 PHASES = ("baseline", "chaos", "recovery")
@@ -61,6 +64,7 @@ class HarnessRun:
         self.breach_watcher: threading.Thread | None = None
         self._breach_stop = threading.Event()
         self.progress = Progress(self, enabled=self.show_progress)
+        self.live_slos: LiveSlos | None = None  # the progress line's SLO state; started with the load
         self.current_phase = "setup"
         RECORDER.clear()
 
@@ -121,6 +125,12 @@ class HarnessRun:
         if self.settings.load is not None:
             self.load = evaluation.start_load(self.settings.load, self.platform, self.run_dir)
         self.progress.start()
+        if self.show_progress and any(slo.source == "mesh" for slo in self.slos):
+            from harness.run.live import LiveSlos
+
+            self._live_client = evaluation.prometheus(self.platform)
+            self.live_slos = LiveSlos(self.slos, self._live_client)
+            self.live_slos.start()
         time.sleep(self.settings.warmup_s)
         self.phases["baseline"].start = time.time()
         self.enter("baseline")
@@ -198,6 +208,9 @@ class HarnessRun:
         if self.load is not None:
             self.load.stop()
         self.progress.stop()
+        if self.live_slos is not None:
+            self.live_slos.stop()
+            self._live_client.close()
         if self.pod_watcher is not None:
             self.pod_watcher.stop()
         self.enter("evaluation")

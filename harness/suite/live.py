@@ -1,34 +1,21 @@
-"""Live SLO state for the game-day operator: every SLO of the run over the last 30 s, as table lines."""
+"""Live SLO state for the game-day operator: every SLO of the run over the last 30 s (harness.run.live), as table lines."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.run.live import WINDOW_S, evaluate_live
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.slo import PrometheusApi, Slo, SloResult
+    from harness.slo import SloResult
 
 logger = logging.getLogger("harness.suite")
-WINDOW_S = 30.0  # long enough for rate() over 1 s scrapes to settle, short enough to show a fault's effect
-
-
-def evaluate_live(slos: Sequence[Slo], client: PrometheusApi | None, *, now: float, window_s: float = WINDOW_S,
-                  samples: pd.DataFrame | None = None) -> list[SloResult]:
-    """Every SLO over now - window_s .. now, whatever phases it is declared for (the operator wants
-    the whole picture); client SLOs from `samples` when given."""
-    from harness.slo import PHASES, evaluate
-
-    everywhere = [dataclasses.replace(slo, phases=PHASES) for slo in slos]
-    if client is None:
-        everywhere = [slo for slo in everywhere if slo.source == "client"]
-    return evaluate(everywhere, "chaos", now - window_s, now, client, samples=samples)
 
 
 def format_results(results: Sequence[SloResult], *, window_s: float = WINDOW_S) -> list[str]:

@@ -24,10 +24,11 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
 
 @pytest.fixture
 def clean_mesh(mesh: Mesh) -> Iterator[Mesh]:
-    """A test that changes the mesh leaves it as declared: resources reset, knobs cleared, pods up."""
+    """A test that changes the mesh leaves it as declared: resources reset, knobs cleared, no pod ejected, pods up."""
     try:
         yield mesh
     finally:
         mesh.platform.reset()
         mesh.reset_knobs()
+        mesh.clear_outlier_state()
         mesh.wait_for(mesh.all_ready, 30, "every pod ready again")

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.settings import LocalSettings
@@ -81,6 +82,16 @@ class Mesh:
 
     def all_ready(self) -> bool:
         return all(p["ready"] for p in self.platform.status()["pods"])
+
+    def clear_outlier_state(self) -> None:
+        """Re-create the ai-agent clusters (a changed DestinationRule, then the declared one), which
+        forgets outlier ejections: a test that made pods answer 5xx must not leave them ejected."""
+        shipped = Path(__file__).parents[2] / "harness/mesh/manifests/istio/destination-rules.yaml"
+        rule = next(d for d in yaml.safe_load_all(shipped.read_text())
+                    if d and d["metadata"]["name"] == "ai-agent-destination")
+        rule["spec"]["trafficPolicy"]["outlierDetection"]["interval"] = "29s"
+        self.platform.apply_documents([rule])
+        self.platform.reset()
 
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
+
 from meshkit import Mesh
 
 SERVICE_ENTRY = Path(__file__).parents[2] / "harness/mesh/manifests/istio/service-entry.yaml"
+ROUTING = Path(__file__).parents[2] / "harness/mesh/manifests/istio/virtual-services.yaml"
 
 
 def test_the_external_ai_api_is_reached_only_through_the_service_entry(clean_mesh: Mesh) -> None:
@@ -43,3 +46,55 @@ def test_prometheus_has_istio_requests_total_per_destination_service(mesh: Mesh)
     assert {r["metric"]["destination_version"] for r in by_version} >= {"v1"}
     latency = query(mesh, 'sum(istio_request_duration_milliseconds_count{destination_service_name="user-service"})')
     assert latency and float(latency[0]["value"][1]) > 0
+
+
+def _total(mesh: Mesh, selector: str) -> float:
+    result = query(mesh, f"sum(istio_requests_total{{{selector}}})")
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def _wait_total(mesh: Mesh, selector: str, expected: float) -> None:
+    """Until Prometheus has scraped and recorded `expected` (bounded: 40 polls over about 20 s)."""
+    seen = _total(mesh, selector)
+    for _ in range(40):
+        if seen == expected:
+            return
+        time.sleep(0.5)
+        seen = _total(mesh, selector)
+    assert seen == expected, f"istio_requests_total{{{selector}}}: {seen}, expected {expected}"
+
+
+def test_local_replies_are_requests_in_istio_requests_total(clean_mesh: Mesh) -> None:
+    """An injected abort, a blackholed host and no healthy upstream: Envoy answers, no upstream is called."""
+    mesh = clean_mesh
+    aborted = ('reporter="source",source_app="istio-ingressgateway",destination_service_name="ai-agent-service",'
+               'response_code="503",response_flags="FI"')
+    blackholed = 'reporter="source",source_app="ai-agent",destination_service_name="BlackHoleCluster",response_code="502"'
+    no_upstream = ('reporter="source",source_app="ai-agent",destination_service_name="user-service",'
+                   'response_code="503",response_flags="UH"')
+    before = {name: _total(mesh, s) for name, s in (("aborted", aborted), ("blackholed", blackholed),
+                                                    ("no_upstream", no_upstream))}
+
+    fault = next(d for d in yaml.safe_load_all(ROUTING.read_text()) if d and d["kind"] == "VirtualService")
+    fault["spec"]["http"][-1]["fault"] = {"abort": {"httpStatus": 503, "percentage": {"value": 100.0}}}
+    mesh.platform.apply_documents([fault])
+    assert [mesh.chat().status_code for _ in range(6)] == [503] * 6
+    mesh.platform.reset()
+    _wait_total(mesh, aborted, before["aborted"] + 6)
+
+    mesh.platform.apply([SERVICE_ENTRY], delete=True)
+    assert [mesh.chat().status_code for _ in range(4)] == [502] * 4
+    mesh.platform.reset()
+    _wait_total(mesh, blackholed, before["blackholed"] + 4)
+
+    users = [p["name"] for p in mesh.platform.status()["pods"] if p["service"] == "user-service"]
+    try:
+        for pod in users:
+            mesh.platform.hold(pod, down=True)
+        mesh.wait_for(lambda: not any(mesh.pod(p)["ready"] for p in users), 10, "user pods down")
+        codes = [mesh.chat().status_code for _ in range(5)]
+    finally:
+        for pod in users:
+            mesh.platform.hold(pod, down=False)
+    assert all(code >= 500 for code in codes), codes
+    _wait_total(mesh, no_upstream, before["no_upstream"] + 5)

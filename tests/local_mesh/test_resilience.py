@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
-
-import yaml
 
 from meshkit import Mesh
 
@@ -31,18 +28,7 @@ def gateway_stat(mesh: Mesh, name: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def clear_outlier_state(mesh: Mesh, tmp_path: Path) -> None:
-    """Re-create the ai-agent clusters (a changed DestinationRule, then the declared one)."""
-    shipped = Path(__file__).parents[2] / "harness/mesh/manifests/istio/destination-rules.yaml"
-    rule = next(d for d in yaml.safe_load_all(shipped.read_text()) if d and d["metadata"]["name"] == "ai-agent-destination")
-    rule["spec"]["trafficPolicy"]["outlierDetection"]["interval"] = "29s"
-    path = tmp_path / "dr.yaml"
-    path.write_text(yaml.safe_dump(rule))
-    mesh.platform.apply([path])
-    mesh.platform.reset()
-
-
-def test_retries_hide_a_v1_pod_that_answers_503_and_outlier_detection_ejects_it(clean_mesh: Mesh, tmp_path: Path) -> None:
+def test_retries_hide_a_v1_pod_that_answers_503_and_outlier_detection_ejects_it(clean_mesh: Mesh) -> None:
     mesh = clean_mesh
     retries_before = gateway_stat(mesh, f"cluster.{V1_CLUSTER}.upstream_rq_retry")
     mesh.knobs(LOCAL_V1, error_rate=1.0, error_status=503)
@@ -57,7 +43,7 @@ def test_retries_hide_a_v1_pod_that_answers_503_and_outlier_detection_ejects_it(
         assert f"{V1_CLUSTER}::127.0.0.1:{local_port}::health_flags::/failed_outlier_check" in clusters
     finally:
         mesh.reset_knobs()
-        clear_outlier_state(mesh, tmp_path)
+        mesh.clear_outlier_state()
     codes, pods = served_by(mesh, 20)
     assert codes == Counter({200: 20}) and pods[LOCAL_V1] > 0
 

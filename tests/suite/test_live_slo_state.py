@@ -6,7 +6,8 @@ import pytest
 
 from harness.errors import InconclusiveError
 from harness.slo import parse_slo
-from harness.suite.live import evaluate_live, format_results, session_slo_state
+from harness.run.live import evaluate_live
+from harness.suite.live import format_results, session_slo_state
 
 AVAILABILITY = parse_slo({"name": "ai-agent-availability", "template": "availability", "service": "ai-agent-service",
                           "objective": 0.995, "comparator": ">=", "phases": ["baseline", "recovery"]})

@@ -8,6 +8,7 @@ from typing import Any
 from harness.mesh.translate.model import ProxyNode
 from harness.mesh.translate.rbac import rbac_filters
 from harness.mesh.translate.routes import FAULT_FILTER
+from harness.mesh.translate.telemetry import Reporter, request_stats
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 HCM_NAME = "envoy.filters.network.http_connection_manager"
@@ -40,7 +41,7 @@ def rds_file(node: ProxyNode, route_name: str) -> Path:
 
 
 def _hcm(node: ProxyNode, stat_prefix: str, route_name: str, filters: list[dict[str, Any]],
-         **extra: Any) -> dict[str, Any]:
+         reporter: Reporter, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "@type": HCM,
         "stat_prefix": stat_prefix,
@@ -59,8 +60,7 @@ def _hcm(node: ProxyNode, stat_prefix: str, route_name: str, filters: list[dict[
         "preserve_external_request_id": True,
         "common_http_protocol_options": {"idle_timeout": "300s"},
     }
-    if node.access_log:
-        config["access_log"] = [ACCESS_LOG]
+    config["access_log"] = [request_stats(reporter)] + ([ACCESS_LOG] if node.access_log else [])
     config.update(extra)
     return {"name": HCM_NAME, "typed_config": config}
 
@@ -100,7 +100,7 @@ def inbound_listener(node: ProxyNode, mtls_mode: str) -> dict[str, Any]:
             "name": "inbound-mtls",
             "filter_chain_match": {"transport_protocol": "tls"},
             "transport_socket": _downstream_mtls(node),
-            "filters": [_hcm(node, "inbound_8080", INBOUND_ROUTE, rbac_filters(),
+            "filters": [_hcm(node, "inbound_8080", INBOUND_ROUTE, rbac_filters(), "destination",
                              forward_client_cert_details="SANITIZE_SET",
                              set_current_client_cert_details={"uri": True})],
         })
@@ -108,7 +108,7 @@ def inbound_listener(node: ProxyNode, mtls_mode: str) -> dict[str, Any]:
         chains.append({
             "name": "inbound-plaintext",
             "filter_chain_match": {"transport_protocol": "raw_buffer"},
-            "filters": [_hcm(node, "inbound_8080", INBOUND_ROUTE, rbac_filters(),
+            "filters": [_hcm(node, "inbound_8080", INBOUND_ROUTE, rbac_filters(), "destination",
                              forward_client_cert_details="SANITIZE")],
         })
     return {
@@ -126,7 +126,7 @@ def outbound_listener(node: ProxyNode) -> dict[str, Any]:
         "@type": LISTENER,
         "name": "virtualOutbound",
         "address": _address(node.outbound_port),
-        "filter_chains": [{"filters": [_hcm(node, "outbound_http", OUTBOUND_ROUTE, [FAULT])]}],
+        "filter_chains": [{"filters": [_hcm(node, "outbound_http", OUTBOUND_ROUTE, [FAULT], "source")]}],
     }
 
 
@@ -136,5 +136,5 @@ def gateway_listener(node: ProxyNode, server_port: int, local_port: int) -> dict
         "name": f"0.0.0.0_{server_port}",
         "address": _address(local_port),
         "filter_chains": [{"filters": [_hcm(node, "ingress_http", gateway_route_name(server_port), [FAULT],
-                                             use_remote_address=True)]}],
+                                             "source", use_remote_address=True)]}],
     }

@@ -11,6 +11,7 @@ from harness.mesh.resources import (
 )
 from harness.mesh.translate.clusters import cluster_name
 from harness.mesh.translate.policy import EffectivePolicy
+from harness.mesh.translate.telemetry import BLACKHOLE, route_metadata
 
 FAULT_FILTER = "envoy.filters.http.fault"
 HTTP_FAULT = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -143,11 +144,14 @@ def virtual_service_routes(vs: VirtualService, ports: dict[str, int],
     routes = []
     for index, http in enumerate(vs.routes):
         action = _route_action(vs, index, http, ports, policies)
+        hosts = {d.host for d in http.destinations}
+        metadata = route_metadata(next(iter(hosts)) if len(hosts) == 1 else None)  # telemetry.py
         for j, match in enumerate(http.matches or (None,)):
             route: dict[str, Any] = {
                 "name": f"{vs.name}.{http.name or index}.{j}",
                 "match": _route_match(match),
                 "route": action,
+                **metadata,
             }
             if http.fault is not None:
                 route["typed_per_filter_config"] = {FAULT_FILTER: fault_config(http.fault)}
@@ -162,6 +166,7 @@ def default_route(host: str, port: int) -> dict[str, Any]:
         "match": {"prefix": "/"},
         "route": {"cluster": cluster_name("outbound", port, None, host), "timeout": "0s",
                   "retry_policy": retry_policy(None)},
+        **route_metadata(host),
     }
 
 
@@ -195,7 +200,7 @@ def outbound_route_config(name: str, hosts: dict[str, int], services: Iterable[V
         # outboundTrafficPolicy REGISTRY_ONLY: hosts outside the registry go nowhere.
         config["virtual_hosts"].append({
             "name": "block_all", "domains": ["*"],
-            "routes": [{"name": "block_all", "match": {"prefix": "/"},
+            "routes": [{"name": "block_all", "match": {"prefix": "/"}, **route_metadata(BLACKHOLE),
                         "direct_response": {"status": 502, "body": {"inline_string": "BlackHoleCluster: host not in the mesh registry\n"}}}],
         })
     return config
