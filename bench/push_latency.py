@@ -213,7 +213,12 @@ def route_change(platform: LocalPlatform, ingress: int) -> list[dict[str, Any]]:
                        "acknowledged_ms": result.get("acknowledged_ms"), "files_written": result.get("files_written")}
                 if hit:
                     first, last_old = hit
-                    row |= {"call_to_first_ms": ms(first.received - called),
+                    # A tight loop: the first changed answer's request was sent when the one before
+                    # it came back. Every request sent after `first.sent` sees the change, so that is
+                    # when it became visible in traffic (an upper bound); `received` adds the probe
+                    # request's own duration (a whole chat fan-out when the abort is lifted).
+                    row |= {"call_to_first_sent_ms": ms(first.sent - called),
+                            "call_to_first_ms": ms(first.received - called),
                             "pushed_to_first_ms": ms(first.received - result["pushed_at"]),
                             "pushed_to_last_old_sent_ms": ms(last_old.sent - result["pushed_at"]) if last_old else None}
                 rows.append(row)
@@ -433,7 +438,8 @@ def main() -> None:
         kill_rows = kill_restart(platform, status)
         eds_rows = eds_change(platform, status)
         breakdown = control_plane_breakdown(platform, status)
-    route = table(route_rows, ["call_to_first_ms", "pushed_to_first_ms", "pushed_to_last_old_sent_ms",
+    route = table(route_rows, ["call_to_first_sent_ms", "call_to_first_ms", "pushed_to_first_ms",
+                               "pushed_to_last_old_sent_ms",
                                "acknowledged_ms", "call_ms"], "change")
     kill = table(kill_rows, ["kill_call_ms", "kill_call_to_gone_ms", "signal_to_gone_ms", "signal_to_not_ready_push_ms",
                              "not_ready_push_to_gone_ms", "kill_call_to_listed_ms", "signal_to_new_processes_ms",
@@ -450,9 +456,12 @@ def main() -> None:
     def p50(summary: dict[str, Any], group: str, key: str) -> float:
         return float(summary[group][key].get("p50", float("inf")))
 
-    verdicts = [Verdict(f"(a) {g}: apply call -> first changed answer", f"{p50(route, g, 'call_to_first_ms')} ms p50",
-                        f"<= {ROUTE_TARGET_MS:g} ms", p50(route, g, "call_to_first_ms") <= ROUTE_TARGET_MS)
-                for g in route]
+    verdicts = [Verdict(f"(a) {g}: apply call -> visible (first changed request sent)",
+                        f"{p50(route, g, 'call_to_first_sent_ms')} ms p50", f"<= {ROUTE_TARGET_MS:g} ms",
+                        p50(route, g, "call_to_first_sent_ms") <= ROUTE_TARGET_MS) for g in route]
+    verdicts += [Verdict(f"(a) {g}: apply call -> first changed answer received",
+                         f"{p50(route, g, 'call_to_first_ms')} ms p50", f"<= {ROUTE_TARGET_MS:g} ms",
+                         p50(route, g, "call_to_first_ms") <= ROUTE_TARGET_MS) for g in route]
     verdicts += [Verdict(f"(a) {g}: files renamed (pushed_at) -> first changed answer",
                          f"{p50(route, g, 'pushed_to_first_ms')} ms p50", f"<= {ROUTE_TARGET_MS:g} ms",
                          p50(route, g, "pushed_to_first_ms") <= ROUTE_TARGET_MS) for g in route]
