@@ -92,19 +92,25 @@ def _print(data: Any, as_json: bool = True) -> None:
 
 
 def _print_status(status: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    console.print(f"platform [bold]{status['platform']}[/] ({status.get('profile', '')})  "
-                  f"ingress {status['ingress_url']} (Host: {status.get('ingress_host', '')})  "
-                  f"prometheus {status['prometheus_url']}")
-    table = Table("pod", "service", "version", "region", "ready", "restarts", "pid", "sidecar pid",
-                  "sidecar admin", "inbound")
+    console.print(f"platform    [bold]{status['platform']}[/] ({status.get('profile', '')})")
+    console.print(f"ingress     {status['ingress_url']}  (Host: {status.get('ingress_host', '')})", soft_wrap=True)
+    console.print(f"prometheus  {status['prometheus_url']}")
+    # Every cell whole: on a narrow terminal, fewer columns (`status --json` has every field).
+    columns = ["pod", "service", "ver", "region", "ready", "restarts", "pid", "sidecar pid", "admin", "inbound"]
+    if console.width < 110:
+        columns = ["pod", "ready", "restarts", "pid", "sidecar pid", "inbound"]
+    table = Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False)
     for pod in status["pods"]:
-        table.add_row(pod["name"], pod["service"], pod["version"], pod["region"],
-                      "yes" if pod["ready"] else "[red]no[/]", str(pod["restarts"]), str(pod["pid"]),
-                      str(pod["sidecar_pid"]), pod["sidecar_admin_url"], str(pod["inbound_port"]))
+        cells = {"pod": pod["name"], "service": pod["service"], "ver": pod["version"], "region": pod["region"],
+                 "ready": "yes" if pod["ready"] else "[red]no[/]", "restarts": str(pod["restarts"]),
+                 "pid": str(pod["pid"]), "sidecar pid": str(pod["sidecar_pid"]),
+                 "admin": pod["sidecar_admin_url"].rsplit(":", 1)[-1], "inbound": str(pod["inbound_port"])}
+        table.add_row(*(cells[c] for c in columns))
     console.print(table)
 
 

@@ -70,3 +70,27 @@ def test_the_kind_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path) ->
 def test_suite_with_an_unknown_tag_names_the_tags_that_exist() -> None:
     result = harness("suite", "no-such-tag")
     assert result.returncode == 2 and "nightly" in result.stderr
+
+
+STATUS = {"platform": "local", "profile": "dev", "ingress_url": "http://127.0.0.1:18080",
+          "ingress_host": "ai-agent-service.parallel-ai.svc.cluster.local", "prometheus_url": "http://127.0.0.1:19090",
+          "pods": [{"name": "analytics-v1-us-west-0", "service": "analytics-service", "version": "v1",
+                    "region": "us-west", "ready": False, "restarts": 3, "pid": 41234, "sidecar_pid": 41236,
+                    "sidecar_admin_url": "http://127.0.0.1:21033", "inbound_port": 21031}]}
+
+
+@pytest.mark.parametrize("width, shown, hidden", [(80, ["41236", "21031", "no"], ["analytics-service", "21033"]),
+                                                  (140, ["analytics-service", "us-west", "21033", "21031"], [])])
+def test_the_status_table_keeps_every_cell_whole_at_the_terminal_width(
+        width: int, shown: list[str], hidden: list[str], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import cli
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    cli._print_status(STATUS)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "analytics-v1-us-west-0" in line)
+    assert all(cell in row.split() for cell in shown), row
+    assert not any(cell in row.split() for cell in hidden), row
+    table = out.splitlines()[3:]  # after platform, ingress (never broken inside its URL) and prometheus
+    assert "…" not in out and max(len(line) for line in table) <= width
