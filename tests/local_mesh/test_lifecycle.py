@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_status_json_describes_every_pod(mesh: Mesh) -> None:
     assert {p["region"] for p in status["pods"]} == {"us-east", "us-west", "eu-west"}
     for pod in status["pods"]:
         assert STATUS_POD_FIELDS <= set(pod) and pod["ready"] and alive(pod["pid"]) and alive(pod["sidecar_pid"])
+    assert 23 * 3600 < status["workload_certs_expire_at"] - time.time() <= 24 * 3600  # HARNESS_CERT_VALIDITY_H
 
 
 def test_up_again_while_up_says_so_and_changes_nothing(mesh: Mesh) -> None:

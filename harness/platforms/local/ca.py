@@ -23,7 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from harness.errors import ConfigError
 
 ROOT_VALIDITY = timedelta(days=3650)
-WORKLOAD_VALIDITY = timedelta(hours=24)
+WORKLOAD_VALIDITY = timedelta(hours=24)  # Istio's default workload certificate lifetime
+SERVER_VALIDITY = timedelta(days=90)  # what a public CA (Let's Encrypt) gives a server certificate
 # notBefore is backdated so that a peer whose clock runs slightly behind still accepts a fresh cert.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -43,6 +44,7 @@ class WorkloadCert:
     key_path: Path  # PEM PKCS#8 private key of the leaf, mode 0600
     root_cert_path: Path  # PEM trust anchors (root-cert.pem) to verify peers with
     spiffe_id: str | None  # spiffe://<td>/ns/<ns>/sa/<sa>; None for a DNS server cert
+    expires_at: float = 0.0  # the leaf's notAfter, epoch seconds
 
 
 class MeshCA:
@@ -161,10 +163,12 @@ class MeshCA:
             )
         return f"spiffe://{self.trust_domain}/ns/{namespace}/sa/{service_account}"
 
-    def issue_workload(self, namespace: str, service_account: str) -> WorkloadCert:
-        """Issue a 24 h EC P-256 leaf whose only identity is the SPIFFE URI SAN (client and server auth)."""
+    def issue_workload(self, namespace: str, service_account: str, *,
+                       validity: timedelta = WORKLOAD_VALIDITY) -> WorkloadCert:
+        """Issue an EC P-256 leaf whose only identity is the SPIFFE URI SAN (client and server auth)."""
         spiffe_id = self.spiffe_id(namespace, service_account)
         return self._issue(
+            validity=validity,
             san=x509.UniformResourceIdentifier(spiffe_id),
             subject=x509.Name([]),
             usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
@@ -172,11 +176,12 @@ class MeshCA:
             spiffe_id=spiffe_id,
         )
 
-    def issue_server(self, dns_name: str) -> WorkloadCert:
-        """Issue a 24 h EC P-256 server certificate for `dns_name` (a DNS SAN), as a public CA would."""
+    def issue_server(self, dns_name: str, *, validity: timedelta = SERVER_VALIDITY) -> WorkloadCert:
+        """Issue an EC P-256 server certificate for `dns_name` (a DNS SAN), as a public CA would."""
         if not (_SUBDOMAIN.fullmatch(dns_name) and len(dns_name) <= 253):
             raise ConfigError(f"{dns_name!r} is not a lowercase DNS name", field="dns_name")
         return self._issue(
+            validity=validity,
             san=x509.DNSName(dns_name),
             subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]),
             usages=[ExtendedKeyUsageOID.SERVER_AUTH],
@@ -187,6 +192,7 @@ class MeshCA:
     def _issue(
         self,
         *,
+        validity: timedelta,
         san: x509.GeneralName,
         subject: x509.Name,
         usages: list[x509.ObjectIdentifier],
@@ -195,7 +201,9 @@ class MeshCA:
     ) -> WorkloadCert:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(timezone.utc)
-        not_after = min(now + WORKLOAD_VALIDITY, self._signing_cert.not_valid_after_utc)
+        if validity <= timedelta(0):
+            raise ConfigError(f"expected a positive certificate lifetime, got {validity}", field="validity")
+        not_after = min(now + validity, self._signing_cert.not_valid_after_utc)
         leaf = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -222,6 +230,7 @@ class MeshCA:
             key_path=key_path,
             root_cert_path=self.root_cert_path,
             spiffe_id=spiffe_id,
+            expires_at=leaf.not_valid_after_utc.timestamp(),  # whole seconds, as encoded
         )
 
 

