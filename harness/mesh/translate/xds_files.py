@@ -44,6 +44,7 @@ class XdsWriter:
     def __init__(self, node: ProxyNode) -> None:
         self.node = node
         self._written: dict[Path, list[dict[str, Any]]] = {}  # the resources last written, per file
+        self._versions: dict[Path, str] = {}
         for sub in ("", "eds", "rds"):
             (node.xds_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -67,8 +68,13 @@ class XdsWriter:
             version, text = _response(resources)
             _atomic_write(path, text)
             self._written[path] = resources
+            self._versions[path] = version
             changed.append(WrittenFile(path, version, kind, name))
         return changed
+
+    def version_of(self, path: Path) -> str | None:
+        """The version last written to `path`; a later push may have replaced what an earlier one wrote."""
+        return self._versions.get(path)
 
 
 def _atomic_write(path: Path, text: str) -> None:

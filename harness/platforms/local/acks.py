@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import httpx
 
@@ -23,6 +24,7 @@ _VERSION = re.compile(r'^(\S+)\.version_text: "([^"]*)"$', re.M)
 _REFUSED = re.compile(r"^(\S+)\.update_(?:rejected|failure): (\d+)$", re.M)
 
 Refusals = dict[str, int]  # subscription stat prefix -> update_rejected + update_failure
+Current = Callable[[str, Path], "str | None"]  # (proxy, file) -> the version last written there
 
 
 def subscription(written: WrittenFile) -> str:
@@ -54,10 +56,13 @@ class AckWaiter:
         return dict(_VERSION.findall(text)), refused
 
     async def wait(self, client: httpx.AsyncClient, admins: Mapping[str, str],
-                   written: Mapping[str, Sequence[WrittenFile]], timeout_s: float = 5.0) -> None:
+                   written: Mapping[str, Sequence[WrittenFile]], timeout_s: float = 5.0,
+                   current: Current | None = None) -> None:
         """Every proxy must report every written file's version; a refusal is an error at once.
 
         A proxy whose admin does not answer is not running; it reads the files when it starts.
+        `current` gives the version a file holds now: an endpoint push may rewrite a file while
+        this push is being acknowledged, and then the newer version counts as taken too.
         """
         pending = {name: list(files) for name, files in written.items() if files}
         loop = asyncio.get_running_loop()
@@ -74,7 +79,8 @@ class AckWaiter:
                     continue
                 versions, refused = result
                 before, self.refusals[name] = self.refusals.get(name, {}), refused
-                pending[name] = [f for f in pending[name] if not _taken(f, versions)]
+                now = (lambda f: current(name, f.path)) if current else (lambda f: None)
+                pending[name] = [f for f in pending[name] if not _taken(f, versions, now(f))]
                 bad = [sub for sub, count in refused.items() if count > before.get(sub, 0)
                        and any(_matches(subscription(f), sub) for f in pending[name])]
                 if bad:
@@ -89,7 +95,7 @@ class AckWaiter:
                 await asyncio.sleep(POLL_S)
 
 
-def _taken(written: WrittenFile, versions: Mapping[str, str]) -> bool:
+def _taken(written: WrittenFile, versions: Mapping[str, str], newer: str | None = None) -> bool:
     prefix = subscription(written)
     seen = [v for stat, v in versions.items() if _matches(prefix, stat)]
-    return bool(seen) and all(v == written.version for v in seen)
+    return bool(seen) and all(v in (written.version, newer) for v in seen)

@@ -139,7 +139,8 @@ class MeshController:
         started = time.monotonic()
         changed = self._push(reason, model)
         try:
-            await self.acks.wait(self._client, self.admin_urls(), changed)
+            await self.acks.wait(self._client, self.admin_urls(), changed,
+                                 current=lambda proxy, path: self.writers[proxy].version_of(path))
         except HarnessError:
             self._push(f"rollback of {reason}", previous)
             raise

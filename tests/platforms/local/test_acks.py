@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -75,10 +76,10 @@ def _stats(files: list, version_of: dict[str, str] | None = None) -> dict[str, s
     return stats
 
 
-def _wait(admin: FakeAdmin, files: list, timeout_s: float = 2.0) -> None:
+def _wait(admin: FakeAdmin, files: list, timeout_s: float = 2.0, current: Any = None) -> None:
     async def run() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(admin)) as client:
-            await AckWaiter().wait(client, {"p": "http://admin"}, {"p": files}, timeout_s=timeout_s)
+            await AckWaiter().wait(client, {"p": "http://admin"}, {"p": files}, timeout_s=timeout_s, current=current)
     asyncio.run(run())
 
 
@@ -110,3 +111,14 @@ def test_a_proxy_that_is_not_running_is_not_waited_for(tmp_path: Path) -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     _wait(down, _written(tmp_path))  # type: ignore[arg-type]
+
+
+def test_a_file_rewritten_by_a_later_push_counts_as_taken_at_its_newer_version(tmp_path: Path) -> None:
+    """An endpoint push may replace an apply's EDS file before the apply is acknowledged."""
+    files = _written(tmp_path)
+    eds = next(f for f in files if f.kind == "eds")
+    newer = _stats(files, {"eds": "v-newer"})
+    admin = FakeAdmin(newer, newer, lag=0)
+    with pytest.raises(PlatformError, match="within 0.05 s"):
+        _wait(admin, files, timeout_s=0.05)
+    _wait(admin, files, current=lambda proxy, path: "v-newer" if path == eds.path else None)
