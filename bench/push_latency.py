@@ -398,7 +398,10 @@ def _scratch_controller() -> tuple[MeshController, MeshModel]:
     declared = declared_model()
     layout = Layout.plan(settings, declared.topology)
     scratch = settings.state_dir / "pki"
-    certs = {sa: CertPaths(scratch / sa / "chain.pem", scratch / sa / "key.pem", scratch / "root.pem")
+    scratch.mkdir(parents=True, exist_ok=True)
+    for name in ("chain.pem", "key.pem"):  # translation inlines them into the SDS secret
+        (scratch / name).write_text(f"placeholder {name}\n")
+    certs = {sa: CertPaths(scratch / "chain.pem", scratch / "key.pem", scratch / "root.pem")
              for sa in {p.service_account for p in declared.topology.pods} | {"api-gateway"}}
     external = {"api.openai.com": ExternalEndpoint("api.openai.com", "127.0.0.1", layout.external_port,
                                                    scratch / "external-root.pem")}

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import socket
 import ssl
+import stat
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from meshkit import Mesh
 from harness.platforms.local.ca import MeshCA, WorkloadCert
+from harness.platforms.local.platform import LocalPlatform
+from meshkit import Mesh, free_base, settings_for
 
 AI_AGENT_POD = "ai-agent-v1-us-east-0"
 VARIANT = Path(__file__).parents[2] / "harness/mesh/manifests/variants/authz-seed-as-written.yaml"
@@ -97,3 +101,34 @@ def test_the_seed_policy_as_written_lets_any_principal_in(clean_mesh: Mesh, tmp_
     mesh.platform.reset()
     with client_for(outsider, ca.root_cert_path) as client:
         assert chat_direct(mesh, client).status_code == 403
+
+
+def _served_certificate(admin_url: str) -> tuple[str, float]:
+    """Serial number and notAfter (epoch s) of the workload certificate a proxy serves now."""
+    certs = httpx.get(f"{admin_url}/certs", timeout=5).json()["certificates"]
+    leaves = [chain["cert_chain"][0] for chain in certs if chain.get("cert_chain")]
+    leaf = leaves[0]
+    expires = datetime.fromisoformat(leaf["expiration_time"].replace("Z", "+00:00")).timestamp()
+    return leaf["serial_number"], expires
+
+
+def test_workload_certificates_are_rotated_through_sds_before_they_expire(tmp_path: Path) -> None:
+    """Certificates that last 10.8 s, reissued at half their lifetime: traffic outlives the first ones."""
+    platform = LocalPlatform(settings_for(tmp_path / "state", free_base(), cert_validity_h=0.003))
+    status = platform.up()
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            mesh = Mesh(platform, status, client)
+            admin = mesh.pod(AI_AGENT_POD)["sidecar_admin_url"]
+            first_serial, first_expiry = _served_certificate(admin)
+            pids = [(p["pid"], p["sidecar_pid"]) for p in platform.status()["pods"]]
+            mesh.wait_for(lambda: time.time() > first_expiry + 1 and platform.status()["workload_cert_rotations"] >= 2,
+                          30, "two rotations and the first certificates expired")
+            assert [mesh.chat().status_code for _ in range(10)] == [200] * 10
+            serial, expiry = _served_certificate(admin)
+            assert serial != first_serial and expiry > time.time()
+            assert [(p["pid"], p["sidecar_pid"]) for p in platform.status()["pods"]] == pids, "no proxy restarted"
+            sds = Path(status["state_dir"]) / "proxies" / AI_AGENT_POD / "xds" / "sds" / "default.json"
+            assert stat.S_IMODE(sds.stat().st_mode) == 0o600, "the SDS file holds a private key"
+    finally:
+        platform.down()

@@ -9,8 +9,9 @@ from harness.errors import UnsupportedFieldError
 from harness.mesh.durations import envoy_duration
 from harness.mesh.resources import ServiceEntry, TrafficPolicy
 from harness.mesh.topology import Service, Topology
-from harness.mesh.translate.model import CertPaths, ExternalEndpoint, ProxyNode
+from harness.mesh.translate.model import ExternalEndpoint, ProxyNode
 from harness.mesh.translate.policy import EffectivePolicy
+from harness.mesh.translate.secrets import workload_certificate
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
@@ -92,8 +93,8 @@ def _outlier_detection(policy: TrafficPolicy) -> dict[str, Any] | None:
     return config
 
 
-def _upstream_mtls(certs: CertPaths, peer_ids: list[str]) -> dict[str, Any]:
-    validation: dict[str, Any] = {"trusted_ca": {"filename": str(certs.root)}}
+def _upstream_mtls(node: ProxyNode, peer_ids: list[str]) -> dict[str, Any]:
+    validation: dict[str, Any] = {"trusted_ca": {"filename": str(node.certs.root)}}
     if peer_ids:
         validation["match_typed_subject_alt_names"] = [
             {"san_type": "URI", "matcher": {"exact": peer}} for peer in sorted(set(peer_ids))
@@ -103,10 +104,7 @@ def _upstream_mtls(certs: CertPaths, peer_ids: list[str]) -> dict[str, Any]:
         "typed_config": {
             "@type": UPSTREAM_TLS,
             "common_tls_context": {
-                "tls_certificates": [{
-                    "certificate_chain": {"filename": str(certs.cert_chain)},
-                    "private_key": {"filename": str(certs.key)},
-                }],
+                "tls_certificate_sds_secret_configs": workload_certificate(node),
                 "validation_context": validation,
             },
         },
@@ -171,7 +169,7 @@ def service_clusters(node: ProxyNode, topology: Topology, service: Service,
             )
         name = cluster_name("outbound", service.port, subset, service.fqdn)
         cluster = _base_cluster(node, name, policy)
-        cluster["transport_socket"] = _upstream_mtls(node.certs, peer_ids)
+        cluster["transport_socket"] = _upstream_mtls(node, peer_ids)
         clusters.append(cluster)
     return clusters
 

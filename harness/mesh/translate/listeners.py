@@ -8,6 +8,7 @@ from typing import Any
 from harness.mesh.translate.model import ProxyNode
 from harness.mesh.translate.rbac import rbac_filters
 from harness.mesh.translate.routes import FAULT_FILTER
+from harness.mesh.translate.secrets import workload_certificate
 from harness.mesh.translate.telemetry import Reporter, request_stats
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -76,10 +77,7 @@ def _downstream_mtls(node: ProxyNode) -> dict[str, Any]:
             "@type": DOWNSTREAM_TLS,
             "require_client_certificate": True,
             "common_tls_context": {
-                "tls_certificates": [{
-                    "certificate_chain": {"filename": str(node.certs.cert_chain)},
-                    "private_key": {"filename": str(node.certs.key)},
-                }],
+                "tls_certificate_sds_secret_configs": workload_certificate(node),
                 "validation_context": {
                     "trusted_ca": {"filename": str(node.certs.root)},
                     "match_typed_subject_alt_names": [

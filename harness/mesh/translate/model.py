@@ -77,3 +77,4 @@ class ProxyConfig:
     clusters: list[dict[str, Any]]
     routes: dict[str, dict[str, Any]]  # route config name -> RouteConfiguration
     endpoints: dict[str, dict[str, Any]]  # cluster name -> ClusterLoadAssignment
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # SDS name -> Secret (secrets.py)

@@ -17,6 +17,7 @@ from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
 from harness.mesh.translate.policy import EffectivePolicy, effective_policy
 from harness.mesh.translate.rbac import applies_to, per_route_rbac
 from harness.mesh.translate.routes import outbound_route_config
+from harness.mesh.translate.secrets import WORKLOAD_SECRET, workload_secret
 
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -107,7 +108,8 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
         cluster["@type"] = CLUSTER
     for route in routes.values():
         route["@type"] = ROUTE_CONFIG
-    return ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments)
+    return ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments,
+                       secrets={WORKLOAD_SECRET: workload_secret(node.certs)})
 
 
 def _inbound_route_config(state: MeshState, node: ProxyNode) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from harness.mesh.translate.clusters import eds_file
 from harness.mesh.translate.listeners import rds_file
 from harness.mesh.translate.model import ProxyConfig, ProxyNode
+from harness.mesh.translate.secrets import sds_file
 
 CLA = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
@@ -27,8 +28,8 @@ class WrittenFile:
 
     path: Path
     version: str
-    kind: str  # lds, cds, rds or eds
-    name: str  # the route configuration (rds) or cluster (eds) it holds; "" for lds and cds
+    kind: str  # lds, cds, rds, eds or sds
+    name: str  # the route configuration (rds), cluster (eds) or secret (sds) it holds; "" for lds and cds
 
 
 def _response(resources: list[dict[str, Any]]) -> tuple[str, str]:
@@ -45,16 +46,18 @@ class XdsWriter:
         self.node = node
         self._written: dict[Path, list[dict[str, Any]]] = {}  # the resources last written, per file
         self._versions: dict[Path, str] = {}
-        for sub in ("", "eds", "rds"):
+        for sub in ("", "eds", "rds", "sds"):
             (node.xds_dir / sub).mkdir(parents=True, exist_ok=True)
 
     def write(self, config: ProxyConfig) -> list[WrittenFile]:
-        """Write what changed; EDS and RDS before CDS and LDS so new references resolve.
+        """Write what changed; SDS, EDS and RDS before CDS and LDS so new references resolve.
 
         Resources are compared as dicts before anything is serialised: on an endpoint push only a
         few of a proxy's ~10 files change.
         """
         files: list[tuple[Path, str, str, list[dict[str, Any]]]] = []
+        for name, secret in config.secrets.items():
+            files.append((sds_file(self.node, name), "sds", name, [secret]))
         for name, assignment in config.endpoints.items():
             files.append((eds_file(self.node, name), "eds", name, [{"@type": CLA, **assignment}]))
         for name, route in config.routes.items():
@@ -66,7 +69,7 @@ class XdsWriter:
             if self._written.get(path) == resources:
                 continue
             version, text = _response(resources)
-            _atomic_write(path, text)
+            _atomic_write(path, text, 0o600 if kind == "sds" else 0o644)  # a secret holds a private key
             self._written[path] = resources
             self._versions[path] = version
             changed.append(WrittenFile(path, version, kind, name))
@@ -77,8 +80,11 @@ class XdsWriter:
         return self._versions.get(path)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str, mode: int) -> None:
+    """Created with `mode` from the start (never readable by others, even briefly), then renamed."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with open(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, mode)  # O_CREAT's mode is masked by the umask, and an old tmp file keeps its own
         handle.write(text)
     os.rename(tmp, path)

@@ -35,6 +35,8 @@ def subscription(written: WrittenFile) -> str:
         return "cluster_manager.cds"
     if written.kind == "eds":
         return f"cluster.{written.name}"
+    if written.kind == "sds":
+        return f"sds.{written.name}"
     return f".rds.{written.name}"
 
 

