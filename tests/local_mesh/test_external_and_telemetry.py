@@ -64,6 +64,19 @@ def _wait_total(mesh: Mesh, selector: str, expected: float) -> None:
     assert seen == expected, f"istio_requests_total{{{selector}}}: {seen}, expected {expected}"
 
 
+def _settled(selectors: dict[str, str], mesh: Mesh) -> dict[str, float]:
+    """The totals once Prometheus has caught up with earlier tests' requests: the same over one scrape
+    plus one rule evaluation (bounded: 8 rounds)."""
+    totals = {name: _total(mesh, s) for name, s in selectors.items()}
+    for _ in range(8):
+        time.sleep(2.5)
+        again = {name: _total(mesh, s) for name, s in selectors.items()}
+        if again == totals:
+            return totals
+        totals = again
+    raise AssertionError(f"istio_requests_total kept changing with no traffic: {totals}")
+
+
 def test_local_replies_are_requests_in_istio_requests_total(clean_mesh: Mesh) -> None:
     """An injected abort, a blackholed host and no healthy upstream: Envoy answers, no upstream is called."""
     mesh = clean_mesh
@@ -72,8 +85,7 @@ def test_local_replies_are_requests_in_istio_requests_total(clean_mesh: Mesh) ->
     blackholed = 'reporter="source",source_app="ai-agent",destination_service_name="BlackHoleCluster",response_code="502"'
     no_upstream = ('reporter="source",source_app="ai-agent",destination_service_name="user-service",'
                    'response_code="503",response_flags="UH"')
-    before = {name: _total(mesh, s) for name, s in (("aborted", aborted), ("blackholed", blackholed),
-                                                    ("no_upstream", no_upstream))}
+    before = _settled({"aborted": aborted, "blackholed": blackholed, "no_upstream": no_upstream}, mesh)
 
     fault = next(d for d in yaml.safe_load_all(ROUTING.read_text()) if d and d["kind"] == "VirtualService")
     fault["spec"]["http"][-1]["fault"] = {"abort": {"httpStatus": 503, "percentage": {"value": 100.0}}}
