@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.run.evaluation import PROMETHEUS_LAG_S
 from harness.slo import PHASES, PrometheusApi, Slo, SloResult, evaluate
 
 if TYPE_CHECKING:
     import pandas as pd
 
 EVERY_S = 5.0  # one round of instant queries per SLO; Prometheus records a new point each second
-LAG_S = 2.2  # one scrape plus one rule evaluation: the newest second Prometheus can answer for
+LAG_S = PROMETHEUS_LAG_S  # the newest second Prometheus can answer for, as at the final evaluation
 WINDOW_S = 30.0  # long enough for rate() over 1 s scrapes to settle, short enough to show a fault's effect
 
 

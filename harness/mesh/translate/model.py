@@ -67,6 +67,8 @@ class MeshState:
     topology: Topology
     endpoints: Mapping[str, Endpoint]  # pod name -> endpoint
     external: Mapping[str, ExternalEndpoint] = field(default_factory=dict)  # host -> endpoint
+    # service account -> its workload Secret (secrets.workload_secret), loaded once per issuance
+    secrets: Mapping[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
 from harness.mesh.translate.policy import EffectivePolicy, effective_policy
 from harness.mesh.translate.rbac import applies_to, per_route_rbac
 from harness.mesh.translate.routes import outbound_route_config
-from harness.mesh.translate.secrets import WORKLOAD_SECRET, workload_secret
+from harness.mesh.translate.secrets import WORKLOAD_SECRET
 
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -109,7 +109,7 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
     for route in routes.values():
         route["@type"] = ROUTE_CONFIG
     return ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments,
-                       secrets={WORKLOAD_SECRET: workload_secret(node.certs)})
+                       secrets={WORKLOAD_SECRET: state.secrets[node.service_account]})
 
 
 def _inbound_route_config(state: MeshState, node: ProxyNode) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 listeners.py and clusters.py point every mTLS context at the secret `default` (Istio's name for a
 workload's certificate). proxy.py puts that secret, the certificate chain and key inline, into the
-proxy's ProxyConfig. xds_files.py writes it as `sds/default.json` (mode 0600: it holds the key), and
+proxy's ProxyConfig, from MeshState.secrets. xds_files.py writes it as `sds/default.json` (mode 0600: it holds the key), and
 Envoy reloads it when the file is renamed. The daemon reissues the certificates at half their lifetime,
 as Istio's agent does, and pushes (platforms/local/launch.py). Trust anchors stay static files: the
 root outlives any run.
@@ -35,7 +35,10 @@ def workload_certificate(node: ProxyNode) -> list[dict[str, Any]]:
 
 
 def workload_secret(certs: CertPaths) -> dict[str, Any]:
-    """The Secret as issued now: chain and key inline, so one rename swaps both at once."""
+    """The Secret as issued now: chain and key inline, so one rename swaps both at once.
+
+    Read when certificates are issued (MeshController.load_certificates), not on every push.
+    """
     return {
         "@type": SECRET,
         "name": WORKLOAD_SECRET,

@@ -1,6 +1,6 @@
 """Waits until proxies have taken a pushed config, by the versions Envoy reports.
 
-The controller (controller.py) calls `wait_for_acks` right after renaming files. Every file carries a
+The controller (controller.py) calls `AckWaiter.wait` right after renaming files. Every file carries a
 `version_info`; Envoy shows the version each xDS subscription last took as a `version_text` readout
 and counts refused updates in `update_rejected` / `update_failure`. Nothing is read before the
 files are written, so an apply reaches the proxies as soon as it is translated.

@@ -17,6 +17,7 @@ from harness.mesh.topology import Pod
 from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
+from harness.mesh.translate.secrets import workload_secret
 from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
 from harness.platforms.local.layout import (
@@ -54,6 +55,8 @@ class MeshController:
         self.ready: set[str] = set()
         self.nodes = {node.name: node for node in self._nodes()}
         self.writers = {name: XdsWriter(node) for name, node in self.nodes.items()}
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.load_certificates()
         self.last_push = PushRecord()
         self.acks = acks.AckWaiter()
         self._client: httpx.AsyncClient | None = None  # one for the daemon's life: a new one costs ~50 ms
@@ -90,7 +93,12 @@ class MeshController:
             for pod in model.topology.pods
         }
         return MeshState(istio=model.istio, topology=model.topology, endpoints=endpoints,
-                         external=self.external)
+                         external=self.external, secrets=self.secrets)
+
+    def load_certificates(self) -> None:
+        """Read every service account's certificate and key, at start and after each reissue; the
+        next push hands them to the proxies through SDS."""
+        self.secrets = {account: workload_secret(paths) for account, paths in self.certs.items()}
 
     def push(self, reason: str, model: MeshModel | None = None) -> int:
         """Translate for every proxy, then write what changed; returns the number of files."""

@@ -138,6 +138,7 @@ class MeshProcesses:
         while True:
             await asyncio.sleep(max(MIN_ROTATION_S, (self.certs_expire_at - time.time()) / 2))
             self._workload_certs()
+            self.controller.load_certificates()
             self.cert_rotations += 1
             self.controller.push(f"workload certificates rotated ({self.cert_rotations})")
 
