@@ -58,7 +58,9 @@ inotify:
 run: setup
 	$(BIN)/harness run experiments/pod-kill.yaml
 
+# The layer contracts (.importlinter) first: a broken layer fails in a second, before the tests.
 test: setup inotify chromium
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 down:

@@ -165,7 +165,7 @@ def test_cacerts_secret_with_placeholder_data_has_istios_plug_in_shape() -> None
 
 
 def test_cacerts_secret_carries_a_mesh_ca_made_at_run_time(tmp_path: Path) -> None:
-    from harness.platforms.local.ca import MeshCA
+    from harness.pki import MeshCA
 
     MeshCA.create(tmp_path)
     files = {name: (tmp_path / "ca" / name).read_bytes() for name in render.CACERTS_FILES}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.platforms.local.ca import MeshCA, WorkloadCert
+from harness.pki import MeshCA, WorkloadCert
 from harness.platforms.local.platform import LocalPlatform
 from meshkit import Mesh, free_base, settings_for
 

@@ -164,7 +164,7 @@ class Installer:
         """A fresh mesh root (local platform's MeshCA, Citadel's role) as Istio's cacerts; None in a dry run."""
         if self.runner.dry_run:
             return None
-        from harness.platforms.local.ca import MeshCA
+        from harness.pki import MeshCA
 
         MeshCA.create(work / "mesh-ca")
         return {name: (work / "mesh-ca" / "ca" / name).read_bytes() for name in render.CACERTS_FILES}
@@ -174,7 +174,7 @@ class Installer:
         certificate for api.openai.com; None in a dry run."""
         if self.runner.dry_run:
             return None
-        from harness.platforms.local.ca import MeshCA
+        from harness.pki import MeshCA
 
         server = MeshCA.create(work / "external-ca").issue_server(render.EXTERNAL_AI_HOST)
         return render.ExternalAiTls(cert_chain=server.cert_chain_path.read_bytes(), key=server.key_path.read_bytes(),

@@ -18,7 +18,7 @@ from harness.mesh.loader import MeshModel
 from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
 from harness.platforms.local import prometheus
-from harness.platforms.local.ca import MeshCA
+from harness.pki import MeshCA
 from harness.platforms.local.controller import MeshController, bootstrap_path
 from harness.platforms.local.inotify import check_inotify_budget
 from harness.platforms.local.layout import EXTERNAL_NAME, GATEWAY_NAME, Layout

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from harness.errors import ConfigError
-from harness.platforms.local.ca import MeshCA, WorkloadCert
+from harness.pki import MeshCA, WorkloadCert
 
 NAMESPACE = "parallel-ai"
 ALLOWED_SA = "ai-agent-service"

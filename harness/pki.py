@@ -1,8 +1,10 @@
-"""Local certificate authority (Citadel's role): issues SPIFFE workload certificates for the local mesh."""
+"""Mesh certificate authority (Citadel's role): issues SPIFFE workload certificates for either platform."""
 
-# The platform's daemon creates one MeshCA per run (or plugs in a user's CA laid out like Istio's
-# cacerts secret) and asks it for one WorkloadCert per service account; the translator points each
-# sidecar's TLS contexts at those files. A second, separate instance stands in for the public CA
+# Shared by both platforms (kind installs the same CA as Istio's cacerts secret), so it sits below
+# them rather than inside platforms/local, which the kind platform must not import. The local
+# platform's daemon creates one MeshCA per run (or plugs in a user's CA laid out like Istio's cacerts
+# secret) and asks it for one WorkloadCert per service account; the translator points each sidecar's
+# TLS contexts at those files. A second, separate instance stands in for the public CA
 # behind api.openai.com (issue_server).
 
 from __future__ import annotations
