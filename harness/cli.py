@@ -1,7 +1,7 @@
 """The `harness` command line: parses flags, calls the library, maps errors to exit codes.
 
-Exit codes: 0 success; 1 a verdict failed; 2 invalid input or harness error; 3 inconclusive;
-130 interrupted.
+Exit codes (harness.errors.ExitCode): 0 success; 1 a verdict failed; 2 invalid input or harness
+error; 3 inconclusive; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import HarnessError
+from harness.errors import ExitCode, HarnessError
 from harness.platforms import DEFAULT_PLATFORM, get_platform, platform_names
 
 
@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -16,13 +16,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    """The harness's exit codes, the one definition: value, word, and severity order.
+
+    A suite's or a comparison's code is the worst of its parts, worst first 130 > 2 > 3 > 1 > 0: an
+    interruption ranks above everything because the run did not finish; an invalid experiment ranks
+    above a failure because a broken nightly would otherwise hide behind a known failure.
+    """
+
+    PASS = 0  # every SLO held
+    FAIL = 1  # an SLO breached or the steady-state hypothesis deviated
+    INVALID = 2  # bad input or a harness error: nothing was judged
+    INCONCLUSIVE = 3  # no verdict possible (Prometheus unreachable, no data)
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or a game day's abort: what was left did not run
+
+    @property
+    def word(self) -> str:
+        """The verdict as reports print it: PASS, FAIL, ERROR, INCONCLUSIVE, INTERRUPTED."""
+        return "ERROR" if self is ExitCode.INVALID else self.name
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse (SEVERITY order)."""
+        return len(SEVERITY) - SEVERITY.index(self)
+
+    @classmethod
+    def of(cls, code: int) -> ExitCode:
+        """The member for `code`; a code outside the documented ones counts as invalid."""
+        try:
+            return cls(code)
+        except ValueError:
+            return cls.INVALID
+
+    @classmethod
+    def worst(cls, codes: Iterable[int]) -> ExitCode:
+        """The worst code by SEVERITY; PASS for no codes."""
+        return max((cls.of(code) for code in codes), key=lambda code: code.rank, default=cls.PASS)
+
+
+#: Worst first.
+SEVERITY = (ExitCode.INTERRUPTED, ExitCode.INVALID, ExitCode.INCONCLUSIVE, ExitCode.FAIL, ExitCode.PASS)
+
+
+def verdict_word(code: int) -> str:
+    """The word for any exit code, also one outside the documented ones (`EXIT 7`)."""
+    return ExitCode(code).word if code in ExitCode._value2member_map_ else f"EXIT {code}"
 
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
 
-    exit_code: int = 2
+    exit_code: ExitCode = ExitCode.INVALID
 
 
 class ConfigError(HarnessError):
@@ -82,7 +131,7 @@ class LoadError(HarnessError):
 class InconclusiveError(HarnessError):
     """The run cannot reach a verdict: Prometheus unreachable, timed out or answering 5xx."""
 
-    exit_code = 3
+    exit_code = ExitCode.INCONCLUSIVE
 
 
 class SloQueryError(InconclusiveError):

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from harness.errors import ConfigError, MissingDependencyError
+from harness.errors import ConfigError, ExitCode, MissingDependencyError
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -170,7 +170,7 @@ def record_exit_code(exit_code: int) -> None:
     if span is None:
         return
     span.set_attribute("harness.exit_code", exit_code)
-    if exit_code == 2:
+    if exit_code == ExitCode.INVALID:
         span.set_status(Status(StatusCode.ERROR, "invalid input or harness error"))
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ExitCode
 from harness.report.rundata import JOURNAL, RunRecord, SloRow, slo_row, read_run, read_samples
 from harness.report.stats import ServiceStats, service_stats
 
@@ -101,7 +101,7 @@ def baseline_for(run: Path, store: Path = DEFAULT_STORE) -> Path | None:
 
 
 def _check_usable(record: RunRecord) -> None:
-    if record.exit_code not in (0, 1):
+    if record.exit_code not in (ExitCode.PASS, ExitCode.FAIL):
         raise ConfigError(f"a baseline must be a run that completed with a verdict; this one is {record.verdict} "
                           f"(exit {record.exit_code}){': ' + record.reason if record.reason else ''}",
                           file=record.run_dir / JOURNAL, field="harness.exit_code")

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ExitCode
 from harness.report.baseline import Snapshot, load_snapshot
 from harness.report.rundata import SloRow
 from harness.report.stats import ServiceStats
@@ -120,9 +120,9 @@ def compare(run: Path, baseline: Path, tolerance: Tolerance = Tolerance()) -> Co
                       deltas=tuple(deltas), notes=tuple(notes))
 
 
-def comparison_exit_code(comparison: Comparison) -> int:
-    """1 when any metric regressed past the tolerance, else 0."""
-    return 1 if comparison.regressions else 0
+def comparison_exit_code(comparison: Comparison) -> ExitCode:
+    """FAIL (1) when any metric regressed past the tolerance, else PASS (0)."""
+    return ExitCode.FAIL if comparison.regressions else ExitCode.PASS
 
 
 def _service_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delta]:

@@ -11,6 +11,7 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from harness.errors import ExitCode
 from harness.report.rundata import RunRecord, SloRow
 from harness.report.score import Score
 
@@ -76,9 +77,10 @@ def _verdict_case(run: RunRecord) -> ET.Element | None:
     slo_error = any(row.verdict == "error" for row in run.slos)
     case = ET.Element("testcase", classname="experiment", name="verdict", time="0.000")
     reason = run.reason or run.verdict
-    if run.exit_code == 1 and not slo_failed:
+    if run.exit_code == ExitCode.FAIL and not slo_failed:
         ET.SubElement(case, "failure", message=reason, type="deviated")
-    elif run.exit_code in (2, 130) or (run.exit_code == 3 and not slo_error):
+    elif run.exit_code in (ExitCode.INVALID, ExitCode.INTERRUPTED) or (run.exit_code == ExitCode.INCONCLUSIVE
+                                                                       and not slo_error):
         ET.SubElement(case, "error", message=f"{run.verdict} (exit {run.exit_code}): {reason}",
                       type=run.verdict.lower())
     else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ExitCode, verdict_word
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,7 +19,6 @@ JOURNAL = "journal.json"
 SAMPLES_CSV = "samples.csv"
 SAMPLES_PARQUET = "samples.parquet"
 PHASES = ("baseline", "chaos", "recovery")
-VERDICTS = {0: "PASS", 1: "FAIL", 2: "ERROR", 3: "INCONCLUSIVE", 130: "INTERRUPTED"}
 _SERVICE = re.compile(r'destination_service_name="([^"]+)"')
 _TIER = re.compile(r"\btier=([\w.-]+)")
 
@@ -135,7 +134,7 @@ class RunRecord:
     @property
     def verdict(self) -> str:
         """PASS, FAIL, ERROR, INCONCLUSIVE or INTERRUPTED, from the exit code."""
-        return VERDICTS.get(self.exit_code, f"EXIT {self.exit_code}")
+        return verdict_word(self.exit_code)
 
     @property
     def origin(self) -> float:
@@ -276,7 +275,7 @@ def _exit_code(journal: Mapping[str, Any], harness: Mapping[str, Any]) -> int:
     """The exit code `harness run` recorded; a journal without one did not finish (ERROR, or INTERRUPTED)."""
     if isinstance(harness.get("exit_code"), int):
         return int(harness["exit_code"])
-    return 130 if journal.get("status") == "interrupted" else 2
+    return ExitCode.INTERRUPTED if journal.get("status") == "interrupted" else ExitCode.INVALID
 
 
 def _reason(journal: Mapping[str, Any], harness: Mapping[str, Any], code: int) -> str:

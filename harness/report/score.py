@@ -29,12 +29,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from harness.errors import ExitCode
 from harness.report.rundata import RunRecord, SloRow
 
 PHASE_WEIGHTS = {"baseline": 1.0, "chaos": 4.0, "recovery": 2.0}
 HYPOTHESIS_WEIGHT = 2.0
 FAIL_CREDIT_MAX = 0.5
-UNSCORED = {2: "the harness failed", 3: "the run was inconclusive", 130: "the run was interrupted"}
+UNSCORED = {ExitCode.INVALID: "the harness failed", ExitCode.INCONCLUSIVE: "the run was inconclusive",
+            ExitCode.INTERRUPTED: "the run was interrupted"}
 
 
 @dataclass(frozen=True, kw_only=True)

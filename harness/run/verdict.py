@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-PASS, FAIL, INVALID, INCONCLUSIVE, INTERRUPTED = 0, 1, 2, 3, 130  # INVALID: bad input or harness error
+from harness.errors import ExitCode, verdict_word
 
 
-def exit_code(journal: dict[str, Any], session: Any) -> int:
+def exit_code(journal: dict[str, Any], session: Any) -> ExitCode:
     """0 pass; 1 an SLO breached or the hypothesis deviated; 3 inconclusive; 130 interrupted."""
     harness = journal.get("harness") or {}
     if session.error or "slo_results" not in harness:
-        return INVALID
+        return ExitCode.INVALID
     if session.interrupted_by == "abort_on_breach":
-        return FAIL
+        return ExitCode.FAIL
     if journal.get("status") == "interrupted":
-        return INTERRUPTED
+        return ExitCode.INTERRUPTED
     if harness.get("inconclusive"):
-        return INCONCLUSIVE
+        return ExitCode.INCONCLUSIVE
     results = harness.get("slo_results") or []
     if journal.get("deviated") or journal.get("status") in ("failed", "aborted") or failed_activities(journal):
-        return FAIL
+        return ExitCode.FAIL
     if any(r["verdict"] != "pass" for r in results):
-        return FAIL
-    return PASS
+        return ExitCode.FAIL
+    return ExitCode.PASS
 
 
 def failed_activities(journal: dict[str, Any]) -> list[str]:
@@ -47,11 +47,11 @@ def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
     for kill in (harness.get("chaos") or {}).get("pod_kills", []):
         recovery = "not seen" if kill["recovery_s"] is None else f"{kill['recovery_s']:.2f} s"
         console.print(f"pod {kill['pod']} killed, ready again after {recovery}")
-    words = {0: "[green]PASS[/]", 1: "[red]FAIL[/]", 2: "[red]ERROR[/]", 3: "[yellow]INCONCLUSIVE[/]", 130: "[yellow]INTERRUPTED[/]"}
+    colour = {ExitCode.PASS: "green", ExitCode.FAIL: "red", ExitCode.INVALID: "red"}.get(ExitCode.of(code), "yellow")
     failed = failed_activities(journal)
     reason = harness.get("inconclusive") or ("deviated" if journal.get("deviated") else "")
     if failed:
         reason = f"activities failed: {', '.join(failed)}"
     if session.interrupted_by:
         reason = f"interrupted by {session.interrupted_by}"
-    console.print(f"verdict: {words.get(code, code)} (exit {code}) {reason}  journal: {session.run_dir}/journal.json")
+    console.print(f"verdict: [{colour}]{verdict_word(code)}[/] (exit {code}) {reason}  journal: {session.run_dir}/journal.json")

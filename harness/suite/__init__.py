@@ -2,20 +2,18 @@
 
     outcome = run_suite("nightly", experiments_dir=Path("experiments"), platform_name="local",
                         report_dir=Path("runs/nightly"), keep_up=False)
-    outcome.exit_code        # the worst verdict: 130 > 2 > 3 > 1 > 0 (harness.suite.verdict)
+    outcome.exit_code        # the worst verdict: 130 > 2 > 3 > 1 > 0 (harness.errors.ExitCode.worst)
     code = run_gameday(Path("experiments/pod-kill.yaml"), platform_name="local", yes=False)
 """
 
 from harness.suite.gameday import Decision, Step, Walk, gameday_experiment, run_gameday
 from harness.suite.runner import ExperimentResult, RunFunction, SuiteOutcome, run_suite
 from harness.suite.select import SuiteEntry, entries_tagged
-from harness.suite.verdict import SEVERITY, worst_exit_code
 
 __all__ = [
     "Decision",
     "ExperimentResult",
     "RunFunction",
-    "SEVERITY",
     "Step",
     "SuiteEntry",
     "SuiteOutcome",
@@ -24,5 +22,4 @@ __all__ = [
     "gameday_experiment",
     "run_gameday",
     "run_suite",
-    "worst_exit_code",
 ]

@@ -8,15 +8,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import ExitCode, verdict_word
 from harness.suite.junit import write_junit
-from harness.suite.verdict import word
 
 if TYPE_CHECKING:
     from harness.suite.runner import ExperimentResult, SuiteOutcome
 
 SUMMARY, INDEX, JUNIT, SUITE_JSON = "summary.md", "index.html", "junit.xml", "suite.json"
 RUN_REPORTS = ("report.html", "summary.md", "journal.json")  # what a run directory's link points at, first found
-COLOURS = {0: "#1a7f37", 1: "#cf222e", 2: "#cf222e", 3: "#9a6700", 130: "#9a6700"}
+COLOURS = {ExitCode.PASS: "#1a7f37", ExitCode.FAIL: "#cf222e", ExitCode.INVALID: "#cf222e", ExitCode.INCONCLUSIVE: "#9a6700",
+           ExitCode.INTERRUPTED: "#9a6700"}
 
 
 def write_all(outcome: SuiteOutcome) -> None:
@@ -51,7 +52,7 @@ def _run_score(result: ExperimentResult) -> str:
 def _counts(outcome: SuiteOutcome) -> str:
     tally: dict[str, int] = {}
     for result in outcome.results:
-        key = "not run" if not result.ran else word(result.exit_code).lower()
+        key = "not run" if not result.ran else verdict_word(result.exit_code).lower()
         tally[key] = tally.get(key, 0) + 1
     return ", ".join(f"{n} {key}" for key, n in tally.items())
 
@@ -89,7 +90,7 @@ def _breaches(result: ExperimentResult) -> list[str]:
 
 
 def summary_markdown(outcome: SuiteOutcome) -> str:
-    lines = [f"# Suite `{outcome.tag}`: {word(outcome.exit_code)} (exit {outcome.exit_code})", "",
+    lines = [f"# Suite `{outcome.tag}`: {verdict_word(outcome.exit_code)} (exit {outcome.exit_code})", "",
              f"{len(outcome.results)} experiment(s): {_counts(outcome)}."]
     score = score_text(outcome.score)
     if score:
@@ -98,7 +99,7 @@ def summary_markdown(outcome: SuiteOutcome) -> str:
     for result in outcome.results:
         link = _link(result, outcome.report_dir)
         cell = f"[{link}]({link})" if link else "-"
-        verdict = "NOT RUN" if not result.ran else word(result.exit_code)
+        verdict = "NOT RUN" if not result.ran else verdict_word(result.exit_code)
         lines.append(f"| {_md(result.name)} | {verdict} | {result.exit_code} | {_run_score(result)} | "
                      f"{_slo_tally(result)} | {cell} |")
     problems = []
@@ -120,7 +121,7 @@ def index_html(outcome: SuiteOutcome) -> str:
     for result in outcome.results:
         link = _link(result, outcome.report_dir)
         report = f'<a href="{esc(link)}">{esc(Path(link).name)}</a>' if link else "-"
-        verdict = "NOT RUN" if not result.ran else word(result.exit_code)
+        verdict = "NOT RUN" if not result.ran else verdict_word(result.exit_code)
         colour = COLOURS.get(result.exit_code, "#cf222e")
         rows.append(f"<tr><td>{esc(result.name)}</td><td>{esc(result.title)}</td>"
                     f'<td style="color:{colour};font-weight:bold">{esc(verdict)}</td><td>{result.exit_code}</td>'
@@ -134,7 +135,7 @@ def index_html(outcome: SuiteOutcome) -> str:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
 <body><h1>Suite <code>{esc(outcome.tag)}</code>:
-<span id="verdict" style="color:{colour}">{esc(word(outcome.exit_code))}</span> (exit {outcome.exit_code})</h1>
+<span id="verdict" style="color:{colour}">{esc(verdict_word(outcome.exit_code))}</span> (exit {outcome.exit_code})</h1>
 <p>{esc(_counts(outcome))}</p>{score_line}
 <table><thead><tr><th>experiment</th><th>title</th><th>verdict</th><th>exit</th><th>score</th><th>SLO checks passed</th>
 <th>report</th><th>reason</th></tr></thead>
@@ -152,11 +153,11 @@ def suite_json(outcome: SuiteOutcome) -> dict[str, Any]:
         slos = r.record.slos if r.record is not None else ()
         experiments.append({
             "name": r.name, "path": str(r.path), "title": r.title, "exit_code": r.exit_code,
-            "verdict": word(r.exit_code), "ran": r.ran, "run_dir": str(r.run_dir) if r.run_dir else None,
+            "verdict": verdict_word(r.exit_code), "ran": r.ran, "run_dir": str(r.run_dir) if r.run_dir else None,
             "error": r.error, "reason": _reason(r), "score": r.score.value if r.score is not None else None,
             "slo_checks": len(slos), "slo_checks_failed": sum(1 for row in slos if row.verdict != "pass"),
         })  # fmt: skip
-    return {"tag": outcome.tag, "exit_code": outcome.exit_code, "verdict": word(outcome.exit_code),
+    return {"tag": outcome.tag, "exit_code": outcome.exit_code, "verdict": verdict_word(outcome.exit_code),
             "score": outcome.score, "experiments": experiments}
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.suite.verdict import word
+from harness.errors import verdict_word
 
 if TYPE_CHECKING:
     from harness.suite.runner import ExperimentResult
@@ -58,7 +58,7 @@ def write_junit(results: Sequence[ExperimentResult], path: Path, *, tag: str) ->
 def _unrecorded(result: ExperimentResult) -> ET.Element:
     suite = ET.Element("testsuite", name=result.title, hostname=socket.gethostname(), time=f"{result.duration_s:.3f}")
     properties = ET.SubElement(suite, "properties")
-    for name, value in (("verdict", "NOT RUN" if not result.ran else word(result.exit_code)),
+    for name, value in (("verdict", "NOT RUN" if not result.ran else verdict_word(result.exit_code)),
                         ("exit_code", str(result.exit_code)), ("run_dir", str(result.run_dir or "")),
                         ("experiment", str(result.path))):
         ET.SubElement(properties, "property", name=name, value=value)
@@ -67,8 +67,8 @@ def _unrecorded(result: ExperimentResult) -> ET.Element:
     if not result.ran:
         ET.SubElement(case, "skipped", message=reason)
     elif result.exit_code != 0:
-        ET.SubElement(case, "error", type=word(result.exit_code).lower(),
-                      message=f"{word(result.exit_code)} (exit {result.exit_code}): {reason}")
+        ET.SubElement(case, "error", type=verdict_word(result.exit_code).lower(),
+                      message=f"{verdict_word(result.exit_code)} (exit {result.exit_code}): {reason}")
     suite.set("tests", "1")
     suite.set("failures", "0")
     suite.set("errors", "1" if result.ran and result.exit_code != 0 else "0")

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.errors import HarnessError
+from harness.errors import ExitCode, HarnessError
 from harness.suite import aggregate
 from harness.suite.select import SuiteEntry, entries_tagged
-from harness.suite.verdict import INTERRUPTED, INVALID, worst_exit_code
 
 if TYPE_CHECKING:
     from harness.platforms.base import Platform
@@ -53,7 +52,7 @@ class ExperimentResult:
 @dataclass(frozen=True)
 class SuiteOutcome:
     tag: str
-    exit_code: int  # the worst of the experiments' codes (harness.suite.verdict)
+    exit_code: int  # the worst of the experiments' codes (ExitCode.worst)
     report_dir: Path  # summary.md, index.html, junit.xml, suite.json and one run directory per experiment
     results: tuple[ExperimentResult, ...]
     score: float | None = None  # 0..100: the mean of the runs' resilience scores (harness.report.suite_score)
@@ -97,13 +96,13 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
             run_dir = suite_dir / f"{index:02d}-{entry.name}"
             result = _with_report(_run_one(entry, run_dir, run, platform_name=platform_name, progress=progress))
             results.append(result)
-            if result.exit_code == INTERRUPTED:
+            if result.exit_code == ExitCode.INTERRUPTED:
                 results += [_not_run(e) for e in entries[index:]]
                 break
     finally:
         if not was_up and not keep_up:
             platform.down()
-    outcome = SuiteOutcome(tag=tag, exit_code=worst_exit_code(r.exit_code for r in results), report_dir=suite_dir,
+    outcome = SuiteOutcome(tag=tag, exit_code=ExitCode.worst(r.exit_code for r in results), report_dir=suite_dir,
                            results=tuple(results), score=suite_score(r.score for r in results))
     aggregate.write_all(outcome)
     return outcome
@@ -112,7 +111,7 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
 def _run_one(entry: SuiteEntry, run_dir: Path, run: RunFunction, *, platform_name: str,
              progress: bool) -> ExperimentResult:
     if entry.problem is not None:
-        return ExperimentResult(entry.path, entry.title, INVALID, None, error=entry.problem)
+        return ExperimentResult(entry.path, entry.title, ExitCode.INVALID, None, error=entry.problem)
     logger.info("suite: running %s", entry.path)
     started = time.monotonic()
     try:
@@ -122,11 +121,11 @@ def _run_one(entry: SuiteEntry, run_dir: Path, run: RunFunction, *, platform_nam
         return ExperimentResult(entry.path, entry.title, exc.exit_code, _existing(run_dir), error=str(exc),
                                 duration_s=time.monotonic() - started)
     except KeyboardInterrupt:
-        return ExperimentResult(entry.path, entry.title, INTERRUPTED, _existing(run_dir), error="interrupted",
+        return ExperimentResult(entry.path, entry.title, ExitCode.INTERRUPTED, _existing(run_dir), error="interrupted",
                                 duration_s=time.monotonic() - started)
     except Exception as exc:  # a harness bug in one experiment must not cost the others their verdicts
         logger.exception("suite: %s failed inside the harness", entry.path)
-        return ExperimentResult(entry.path, entry.title, INVALID, _existing(run_dir),
+        return ExperimentResult(entry.path, entry.title, ExitCode.INVALID, _existing(run_dir),
                                 error=f"{type(exc).__name__}: {exc}", duration_s=time.monotonic() - started)
     title = str((outcome.journal.get("experiment") or {}).get("title") or entry.title)
     return ExperimentResult(entry.path, title, outcome.exit_code, outcome.run_dir, dict(outcome.journal),
@@ -135,7 +134,7 @@ def _run_one(entry: SuiteEntry, run_dir: Path, run: RunFunction, *, platform_nam
 
 
 def _not_run(entry: SuiteEntry) -> ExperimentResult:
-    return ExperimentResult(entry.path, entry.title, INTERRUPTED, None, error="not run: the suite was interrupted",
+    return ExperimentResult(entry.path, entry.title, ExitCode.INTERRUPTED, None, error="not run: the suite was interrupted",
                             ran=False)
 
 

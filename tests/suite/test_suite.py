@@ -10,8 +10,8 @@ import pytest
 from suitekit import FakePlatform, FakeRun, slo, write_experiment
 
 import harness.suite
-from harness.errors import ConfigError, InconclusiveError
-from harness.suite import SuiteOutcome, run_suite, worst_exit_code
+from harness.errors import ConfigError, ExitCode, InconclusiveError
+from harness.suite import SuiteOutcome, run_suite
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def test_an_invalid_experiment_or_a_harness_error_does_not_stop_the_suite(experi
     ([0, 0, 0], 0), ([0, 1, 0], 1), ([1, 3, 0], 3), ([3, 2, 1], 2), ([2, 0, 130], 130), ([], 0), ([0, 7], 2),
 ])
 def test_the_suite_exit_code_is_the_worst_verdict_130_then_2_then_3_then_1_then_0(codes: list[int], worst: int) -> None:
-    assert worst_exit_code(codes) == worst
+    assert ExitCode.worst(codes) == worst
 
 
 def test_the_suite_exit_code_counts_an_inconclusive_error_raised_by_a_run(experiments: Path, tmp_path: Path) -> None:
