@@ -8,10 +8,9 @@ from pathlib import Path
 
 from harness.chaos.context import current_platform
 from harness.errors import ConfigError
+from harness.slo.model import DEFAULT_SLO_FILE
 
 __all__ = ["all_pods_ready", "prometheus_query", "slo"]
-
-DEFAULT_SLO_FILE = Path(__file__).resolve().parents[2] / "slos" / "default.yaml"
 
 
 def all_pods_ready(service: str | None = None) -> bool:

@@ -7,11 +7,12 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from harness.report.analysis import Analysis
-from harness.report.rundata import PHASES, RunRecord
+from harness.report.rundata import RunRecord
 from harness.report.score import PHASE_WEIGHTS
 from harness.report.series import Series
 from harness.report.stats import QUANTILES
 from harness.report.svg import PALETTE, Band, Line, Mark, chart
+from harness.slo.model import PHASES
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1000px;

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, ExitCode, verdict_word
+from harness.slo.model import PHASES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 JOURNAL = "journal.json"
 SAMPLES_CSV = "samples.csv"
 SAMPLES_PARQUET = "samples.parquet"
-PHASES = ("baseline", "chaos", "recovery")
 _SERVICE = re.compile(r'destination_service_name="([^"]+)"')
 _TIER = re.compile(r"\btier=([\w.-]+)")
 

@@ -20,12 +20,12 @@ from harness.run.journal import JournalWriter
 from harness.run.progress import Progress
 from harness.run.settings import ExperimentSettings
 from harness.run.watchers import PodWatcher
+from harness.slo.model import PHASES
 
 if TYPE_CHECKING:
     from harness.run.live import LiveSlos
 
 logger = logging.getLogger("harness.run")
-PHASES = ("baseline", "chaos", "recovery")
 
 
 class Terminated(KeyboardInterrupt):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Literal
 
 Phase = Literal["baseline", "chaos", "recovery"]
@@ -15,6 +16,9 @@ Reporter = Literal["source", "destination"]
 Verdict = Literal["pass", "fail", "no_data", "error"]
 
 PHASES: tuple[Phase, ...] = ("baseline", "chaos", "recovery")
+"""A run's phases in order: the one definition (run/session.py, report/rundata.py use it)."""
+DEFAULT_SLO_FILE = Path(__file__).resolve().parents[2] / "slos" / "default.yaml"
+"""The SLO file a run and the chaos probe use when an experiment names none."""
 COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
