@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.errors import ConfigError
+from harness.files import atomic_write
 
 ROOT_VALIDITY = timedelta(days=3650)
 WORKLOAD_VALIDITY = timedelta(hours=24)  # Istio's default workload certificate lifetime
@@ -68,10 +67,11 @@ class MeshCA:
         self._signing_key = signing_key
         self._chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
         self.root_cert_path = directory / "root-cert.pem"
-        _write_atomic(
+        atomic_write(
             self.root_cert_path,
             b"".join(c.public_bytes(serialization.Encoding.PEM) for c in roots),
-            0o644,
+            mode=0o644,
+            durable=True,
         )
 
     @classmethod
@@ -105,8 +105,8 @@ class MeshCA:
         root_pem = root.public_bytes(serialization.Encoding.PEM)
         # The same four files as Istio's cacerts secret, so a created CA can be reloaded by from_files.
         for file_name in ("root-cert.pem", "cert-chain.pem", "ca-cert.pem"):
-            _write_atomic(ca_dir / file_name, root_pem, 0o644)
-        _write_atomic(ca_dir / "ca-key.pem", _private_pem(key), 0o600)
+            atomic_write(ca_dir / file_name, root_pem, mode=0o644, durable=True)
+        atomic_write(ca_dir / "ca-key.pem", _private_pem(key), mode=0o600, durable=True)
         return cls.from_files(
             ca_dir / "root-cert.pem",
             ca_dir / "cert-chain.pem",
@@ -225,8 +225,9 @@ class MeshCA:
         )
         chain_path = folder / "cert-chain.pem"
         key_path = folder / "key.pem"
-        _write_atomic(key_path, _private_pem(key), 0o600)
-        _write_atomic(chain_path, leaf.public_bytes(serialization.Encoding.PEM) + self._chain_pem, 0o644)
+        atomic_write(key_path, _private_pem(key), mode=0o600, durable=True)
+        atomic_write(chain_path, leaf.public_bytes(serialization.Encoding.PEM) + self._chain_pem, mode=0o644,
+                     durable=True)
         return WorkloadCert(
             cert_chain_path=chain_path,
             key_path=key_path,
@@ -361,19 +362,3 @@ def _check_chain(
             f"{last.issuer.rfc4514_string()!r}, which is not a trusted root",
             file=chain_path,
         )
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temp file created with `mode` (never chmod-ed later) and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

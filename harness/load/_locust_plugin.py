@@ -17,6 +17,7 @@ Writes, in the run directory:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -32,6 +33,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+from harness.files import atomic_write
 
 COLUMNS = ("timestamp", "name", "method", "status", "latency_ms", "tier", "ok", "response_length", "error")
 TICK_S = 1.0  # flush and live-feed interval
@@ -193,10 +196,9 @@ class Recorder:
         prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
         if self.role != "worker" and prefix:
             path = Path(f"{prefix}_stats.csv")
-            scratch = path.with_name(path.name + ".tmp")
-            with open(scratch, "w", newline="") as handle:
-                StatsCSV(self.environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(handle))
-            os.replace(scratch, path)
+            text = io.StringIO(newline="")
+            StatsCSV(self.environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(text))
+            atomic_write(path, text.getvalue())
 
 
 @events.init.add_listener

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError, ExitCode
+from harness.files import atomic_write
 from harness.report.rundata import JOURNAL, RunRecord, SloRow, slo_row, read_run, read_samples
 from harness.report.stats import ServiceStats, service_stats
 
@@ -84,10 +84,8 @@ def save_baseline(run: Path, store: Path = DEFAULT_STORE) -> Path:
         "stats": [dataclasses.asdict(s) for s in snap.stats], "journal": record.journal,
     }  # fmt: skip
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        temporary.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        os.replace(temporary, target)
+        # Durable: a baseline is kept for later runs to be compared against, not rewritten by them.
+        atomic_write(target, json.dumps(payload, indent=1), durable=True)
     except OSError as exc:
         raise ConfigError(f"cannot write the baseline: {exc}", file=target) from exc
     return target

@@ -9,11 +9,12 @@ it (otherwise the CSV is the only copy, which every reader here accepts).
 from __future__ import annotations
 
 import importlib.util
-import os
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
+from harness.files import atomic_write
 from harness.report.analysis import analyse_run
 from harness.report.junit import render_junit
 from harness.report.page import render_html
@@ -56,14 +57,12 @@ def write_parquet(samples: pd.DataFrame, run_dir: Path) -> Path | None:
     if importlib.util.find_spec("pyarrow") is None:
         return None
     target = Path(run_dir) / SAMPLES_PARQUET
-    temporary = target.with_name(f".{target.name}.tmp")
+    buffer = io.BytesIO()
+    samples.to_parquet(buffer, index=False)
     try:
-        samples.to_parquet(temporary, index=False)
-        os.replace(temporary, target)
+        atomic_write(target, buffer.getvalue())
     except OSError as exc:
         raise ConfigError(f"cannot write the samples: {exc}", file=target) from exc
-    finally:
-        temporary.unlink(missing_ok=True)
     return target
 
 
@@ -74,11 +73,8 @@ def _parquet_stale(run_dir: Path) -> bool:
 
 
 def _write(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        atomic_write(path, text)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the report: {exc}", file=path) from exc
     return path

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 from typing import Any
+
+from harness.files import atomic_write
 
 
 class JournalWriter:
@@ -18,9 +19,9 @@ class JournalWriter:
     def write(self, journal: dict[str, Any]) -> None:
         text = json.dumps(journal, indent=2, default=_default)
         with self._lock:
-            temp = self.path.with_name(f".journal.{os.getpid()}.tmp")
-            temp.write_text(text, encoding="utf-8")
-            os.replace(temp, self.path)
+            # Not durable: rewritten at every step, and it only has to outlive the harness process
+            # (Ctrl-C, SIGKILL), not the machine; an fsync per step would slow the run for nothing.
+            atomic_write(self.path, text, durable=False)
 
 
 def _default(value: Any) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ExitCode, verdict_word
+from harness.files import atomic_write
 from harness.suite.junit import write_junit
 
 if TYPE_CHECKING:
@@ -166,6 +167,4 @@ def _md(text: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, path)
+    atomic_write(path, text)

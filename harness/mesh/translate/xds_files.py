@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.files import atomic_write
 from harness.mesh.translate.clusters import eds_file
 from harness.mesh.translate.listeners import rds_file
 from harness.mesh.translate.model import ProxyConfig, ProxyNode
@@ -69,7 +69,9 @@ class XdsWriter:
             if self._written.get(path) == resources:
                 continue
             version, text = _response(resources)
-            _atomic_write(path, text, 0o600 if kind == "sds" else 0o644)  # a secret holds a private key
+            # A secret holds a private key. Not durable: Envoy reads the file at once, and a push lost
+            # to a crash is simply pushed again by the next controller.
+            atomic_write(path, text, mode=0o600 if kind == "sds" else 0o644, durable=False)
             self._written[path] = resources
             self._versions[path] = version
             changed.append(WrittenFile(path, version, kind, name))
@@ -78,13 +80,3 @@ class XdsWriter:
     def version_of(self, path: Path) -> str | None:
         """The version last written to `path`; a later push may have replaced what an earlier one wrote."""
         return self._versions.get(path)
-
-
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    """Created with `mode` from the start (never readable by others, even briefly), then renamed."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with open(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(fd, mode)  # O_CREAT's mode is masked by the umask, and an old tmp file keeps its own
-        handle.write(text)
-    os.rename(tmp, path)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import PlatformError
+from harness.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +121,7 @@ def write_registry(path: Path, records: list[PidRecord]) -> None:
             for r in records
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(payload, indent=2) + "\n", mode=0o644, durable=False)
 
 
 def read_registry(path: Path) -> list[PidRecord]:

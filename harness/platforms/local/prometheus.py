@@ -16,9 +16,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from types import MappingProxyType
 import yaml
 
 from harness.errors import ConfigError, MissingDependencyError
+from harness.files import atomic_write
 
 RECORDING_RULES = Path(__file__).with_name("prometheus") / "recording-rules.yaml"
 
@@ -121,7 +120,8 @@ def write_targets(targets_dir: Path, targets: Sequence[ScrapeTarget]) -> None:
             for t in sorted(targets, key=lambda t: t.address)
             if t.job == job
         ]
-        _write_atomic(targets_file(targets_dir, job), json.dumps(groups, indent=2) + "\n")
+        # Prometheus re-reads the file on every inotify event: it must never see a half-written file.
+        atomic_write(targets_file(targets_dir, job), json.dumps(groups, indent=2) + "\n", mode=0o644, durable=False)
 
 
 def prometheus_argv(*, binary: str, config_path: Path, data_dir: Path, port: int) -> list[str]:
@@ -153,15 +153,3 @@ def find_binaries() -> tuple[str, str]:
 
 def _duration(milliseconds: int) -> str:
     return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # Prometheus re-reads the file on every inotify event: it must never see a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

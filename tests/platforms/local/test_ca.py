@@ -169,14 +169,23 @@ def test_a_workload_cert_does_not_verify_against_another_ca(tmp_path: Path) -> N
         _verify_client_chain(cert, other.root_cert_path)
 
 
-def test_private_keys_are_created_0600_and_certs_0644_without_chmod(
+def test_private_keys_are_created_0600_and_certs_0644_before_a_byte_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """harness.files.atomic_write sets the mode on its fresh temp file (O_CREAT's mode is masked by the
+    umask) while it is still empty; a chmod after the key is written would leave a window."""
+    real_fchmod = os.fchmod
+
     def no_chmod(*args: object, **kwargs: object) -> None:
         raise AssertionError("a key file must be created with its mode, never chmod-ed afterwards")
 
+    def fchmod_while_empty(fd: int, mode: int) -> None:
+        assert os.fstat(fd).st_size == 0, "mode changed after data was written"
+        assert mode & 0o077 in (0, 0o044), oct(mode)
+        real_fchmod(fd, mode)
+
     monkeypatch.setattr(os, "chmod", no_chmod)
-    monkeypatch.setattr(os, "fchmod", no_chmod)
+    monkeypatch.setattr(os, "fchmod", fchmod_while_empty)
     ca = MeshCA.create(tmp_path)
     cert = ca.issue_workload(NAMESPACE, ALLOWED_SA)
 
