@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +12,8 @@ from harness.mesh.durations import parse_duration
 from harness.mesh.supported import check_supported
 
 NAMESPACE = "parallel-ai"
+# meshConfig.rootNamespace: PeerAuthentication here is mesh-wide, AuthorizationPolicy applies to every namespace.
+ROOT_NAMESPACE = "istio-system"
 CLUSTER_DOMAIN = "svc.cluster.local"
 
 
@@ -123,7 +126,8 @@ class PeerAuthentication:
     name: str
     namespace: str
     selector: tuple[tuple[str, str], ...]
-    mode: str
+    mode: str  # STRICT, PERMISSIVE, DISABLE, or UNSET (no `mtls`/`mode`: inherit from the parent scope)
+    port_modes: tuple[tuple[int, str], ...] = ()  # spec.portLevelMtls: container port -> mode
 
 
 @dataclass(frozen=True)
@@ -401,33 +405,85 @@ def _selector(spec: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(((spec.get("selector") or {}).get("matchLabels") or {}).items()))
 
 
+_MTLS_MODES = ("STRICT", "PERMISSIVE", "DISABLE", "UNSET")
+# Istio's pkg/config/security: a template segment is {*} or {**}; any other segment must be a literal.
+_MATCH_ONE, _MATCH_ANY = "{*}", "{**}"
+_VALID_LITERAL = re.compile(r"^[a-zA-Z0-9-._~%!$&'()+,;:@=]+$")
+
+
+def _mtls_mode(reader: _Reader, mtls: Any, path: str) -> str:
+    """UNSET when `mtls` or its `mode` is absent: the scope inherits its parent's mode."""
+    mode = (mtls or {}).get("mode", "UNSET")
+    if mode not in _MTLS_MODES:
+        raise reader.error(f"{path}.mode", f"expected one of {', '.join(_MTLS_MODES)}, got {mode!r}")
+    return str(mode)
+
+
 def _peer_authentication(reader: _Reader, spec: dict[str, Any]) -> PeerAuthentication:
-    mode = (spec.get("mtls") or {}).get("mode", "PERMISSIVE")
-    if mode not in ("STRICT", "PERMISSIVE", "DISABLE", "UNSET"):
-        raise reader.error("spec.mtls.mode", f"expected STRICT, PERMISSIVE or DISABLE, got {mode!r}")
-    return PeerAuthentication(reader.name, reader.namespace, _selector(spec), mode)
+    selector = _selector(spec)
+    ports = spec.get("portLevelMtls") or {}
+    if ports and not selector:
+        # Istio's validation: "mesh/namespace policy cannot have port level mTLS"
+        raise reader.error("spec.portLevelMtls", "port-level mTLS needs a workload selector "
+                           "(spec.selector.matchLabels), as Istio requires")
+    if selector and reader.namespace == ROOT_NAMESPACE:
+        raise reader.error("spec.selector", f"a workload policy in the root namespace {ROOT_NAMESPACE} selects "
+                           "only workloads of that namespace, and the mesh has none there; put it in the "
+                           "workload's namespace or drop the selector for a mesh-wide policy")
+    port_modes = []
+    for key, mtls in ports.items():
+        try:
+            port = int(key)
+        except (TypeError, ValueError):
+            port = 0
+        if not 0 < port < 65536:
+            raise reader.error(f"spec.portLevelMtls.{key}", f"expected a port number, got {key!r}")
+        port_modes.append((port, _mtls_mode(reader, mtls, f"spec.portLevelMtls.{key}")))
+    return PeerAuthentication(reader.name, reader.namespace, selector,
+                              _mtls_mode(reader, spec.get("mtls"), "spec.mtls"), tuple(sorted(port_modes)))
+
+
+def _check_paths(reader: _Reader, paths: tuple[str, ...], path: str) -> None:
+    """Istio's CheckValidPathTemplate: {*} and {**} are whole segments, {**} the last operator."""
+    for value in paths:
+        if value == "":
+            raise reader.error(path, "empty value not allowed")
+        templated = _MATCH_ONE in value or _MATCH_ANY in value
+        seen_any = False
+        for segment in value.strip("/").split("/"):
+            if segment in (_MATCH_ONE, _MATCH_ANY):
+                if seen_any:
+                    raise reader.error(path, f"invalid path {value!r}: {{**}} must be the last operator")
+                seen_any = segment == _MATCH_ANY
+                continue
+            if "{" in segment or "}" in segment:
+                raise reader.error(path, f"invalid path {value!r}: '{{' or '}}' beyond a supported path "
+                                   "template ({*} or {**} as a whole segment)")
+            if templated and not _VALID_LITERAL.match(segment):
+                raise reader.error(path, f"invalid path {value!r}: segment {segment!r} is not a valid "
+                                   "literal (RFC 3986 pchar)")
 
 
 def _authorization_policy(reader: _Reader, spec: dict[str, Any]) -> AuthorizationPolicy:
     action = spec.get("action", "ALLOW")
     if action not in ("ALLOW", "DENY"):
         raise reader.error("spec.action", f"the local platform implements ALLOW and DENY, got {action!r}")
-    rules = tuple(
-        AuthzRule(
-            sources=tuple(
-                AuthzSource(*(tuple(f["source"].get(k) or ()) for k in
-                              ("principals", "notPrincipals", "namespaces", "notNamespaces")))
-                for f in rule.get("from") or []
-            ),
-            operations=tuple(
-                AuthzOperation(*(tuple(t["operation"].get(k) or ()) for k in
-                                 ("methods", "notMethods", "paths", "notPaths")))
-                for t in rule.get("to") or []
-            ),
+    rules = []
+    for i, rule in enumerate(spec.get("rules") or []):
+        operations = []
+        for j, to in enumerate(rule.get("to") or []):
+            operation = AuthzOperation(*(tuple(to["operation"].get(k) or ()) for k in
+                                         ("methods", "notMethods", "paths", "notPaths")))
+            for key, values in (("paths", operation.paths), ("notPaths", operation.not_paths)):
+                _check_paths(reader, values, f"spec.rules[{i}].to[{j}].operation.{key}")
+            operations.append(operation)
+        sources = tuple(
+            AuthzSource(*(tuple(f["source"].get(k) or ()) for k in
+                          ("principals", "notPrincipals", "namespaces", "notNamespaces")))
+            for f in rule.get("from") or []
         )
-        for rule in spec.get("rules") or []
-    )
-    return AuthorizationPolicy(reader.name, reader.namespace, _selector(spec), action, rules)
+        rules.append(AuthzRule(sources=sources, operations=tuple(operations)))
+    return AuthorizationPolicy(reader.name, reader.namespace, _selector(spec), action, tuple(rules))
 
 
 def _service_entry(reader: _Reader, spec: dict[str, Any]) -> ServiceEntry:

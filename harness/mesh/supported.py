@@ -79,7 +79,7 @@ _DESTINATION_RULE = {
 
 _SELECTOR = {"matchLabels": LEAF}
 
-_PEER_AUTHENTICATION = {"selector": _SELECTOR, "mtls": {"mode": LEAF}}
+_PEER_AUTHENTICATION = {"selector": _SELECTOR, "mtls": {"mode": LEAF}, "portLevelMtls": MapOf({"mode": LEAF})}
 
 _AUTHORIZATION_POLICY = {
     "selector": _SELECTOR,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.mesh.translate.model import ProxyNode
+from harness.mesh.translate.normalization import path_normalization
 from harness.mesh.translate.rbac import rbac_filters
 from harness.mesh.translate.routes import FAULT_FILTER
 from harness.mesh.translate.secrets import workload_certificate
@@ -57,6 +58,7 @@ def _hcm(node: ProxyNode, stat_prefix: str, route_name: str, filters: list[dict[
             },
         },
         "http_filters": [*filters, ROUTER],
+        **path_normalization(node.path_normalization),
         "generate_request_id": True,
         "preserve_external_request_id": True,
         "common_http_protocol_options": {"idle_timeout": "300s"},
@@ -133,6 +135,7 @@ def gateway_listener(node: ProxyNode, server_port: int, local_port: int) -> dict
         "@type": LISTENER,
         "name": f"0.0.0.0_{server_port}",
         "address": _address(local_port),
-        "filter_chains": [{"filters": [_hcm(node, "ingress_http", gateway_route_name(server_port), [FAULT],
+        "filter_chains": [{"filters": [_hcm(node, "ingress_http", gateway_route_name(server_port),
+                                             [*rbac_filters(), FAULT],
                                              "source", use_remote_address=True)]}],
     }

@@ -37,6 +37,7 @@ class ProxyNode:
     outbound_port: int | None = None  # sidecar: plaintext listener the app sends requests to
     gateway_ports: Mapping[int, int] = field(default_factory=dict)  # gateway: server port -> local port
     access_log: bool = False  # meshConfig.accessLogFile: /dev/stdout (the dev profile)
+    path_normalization: str = "BASE"  # meshConfig.pathNormalization.normalization (Istio's default)
 
 
 @dataclass(frozen=True)

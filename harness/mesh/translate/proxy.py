@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.mesh.resources import VirtualService, fqdn
+from harness.mesh.translate.authn import inbound_mode
 from harness.mesh.translate.clusters import (
     cluster_name, external_cluster, inbound_cluster, service_clusters,
 )
@@ -21,6 +22,7 @@ from harness.mesh.translate.secrets import WORKLOAD_SECRET
 
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+APP_CONTAINER_PORT = 8080  # the one container port of every workload, which the sidecar's inbound fronts
 
 
 def known_hosts(state: MeshState) -> dict[str, int]:
@@ -33,17 +35,8 @@ def known_hosts(state: MeshState) -> dict[str, int]:
 
 
 def mtls_mode(state: MeshState, node: ProxyNode) -> str:
-    """Workload-specific PeerAuthentication beats the namespace-wide one; Istio's default is PERMISSIVE."""
-    mode = "PERMISSIVE"
-    chosen = None
-    for pa in state.istio.peer_authentications:
-        if pa.namespace != node.namespace or not set(pa.selector) <= set(node.labels):
-            continue
-        if chosen is None or (pa.selector and not chosen.selector):
-            chosen = pa
-    if chosen is not None and chosen.mode != "UNSET":
-        mode = chosen.mode
-    return mode
+    """The sidecar's inbound mode: PeerAuthentication composed mesh -> namespace -> workload -> port."""
+    return inbound_mode(state.istio.peer_authentications, node.namespace, node.labels, (APP_CONTAINER_PORT,))
 
 
 def _bound_to(vs: VirtualService, gateway: str | None) -> bool:
@@ -103,6 +96,9 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
             name = gateway_route_name(server_port)
             bound = [vs for vs in state.istio.virtual_services if _bound_to(vs, gateway)]
             routes[name] = outbound_route_config(name, hosts, bound, policies, domains_for_vs=True)
+            rbac = per_route_rbac(_authorization_policies(state, node))
+            if rbac:  # route-configuration level: holds for every route of the gateway, through RDS
+                routes[name]["typed_per_filter_config"] = rbac
             listeners.append(gateway_listener(node, server_port, local_port))
     for cluster in clusters:
         cluster["@type"] = CLUSTER
@@ -112,8 +108,12 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
                        secrets={WORKLOAD_SECRET: state.secrets[node.service_account]})
 
 
+def _authorization_policies(state: MeshState, node: ProxyNode) -> list[Any]:
+    return [p for p in state.istio.authorization_policies if applies_to(p, node.labels, node.namespace)]
+
+
 def _inbound_route_config(state: MeshState, node: ProxyNode) -> dict[str, Any]:
-    policies = [p for p in state.istio.authorization_policies if applies_to(p, node.labels, node.namespace)]
+    policies = _authorization_policies(state, node)
     route: dict[str, Any] = {
         "name": "default",
         "match": {"prefix": "/"},

@@ -4,33 +4,46 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.mesh.resources import AuthorizationPolicy, AuthzOperation, AuthzSource
-from harness.mesh.topology import TRUST_DOMAIN
+from harness.mesh.resources import ROOT_NAMESPACE, AuthorizationPolicy, AuthzOperation, AuthzSource
 
 RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 RBAC_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
 ALLOW_FILTER = "istio.rbac.allow"
 DENY_FILTER = "istio.rbac.deny"
+URI_TEMPLATE = "type.googleapis.com/envoy.extensions.path.match.uri_template.v3.UriTemplateMatchConfig"
 ANY = {"any": True}
 
 
 def applies_to(policy: AuthorizationPolicy, labels: Iterable[tuple[str, str]], namespace: str) -> bool:
-    return policy.namespace == namespace and set(policy.selector) <= set(labels)
+    """A policy applies in its own namespace; one in the root namespace applies in every namespace
+    (Istio's AuthorizationPolicy reference: "the root namespace ... applies to all namespaces")."""
+    in_scope = policy.namespace in (namespace, ROOT_NAMESPACE)
+    return in_scope and set(policy.selector) <= set(labels)
+
+
+def _regex(regex: str) -> dict[str, Any]:
+    return {"safe_regex": {"regex": regex}}
 
 
 def _string(pattern: str, prefix: str = "") -> dict[str, Any]:
-    """Istio's string syntax: exact, `prefix*`, `*suffix`, or `*` for presence."""
+    """Istio's string syntax (pilot/pkg/security/authz/matcher/string.go StringMatcherWithPrefix):
+    exact, `prefix*`, `*suffix`, or `*` for presence; `prefix` is ignored for `*`."""
     if pattern == "*":
-        return {"safe_regex": {"regex": ".+"}}
+        return _regex(".+")
+    if pattern.startswith("*"):
+        return {"suffix": pattern[1:]} if not prefix else _regex(prefix + ".*" + pattern[1:])
     if pattern.endswith("*"):
         return {"prefix": prefix + pattern[:-1]}
-    if pattern.startswith("*"):
-        return {"suffix": pattern[1:]}
     return {"exact": prefix + pattern}
 
 
 def _principal_name(matcher: dict[str, Any]) -> dict[str, Any]:
     return {"authenticated": {"principal_name": matcher}}
+
+
+def _namespace(namespace: str) -> dict[str, Any]:
+    """Istio's srcNamespaceGenerator: `*` in the value is a wildcard, anywhere in it."""
+    return _principal_name(_regex(".*/ns/" + namespace.replace("*", ".*") + "/.*"))
 
 
 def _or_ids(ids: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,12 +59,11 @@ def _source(source: AuthzSource) -> dict[str, Any]:
     if source.principals:
         parts.append(_or_ids([_principal_name(_string(p, "spiffe://")) for p in source.principals]))
     if source.namespaces:
-        parts.append(_or_ids([_principal_name({"prefix": f"spiffe://{TRUST_DOMAIN}/ns/{ns}/"})
-                              for ns in source.namespaces]))
+        parts.append(_or_ids([_namespace(ns) for ns in source.namespaces]))
     for p in source.not_principals:
         parts.append({"not_id": _principal_name(_string(p, "spiffe://"))})
     for ns in source.not_namespaces:
-        parts.append({"not_id": _principal_name({"prefix": f"spiffe://{TRUST_DOMAIN}/ns/{ns}/"})})
+        parts.append({"not_id": _namespace(ns)})
     if not parts:
         return ANY
     return parts[0] if len(parts) == 1 else {"and_ids": {"ids": parts}}
@@ -62,8 +74,12 @@ def _method(method: str) -> dict[str, Any]:
 
 
 def _path(path: str) -> dict[str, Any]:
-    if path == "*":
-        return ANY
+    """Istio's pathGenerator: a path with {*} or {**} is an Envoy URI template ({*} -> *, {**} -> **);
+    any other is a string match on the path without its query."""
+    if "{*}" in path or "{**}" in path:
+        template = path.replace("{**}", "**").replace("{*}", "*")
+        return {"uri_template": {"name": "uri-template",
+                                 "typed_config": {"@type": URI_TEMPLATE, "path_template": template}}}
     return {"url_path": {"path": _string(path)}}
 
 

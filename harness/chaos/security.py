@@ -1,0 +1,169 @@
+"""Security probes: what an attacker on the machine gets from a sidecar or the ingress, as real requests.
+
+Each probe makes requests a caller outside the policy could make (plaintext, a certificate from
+another CA, an expired certificate, an identity the policy does not name, paths written to slip
+past a DENY) and returns a verdict shaped like an SLO result: `name`, `expected`, `observed` per
+attempt, `verdict` `pass`/`fail`. Experiments check it with a jsonpath tolerance on `verdict`, so
+a hole fails the steady-state hypothesis and the run (exit 1). The identities come from the running
+mesh's own CA (the local platform's state directory); on another platform the probes refuse to run.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.chaos.context import current_platform
+from harness.errors import ConfigError, HarnessError
+from harness.pki import MeshCA, WorkloadCert
+
+__all__ = ["gateway_request_refused", "mtls_refused", "unauthorised_request_denied", "path_bypass_denied"]
+
+NAMESPACE = "parallel-ai"
+REFUSED = "refused"  # the connection was closed or the handshake failed: no HTTP answer at all
+TIMEOUT_S = 5.0
+# Request paths that mean POST /api/v1/chat once normalised (RFC 3986, as Istio's BASE does), taken from
+# Istio's security best practices ("Authorization policies ... path normalization").
+BYPASS_PATHS = ("/api/v1/./chat", "/api/v1/x/../chat", "/api/v1/%63hat", "/api/v1/%2E/chat", "/api/v1\\chat")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a probe sends its requests: a sidecar's inbound (mTLS) address, as the local platform lays it out."""
+
+    state_dir: Path
+    host: str
+    port: int
+
+
+def _status() -> dict[str, Any]:
+    status = current_platform().status()
+    if "state_dir" not in status:
+        raise HarnessError("the security probes issue identities from the local platform's CA; "
+                           "this platform does not expose it")
+    return status
+
+
+def sidecar(status: dict[str, Any], pod: str) -> Target:
+    pods = {p["name"]: p for p in status["pods"]}
+    if pod not in pods:
+        raise ConfigError(f"no pod {pod!r}; pods: {', '.join(sorted(pods))}", field="pod")
+    return Target(Path(status["state_dir"]), "127.0.0.1", int(pods[pod]["inbound_port"]))
+
+
+def mesh_ca(state_dir: Path, workdir: Path) -> MeshCA:
+    """The running mesh's CA, reloaded from its state directory to issue probe identities into `workdir`."""
+    ca = state_dir / "pki" / "mesh" / "ca"
+    return MeshCA.from_files(ca / "root-cert.pem", ca / "cert-chain.pem", ca / "ca-cert.pem", ca / "ca-key.pem",
+                             directory=workdir)
+
+
+def tls_context(cert: WorkloadCert | None, trust: Path) -> ssl.SSLContext:
+    """A client TLS context presenting `cert` (None: no certificate) and trusting the mesh root."""
+    context = ssl.create_default_context(cafile=str(trust))
+    context.check_hostname = False  # SPIFFE certificates carry no DNS name
+    if cert is not None:
+        context.load_cert_chain(cert.cert_chain_path, cert.key_path)
+    return context
+
+
+def attempt(context: ssl.SSLContext | None, target: Target, path: str, method: str = "POST",
+            host: str = "probe") -> str:
+    """One request written byte for byte (an HTTP client would normalise the path first): the status
+    code as text, `refused` when no HTTP answer came (closed, reset, handshake failed), or `timeout`."""
+    body = b'{"user_id": "u1", "prompt": "hi"}'
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    try:
+        with socket.create_connection((target.host, target.port), timeout=TIMEOUT_S) as raw:
+            sock = context.wrap_socket(raw) if context is not None else raw
+            with sock:
+                sock.sendall(head.encode("latin-1") + body)
+                answer = _status_line(sock)
+    except socket.timeout:
+        return "timeout"
+    except (ssl.SSLError, OSError):
+        return REFUSED
+    if not answer.startswith("HTTP/"):
+        return REFUSED
+    return answer.split(" ")[1]
+
+
+def _status_line(sock: socket.socket) -> str:
+    data = b""
+    while b"\r\n" not in data and len(data) < 4096:
+        chunk = sock.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+def plaintext_attempt(target: Target) -> str:
+    """A plaintext HTTP/1.1 request on the mTLS port: the status code, or `refused`."""
+    return attempt(None, target, "/health", "GET")
+
+
+def verdict(name: str, expected: str, observed: dict[str, str], ok: bool) -> dict[str, Any]:
+    return {"name": name, "expected": expected, "observed": observed, "verdict": "pass" if ok else "fail"}
+
+
+def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
+    """Plaintext, no certificate, a certificate from a foreign CA, an expired certificate: all refused."""
+    status = _status()
+    target = sidecar(status, pod)
+    observed = {"plaintext": plaintext_attempt(target)}
+    with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
+        work = Path(tmp)
+        ca = mesh_ca(target.state_dir, work / "issued")
+        allowed = "analytics-service"
+        foreign = MeshCA.create(work / "foreign").issue_workload(NAMESPACE, allowed)
+        expired = ca.issue_workload(NAMESPACE, allowed, validity=timedelta(seconds=1))
+        for label, cert in (("no-certificate", None), ("foreign-ca", foreign)):
+            observed[label] = attempt(tls_context(cert, ca.root_cert_path), target, "/api/v1/chat")
+        time.sleep(max(0.0, expired.expires_at - time.time()) + 1.0)  # notAfter is whole seconds
+        observed["expired-certificate"] = attempt(tls_context(expired, ca.root_cert_path), target, "/api/v1/chat")
+    return verdict(f"mtls-refused/{pod}", REFUSED, observed, all(v == REFUSED for v in observed.values()))
+
+
+def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "user-service",
+                                path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
+    """A valid mesh identity the authorization policy does not name gets 403 from the sidecar."""
+    status = _status()
+    target = sidecar(status, pod)
+    with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
+        ca = mesh_ca(target.state_dir, Path(tmp))
+        context = tls_context(ca.issue_workload(NAMESPACE, principal), ca.root_cert_path)
+        observed = {f"{method} {path} as {principal}": attempt(context, target, path, method)}
+    return verdict(f"unauthorised-denied/{pod}", "403", observed, all(v == "403" for v in observed.values()))
+
+
+def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "analytics-service",
+                       paths: list[str] | None = None) -> dict[str, Any]:
+    """Each path variant of a denied path gets 403 (the experiment applies the DENY first)."""
+    status = _status()
+    target = sidecar(status, pod)
+    observed: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
+        ca = mesh_ca(target.state_dir, Path(tmp))
+        context = tls_context(ca.issue_workload(NAMESPACE, principal), ca.root_cert_path)
+        for path in paths or BYPASS_PATHS:
+            observed[path] = attempt(context, target, path)
+    return verdict(f"path-bypass-denied/{pod}", "403", observed, all(v == "403" for v in observed.values()))
+
+
+def gateway_request_refused(path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
+    """A request through the ingress gateway gets 403 (the experiment applies a DENY at the gateway first)."""
+    status = _status()
+    url = httpx.URL(status["ingress_url"])
+    code = attempt(None, Target(Path(status["state_dir"]), url.host, url.port or 80), path, method,
+                   host=status["ingress_host"])
+    return verdict("gateway-denied", "403", {f"{method} {path} via ingress": code}, code == "403")
