@@ -16,9 +16,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -72,6 +73,25 @@ class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
 
     exit_code: ExitCode = ExitCode.INVALID
+
+    def to_wire(self) -> dict[str, Any]:
+        """The error as JSON-ready data, for the local daemon's control socket and its error file."""
+        return {"type": type(self).__name__, "message": str(self), "exit_code": int(self.exit_code),
+                "file": getattr(self, "file", None), "field": getattr(self, "field", None)}
+
+    @staticmethod
+    def from_wire(wire: Mapping[str, Any]) -> HarnessError:
+        """The error `to_wire` described, rebuilt on this side: the same class (HarnessError when the
+        type is not one of this tree's, such as a crash's KeyError), message, exit code, file and field."""
+        cls = globals().get(str(wire.get("type", "")), HarnessError)
+        if not (isinstance(cls, type) and issubclass(cls, HarnessError)):
+            cls = HarnessError
+        error = cls.__new__(cls)  # not __init__: subclasses (PortInUseError) take other arguments
+        Exception.__init__(error, str(wire.get("message", "")))
+        error.exit_code = ExitCode.of(int(wire.get("exit_code", ExitCode.INVALID)))
+        if wire.get("file") is not None or wire.get("field") is not None or issubclass(cls, ConfigError):
+            error.file, error.field = wire.get("file"), wire.get("field")  # type: ignore[attr-defined]
+        return error
 
 
 class ConfigError(HarnessError):

@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import errors
 from harness.errors import HarnessError, NotUpError
 
 MAX_LINE = 64 * 1024 * 1024  # an `apply` carries whole manifests
@@ -27,10 +26,7 @@ async def serve_control(path: Path, handler: Handler) -> asyncio.AbstractServer:
             try:
                 answer = {"ok": True, "result": await handler.handle(json.loads(line))}
             except HarnessError as exc:
-                answer = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc),
-                                                 "exit_code": exc.exit_code,
-                                                 "file": getattr(exc, "file", None),
-                                                 "field": getattr(exc, "field", None)}}
+                answer = {"ok": False, "error": exc.to_wire()}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
         finally:
@@ -65,16 +61,4 @@ def request(path: Path, payload: dict[str, Any], *, timeout_s: float = 30.0) -> 
     if answer.get("ok"):
         return answer["result"]
     error = answer.get("error") or {"type": "HarnessError", "message": "the daemon gave no answer"}
-    raise _rebuild(error)
-
-
-def _rebuild(error: dict[str, Any]) -> HarnessError:
-    cls = getattr(errors, error.get("type", ""), HarnessError)
-    if not (isinstance(cls, type) and issubclass(cls, HarnessError)):
-        cls = HarnessError
-    exc = HarnessError.__new__(cls)
-    Exception.__init__(exc, error["message"])
-    exc.exit_code = int(error.get("exit_code", 2))
-    if error.get("file") is not None or error.get("field") is not None:
-        exc.file, exc.field = error.get("file"), error.get("field")  # type: ignore[attr-defined]
-    return exc
+    raise HarnessError.from_wire(error)

@@ -17,7 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import ExitCode, HarnessError
+from harness.files import atomic_write
 from harness.mesh.loader import declared_model
 from harness.platforms.local.control import serve_control
 from harness.platforms.local.launch import MeshProcesses
@@ -49,10 +50,11 @@ class Daemon:
             await self.stopping.wait()
             return 0
         except HarnessError as exc:
-            _write_error(self.state_dir, type(exc).__name__, str(exc), exc.exit_code)
+            _write_error(self.state_dir, exc.to_wire())
             return exc.exit_code
         except Exception as exc:  # the daemon reports any crash to `up` before it dies
-            _write_error(self.state_dir, type(exc).__name__, f"{exc}\n{traceback.format_exc()}", 2)
+            _write_error(self.state_dir, {"type": type(exc).__name__, "message": f"{exc}\n{traceback.format_exc()}",
+                                          "exit_code": int(ExitCode.INVALID)})
             return 2
         finally:
             if self.mesh is not None:
@@ -84,9 +86,9 @@ class Daemon:
         raise HarnessError(f"unknown control operation {op!r}")
 
 
-def _write_error(state_dir: Path, kind: str, message: str, code: int) -> None:
-    (state_dir / ERROR_FILE).write_text(json.dumps({"type": kind, "message": message, "exit_code": code,
-                                                    "at": time.time()}))
+def _write_error(state_dir: Path, wire: dict[str, Any]) -> None:
+    """The start-up error for `harness up` to re-raise (HarnessError.from_wire)."""
+    atomic_write(state_dir / ERROR_FILE, json.dumps({**wire, "at": time.time()}))
 
 
 def main(argv: list[str] | None = None) -> int:
