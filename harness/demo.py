@@ -22,7 +22,7 @@ def demo(platform: Platform) -> int:
     status = platform.up()
     codes: Counter[int] = Counter()
     served: Counter[str] = Counter()
-    with httpx.Client(timeout=10.0) as client:
+    with httpx.Client(timeout=10.0, trust_env=False) as client:  # loopback: no proxy
         for i in range(REQUESTS):
             tier = {"x-user-tier": "premium"} if i % 5 == 0 else {}
             response = send_chat(client, status, i, tier)

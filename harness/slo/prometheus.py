@@ -30,7 +30,8 @@ class PrometheusClient:
     def __init__(self, url: str, *, timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s  # per request; a slower Prometheus makes the run inconclusive
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport)
+        # trust_env=False: Prometheus is on loopback; HTTP_PROXY/ALL_PROXY must not carry PromQL to a proxy.
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, transport=transport, trust_env=False)
 
     def query(self, promql: str, at: float) -> float | None:
         """The one number `promql` yields at epoch second `at`; None for no series or NaN."""

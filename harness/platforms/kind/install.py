@@ -217,7 +217,8 @@ class Installer:
         last = "no answer"
         while time.monotonic() < deadline:
             try:
-                response = httpx.get(url, headers={"Host": host} if host else None, timeout=5.0)
+                response = httpx.get(url, headers={"Host": host} if host else None, timeout=5.0,
+                                     trust_env=False)  # loopback: never through a proxy
                 if host is not None or response.status_code == 200:
                     return
                 last = f"HTTP {response.status_code}"

@@ -186,7 +186,8 @@ class LocalPlatform:
         if not match:
             raise ConfigError(f"no pod {pod!r}", field="pod")
         try:
-            response = httpx.put(f"http://127.0.0.1:{match[0]['app_port']}/admin/knobs", json=values, timeout=5.0)
+            response = httpx.put(f"http://127.0.0.1:{match[0]['app_port']}/admin/knobs", json=values, timeout=5.0,
+                                 trust_env=False)
         except httpx.HTTPError as exc:
             raise PlatformError(f"cannot reach the app of {pod} to set {values}: {exc}") from exc
         if response.status_code == 400:
