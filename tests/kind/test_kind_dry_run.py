@@ -244,7 +244,7 @@ def test_a_real_up_hands_istioctl_a_valid_operator_and_kubectl_a_fresh_ca_that_i
     import yaml
 
     from harness.platforms.kind.install import Installer
-    from harness.platforms.kind.schemas import validate_kind_document
+    from harness.platforms.kind.validation import validate_kind_document
 
     seen: dict[str, object] = {}
 

@@ -27,7 +27,7 @@ from harness.mesh.loader import load_documents
 from harness.mesh.schema import default_manifest_paths
 from harness.platforms.kind import Command, KindPlatform, KindSettings, Recorder, RecordingRunner, render
 from harness.platforms.kind.install import Installer
-from harness.platforms.kind.schemas import validate_kind_document
+from harness.platforms.kind.validation import validate_kind_document
 from harness.services import from_env
 from tests.kind.kindkit import ScriptedRunner
 

@@ -28,7 +28,7 @@ from harness.platforms.kind import render
 from harness.platforms.kind.commands import Command, CommandResult, CommandRunner, Recorder
 from harness.platforms.kind.kube import FIELD_MANAGER
 from harness.platforms.kind.preflight import Preflight, run_preflight
-from harness.platforms.kind.schemas import validate_kind_document
+from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
 
 DRY_RUN_WORKDIR = Path("/tmp/harness-kind-dry-run")  # shown in a dry run's plan; never created

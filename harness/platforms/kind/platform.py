@@ -25,7 +25,7 @@ from harness.platforms.kind.load import InClusterLoad, locust_documents
 from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, declared_deployments, is_ready, \
     live_pods, parse_slot, rows
 from harness.platforms.kind.safety import check_blast_radius, check_context
-from harness.platforms.kind.schemas import validate_kind_document
+from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
 
 KubeFactory = Callable[[str], KubeApi]
