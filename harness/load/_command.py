@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,13 +19,6 @@ DEADLINE_MARGIN_S = 10  # the recorder stops a run this long past its duration, 
 ENV_RUN_DIR = "HARNESS_LOAD_RUN_DIR"
 ENV_PARENT_PID = "HARNESS_LOAD_PARENT_PID"
 ENV_DEADLINE_S = "HARNESS_LOAD_DEADLINE_S"
-
-
-def free_port(host: str = MASTER_HOST) -> int:
-    """A TCP port free on `host` right now (the master binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _locustfiles(spec: LoadSpec) -> str:

@@ -11,11 +11,12 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Self
 
 from harness.errors import LoadError
-from harness.load._command import child_env, free_port, master_argv, worker_argv
+from harness.load._command import MASTER_HOST, child_env, master_argv, worker_argv
 from harness.load._live import LivePoint, latest_live_point
 from harness.load._samples import iter_samples, samples_frame
 from harness.load._spec import LoadSpec
 from harness.load._stats import LoadStats, read_locust_csv, samples_table
+from harness.net import free_port
 
 if TYPE_CHECKING:
     import pandas
@@ -80,7 +81,7 @@ class LoadRun:
         run_dir.mkdir(parents=True, exist_ok=True)
         self._run_dir = run_dir
         env = child_env(self.spec, self._run_dir)
-        port = free_port() if self.spec.workers else None
+        port = free_port(MASTER_HOST) if self.spec.workers else None
         try:
             self._master = self._spawn(master_argv(self.spec, self._run_dir, port), env, self._run_dir / "locust.log")
             for index in range(self.spec.workers):

@@ -7,7 +7,6 @@ import datetime
 import ipaddress
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from harness.net import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -33,13 +34,6 @@ DEFAULT_KNOBS: dict[str, Any] = {
     "hang": False,
     "unhealthy": False,
 }
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def service_env(service: str, pod: str, port: int, **extra: str) -> dict[str, str]:

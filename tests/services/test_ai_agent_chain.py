@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from servicekit import Launcher, OutboundRouter, ServiceProcess, TlsPair, free_port
+from servicekit import Launcher, OutboundRouter, ServiceProcess, TlsPair
+
+from harness.net import free_port
 
 from harness.services.outbound import PROPAGATED_HEADERS
 

@@ -8,7 +8,9 @@ import subprocess
 import time
 
 import pytest
-from servicekit import Launcher, ServiceProcess, free_port
+from servicekit import Launcher, ServiceProcess
+
+from harness.net import free_port
 
 PODS = {
     "ai-agent": "ai-agent-v1-us-east-0",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from harness.net import free_port
 
 if importlib.util.find_spec("harness") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -47,12 +48,6 @@ class LivePrometheus:
 
     def stop(self) -> None:
         stop(self.process)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _binary(name: str) -> str:
@@ -121,7 +116,7 @@ def start_prometheus(workdir: Path, data_dir: Path) -> tuple[subprocess.Popen[by
     """Start Prometheus on a free loopback port over `data_dir`; wait (bounded) until it is ready."""
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1s\n")
-    port = _free_port()
+    port = free_port()
     argv = [
         _binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
         "--storage.tsdb.retention.time=3650d", f"--web.listen-address=127.0.0.1:{port}",

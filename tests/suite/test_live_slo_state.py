@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import InconclusiveError
+from harness.net import free_port
 from harness.slo import parse_slo
 from harness.run.live import evaluate_live
 from harness.suite.live import format_results, session_slo_state
@@ -61,14 +62,11 @@ def test_an_unreachable_prometheus_surfaces_as_the_inconclusive_error_the_caller
 
 
 def test_the_running_sessions_slos_are_asked_of_its_prometheus_and_an_unreachable_one_is_reported() -> None:
-    import socket
     from types import SimpleNamespace
 
     from harness.run import control
 
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     platform = SimpleNamespace(status=lambda: {"prometheus_url": f"http://127.0.0.1:{port}"})
     control.set_session(SimpleNamespace(slos=[AVAILABILITY], platform=platform, load=None))  # type: ignore[arg-type]
     try:

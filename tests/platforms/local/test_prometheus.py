@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from harness.mesh.translate.stats import (
     envoy_stats_config,
 )
 from harness.mesh.translate.telemetry import request_stats
+from harness.net import free_port
 from harness.platforms.local.prometheus import (
     RECORDING_RULES,
     ScrapeTarget,
@@ -51,12 +51,6 @@ def _labels(pod: str, app: str, service: str, *, proxy_kind: str | None = "sidec
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     _, promtool = find_binaries()
     return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=30, check=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_envoy_stats_config_is_the_one_in_the_architecture_doc() -> None:
@@ -243,7 +237,7 @@ def test_prometheus_records_istio_requests_from_real_envoys(
     write_targets(tmp_path / "targets", targets)
     config = tmp_path / "prometheus.yml"
     config.write_text(render_config(targets_dir=tmp_path / "targets", rules_path=RECORDING_RULES))
-    port = _free_port()
+    port = free_port()
     argv = prometheus_argv(binary=prometheus, config_path=config, data_dir=tmp_path / "data", port=port)
     started = time.monotonic()
     processes.start(argv, name="prometheus")

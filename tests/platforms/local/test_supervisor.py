@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from harness.errors import ConfigError, MissingDependencyError, ReadinessTimeout
+from harness.net import free_port
 from harness.platforms.local import procfs
 from harness.platforms.local.supervisor import (
     ProcessEvent,
@@ -68,12 +68,6 @@ CRASHING_SUPERVISOR = textwrap.dedent(
     asyncio.run(main())
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
