@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -16,7 +17,79 @@ SHAPES = ("ramp", "soak", "spike", "steady")
 """Load shapes the shipped locustfiles understand (HARNESS_LOAD_SHAPE); see locustfiles/shapes.py."""
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-MAX_WORKERS = 32  # far beyond what a 2-core machine gains from; a typo guard, not a tuning knob
+MAX_USERS = 10_000
+"""Every user holds its own connection and greenlet in one Locust process; far past what one machine's
+loopback load needs, and past it a typo (users: 1e9) would exhaust file descriptors mid-run."""
+MAX_SPAWN_RATE = 1_000.0  # users started per second; Locust itself warns past 100 per process
+MAX_DURATION_S = 7 * 24 * 3600.0  # a week: above the run's own ceiling, bounds a forgotten load
+MAX_STOP_TIMEOUT_S = 3600
+MAX_THINK_TIME_S = 3600.0
+
+
+def max_workers() -> int:
+    """Locust workers this machine can run: one per CPU (os.cpu_count()).
+
+    A Locust worker is one process running gevent on one thread, so it uses at most one core; past
+    one per core the workers only take CPU from each other and from the mesh under test, and the
+    load generator, not the mesh, becomes what the run measures.
+    """
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """What one numeric load field accepts. One table (NUMBER_RULES) serves LoadSpec and the
+    experiment's `load:` mapping, so a new field (a rate, a duration) is one more row."""
+
+    integer: bool
+    minimum: float
+    maximum: float | Callable[[], float]
+    above_minimum: bool = False  # the minimum itself is refused (a rate of 0)
+    unit: str = ""
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` is not accepted, or None when it is."""
+        maximum = self.maximum() if callable(self.maximum) else self.maximum
+        low = f"> {self.minimum:g}" if self.above_minimum else f">= {self.minimum:g}"
+        wanted = f"{'a whole number' if self.integer else 'a number'}{self.unit} {low} and <= {maximum:g}"
+        kinds = (int,) if self.integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            return f"expected {wanted}, got {_shown(value)}"
+        if value < self.minimum or (self.above_minimum and value == self.minimum) or value > maximum:
+            return f"expected {wanted}, got {_shown(value)}"
+        return None
+
+
+NUMBER_RULES: Mapping[str, NumberRule] = MappingProxyType({
+    "users": NumberRule(integer=True, minimum=1, maximum=MAX_USERS),
+    "spawn_rate": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=MAX_SPAWN_RATE,
+                             unit=" of users per second"),
+    "duration_s": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=MAX_DURATION_S,
+                             unit=" of seconds"),
+    "workers": NumberRule(integer=True, minimum=0, maximum=max_workers,
+                          unit=" (0: one process; at most one per CPU of this machine)"),
+    "stop_timeout_s": NumberRule(integer=True, minimum=0, maximum=MAX_STOP_TIMEOUT_S, unit=" of seconds"),
+})
+
+
+def number_problem(name: str, value: object) -> str | None:
+    """Why `value` is not a valid `name` (a key of NUMBER_RULES), or None."""
+    return NUMBER_RULES[name].problem(value)
+
+
+def think_time_problem(think: object) -> str | None:
+    """Why `think` is not (min, max) seconds with 0 <= min <= max <= MAX_THINK_TIME_S, or None."""
+    ok = isinstance(think, (tuple, list)) and len(think) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in think)
+    if not ok or not 0 <= think[0] <= think[1] <= MAX_THINK_TIME_S:  # type: ignore[index]
+        return (f"expected [min, max] seconds with 0 <= min <= max <= {MAX_THINK_TIME_S:g}, "
+                f"got {_shown(think)}")
+    return None
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def loopback_url_problem(url: str) -> str | None:
@@ -90,17 +163,10 @@ class LoadSpec:
         object.__setattr__(self, "locustfile", path)
 
     def _check_numbers(self) -> None:
-        if isinstance(self.users, bool) or not isinstance(self.users, int) or self.users < 1:
-            raise self._fail("users", f"expected a whole number >= 1, got {self.users!r}")
-        for name in ("spawn_rate", "duration_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise self._fail(name, f"expected a number > 0, got {value!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or not 0 <= self.workers <= MAX_WORKERS:
-            raise self._fail("workers", f"expected a whole number from 0 to {MAX_WORKERS}, got {self.workers!r}")
-        stop = self.stop_timeout_s
-        if isinstance(stop, bool) or not isinstance(stop, int) or stop < 0:
-            raise self._fail("stop_timeout_s", f"expected a whole number of seconds >= 0, got {stop!r}")
+        for name in NUMBER_RULES:
+            problem = number_problem(name, getattr(self, name))
+            if problem:
+                raise self._fail(name, problem)
 
     def _check_target(self) -> None:
         if not isinstance(self.host, str):
@@ -117,10 +183,10 @@ class LoadSpec:
             raise self._fail("shape", f"expected one of {', '.join(SHAPES)}, got {self.shape!r}")
         think = self.think_time_s
         if think is not None:
-            ok = isinstance(think, tuple) and len(think) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in think)
-            if not ok or not 0 <= think[0] <= think[1]:
-                raise self._fail("think_time_s", f"expected (min, max) seconds with 0 <= min <= max, got {think!r}")
+            problem = think_time_problem(think) if isinstance(think, tuple) else (
+                f"expected a (min, max) tuple of seconds, got {_shown(think)}")
+            if problem:
+                raise self._fail("think_time_s", problem)
         env = self.extra_env
         if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise self._fail("extra_env", "expected a mapping of environment variable names to string values")

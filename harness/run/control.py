@@ -16,13 +16,16 @@ from typing import Any
 
 from harness import tracing
 from harness.chaos.context import current_platform
+from harness.errors import HarnessError
 from harness.run.session import HarnessRun
-from harness.run.settings import parse_settings
+from harness.run.settings import check_report_dir, parse_settings
+from harness.run.validate import check_load_declared
 
 logger = logging.getLogger("harness.run")
 _lock = threading.Lock()
 _session: HarnessRun | None = None
 _brought_up: Any = None  # under plain `chaos run`: the platform this control stood up, to take down
+_not_configured: str | None = None  # under plain `chaos run`: why configure_control built no session
 
 
 def set_session(session: HarnessRun | None) -> None:
@@ -38,16 +41,35 @@ def session() -> HarnessRun | None:
 
 
 def configure_control(experiment: dict[str, Any] | None = None, **arguments: Any) -> None:
-    """Under plain `chaos run`, build the session from the control's arguments."""
-    if session() is not None or experiment is None:
+    """Under plain `chaos run`, build the session from the control's arguments.
+
+    Chaos Toolkit logs an exception raised here at debug level and runs the experiment anyway, so a
+    failure is kept and before_experiment_control refuses the run (no chaos without the harness's load).
+    """
+    global _not_configured
+    if session() is not None:
         return
+    if experiment is None:
+        _not_configured = "Chaos Toolkit gave the control no experiment"
+        return
+    try:
+        _configure(experiment, arguments)
+        _not_configured = None
+    except Exception as exc:
+        _not_configured = str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+        logger.error("the harness control is not configured: %s", _not_configured)
+
+
+def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
     source = Path(experiment.get("__harness_path__", os.getcwd()))
     base_dir = source.parent if source.is_file() else Path.cwd()
     settings = parse_settings({k: v for k, v in arguments.items() if k not in ("configuration", "secrets",
                                                                                 "settings", "event_registry")},
-                              base_dir)
+                              base_dir, file=source if source.is_file() else None)
+    check_load_declared(experiment, settings, source)
     title = "".join(c if c.isalnum() else "-" for c in experiment.get("title", "experiment").lower())[:40]
     run_dir = Path(os.environ.get("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}")
+    check_report_dir(run_dir, source if source.is_file() else None)
     platform = current_platform()
     global _brought_up
     if not platform.is_up():
@@ -59,8 +81,14 @@ def configure_control(experiment: dict[str, Any] | None = None, **arguments: Any
 
 def before_experiment_control(context: Any, **_: Any) -> None:
     current = session()
-    if current is not None:
-        current.begin()
+    if current is None:
+        from chaoslib.exceptions import InterruptExecution
+
+        # InterruptExecution is the one exception Chaos Toolkit lets a control raise: the method
+        # (every fault) is skipped, as it must be without the harness's load.
+        raise InterruptExecution(f"the harness control is not configured, so the experiment does not run "
+                                 f"(no chaos without its load): {_not_configured or 'no session'}")
+    current.begin()
 
 
 def before_method_control(context: Any, **_: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import time
@@ -17,8 +16,9 @@ from harness.mesh.loader import declared_model
 from harness.platforms import get_platform
 from harness.run import control, evaluation
 from harness.run.session import HarnessRun
-from harness.run.settings import parse_settings
-from harness.run.validate import check_harness_activities, harness_control_arguments, load_experiment_file
+from harness.run.settings import check_report_dir, parse_settings, with_workers
+from harness.run.validate import (check_harness_activities, check_load_declared, harness_control_arguments,
+                                  load_experiment_file)
 from harness.run.verdict import exit_code, verdict_table
 
 logger = logging.getLogger("harness.run")
@@ -41,6 +41,7 @@ def prepare(path: Path) -> tuple[dict[str, Any], Any]:
     """Everything that can be checked without the mesh; errors name file and field (exit 2)."""
     experiment = load_experiment_file(path)
     settings = parse_settings(harness_control_arguments(experiment, path), path.parent, file=path)
+    check_load_declared(experiment, settings, path)
     check_harness_activities(experiment, path, known_services())
     evaluation.load_slos(settings)
     return experiment, settings
@@ -54,15 +55,15 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
              progress: bool = True, workers: int | None = None,
              platform_options: dict[str, Any] | None = None) -> RunOutcome:
     experiment, settings = prepare(path)
-    if workers is not None and settings.load is not None:
-        settings = dataclasses.replace(settings, load=dataclasses.replace(settings.load, workers=workers))
+    settings = with_workers(settings, workers)
+    run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
+    check_report_dir(run_dir, path)  # before anything starts: a reused directory would mix two runs
     platform = get_platform(platform_name, **(platform_options or {}))
     was_up = platform.is_up()
     if not was_up:
         platform.up()
     try:
         evaluation.validate_queries(settings, platform)
-        run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
         with tracing.run_span(experiment.get("title", path.stem), run_dir, **{"harness.platform": platform_name}):
             return _run_session(experiment, path, settings, platform, run_dir, progress)
     finally:

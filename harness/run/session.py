@@ -17,6 +17,7 @@ from harness.chaos.undo import REGISTRY
 from harness.platforms.base import Platform
 from harness.run import evaluation
 from harness.run.journal import JournalWriter
+from harness.run.loadguard import LOAD_SIGNAL, WATCHED_PHASES, LoadFailed, LoadGuard
 from harness.run.progress import Progress
 from harness.run.settings import ExperimentSettings
 from harness.run.watchers import PodWatcher
@@ -60,6 +61,8 @@ class HarnessRun:
         self.journal = JournalWriter(self.run_dir)
         self.slos = evaluation.load_slos(self.settings)
         self.load = None
+        self.load_guard = LoadGuard(self, lambda: evaluation.start_load(self.settings.load, self.platform,
+                                                                        self.run_dir))
         self.pod_watcher: PodWatcher | None = None
         self.breach_watcher: threading.Thread | None = None
         self._breach_stop = threading.Event()
@@ -113,8 +116,25 @@ class HarnessRun:
             if self.current_phase == "chaos":
                 raise Terminated("an abort_on_breach SLO was breached; stopping the chaos")
 
+        def on_load_lost(signum: int, frame: Any) -> None:
+            if self.current_phase in WATCHED_PHASES and not self.load_guard.stopping:
+                raise Terminated(self.load_guard.failure or "the load stopped")
+
         return {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
-                signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_breach)}
+                signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_breach),
+                LOAD_SIGNAL: signal.signal(LOAD_SIGNAL, on_load_lost)}
+
+    def _start_load(self) -> None:
+        """Chaos never runs without its load: InterruptExecution (the one exception Chaos Toolkit lets a
+        control raise) when it does not start; `error` holds the cause, so the verdict is exit 2."""
+        from chaoslib.exceptions import InterruptExecution
+
+        assert self.settings.load is not None
+        try:
+            self.load = self.load_guard.start()
+        except LoadFailed as exc:
+            self.load = self.load_guard.load
+            raise InterruptExecution(str(exc)) from exc
 
     def begin(self) -> None:
         """Before the experiment: watchers and load start, warm-up, then the baseline window."""
@@ -123,7 +143,7 @@ class HarnessRun:
         self.pod_watcher = PodWatcher(self.platform)
         self.pod_watcher.start()
         if self.settings.load is not None:
-            self.load = evaluation.start_load(self.settings.load, self.platform, self.run_dir)
+            self._start_load()  # returns once users run; a failure stops the run before any fault
         self.progress.start()
         if self.show_progress and any(slo.source == "mesh" for slo in self.slos):
             from harness.run.live import LiveSlos
@@ -137,6 +157,13 @@ class HarnessRun:
         time.sleep(self.settings.baseline_s)
 
     def method_starts(self) -> None:
+        if self.settings.load is not None:
+            from chaoslib.exceptions import InterruptExecution
+
+            try:  # the load may have died in the baseline: then no fault may be injected
+                self.load_guard.check()
+            except LoadFailed as exc:
+                raise InterruptExecution(str(exc)) from exc
         now = time.time()
         if self.phases["baseline"].end is None:
             self.phases["baseline"].end = now
@@ -205,6 +232,7 @@ class HarnessRun:
             self.phases["recovery"].end = time.time()
 
     def _conclude(self, journal: dict[str, Any] | None, interrupted: bool) -> dict[str, Any]:
+        self.load_guard.stop_watching()  # the load stops next, as planned
         if self.load is not None:
             self.load.stop()
         self.progress.stop()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from harness.errors import ConfigError
+from harness.load._spec import SHAPES, number_problem, think_time_problem
+from harness.pathcheck import checked_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SLO_FILE = PROJECT_ROOT / "slos" / "default.yaml"
 LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env"}
 PHASE_DEFAULTS = {"warmup_s": 3.0, "baseline_s": 10.0, "recovery_s": 10.0}
 ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir"}
+MAX_PHASE_S = 24 * 3600.0  # a day: longer is a typo, and NaN or infinity would never end the phase
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,56 @@ def _env_number(raw: str, name: str) -> float:
         raise ConfigError(f"expected a number of seconds, got {raw!r}", field=name) from exc
 
 
-def _number(value: Any, where: str, *, minimum: float = 0.0, integer: bool = False) -> float:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
-        wanted = "a whole number" if integer else "a number"
-        raise ConfigError(f"expected {wanted} >= {minimum}, got {value!r}", field=where)
+def _number(value: Any, where: str, *, minimum: float = 0.0, maximum: float = MAX_PHASE_S) -> float:
+    """A finite number of seconds in [minimum, maximum]: NaN and infinity would make a phase endless."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not minimum <= value <= maximum:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise ConfigError(f"expected a number of seconds >= {minimum:g} and <= {maximum:g}, got {shown}", field=where)
+    return float(value)
+
+
+def _checked(name: str, value: Any, where: str) -> Any:
+    """One numeric load field checked by the load layer's own table (harness.load NUMBER_RULES)."""
+    problem = number_problem(name, value)
+    if problem:
+        raise ConfigError(problem, field=f"{where}.{name}")
     return value
+
+
+def check_report_dir(run_dir: Path, experiment: Path | None = None) -> None:
+    """A run writes into a new or empty directory, so its report never shows a previous run's samples.
+
+    The experiment file itself may be there (a game day writes the walked copy into its run directory).
+    """
+    run_dir = checked_path(run_dir, field="--report-dir")
+    if not run_dir.exists():
+        return
+    if not run_dir.is_dir():
+        raise ConfigError("expected a new or empty directory for the run, found a file", file=run_dir,
+                          field="--report-dir")
+    own = Path(experiment).resolve() if experiment is not None else None
+    found = sorted(p.name for p in run_dir.iterdir() if p.resolve() != own)
+    if found:
+        listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise ConfigError(f"expected a new or empty directory for the run, it holds {listed} (a previous run's "
+                          "files would mix with this one's); name another --report-dir", file=run_dir,
+                          field="--report-dir")
+
+
+def with_workers(settings: ExperimentSettings, workers: int | None) -> ExperimentSettings:
+    """`harness run --workers N` over the experiment's own, checked like the experiment's field."""
+    if workers is None or settings.load is None:
+        return settings
+    problem = number_problem("workers", workers)
+    if problem:
+        raise ConfigError(problem, field="--workers")
+    return dataclasses.replace(settings, load=dataclasses.replace(settings.load, workers=workers))
+
+
+def path_field(raw: Any, where: str) -> str | Path:
+    """A path a user wrote: a string the file system can take (no NUL byte, no over-long name)."""
+    return checked_path(raw, field=where)
 
 
 def resolve_path(raw: str | Path, base_dir: Path) -> Path:
@@ -76,7 +125,9 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
         load = None
         if arguments.get("load") is not None:
             load = _load(arguments["load"], base_dir, f"{prefix}.load")
-        slo_file = resolve_path(arguments.get("slo_file") or DEFAULT_SLO_FILE, base_dir)
+        slo_file = resolve_path(path_field(DEFAULT_SLO_FILE if arguments.get("slo_file") is None
+                                           else arguments["slo_file"], f"{prefix}.slo_file"),
+                                base_dir)
         if not slo_file.is_file():
             raise ConfigError(f"no SLO file at {slo_file}", field=f"{prefix}.slo_file")
         names = arguments.get("slos")
@@ -107,25 +158,28 @@ def _load(raw: Any, base_dir: Path, where: str) -> LoadSettings:
         raise ConfigError(f"unknown field(s) {sorted(unknown)}; expected {sorted(LOAD_FIELDS)}", field=where)
     if "locustfile" not in raw:
         raise ConfigError("missing: the Locust file to run", field=f"{where}.locustfile")
-    locustfile = resolve_path(raw["locustfile"], base_dir)
+    locustfile = resolve_path(path_field(raw["locustfile"], f"{where}.locustfile"), base_dir)
     if not locustfile.is_file():
         raise ConfigError(f"no locustfile at {locustfile}", field=f"{where}.locustfile")
     think = raw.get("think_time_s")
     if think is not None:
-        if not (isinstance(think, list) and len(think) == 2):
-            raise ConfigError("expected [min, max] seconds", field=f"{where}.think_time_s")
-        think = (float(_number(think[0], f"{where}.think_time_s[0]")), float(_number(think[1], f"{where}.think_time_s[1]")))
+        problem = think_time_problem(think)
+        if problem:
+            raise ConfigError(problem, field=f"{where}.think_time_s")
+        think = (float(think[0]), float(think[1]))
     shape = raw.get("shape")
-    if shape is not None and shape not in ("steady", "ramp", "spike", "soak"):
-        raise ConfigError(f"expected steady, ramp, spike or soak, got {shape!r}", field=f"{where}.shape")
+    if shape is not None and shape not in SHAPES:
+        raise ConfigError(f"expected one of {', '.join(SHAPES)}, got {shape!r}", field=f"{where}.shape")
     env = raw.get("env") or {}
-    if not isinstance(env, Mapping):
-        raise ConfigError("expected a mapping of environment variables", field=f"{where}.env")
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                               and not isinstance(v, bool) for k, v in env.items()):
+        raise ConfigError("expected a mapping of environment variable names to strings or numbers",
+                          field=f"{where}.env")
     return LoadSettings(
         locustfile=locustfile,
-        users=int(_number(raw.get("users", 10), f"{where}.users", minimum=1, integer=True)),
-        spawn_rate=float(_number(raw.get("spawn_rate", 10), f"{where}.spawn_rate", minimum=0.1)),
+        users=int(_checked("users", raw.get("users", 10), where)),
+        spawn_rate=float(_checked("spawn_rate", raw.get("spawn_rate", 10), where)),
         shape=shape, think_time_s=think,
-        workers=int(_number(raw.get("workers", 0), f"{where}.workers", integer=True)),
+        workers=int(_checked("workers", raw.get("workers", 0), where)),
         env={str(k): str(v) for k, v in env.items()},
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.pathcheck import checked_path
 
 HARNESS_CONTROL = "harness.run.control"
 HARNESS_MODULES = ("harness.chaos.actions", "harness.chaos.probes")
@@ -21,6 +24,7 @@ def load_experiment_file(path: Path) -> dict[str, Any]:
     from chaoslib.experiment import ensure_experiment_is_valid
     from chaoslib.loader import load_experiment
 
+    checked_path(path, field="experiment", file=path)
     if not path.is_file():
         raise ConfigError("no such experiment file", file=path)
     try:
@@ -29,11 +33,96 @@ def load_experiment_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot load the experiment: {exc}", file=path) from exc
     except Exception as exc:  # YAML/JSON parser errors carry the line; keep their text
         raise ConfigError(f"invalid YAML or JSON: {exc}", file=path) from exc
+    check_structure(experiment, path)
     try:
         ensure_experiment_is_valid(experiment)
     except ChaosException as exc:
         raise ConfigError(f"not a valid Chaos Toolkit experiment: {exc}", file=path) from exc
     return experiment
+
+
+def check_structure(experiment: Any, path: Path) -> None:
+    """The shapes Chaos Toolkit's own validation assumes (it fails with a traceback, not an error, on
+    an experiment that is a list, a method that is a mapping, a provider that is a string, ...)."""
+    if not isinstance(experiment, dict):
+        raise ConfigError(f"expected a mapping (title, method, controls, ...), got {_kind(experiment)}", file=path,
+                          field="(document)")
+    if not isinstance(experiment.get("title"), str):
+        raise ConfigError(f"expected a string, got {_kind(experiment.get('title'))}", file=path, field="title")
+    hypothesis = experiment.get("steady-state-hypothesis")
+    if hypothesis is not None:
+        if not isinstance(hypothesis, dict):
+            raise ConfigError(f"expected a mapping with title and probes, got {_kind(hypothesis)}", file=path,
+                              field="steady-state-hypothesis")
+        _activity_list(hypothesis.get("probes"), path, "steady-state-hypothesis.probes", required=False)
+    _activity_list(experiment.get("method"), path, "method", required=True)
+    _activity_list(experiment.get("rollbacks"), path, "rollbacks", required=False)
+    controls = experiment.get("controls")
+    if controls is not None:
+        if not isinstance(controls, list):
+            raise ConfigError(f"expected a list of controls, got {_kind(controls)}", file=path, field="controls")
+        for index, control in enumerate(controls):
+            where = f"controls[{index}]"
+            if not isinstance(control, dict):
+                raise ConfigError(f"expected a mapping with name and provider, got {_kind(control)}", file=path,
+                                  field=where)
+            _provider(control.get("provider"), path, f"{where}.provider")
+    for key in ("configuration", "secrets"):
+        if experiment.get(key) is not None and not isinstance(experiment[key], dict):
+            raise ConfigError(f"expected a mapping, got {_kind(experiment[key])}", file=path, field=key)
+    tags = experiment.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise ConfigError(f"expected a list of strings, got {_kind(tags)}", file=path, field="tags")
+
+
+def _activity_list(raw: Any, path: Path, where: str, *, required: bool) -> None:
+    if raw is None and not required:
+        return
+    if not isinstance(raw, list):
+        raise ConfigError(f"expected a list of activities, got {_kind(raw)}", file=path, field=where)
+    for index, activity in enumerate(raw):
+        if not isinstance(activity, dict):
+            raise ConfigError(f"expected an activity (a mapping with type, name and provider), got {_kind(activity)}",
+                              file=path, field=f"{where}[{index}]")
+        if "ref" in activity:
+            continue  # a reference to an activity declared elsewhere; Chaos Toolkit resolves it
+        if not isinstance(activity.get("name"), str):
+            raise ConfigError(f"expected a string, got {_kind(activity.get('name'))}", file=path,
+                              field=f"{where}[{index}].name")
+        _provider(activity.get("provider"), path, f"{where}[{index}].provider")
+
+
+def _provider(raw: Any, path: Path, where: str) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping with type (python, http or process) and its fields, got {_kind(raw)}",
+                          file=path, field=where)
+    if raw.get("type") not in ("python", "http", "process"):
+        raise ConfigError(f"expected type python, http or process, got {_kind(raw.get('type'))}", file=path,
+                          field=f"{where}.type")
+    if raw["type"] == "python":
+        for key in ("module", "func"):
+            if key in raw or key == "module":
+                if not isinstance(raw.get(key), str) or not raw[key]:
+                    raise ConfigError(f"expected a string, got {_kind(raw.get(key))}", file=path, field=f"{where}.{key}")
+    arguments = raw.get("arguments")
+    if arguments is not None and not isinstance(arguments, dict):
+        raise ConfigError(f"expected a mapping of argument names to values, got {_kind(arguments)}", file=path,
+                          field=f"{where}.arguments")
+
+
+def check_load_declared(experiment: dict[str, Any], settings: Any, path: Path) -> None:
+    """Chaos never runs without its load: an experiment whose method acts needs a `load:`."""
+    if settings.load is None and experiment.get("method"):
+        raise ConfigError("missing: the load the chaos runs under (load: {locustfile: ..., users: ...}); "
+                          "chaos without load measures nothing", file=path,
+                          field="controls[harness].provider.arguments.load")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def activities(experiment: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -50,7 +139,7 @@ def activities(experiment: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def harness_control_arguments(experiment: dict[str, Any], path: Path) -> dict[str, Any]:
     for control in experiment.get("controls") or []:
         if (control.get("provider") or {}).get("module") == HARNESS_CONTROL:
-            return dict(control["provider"].get("arguments") or {})
+            return dict(control["provider"].get("arguments") or {})  # a mapping: check_structure saw to it
     raise ConfigError(f"the experiment declares no harness control (provider module {HARNESS_CONTROL}); "
                       "it carries the load and SLOs", file=path, field="controls")
 
@@ -79,8 +168,11 @@ def _check_arguments(func: Any, arguments: dict[str, Any], path: Path, where: st
         if isinstance(value, str) and value.startswith("${"):
             continue  # a Chaos Toolkit configuration substitution, resolved at run time
         if name in hints and not _matches(value, hints[name]):
-            raise ConfigError(f"expected {_describe(hints[name])}, got {value!r}", file=path,
+            raise ConfigError(f"expected {_describe(hints[name])}, got {_kind(value)}", file=path,
                               field=f"{where}.{name}")
+        problem = _range_problem(name, value)
+        if problem:
+            raise ConfigError(problem, file=path, field=f"{where}.{name}")
     missing = [n for n, p in signature.parameters.items() if p.default is inspect.Parameter.empty
                and n not in arguments]
     if missing:
@@ -89,6 +181,43 @@ def _check_arguments(func: Any, arguments: dict[str, Any], path: Path, where: st
     if isinstance(service, str) and services and service.split(".")[0] not in services:
         raise ConfigError(f"unknown service {service!r}; services: {', '.join(sorted(services))}", file=path,
                           field=f"{where}.service")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric argument of the harness's actions and probes takes (finite, inclusive)."""
+
+    low: float
+    high: float
+    above_low: bool = False  # the low end itself is refused (a delay of 0 ms)
+    unit: str = ""
+
+
+ARGUMENT_RANGES: dict[str, Range] = {
+    "percentage": Range(0, 100, unit=" percent"),
+    "percent": Range(0, 100, above_low=True, unit=" percent"),
+    "max_percent": Range(0, 100, above_low=True, unit=" percent"),
+    "delay_ms": Range(0, 3_600_000, above_low=True, unit=" milliseconds"),  # an hour: past it, a typo
+    "http_status": Range(200, 599),
+    "count": Range(1, 10_000),
+    "repeat": Range(1, 10_000),
+    "interval_s": Range(0, 3600, unit=" seconds"),
+    "replicas": Range(0, 10_000),
+    "window_s": Range(0, 86_400, above_low=True, unit=" seconds"),
+    "at": Range(0, 1e11, unit=" (epoch seconds)"),
+}
+"""Checked at `validate` so that a value the action would refuse mid-run (after the load and the
+baseline) fails before anything starts; the actions keep their own checks for plain `chaos run`."""
+
+
+def _range_problem(name: str, value: Any) -> str | None:
+    rule = ARGUMENT_RANGES.get(name)
+    if rule is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low = f"> {rule.low:g}" if rule.above_low else f">= {rule.low:g}"
+    if not math.isfinite(value) or value < rule.low or (rule.above_low and value == rule.low) or value > rule.high:
+        return f"expected a number{rule.unit} {low} and <= {rule.high:g}, got {_kind(value)}"
+    return None
 
 
 def _matches(value: Any, hint: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from harness.errors import ExitCode, verdict_word
@@ -55,3 +56,5 @@ def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
     if session.interrupted_by:
         reason = f"interrupted by {session.interrupted_by}"
     console.print(f"verdict: [{colour}]{verdict_word(code)}[/] (exit {code}) {reason}  journal: {session.run_dir}/journal.json")
+    if session.error:  # the cause (e.g. Locust's log tail), printed as is: it is not rich markup
+        print(f"harness: error: {session.error}", file=sys.stderr)
