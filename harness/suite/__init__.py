@@ -6,9 +6,11 @@
     code = run_gameday(Path("experiments/pod-kill.yaml"), platform_name="local", yes=False)
 """
 
-from harness.suite.gameday import Decision, Step, Walk, gameday_experiment, run_gameday
-from harness.suite.runner import ExperimentResult, RunFunction, SuiteOutcome, run_suite
+from harness.suite.gameday import gameday_experiment, run_gameday
+from harness.suite.model import Decision, ExperimentResult, RunFunction, Step, SuiteOutcome
+from harness.suite.runner import run_suite
 from harness.suite.select import SuiteEntry, entries_tagged
+from harness.suite.walk import Walk
 
 __all__ = [
     "Decision",

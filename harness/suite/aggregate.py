@@ -6,16 +6,13 @@ import html
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.errors import ExitCode, verdict_word
 from harness.files import atomic_write
 from harness.suite.junit import write_junit
+from harness.suite.model import INDEX, JUNIT, SUITE_JSON, SUMMARY, ExperimentResult, SuiteOutcome
 
-if TYPE_CHECKING:
-    from harness.suite.runner import ExperimentResult, SuiteOutcome
-
-SUMMARY, INDEX, JUNIT, SUITE_JSON = "summary.md", "index.html", "junit.xml", "suite.json"
 RUN_REPORTS = ("report.html", "summary.md", "journal.json")  # what a run directory's link points at, first found
 COLOURS = {ExitCode.PASS: "#1a7f37", ExitCode.FAIL: "#cf222e", ExitCode.INVALID: "#cf222e", ExitCode.INCONCLUSIVE: "#9a6700",
            ExitCode.INTERRUPTED: "#9a6700"}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
-if TYPE_CHECKING:
-    from harness.suite.gameday import Decision, Walk
+from harness.suite.model import Decision
+from harness.suite.walk import Walk
 
 logger = logging.getLogger("harness.suite")
 OPERATOR_ABORT = "operator (game day abort)"

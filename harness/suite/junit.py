@@ -14,12 +14,8 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 from harness.errors import verdict_word
-
-if TYPE_CHECKING:
-    from harness.suite.runner import ExperimentResult
+from harness.suite.model import ExperimentResult
 
 COUNTS = ("tests", "failures", "errors", "skipped")
 

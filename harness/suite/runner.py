@@ -6,60 +6,18 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from harness.errors import ExitCode, HarnessError
 from harness.suite import aggregate
+from harness.suite.model import ExperimentResult, RunFunction, SuiteOutcome
 from harness.suite.select import SuiteEntry, entries_tagged
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a lower layer, for annotations only
     from harness.platforms.base import Platform
-    from harness.report import RunRecord, Score
-    from harness.run.runner import RunOutcome
 
 logger = logging.getLogger("harness.suite")
-
-
-class RunFunction(Protocol):
-    """What the suite needs from `harness run`: harness.run.runner.run_file is the real one."""
-
-    def __call__(self, path: Path, *, platform_name: str, report_dir: Path | None, keep_up: bool,
-                 progress: bool) -> RunOutcome: ...
-
-
-@dataclass(frozen=True)
-class ExperimentResult:
-    """One experiment of a suite. `ran` is False for those left when the suite was interrupted."""
-
-    path: Path
-    title: str
-    exit_code: int
-    run_dir: Path | None
-    journal: dict[str, Any] = field(default_factory=dict, repr=False)
-    error: str | None = None  # why there is no verdict: the HarnessError, or "not run"
-    ran: bool = True
-    duration_s: float = 0.0
-    record: RunRecord | None = field(default=None, repr=False)  # the run directory as harness.report reads it
-    score: Score | None = None  # harness.report's resilience score of the run
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-
-@dataclass(frozen=True)
-class SuiteOutcome:
-    tag: str
-    exit_code: int  # the worst of the experiments' codes (ExitCode.worst)
-    report_dir: Path  # summary.md, index.html, junit.xml, suite.json and one run directory per experiment
-    results: tuple[ExperimentResult, ...]
-    score: float | None = None  # 0..100: the mean of the runs' resilience scores (harness.report.suite_score)
-
-    @property
-    def junit(self) -> Path:
-        return self.report_dir / aggregate.JUNIT
 
 
 def default_report_dir(tag: str) -> Path:

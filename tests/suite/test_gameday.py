@@ -19,8 +19,9 @@ import yaml
 from harness.run import control
 from harness.run.runner import ROLLBACKS_ALWAYS, RunOutcome, check_only
 from harness.suite import gameday_control, run_gameday
-from harness.suite.gameday import REHEARSAL_NOTE, WALKED_FILE, gameday_experiment
+from harness.suite.gameday import WALKED_FILE, gameday_experiment
 from harness.suite.gameday_control import OPERATOR_ABORT
+from harness.suite.walk import REHEARSAL_NOTE
 
 ROOT = Path(__file__).resolve().parents[2]
 SLO_LINES = ["live SLOs (last 30 s):", "  ai-agent-availability  0.999  (>= 0.995)  PASS"]
