@@ -108,6 +108,15 @@ def validate_document(doc: dict, *, file: Path, index: int) -> None:
     problems = _document_problems(doc, index)
     if problems:
         raise ManifestError(_summary(problems), file=file)
+    _beyond_schema(doc, file)
+
+
+def _beyond_schema(doc: dict, file: Path) -> None:
+    """What a schema cannot say: a Telemetry's CEL values and names (harness/mesh/telemetry_api.py)."""
+    if doc.get("kind") == "Telemetry" and str(doc.get("apiVersion", "")).startswith("telemetry.istio.io/"):
+        from harness.mesh.telemetry_api import check_telemetry  # CEL parsing: only for Telemetry documents
+
+        check_telemetry(doc, file=file)
 
 
 def load_manifests(paths: Iterable[Path]) -> list[dict]:
@@ -119,6 +128,8 @@ def load_manifests(paths: Iterable[Path]) -> list[dict]:
         problems = [p for index, doc in enumerate(docs) for p in _document_problems(doc, index)]
         if problems:
             raise ManifestError(_summary(problems), file=path)
+        for doc in docs:
+            _beyond_schema(doc, path)
         documents += docs
     return documents
 

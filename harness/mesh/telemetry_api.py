@@ -1,0 +1,231 @@
+"""Telemetry resources (telemetry.istio.io): checked as Istio would need them, and what they ask of metrics.
+
+Istio's stats plugin (istio/proxy `istio_stats.cc`) silently drops what it cannot use: a tag whose
+value does not parse as CEL, a removed tag that is not one of its standard tags ("Tag is not
+standard"), a metric it does not know. On both platforms that means a label missing from every metric
+and SLO queries that never match, so `check_telemetry` refuses each of these with the file and field,
+before anything is applied: every `tagOverrides[].value` is parsed as CEL (cel-python) and its names
+checked against the attributes the plugin offers (harness/mesh/cel.py); metric names, tag names,
+match modes and provider names are checked against Istio's lists and the mesh's providers.
+
+`metric_plan` resolves, for one proxy, which standard metrics are disabled and which tags each one
+adds, replaces or removes, in Istio's order (root namespace, then the workload's namespace, then
+selector-matching resources; later entries override earlier ones tag by tag).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+from harness.errors import ConfigError
+from harness.mesh import cel
+
+# Istio's Telemetry API metric selectors -> the stats plugin's metric names (istio_ prefix dropped).
+METRICS = {
+    "REQUEST_COUNT": "requests_total",
+    "REQUEST_DURATION": "request_duration_milliseconds",
+    "REQUEST_SIZE": "request_bytes",
+    "RESPONSE_SIZE": "response_bytes",
+    "TCP_OPENED_CONNECTIONS": "tcp_connections_opened_total",
+    "TCP_CLOSED_CONNECTIONS": "tcp_connections_closed_total",
+    "TCP_SENT_BYTES": "tcp_sent_bytes_total",
+    "TCP_RECEIVED_BYTES": "tcp_received_bytes_total",
+    "GRPC_REQUEST_MESSAGES": "request_messages_total",
+    "GRPC_RESPONSE_MESSAGES": "response_messages_total",
+}
+ALL_METRICS = "ALL_METRICS"
+# The stats plugin's standard tags (istio_stats.cc `all_tags_`), in its order.
+STANDARD_TAGS = (
+    "reporter", "source_workload", "source_workload_namespace", "source_principal", "source_app",
+    "source_version", "source_canonical_service", "source_canonical_revision", "source_cluster",
+    "destination_workload", "destination_workload_namespace", "destination_principal", "destination_app",
+    "destination_version", "destination_service", "destination_service_name", "destination_service_namespace",
+    "destination_canonical_service", "destination_canonical_revision", "destination_cluster",
+    "request_protocol", "response_flags", "connection_security_policy", "response_code", "grpc_response_status",
+)
+MODES = ("CLIENT_AND_SERVER", "CLIENT", "SERVER")
+ROOT_NAMESPACE = "istio-system"
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Providers Istio defines without meshConfig (its default mesh config): prometheus for metrics,
+# envoy for access logs. Others come from meshConfig.extensionProviders.
+_BUILTIN = {"metrics": {"prometheus"}, "accessLogging": {"envoy"}, "tracing": set()}
+_PROVIDER_KINDS = {
+    "metrics": {"prometheus", "stackdriver"},
+    "tracing": {"zipkin", "opentelemetry", "datadog", "lightstep", "skywalking", "stackdriver"},
+    "accessLogging": {"envoyFileAccessLog", "envoyOtelAls", "envoyHttpAls", "envoyTcpAls", "stackdriver"},
+}
+CONTROL_PLANE = Path(__file__).resolve().parent / "manifests" / "kind" / "istio" / "control-plane.yaml"
+
+
+@dataclass(frozen=True)
+class TagOverride:
+    """One `tagOverrides` entry: REMOVE the tag, or UPSERT it with a checked CEL value."""
+
+    tag: str
+    remove: bool
+    value: str | None  # the CEL text; None when removed
+    field: str  # its path in the resource, for errors
+
+
+@dataclass(frozen=True)
+class MetricOverride:
+    """One `overrides[]` entry: which metrics and reporters it matches and what it changes."""
+
+    metrics: tuple[str, ...]  # stats plugin names, e.g. ("requests_total",)
+    mode: str  # CLIENT_AND_SERVER, CLIENT (reporter=source) or SERVER (reporter=destination)
+    disabled: bool | None
+    tags: tuple[TagOverride, ...]
+    field: str
+
+
+@dataclass(frozen=True)
+class TelemetryResource:
+    """A Telemetry resource's metrics part, checked, with where it came from."""
+
+    name: str
+    namespace: str
+    file: str | None
+    selector: tuple[tuple[str, str], ...] | None  # None: the whole namespace
+    overrides: tuple[MetricOverride, ...] = field(default=())
+
+
+def mesh_providers(path: Path = CONTROL_PLANE) -> dict[str, set[str]]:
+    """Provider names per Telemetry section: Istio's built-ins plus meshConfig.extensionProviders."""
+    from harness.mesh.schema import load_yaml_documents
+
+    known = {section: set(names) for section, names in _BUILTIN.items()}
+    for doc in load_yaml_documents(path):
+        for provider in ((doc.get("spec") or {}).get("meshConfig") or {}).get("extensionProviders") or []:
+            for section, kinds in _PROVIDER_KINDS.items():
+                if kinds & set(provider):
+                    known[section].add(provider["name"])
+    return known
+
+
+def _error(doc: dict[str, Any], file: Any, path: str, message: str) -> ConfigError:
+    name = (doc.get("metadata") or {}).get("name", "?")
+    return ConfigError(f"Telemetry {name!r}: {message}", file=str(file) if file is not None else None, field=path)
+
+
+def _check_providers(doc: dict[str, Any], file: Any, spec: dict[str, Any], known: dict[str, set[str]]) -> None:
+    for section in ("metrics", "tracing", "accessLogging"):
+        for i, entry in enumerate(spec.get(section) or []):
+            for j, provider in enumerate(entry.get("providers") or []):
+                name = provider.get("name")
+                if name not in known[section]:
+                    raise _error(doc, file, f"spec.{section}[{i}].providers[{j}].name",
+                                 f"unknown {section} provider {name!r}; the mesh defines "
+                                 f"{', '.join(sorted(known[section])) or 'none'} (meshConfig.extensionProviders "
+                                 f"in {CONTROL_PLANE.name})")
+
+
+def _tag_override(doc: dict[str, Any], file: Any, path: str, tag: str, spec: Any) -> TagOverride:
+    if not _LABEL_NAME.match(tag):
+        raise _error(doc, file, path, f"tag {tag!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    spec = spec or {}
+    operation = spec.get("operation", "UPSERT")
+    if operation == "REMOVE":
+        if tag not in STANDARD_TAGS:
+            raise _error(doc, file, f"{path}.operation",
+                         f"cannot REMOVE {tag!r}: not one of Istio's standard tags ({', '.join(STANDARD_TAGS)})")
+        if spec.get("value") not in (None, ""):
+            raise _error(doc, file, f"{path}.value", "a REMOVE override takes no value")
+        return TagOverride(tag=tag, remove=True, value=None, field=path)
+    if operation != "UPSERT":
+        raise _error(doc, file, f"{path}.operation", f"expected UPSERT or REMOVE, got {operation!r}")
+    if tag == "reporter":
+        raise _error(doc, file, path, "the reporter tag cannot be overridden (the stats plugin sets it)")
+    value = spec.get("value")
+    try:
+        cel.check(value)
+    except cel.CelError as exc:
+        raise _error(doc, file, f"{path}.value", str(exc)) from exc
+    return TagOverride(tag=tag, remove=False, value=value, field=path)
+
+
+def _override(doc: dict[str, Any], file: Any, path: str, spec: dict[str, Any]) -> MetricOverride:
+    match = spec.get("match") or {}
+    if "customMetric" in match:
+        raise _error(doc, file, f"{path}.match.customMetric",
+                     f"unknown metric {match['customMetric']!r}: the mesh defines no custom metrics; "
+                     f"expected match.metric, one of {ALL_METRICS}, {', '.join(METRICS)}")
+    metric = match.get("metric", ALL_METRICS)
+    if metric != ALL_METRICS and metric not in METRICS:
+        raise _error(doc, file, f"{path}.match.metric",
+                     f"unknown metric {metric!r}; expected {ALL_METRICS} or one of {', '.join(METRICS)}")
+    mode = match.get("mode", "CLIENT_AND_SERVER")
+    if mode not in MODES:
+        raise _error(doc, file, f"{path}.match.mode", f"expected one of {', '.join(MODES)}, got {mode!r}")
+    tags = tuple(_tag_override(doc, file, f"{path}.tagOverrides.{tag}", tag, value)
+                 for tag, value in (spec.get("tagOverrides") or {}).items())
+    disabled = spec.get("disabled")
+    return MetricOverride(metrics=tuple(METRICS.values()) if metric == ALL_METRICS else (METRICS[metric],),
+                          mode=mode, disabled=None if disabled is None else bool(disabled), tags=tags, field=path)
+
+
+def check_telemetry(doc: dict[str, Any], *, file: Any = None,
+                    providers: dict[str, set[str]] | None = None) -> TelemetryResource:
+    """Check one Telemetry document; ConfigError names the file and the field of the first problem."""
+    spec = doc.get("spec") or {}
+    meta = doc.get("metadata") or {}
+    _check_providers(doc, file, spec, providers if providers is not None else mesh_providers())
+    overrides: list[MetricOverride] = []
+    for i, entry in enumerate(spec.get("metrics") or []):
+        for j, override in enumerate(entry.get("overrides") or []):
+            overrides.append(_override(doc, file, f"spec.metrics[{i}].overrides[{j}]", override))
+    selector = (spec.get("selector") or {}).get("matchLabels")
+    return TelemetryResource(name=meta.get("name", "?"), namespace=meta.get("namespace", "parallel-ai"),
+                             file=str(file) if file is not None else None,
+                             selector=None if selector is None else tuple(sorted(selector.items())),
+                             overrides=tuple(overrides))
+
+
+# -- what one proxy emits ---------------------------------------------------------------------------
+
+Reporter = Literal["source", "destination"]
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """For one proxy and reporter: metrics turned off, and per metric the tags to set or remove."""
+
+    disabled: frozenset[str]
+    upserts: dict[str, dict[str, TagOverride]]  # metric -> tag -> override (value set)
+    removed: dict[str, frozenset[str]]  # metric -> tags removed
+
+
+def applies(resource: TelemetryResource, namespace: str, labels: Iterable[tuple[str, str]]) -> bool:
+    if resource.namespace == ROOT_NAMESPACE:
+        return resource.selector is None or set(resource.selector) <= set(labels)
+    return resource.namespace == namespace and (resource.selector is None or set(resource.selector) <= set(labels))
+
+
+def metric_plan(resources: Iterable[TelemetryResource], reporter: Reporter, namespace: str,
+                labels: Iterable[tuple[str, str]]) -> MetricPlan:
+    """Istio's merge for one proxy: root namespace, namespace, then workload-selecting resources."""
+    labels = tuple(labels)
+    chosen = [r for r in resources if applies(r, namespace, labels)]
+    chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
+    wanted_mode = "CLIENT" if reporter == "source" else "SERVER"
+    disabled: set[str] = set()
+    upserts: dict[str, dict[str, TagOverride]] = {}
+    removed: dict[str, set[str]] = {}
+    for resource in chosen:
+        for override in resource.overrides:
+            if override.mode not in ("CLIENT_AND_SERVER", wanted_mode):
+                continue
+            for metric in override.metrics:
+                if override.disabled is not None:
+                    (disabled.add if override.disabled else disabled.discard)(metric)
+                for tag in override.tags:
+                    if tag.remove:
+                        removed.setdefault(metric, set()).add(tag.tag)
+                        upserts.get(metric, {}).pop(tag.tag, None)
+                    else:
+                        upserts.setdefault(metric, {})[tag.tag] = tag
+                        removed.get(metric, set()).discard(tag.tag)
+    return MetricPlan(disabled=frozenset(disabled), upserts=upserts,
+                      removed={metric: frozenset(tags) for metric, tags in removed.items()})
