@@ -50,6 +50,11 @@ class ServiceConfig:
     # EXTERNAL_AI_CA_FILE: PEM roots trusted besides the public CAs for https://EXTERNAL_AI_HOST (direct mode)
     external_ai_ca_file: Path | None
     upstream_timeout_s: float  # UPSTREAM_TIMEOUT_S: whole-request timeout of one outbound call, seconds
+    # UDS: listen on this Unix socket instead of HOST:PORT (local only: a 0700 folder keeps every process
+    # but the sidecar and the harness out, as a pod's network namespace does on Kubernetes)
+    uds: Path | None = None
+    # KNOBS_TOKEN_FILE: /admin/knobs needs `Authorization: Bearer <the file's content>` (local only)
+    knobs_token: str | None = None
 
 
 def from_env(environ: Mapping[str, str]) -> ServiceConfig:
@@ -78,6 +83,8 @@ def from_env(environ: Mapping[str, str]) -> ServiceConfig:
         tls_key_file=key,
         external_ai_ca_file=external_ai_ca_file,
         upstream_timeout_s=env.number("UPSTREAM_TIMEOUT_S", 10.0, minimum=0.001),
+        uds=env.socket_path("UDS"),
+        knobs_token=env.secret_file("KNOBS_TOKEN_FILE"),
     )
 
 
@@ -165,6 +172,25 @@ class _Env:
         except ValueError as exc:
             raise ConfigError(f"expected a port number in the URL; got {value!r}", field=name) from exc
         return f"{parts.scheme}://{parts.netloc}"
+
+    def socket_path(self, name: str) -> Path | None:
+        value = self._raw(name)
+        if value is None:
+            return None
+        path = Path(value)
+        if not path.is_absolute() or len(value.encode()) > 107 or not path.parent.is_dir():
+            raise ConfigError(f"expected an absolute Unix socket path (at most 107 bytes) in an existing "
+                              f"folder; got {value!r}", field=name)
+        return path
+
+    def secret_file(self, name: str) -> str | None:
+        path = self.path(name)
+        if path is None:
+            return None
+        token = path.read_text().strip()
+        if len(token) < 16:
+            raise ConfigError(f"expected a token of at least 16 characters in {path}", field=name)
+        return token
 
     def path(self, name: str) -> Path | None:
         value = self._raw(name)

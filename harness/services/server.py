@@ -37,6 +37,7 @@ def uvicorn_config(config: ServiceConfig, app: ServiceApp) -> uvicorn.Config:
         app,
         host=config.host,
         port=config.port,
+        uds=str(config.uds) if config.uds else None,  # uvicorn binds the socket instead of host:port
         loop="auto",
         http="auto",
         ws="none",

@@ -64,9 +64,7 @@ class Mesh:
                                 json={"user_id": user, "prompt": "hello"})
 
     def knobs(self, pod: str, **values: Any) -> None:
-        port = self.pod(pod)["app_port"]
-        response = self.client.put(f"http://127.0.0.1:{port}/admin/knobs", json=values)
-        response.raise_for_status()
+        self.platform.set_knobs(pod, **values)  # over the app's socket, with the run's token
 
     def reset_knobs(self) -> None:
         for pod in self.status["pods"]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.platforms.local.private import knobs_client
 from meshkit import Mesh, alive
 
 ROOT = Path(__file__).parents[2]
@@ -57,7 +58,8 @@ def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:
     assert current == declared_istio()
     mesh.wait_for(mesh.all_ready, 30, "every pod ready after the run")
     for pod in mesh.platform.pods():
-        knobs = mesh.client.get(f"http://127.0.0.1:{pod['app_port']}/admin/knobs").json()
+        with knobs_client(Path(mesh.status["state_dir"]), pod["name"]) as client:  # the app's socket and token
+            knobs = client.get("/admin/knobs").json()
         assert knobs["error_rate"] == 0 and knobs["latency_ms"] == 0 and not knobs["hang"], pod["name"]
     pids = (journal["harness"].get("load") or {}).get("pids") or []
     assert [pid for pid in pids if alive(pid)] == []

@@ -199,17 +199,21 @@ def external_cluster(node: ProxyNode, entry: ServiceEntry, host: str, port: int,
 
 
 def inbound_cluster(node: ProxyNode) -> dict[str, Any]:
-    """The sidecar's cluster for its own app, plaintext on 127.0.0.1."""
-    assert node.app_port is not None
+    """The sidecar's cluster for its own app: its Unix socket (only the sidecar and the harness can
+    open it), or plaintext on 127.0.0.1:app_port when the node has no socket."""
     name = cluster_name("inbound", 8080, None, "")
+    if node.app_socket is not None:
+        address: dict[str, Any] = {"pipe": {"path": str(node.app_socket)}}
+    else:
+        assert node.app_port is not None
+        address = {"socket_address": {"address": "127.0.0.1", "port_value": node.app_port}}
     return {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "10s",
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                "socket_address": {"address": "127.0.0.1", "port_value": node.app_port}}}}]}],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
         },
         "circuit_breakers": _circuit_breakers(TrafficPolicy()),
         "typed_extension_protocol_options": _http_options(TrafficPolicy()),

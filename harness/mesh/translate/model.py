@@ -33,7 +33,8 @@ class ProxyNode:
     xds_dir: Path
     admin_port: int
     inbound_port: int | None = None  # sidecar: mTLS listener in front of the app
-    app_port: int | None = None  # sidecar: where the app listens (plaintext, 127.0.0.1)
+    app_port: int | None = None  # sidecar: the app's /metrics for Prometheus, served by the sidecar
+    app_socket: Path | None = None  # sidecar: the Unix socket the app listens on (folder 0700)
     outbound_port: int | None = None  # sidecar: plaintext listener the app sends requests to
     gateway_ports: Mapping[int, int] = field(default_factory=dict)  # gateway: server port -> local port
     access_log: bool = False  # meshConfig.accessLogFile: /dev/stdout (the dev profile)

@@ -14,6 +14,7 @@ from harness.mesh.translate.listeners import (
     INBOUND_ROUTE, OUTBOUND_ROUTE, gateway_listener, gateway_route_name, inbound_listener,
     outbound_listener,
 )
+from harness.mesh.translate.metrics_port import app_metrics_listener
 from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
 from harness.mesh.translate.policy import EffectivePolicy, effective_policy
 from harness.mesh.translate.rbac import applies_to, per_route_rbac
@@ -84,6 +85,8 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
     if node.kind == "sidecar":
         clusters.append(inbound_cluster(node))
         listeners += [inbound_listener(node, mtls_mode(state, node)), outbound_listener(node)]
+        if node.app_socket is not None:  # the app is on a socket: Prometheus scrapes it through here
+            listeners.append(app_metrics_listener(node))
         mesh_services = [vs for vs in state.istio.virtual_services if _bound_to(vs, None)]
         routes[OUTBOUND_ROUTE] = outbound_route_config(OUTBOUND_ROUTE, hosts, mesh_services, policies,
                                                        domains_for_vs=False)

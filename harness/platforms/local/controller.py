@@ -20,6 +20,7 @@ from harness.mesh.translate import (
 from harness.mesh.translate.secrets import workload_secret
 from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
+from harness.platforms.local.private import app_socket
 from harness.platforms.local.layout import (
     GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_REGION, Layout,
 )
@@ -73,6 +74,7 @@ class MeshController:
                 certs=self.certs[pod.service_account], xds_dir=self.layout.proxy_dir(pod.name) / "xds",
                 admin_port=ports.admin, inbound_port=ports.inbound, app_port=ports.app,
                 outbound_port=ports.outbound, access_log=self.access_log,
+                app_socket=app_socket(self.layout.state_dir, pod.name),
             ))
         nodes.append(ProxyNode(
             name=GATEWAY_NAME, kind="gateway", namespace="parallel-ai", labels=GATEWAY_LABELS,

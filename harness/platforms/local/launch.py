@@ -22,6 +22,7 @@ from harness.pki import MeshCA
 from harness.platforms.local.controller import MeshController, bootstrap_path
 from harness.platforms.local.inotify import check_inotify_budget
 from harness.platforms.local.layout import EXTERNAL_NAME, GATEWAY_NAME, Layout
+from harness.platforms.local.private import KNOBS_TOKEN_FILE, app_socket, make_private
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import ProcessEvent, ProcessSpec, RestartPolicy, Supervisor
 
@@ -64,6 +65,8 @@ class MeshProcesses:
         self.envoy = envoy_binary(settings.envoy_bin)
         self.prometheus_bin, _ = prometheus.find_binaries()
         self.layout.check_ports_free()
+        # state 0700, logs 0600, the apps' socket folder and a new knobs token, before any process starts
+        make_private(self.layout.state_dir, [pod.name for pod in declared.topology.pods])
         pki = self.layout.state_dir / "pki"
         self.ca = self._mesh_ca(pki)
         self.external_ca = MeshCA.create(pki / "external")
@@ -158,10 +161,15 @@ class MeshProcesses:
         ports = self.layout.pods[pod.name]
         env = {**self._base_env(), **dict(pod.env), "SERVICE_NAME": pod.app, "SERVICE_VERSION": pod.version,
                "POD_NAME": pod.name, "REGION": pod.region, "HOST": "127.0.0.1", "PORT": str(ports.app),
-               "MESH_OUTBOUND": f"http://127.0.0.1:{ports.outbound}"}
+               "MESH_OUTBOUND": f"http://127.0.0.1:{ports.outbound}",
+               # The app listens only on its socket, which only this user's processes (the sidecar, the
+               # harness) can open; its knobs need the run's token.
+               "UDS": str(app_socket(self.layout.state_dir, pod.name)),
+               "KNOBS_TOKEN_FILE": str(self.layout.state_dir / KNOBS_TOKEN_FILE)}
         return ProcessSpec(name=app_name(pod.name), argv=[sys.executable, "-m", "harness.services"], env=env,
                            log_path=self.layout.log_path(app_name(pod.name)),
-                           ready_url=f"http://127.0.0.1:{ports.app}/health")
+                           ready_url="http://127.0.0.1/health",
+                           ready_socket=app_socket(self.layout.state_dir, pod.name))
 
     def _external_spec(self) -> ProcessSpec:
         env = {**self._base_env(), "SERVICE_NAME": "external-ai-api", "SERVICE_VERSION": "v1",

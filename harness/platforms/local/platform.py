@@ -22,6 +22,7 @@ from harness.platforms.local.control import request
 from harness.platforms.local.daemon import DAEMON_FILE, ERROR_FILE, SETTINGS_FILE, SOCKET_FILE
 from harness.platforms.local.launch import PIDS_FILE, envoy_binary
 from harness.platforms.local.layout import Layout
+from harness.platforms.local.private import knobs_client
 from harness.platforms.local.procfs import is_running, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import reap_leftovers
@@ -83,10 +84,12 @@ class LocalPlatform:
         prometheus.find_binaries()
         Layout.plan(settings, model.topology).check_ports_free()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "logs").mkdir(exist_ok=True)
+        os.chmod(self.state_dir, 0o700)  # run state (keys, the knobs token, logs): the user's only
+        (self.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)
         settings_for_daemon = LocalSettings(**{**settings.__dict__, "state_dir": self.state_dir})
         (self.state_dir / SETTINGS_FILE).write_text(settings_for_daemon.to_json())
-        log = open(self.state_dir / "logs" / "daemon.log", "ab")
+        log = open(os.open(self.state_dir / "logs" / "daemon.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+                   "ab")
         with log:
             process = subprocess.Popen([sys.executable, "-m", DAEMON_MODULE, str(self.state_dir)],
                                        stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -186,8 +189,8 @@ class LocalPlatform:
         if not match:
             raise ConfigError(f"no pod {pod!r}", field="pod")
         try:
-            response = httpx.put(f"http://127.0.0.1:{match[0]['app_port']}/admin/knobs", json=values, timeout=5.0,
-                                 trust_env=False)
+            with knobs_client(self.state_dir, pod) as client:
+                response = client.put("/admin/knobs", json=values)
         except httpx.HTTPError as exc:
             raise PlatformError(f"cannot reach the app of {pod} to set {values}: {exc}") from exc
         if response.status_code == 400:

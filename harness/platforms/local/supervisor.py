@@ -52,6 +52,7 @@ class ProcessSpec:
     log_path: Path  # stdout and stderr are appended here; the directory is created
     cwd: Path | None = None  # None: the supervisor's working directory
     ready_url: str | None = None  # ready once GET answers 200; None: ready once running
+    ready_socket: Path | None = None  # fetch ready_url over this Unix socket (an app listening on one)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -301,7 +302,8 @@ class Supervisor:
     async def _exec(self, spec: ProcessSpec) -> asyncio.subprocess.Process:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         preexec = procfs.parent_death_signal(signal.SIGKILL) if self._kill_children_on_exit else None
-        with spec.log_path.open("ab") as log:
+        # 0600: logs carry request paths and headers; only the user running the mesh reads them
+        with open(os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
             log.write(f"--- supervisor: starting {spec.name} at {time.strftime('%H:%M:%S')}\n".encode())
             log.flush()
             return await asyncio.create_subprocess_exec(
@@ -416,13 +418,13 @@ class Supervisor:
 
     async def _watch_ready(self, managed: _Managed) -> None:
         url = managed.spec.ready_url
-        if url is not None and not await self._probe_until_ready(managed.spec.name, url):
+        if url is not None and not await self._probe_until_ready(managed.spec.name, url, managed.spec.ready_socket):
             return
         managed.ready = True
         self._changed.set()
         self._emit("ready", managed, managed.pid)
 
-    async def _probe_until_ready(self, name: str, url: str) -> bool:
+    async def _probe_until_ready(self, name: str, url: str, uds: Path | None = None) -> bool:
         """Poll fast for fast_window_s, then slowly, until 200 or give_up_after_s."""
         policy = self._readiness
         loop = asyncio.get_running_loop()
@@ -430,7 +432,9 @@ class Supervisor:
         # verify=False: readiness needs only a status code from 127.0.0.1, and a verifying TLS
         # context costs ~50 ms to build, which would show in every measured recovery time.
         # trust_env=False: a proxy from the environment must never see a 127.0.0.1 probe.
-        client = httpx.AsyncClient(timeout=policy.request_timeout_s, verify=False, trust_env=False)
+        transport = httpx.AsyncHTTPTransport(uds=str(uds)) if uds is not None else None
+        client = httpx.AsyncClient(timeout=policy.request_timeout_s, verify=False, trust_env=False,
+                                   transport=transport)
         async with client:
             while (elapsed := loop.time() - started) < policy.give_up_after_s:
                 if await _answers_200(client, url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from harness.services.asgi import HttpError, Request, Response, json_response
 from harness.services.context import ServiceContext
 from harness.services.knobs import KnobError
@@ -19,10 +21,21 @@ def routes(ctx: ServiceContext) -> list[Route]:
     async def metrics(_request: Request) -> Response:
         return Response(status=200, body=ctx.metrics.render().encode(), content_type=CONTENT_TYPE)
 
-    async def get_knobs(_request: Request) -> Response:
+    def check_token(request: Request) -> None:
+        """With KNOBS_TOKEN_FILE set, only a caller holding the run's token reads or changes knobs."""
+        token = ctx.config.knobs_token
+        if token is None:
+            return
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise HttpError(401, {"error": "the knobs need the run's token: Authorization: Bearer <token>"})
+
+    async def get_knobs(request: Request) -> Response:
+        check_token(request)
         return json_response(200, ctx.knobs.as_json())
 
     async def put_knobs(request: Request) -> Response:
+        check_token(request)
         try:
             return json_response(200, ctx.knobs.update(request.json()))
         except KnobError as exc:
