@@ -55,3 +55,8 @@ def test_a_wire_error_of_a_foreign_type_comes_back_as_a_harness_error_with_exit_
 
     assert type(rebuilt) is HarnessError and rebuilt.exit_code is ExitCode.INVALID
     assert str(rebuilt).startswith("'pods'")
+
+
+def test_an_unreachable_prometheus_exits_inconclusive_and_a_query_error_is_one_kind_of_it() -> None:
+    assert InconclusiveError.exit_code == 3 and ConfigError.exit_code == 2
+    assert issubclass(SloQueryError, InconclusiveError)

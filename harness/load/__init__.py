@@ -11,7 +11,6 @@ process); only `_locust_plugin.py`, which Locust itself loads beside the user's 
     load.stats().samples.total.p99_ms, load.samples()  # pandas DataFrame, SAMPLE_COLUMNS
 """
 
-from harness.errors import LoadError
 from harness.load._live import LivePoint
 from harness.load._run import LoadRun
 from harness.load._samples import SAMPLE_COLUMNS
@@ -20,7 +19,6 @@ from harness.load._stats import LoadStats, RequestStats, StatsTable
 
 __all__ = [
     "LivePoint",
-    "LoadError",
     "LoadRun",
     "LoadSpec",
     "LoadStats",

@@ -7,6 +7,8 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.platforms.base import Platform
 
+__all__ = ["DEFAULT_PLATFORM", "Platform", "get_platform", "platform_names"]
+
 DEFAULT_PLATFORM = "local"
 
 

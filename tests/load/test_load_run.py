@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from loadkit import ChatTarget, alive, chat_spec
 
-from harness.load import SAMPLE_COLUMNS, LoadError, LoadRun, LoadSpec
+from harness.errors import LoadError
+from harness.load import SAMPLE_COLUMNS, LoadRun, LoadSpec
 
 WAIT_S = 60.0  # generous upper bounds: these only keep a broken run from hanging the suite
 POLL_S = 0.05
