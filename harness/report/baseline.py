@@ -1,10 +1,17 @@
 """Baselines for pre-release sign-off: save a run as its experiment's baseline, find it, read it back.
 
-A baseline is one file, `<store>/<experiment-slug>/baseline.json` (store defaults to ./baselines, the
-slug comes from the experiment's title), holding the run's journal, its per-service summary stats
-(ServiceStats for every phase) and where it came from. It does not keep the samples: comparisons
-need only the stats and SLO results, so the file stays small and the run directory may be deleted.
-Saving again replaces the experiment's baseline.
+A baseline is one file, `<store>/<experiment id>/baseline.json` (store defaults to ./baselines),
+holding the run's journal, its per-service summary stats (ServiceStats for every phase) and where it
+came from. It does not keep the samples: comparisons need only the stats and SLO results, so the
+file stays small and the run directory may be deleted. Saving again replaces the experiment's baseline.
+
+The experiment id is stable: the experiment's explicit `id`, else its file name without the suffix
+(`harness run` records the file in the journal). Titles are not ids: two titles can map to one name
+("Pod kill!" and "pod-kill"), every non-ASCII title to none. Only a journal that records neither (one
+written before the file was recorded) falls back to a name made from the title. Two experiments
+under one id is a collision, an error: the baseline records its experiment's title, and a run of
+another title is refused. Only a PASS run becomes a baseline unless `force` (a FAIL or INCONCLUSIVE run
+then may); an ERROR or INTERRUPTED run never does: it did not judge every phase.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import ConfigError, ExitCode
@@ -34,6 +42,7 @@ class Snapshot:
     source: Path  # the run directory or baseline file it was read from
     experiment: str
     exit_code: int
+    experiment_id: str = ""
     stats: tuple[ServiceStats, ...]
     slos: tuple[SloRow, ...]
 
@@ -43,13 +52,38 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:80] or "experiment"
 
 
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ID_EXPECTED = "letters, digits, '.', '_' or '-', starting with a letter or digit, at most 128"
+
+
+def experiment_id(journal: Mapping[str, Any], *, file: Path | None = None) -> str:
+    """The stable id of a run's experiment: its `id`, else its file's name without the suffix (as
+    recorded in harness.experiment_file), else (older journals) a name made from the title."""
+    experiment = journal.get("experiment") if isinstance(journal.get("experiment"), Mapping) else {}
+    explicit = experiment.get("id")
+    if explicit is not None:
+        if not isinstance(explicit, str) or not ID_PATTERN.fullmatch(explicit):
+            raise ConfigError(f"expected an experiment id of {ID_EXPECTED}, got {str(explicit)[:60]!r}", file=file,
+                              field="experiment.id")
+        return explicit
+    harness = journal.get("harness") if isinstance(journal.get("harness"), Mapping) else {}
+    recorded = harness.get("experiment_file")
+    if isinstance(recorded, str) and recorded:
+        stem = Path(recorded).stem
+        if not ID_PATTERN.fullmatch(stem):
+            raise ConfigError(f"the experiment file name {stem[:60]!r} is no usable id ({ID_EXPECTED}); give the "
+                              "experiment an explicit `id`", file=file, field="harness.experiment_file")
+        return stem
+    return slug(str(experiment.get("title") or "experiment"))
+
+
 def snapshot(run_dir: Path) -> Snapshot:
     """The stats and SLO results of a run directory (stats from its samples)."""
     run = read_run(run_dir)
     samples = read_samples(run_dir)
     stats = service_stats(samples, run.phases) if samples is not None and len(samples) else []
     return Snapshot(source=Path(run_dir), experiment=run.title, exit_code=run.exit_code, stats=tuple(stats),
-                    slos=run.slos)
+                    slos=run.slos, experiment_id=experiment_id(run.journal, file=Path(run_dir) / JOURNAL))
 
 
 def load_snapshot(path: Path) -> Snapshot:
@@ -65,21 +99,27 @@ def load_snapshot(path: Path) -> Snapshot:
     try:
         stats = tuple(ServiceStats(**s) for s in data["stats"])
         slos = tuple(slo_row(r) for r in (data["journal"].get("harness") or {}).get("slo_results") or [])
-        return Snapshot(source=file, experiment=str(data["experiment"]), exit_code=int(data["exit_code"]),
-                        stats=stats, slos=slos)
+        code = data["exit_code"]
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ValueError(f"exit_code: expected a whole number, got {code!r}")
+        identity = data.get("experiment_id") or experiment_id(data["journal"], file=file)
+        return Snapshot(source=file, experiment=str(data["experiment"]), exit_code=code, stats=stats, slos=slos,
+                        experiment_id=str(identity))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"not a baseline written by `harness baseline save` (format {FORMAT}): {exc}",
                           file=file, field=str(exc.args[0]) if isinstance(exc, KeyError) else None) from exc
 
 
-def save_baseline(run: Path, store: Path = DEFAULT_STORE) -> Path:
-    """Mark a run as its experiment's baseline; returns the baseline file."""
+def save_baseline(run: Path, store: Path = DEFAULT_STORE, *, force: bool = False) -> Path:
+    """Mark a run as its experiment's baseline; returns the baseline file. A run that did not PASS is
+    refused unless `force`; another experiment's baseline under the same id is a collision (an error)."""
     record = read_run(run)
-    _check_usable(record)
+    _check_usable(record, force=force)
     snap = snapshot(run)
-    target = Path(store) / slug(record.title) / BASELINE_FILE
+    target = Path(store) / snap.experiment_id / BASELINE_FILE
+    _check_collision(target, record, snap.experiment_id)
     payload: dict[str, Any] = {
-        "format": FORMAT, "experiment": record.title, "saved_at": time.time(),
+        "format": FORMAT, "experiment": record.title, "experiment_id": snap.experiment_id, "saved_at": time.time(),
         "run_dir": str(Path(run).resolve()), "exit_code": record.exit_code, "verdict": record.verdict,
         "stats": [dataclasses.asdict(s) for s in snap.stats], "journal": record.journal,
     }  # fmt: skip
@@ -94,15 +134,33 @@ def save_baseline(run: Path, store: Path = DEFAULT_STORE) -> Path:
 def baseline_for(run: Path, store: Path = DEFAULT_STORE) -> Path | None:
     """The saved baseline of the run's experiment, or None when none was saved."""
     record = read_run(run)
-    target = Path(store) / slug(record.title) / BASELINE_FILE
-    return target if target.is_file() else None
+    target = Path(store) / experiment_id(record.journal, file=Path(run) / JOURNAL) / BASELINE_FILE
+    if not target.is_file():
+        return None
+    _check_collision(target, record, target.parent.name)
+    return target
 
 
-def _check_usable(record: RunRecord) -> None:
-    if record.exit_code not in (ExitCode.PASS, ExitCode.FAIL):
-        raise ConfigError(f"a baseline must be a run that completed with a verdict; this one is {record.verdict} "
-                          f"(exit {record.exit_code}){': ' + record.reason if record.reason else ''}",
+def _check_usable(record: RunRecord, *, force: bool) -> None:
+    why = f"{record.verdict} (exit {record.exit_code}){': ' + record.reason if record.reason else ''}"
+    if record.exit_code in (ExitCode.INVALID, ExitCode.INTERRUPTED) or record.exit_code not in ExitCode.__members__.values():
+        raise ConfigError(f"a baseline must be a run that completed with a verdict; this one is {why}",
                           file=record.run_dir / JOURNAL, field="harness.exit_code")
+    if record.exit_code != ExitCode.PASS and not force:
+        raise ConfigError(f"expected a PASS run as the baseline, this one is {why}; pass --force to sign off "
+                          "against it anyway", file=record.run_dir / JOURNAL, field="harness.exit_code")
+
+
+def _check_collision(target: Path, record: RunRecord, identity: str) -> None:
+    """The baseline under this id must be of the same experiment (the same title)."""
+    if not target.is_file():
+        return
+    existing = _read_json(target).get("experiment")
+    if existing != record.title:
+        raise ConfigError(f"baseline id {identity!r} collision: {target} holds the baseline of experiment "
+                          f"{str(existing)[:80]!r}, this run is of {record.title[:80]!r}; give the experiments "
+                          f"distinct `id`s (or, if the title was changed, remove {target})",
+                          file=record.run_dir / JOURNAL, field="experiment.id")
 
 
 def _read_json(file: Path) -> dict[str, Any]:

@@ -51,9 +51,10 @@ def cli_compare(run: Path, baseline: Path | None = None, tolerance_text: str | N
     return comparison_exit_code(comparison)
 
 
-def cli_baseline_save(run: Path, store: Path | None = None) -> int:
-    """`harness baseline save RUN`: save the run as its experiment's baseline, print where; 0."""
-    path = save_baseline(Path(run), baseline_store(store))
+def cli_baseline_save(run: Path, store: Path | None = None, *, force: bool = False) -> int:
+    """`harness baseline save RUN [--force]`: save the run as its experiment's baseline, print where; 0.
+    A run that did not PASS needs `force`."""
+    path = save_baseline(Path(run), baseline_store(store), force=force)
     record = read_run(Path(run))
     print(f"saved {run} ({record.verdict}) as the baseline of {record.title!r}: {path}")
     return 0

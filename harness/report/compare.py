@@ -6,6 +6,10 @@ destination service its query selects) and phase: the value's change, in percent
 points for ratios, and a verdict that went from pass to fail or no data. Worse means slower, less
 available, fewer requests per second, a higher error ratio. Rows with fewer than `min_requests`
 requests on either side are shown but not judged: a p99 of a handful of requests is noise.
+
+A comparison fails on missing data, never passes on it: an SLO the baseline judged that the run did
+not is a regression, and a run whose own exit code is not 0 is never signed off: the comparison's
+exit code is the worst of the run's and the regressions' (ExitCode.worst).
 """
 
 from __future__ import annotations
@@ -99,30 +103,43 @@ class Comparison:
     tolerance: Tolerance
     deltas: tuple[Delta, ...]
     notes: tuple[str, ...] = ()
+    run_exit_code: int = 0  # the run's own verdict; anything but 0 is never "no regressions"
 
     @property
     def regressions(self) -> tuple[Delta, ...]:
         return tuple(d for d in self.deltas if d.regression)
+
+    @property
+    def signed_off(self) -> bool:
+        """True only when the run passed and nothing regressed."""
+        return self.run_exit_code == ExitCode.PASS and not self.regressions
 
 
 def compare(run: Path, baseline: Path, tolerance: Tolerance = Tolerance()) -> Comparison:
     """Compare a run directory with a baseline (a run directory or a saved baseline.json)."""
     new, old = load_snapshot(run), load_snapshot(baseline)
     notes = []
-    if new.experiment != old.experiment:
-        notes.append(f"the baseline is of experiment {old.experiment!r}, the run of {new.experiment!r}")
+    if new.experiment_id != old.experiment_id or new.experiment != old.experiment:
+        notes.append(f"the baseline is of experiment {old.experiment_id!r} ({old.experiment!r}), the run of "
+                     f"{new.experiment_id!r} ({new.experiment!r})")
+    if old.exit_code != ExitCode.PASS:
+        notes.append(f"the baseline's own verdict is {ExitCode.of(old.exit_code).word} (exit {old.exit_code})")
+    if new.exit_code != ExitCode.PASS:
+        notes.append(f"the run's own verdict is {ExitCode.of(new.exit_code).word} (exit {new.exit_code}): "
+                     "not signed off whatever the metrics say")
     if not old.stats:
         notes.append("the baseline has no request samples: only SLOs compared")
     elif not new.stats:
         notes.append("the run has no request samples: every service counts as silent")
     deltas = _ordered(_service_deltas(old, new, tolerance)) + _slo_deltas(old, new, tolerance)
     return Comparison(run=str(new.source), baseline=str(old.source), experiment=new.experiment, tolerance=tolerance,
-                      deltas=tuple(deltas), notes=tuple(notes))
+                      deltas=tuple(deltas), notes=tuple(notes), run_exit_code=new.exit_code)
 
 
 def comparison_exit_code(comparison: Comparison) -> ExitCode:
-    """FAIL (1) when any metric regressed past the tolerance, else PASS (0)."""
-    return ExitCode.FAIL if comparison.regressions else ExitCode.PASS
+    """The worst of the run's own exit code and FAIL (1) when any metric regressed; PASS (0) only when the
+    run passed and nothing regressed."""
+    return ExitCode.worst([comparison.run_exit_code, ExitCode.FAIL if comparison.regressions else ExitCode.PASS])
 
 
 def _service_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delta]:
@@ -157,7 +174,8 @@ def _ordered(deltas: list[Delta]) -> list[Delta]:
 
 def _slo_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delta]:
     before = {(r.name, r.phase): r for r in old.slos}
-    deltas = []
+    judged = {(r.name, r.phase) for r in new.slos}
+    deltas = [_missing(b) for b in old.slos if (b.name, b.phase) not in judged]
     for r in new.slos:
         b = before.get((r.name, r.phase))
         if b is None:
@@ -176,6 +194,14 @@ def _slo_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delt
                          worse_if_higher=higher_worse)
         deltas.append(_verdict_change(delta, b, r))
     return deltas
+
+
+def _missing(before: SloRow) -> Delta:
+    """An SLO the baseline judged and the run did not: a regression, whatever its verdict was."""
+    unit = "pts" if before.kind in ("availability", "error_ratio") else "%"
+    return Delta(group="slo", subject=f"{before.service or before.source}: {before.name}", phase=before.phase,
+                 metric="value", baseline=before.value, run=None, change=None, unit=unit, limit=None, regression=True,
+                 worse_if_higher=before.comparator in ("<=", "<"), note="missing in the run (not judged)")
 
 
 def _verdict_change(delta: Delta, before: SloRow, after: SloRow) -> Delta:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from harness.errors import ExitCode
 from harness.report.compare import Comparison, Delta
+from harness.report.xmltext import xml_safe
 
 METRIC_NAMES = {"p50_ms": "p50 ms", "p95_ms": "p95 ms", "p99_ms": "p99 ms", "availability": "availability %",
                 "throughput_rps": "req/s", "value": "value"}
@@ -25,12 +27,17 @@ def render_comparison(comparison: Comparison) -> str:
             lines.append("  ".join("-" * w for w in widths).rstrip())
     regressions = comparison.regressions
     lines.append("")
-    if not regressions:
+    if comparison.run_exit_code != ExitCode.PASS:
+        lines.append(f"NOT SIGNED OFF: the run's own verdict is {ExitCode.of(comparison.run_exit_code).word} "
+                     f"(exit {comparison.run_exit_code})")
+    if not regressions and comparison.run_exit_code == ExitCode.PASS:
         lines.append(f"no regressions past the tolerance ({len(comparison.deltas)} metrics compared)")
+    elif not regressions:
+        lines.append(f"no metric regressed past the tolerance ({len(comparison.deltas)} metrics compared)")
     else:
         lines.append(f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''} past the tolerance:")
         lines += [f"  {_sentence(d)}" for d in regressions]
-    return "\n".join(lines) + "\n"
+    return xml_safe("\n".join(lines) + "\n")  # request names come from a locustfile: no control characters
 
 
 def _value(delta: Delta, value: float | None) -> str:

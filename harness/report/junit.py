@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from harness.errors import ExitCode
 from harness.report.rundata import RunRecord, SloRow
 from harness.report.score import Score
+from harness.report.xmltext import sanitize_tree
 
 
 def failure_message(row: SloRow) -> str:
@@ -36,6 +37,7 @@ def render_junit(runs: Sequence[tuple[RunRecord, Score]]) -> str:
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", f"{seconds:.3f}")
+    sanitize_tree(root)  # an error message may carry ANSI colour codes, which XML 1.0 forbids
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

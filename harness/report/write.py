@@ -20,6 +20,7 @@ from harness.report.junit import render_junit
 from harness.report.page import render_html
 from harness.report.rundata import SAMPLES_CSV, SAMPLES_PARQUET, read_journal, read_run, read_samples
 from harness.report.summary import render_summary
+from harness.report.xmltext import xml_safe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +75,7 @@ def _parquet_stale(run_dir: Path) -> bool:
 
 def _write(path: Path, text: str) -> Path:
     try:
-        atomic_write(path, text)
+        atomic_write(path, xml_safe(text))  # every report is text a parser may read: XML 1.0 characters only
     except OSError as exc:
         raise ConfigError(f"cannot write the report: {exc}", file=path) from exc
     return path

@@ -76,6 +76,8 @@ class HarnessRun:
     def harness_section(self) -> dict[str, Any]:
         return {
             "run_dir": str(self.run_dir),
+            # The file's name is the experiment's stable id (baselines); plain `chaos run` may know no file.
+            "experiment_file": str(self.experiment_path) if self.experiment_path.is_file() else None,
             "platform": getattr(self.platform, "name", "?"),
             "phase": self.current_phase,
             "phases": {name: {"start": p.start, "end": p.end} for name, p in self.phases.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from harness.pathcheck import checked_path
 
 HARNESS_CONTROL = "harness.run.control"
 HARNESS_MODULES = ("harness.chaos.actions", "harness.chaos.probes")
+EXPERIMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # as harness.report.baseline.ID_PATTERN
 
 
 def load_experiment_file(path: Path) -> dict[str, Any]:
@@ -70,6 +72,11 @@ def check_structure(experiment: Any, path: Path) -> None:
     for key in ("configuration", "secrets"):
         if experiment.get(key) is not None and not isinstance(experiment[key], dict):
             raise ConfigError(f"expected a mapping, got {_kind(experiment[key])}", file=path, field=key)
+    identity = experiment.get("id")
+    if identity is not None and not (isinstance(identity, str) and EXPERIMENT_ID.fullmatch(identity)):
+        raise ConfigError(f"expected a stable experiment id: letters, digits, '.', '_' or '-', starting with a letter "
+                          f"or digit, at most 128 (it names the experiment's baseline), got {_kind(identity)}",
+                          file=path, field="id")
     tags = experiment.get("tags")
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         raise ConfigError(f"expected a list of strings, got {_kind(tags)}", file=path, field="tags")
@@ -104,8 +111,8 @@ def _provider(raw: Any, path: Path, where: str) -> None:
             if key in raw or key == "module":
                 if not isinstance(raw.get(key), str) or not raw[key]:
                     raise ConfigError(f"expected a string, got {_kind(raw.get(key))}", file=path, field=f"{where}.{key}")
-    arguments = raw.get("arguments")
-    if arguments is not None and not isinstance(arguments, dict):
+    arguments = raw.get("arguments")  # a process provider's may be a string or a list (its argv)
+    if arguments is not None and raw["type"] != "process" and not isinstance(arguments, dict):
         raise ConfigError(f"expected a mapping of argument names to values, got {_kind(arguments)}", file=path,
                           field=f"{where}.arguments")
 
@@ -241,36 +248,3 @@ def _matches(value: Any, hint: Any) -> bool:
 
 def _describe(hint: Any) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
-def code_it_runs(experiment: dict[str, Any]) -> list[str]:
-    """What the experiment runs with the user's rights beyond the harness's own code: every `process`
-    activity and every Python function outside the `harness` package (activities and controls)."""
-    found: list[str] = []
-    for where, activity in activities(experiment):
-        provider = activity.get("provider") or {}
-        if provider.get("type") == "process":
-            argv = " ".join(str(a) for a in [provider.get("path", ""), *_process_arguments(provider)])
-            found.append(f"{where} ({activity.get('name', '?')}): process {argv}")
-        elif provider.get("type") == "python" and not _harness_module(provider.get("module")):
-            found.append(f"{where} ({activity.get('name', '?')}): python {provider.get('module')}.{provider.get('func')}")
-    for index, control in enumerate(experiment.get("controls") or []):
-        provider = control.get("provider") or {}
-        if provider.get("type") == "python" and not _harness_module(provider.get("module")):
-            found.append(f"controls[{index}] ({control.get('name', '?')}): python control {provider.get('module')}")
-    return found
-
-
-def _harness_module(module: Any) -> bool:
-    return isinstance(module, str) and (module == "harness" or module.startswith("harness."))
-
-
-def _process_arguments(provider: dict[str, Any]) -> list[str]:
-    arguments = provider.get("arguments")
-    if isinstance(arguments, str):
-        return [arguments]
-    if isinstance(arguments, list):
-        return [str(a) for a in arguments]
-    if isinstance(arguments, dict):
-        return [f"{k}={v}" for k, v in arguments.items()]
-    return []

@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.errors import ExitCode, verdict_word
 from harness.files import atomic_write
+from harness.report.xmltext import xml_safe
 from harness.suite.junit import write_junit
 from harness.suite.model import INDEX, JUNIT, SUITE_JSON, SUMMARY, ExperimentResult, SuiteOutcome
 
@@ -164,4 +165,4 @@ def _md(text: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    atomic_write(path, text)
+    atomic_write(path, xml_safe(text))  # index.html and summary.md: XML 1.0 characters only

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 from harness.errors import verdict_word
+from harness.report.xmltext import sanitize_tree
 from harness.suite.model import ExperimentResult
 
 COUNTS = ("tests", "failures", "errors", "skipped")
@@ -42,6 +43,7 @@ def junit_document(results: Sequence[ExperimentResult], *, tag: str) -> ET.Eleme
     for key in COUNTS:
         root.set(key, str(sum(int(s.get(key, "0")) for s in root.findall("testsuite"))))
     root.set("time", f"{sum(float(s.get('time', '0')) for s in root.findall('testsuite')):.3f}")
+    sanitize_tree(root)  # an experiment's error may carry ANSI colour codes, which XML 1.0 forbids
     ET.indent(root)
     return ET.ElementTree(root)
 
