@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from harness.platforms.kind import KindPlatform
-from tests.kind.kindkit import ScriptedRunner, make_platform, seed_mesh
+from harness.platforms.kind import KindPlatform, preflight
+from tests.kind.kindkit import AppKnobs, ScriptedRunner, make_platform, seed_mesh
 from tests.kind.kmockkit import EmulatedCluster
+
+
+@pytest.fixture(autouse=True)
+def host_limits(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The host's inotify limits as kind asks for them, whatever this machine's are (the preflight reads
+    them; tests of the preflight itself write their own)."""
+    folder = tmp_path_factory.mktemp("inotify")
+    (folder / "max_user_watches").write_text("524288\n")
+    (folder / "max_user_instances").write_text("512\n")
+    monkeypatch.setattr(preflight, "INOTIFY_DIR", folder)
+    return folder
 
 
 @pytest.fixture
@@ -24,7 +36,7 @@ def cluster() -> Iterator[EmulatedCluster]:
 
 @pytest.fixture
 def runner() -> ScriptedRunner:
-    return ScriptedRunner()
+    return ScriptedRunner(AppKnobs())  # the apps' /admin/knobs answers, as reset and knob faults need
 
 
 @pytest.fixture

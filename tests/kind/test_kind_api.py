@@ -19,7 +19,7 @@ from harness.chaos.undo import REGISTRY
 from harness.errors import ConfigError, ManifestError, PlatformError
 from harness.platforms.kind import ClientKube, CommandResult, NamespaceGuard, render
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS
-from harness.platforms.kind.platform import HELD_ANNOTATION
+from harness.platforms.kind.platform import APP_KILL_SCRIPT, HELD_ANNOTATION
 from tests.kind.kindkit import ScriptedRunner, make_platform, seed_mesh
 from tests.kind.kmockkit import NAMESPACE, EmulatedCluster
 
@@ -116,8 +116,8 @@ def test_kill_deletes_the_slots_pod_with_grace_zero_and_its_replacement_keeps_th
 
 
 def test_kill_also_takes_the_live_pod_name(mesh, platform) -> None:
-    live = next(p for p in platform.pods() if p["name"] == "analytics-v1-us-west-0")["pod_name"]
-    assert platform.kill(live)["pod"] == "analytics-v1-us-west-0"
+    live = next(p for p in platform.pods() if p["name"] == "ai-agent-v1-us-east-0")["pod_name"]
+    assert platform.kill(live)["pod"] == "ai-agent-v1-us-east-0"
 
 
 def test_kill_app_only_stops_the_app_container_in_place(mesh, platform, runner: ScriptedRunner) -> None:
@@ -127,7 +127,7 @@ def test_kill_app_only_stops_the_app_container_in_place(mesh, platform, runner: 
     (command,) = runner.commands
     assert command.argv[:9] == ("kubectl", "--context", "kind-parallel-ai", "-n", "parallel-ai", "exec", live, "-c",
                                 "app")
-    assert command.argv[-1] == "import os, signal; os.kill(1, signal.SIGTERM)"
+    assert command.argv[-4:] == ("-c", APP_KILL_SCRIPT, "-m", "harness.services")  # SIGKILL by argv
 
 
 def test_kill_pods_action_kills_by_service_version_and_waits_for_the_replacement(controller, chaos) -> None:
@@ -235,7 +235,7 @@ def test_fail_region_scales_its_deployments_to_zero_and_restore_scales_them_back
 
 
 def test_hold_is_undone_from_the_annotation_even_by_another_process(mesh, cluster, runner) -> None:
-    first = make_platform({cluster.context: cluster}, runner)
+    first = make_platform({cluster.context: cluster}, runner, max_percent=100)  # its only pod: raised explicitly
     first.hold("analytics-v1-us-west-0", down=True)
     mesh.reconcile()
     assert not next(p for p in first.pods() if p["name"] == "analytics-v1-us-west-0")["ready"]
@@ -434,3 +434,16 @@ def test_an_unreachable_api_server_means_the_mesh_is_not_up() -> None:
     kube = ClientKube(client.ApiClient(configuration), "kind-parallel-ai")
     with pytest.raises(NotUpError, match="the Kubernetes API of kind-parallel-ai is unreachable"):
         kube.list(PODS, NAMESPACE)
+
+
+def test_the_default_blast_radius_is_half_of_a_services_pods_and_is_raised_only_explicitly(mesh, cluster,
+                                                                                          runner) -> None:
+    """Issue 13 point 7: 50% per service by default; the only pod of a service needs --max-percent 100."""
+    platform = make_platform({cluster.context: cluster}, runner)
+    assert platform.settings.max_percent == 50
+    with pytest.raises(ConfigError, match="1 of 1 down, over the blast-radius limit of 50% .* raise it explicitly "
+                                          "with --max-percent or HARNESS_MAX_PERCENT"):
+        platform.kill("analytics-v1-us-west-0")
+    assert platform.kill("user-v1-us-east-0")["deleted"]  # 1 of user-service's 2 pods: within 50%
+    raised = make_platform({cluster.context: cluster}, runner, max_percent=100)
+    assert raised.kill("analytics-v1-us-west-0")["deleted"]

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, MissingDependencyError, PlatformError
-from harness.platforms.kind import Command, CommandResult, KindPlatform, KindSettings, SubprocessRunner, render
+from harness.platforms.kind import Command, CommandResult, KindPlatform, KindSettings, SubprocessRunner, preflight, \
+    render
 from harness.platforms.kind.platform import HELD_ANNOTATION
+from harness.platforms.kind.pods import declared_deployments
 from tests.kind.kindkit import ROOT, ScriptedRunner
 
 CTX = "API kind-parallel-ai"
@@ -53,10 +55,12 @@ def no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dry_run_up_prints_every_command_and_api_call_in_order(no_subprocess: None, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(preflight, "INOTIFY_DIR", Path("/proc/sys/fs/inotify"))  # a dry run only names it
     platform = KindPlatform(KindSettings(dry_run=True))
     status = platform.up()
     assert status["dry_run"] == [
         f"{CTX} GET /apis/apps/v1/namespaces/parallel-ai/deployments",
+        "CHECK /proc/sys/fs/inotify/max_user_watches >= 524288, /proc/sys/fs/inotify/max_user_instances >= 512",
         "$ docker info --format '{{.ServerVersion}} {{.MemTotal}}'",
         "$ kind version",
         "$ istioctl version --remote=false",
@@ -65,6 +69,11 @@ def test_dry_run_up_prints_every_command_and_api_call_in_order(no_subprocess: No
         "$ kind get clusters",
         f"$ kind create cluster --name parallel-ai --config {ROOT}/kind-config/single.yaml --wait 120s",
         "$ kind load docker-image parallel-ai/sample-service:0.1.0 --name parallel-ai",
+        "(where `kind load docker-image` fails: docker save -o <tmp>/sample-image.tar parallel-ai/sample-service:0.1.0"
+        " && kind load image-archive <tmp>/sample-image.tar --name <cluster>)",
+        "$ kubectl --context kind-parallel-ai -n istio-system get secret/cacerts -o json --ignore-not-found",
+        "$ kubectl --context kind-parallel-ai -n external-ai get secret/external-ai-api-tls -o json --ignore-not-found",
+        "$ kubectl --context kind-parallel-ai -n parallel-ai get configmap/external-ai-ca -o json --ignore-not-found",
         f"$ {APPLY} <<< Namespace istio-system, Secret istio-system/cacerts",
         "$ istioctl install --context kind-parallel-ai -y -f /tmp/harness-kind-dry-run/istio-operator-parallel-ai.yaml",
         f"$ {APPLY} <<< ServiceAccount istio-system/prometheus, ClusterRole harness-prometheus, ClusterRoleBinding "
@@ -99,11 +108,11 @@ def test_dry_run_up_prints_every_command_and_api_call_in_order(no_subprocess: No
 def test_dry_run_down_deletes_only_the_harness_clusters(no_subprocess: None) -> None:
     platform = KindPlatform(KindSettings(dry_run=True))
     assert platform.down() == []
-    assert platform.steps == ["$ kind delete cluster --name parallel-ai"]
+    assert platform.steps == ["$ kind get clusters", "$ kind delete cluster --name parallel-ai"]
     three = KindPlatform(KindSettings(dry_run=True, clusters=3))
     three.down()
-    assert three.steps == [f"$ kind delete cluster --name parallel-ai-{region}"
-                           for region in ("us-east", "us-west", "eu-west")]
+    assert three.steps == ["$ kind get clusters"] + [f"$ kind delete cluster --name parallel-ai-{region}"
+                                                     for region in ("us-east", "us-west", "eu-west")]
     assert three.deleted_clusters == ["parallel-ai-us-east", "parallel-ai-us-west", "parallel-ai-eu-west"]
 
 
@@ -129,6 +138,11 @@ def test_dry_run_of_faults_and_their_undo_prints_each_api_call_in_order(no_subpr
         f"{CTX} DELETE /api/v1/namespaces/parallel-ai/pods/<user-v1-us-east-0> gracePeriodSeconds=0",
         *(f"{CTX} PATCH {path} {SSA}" for path in DECLARED_ISTIO_PATHS),
         f"{CTX} GET {VS}",
+        *(step for d in declared_deployments() for step in (  # every Deployment back to its declared replicas
+            f"{CTX} GET /apis/apps/v1/namespaces/parallel-ai/deployments/{d.name}",
+            f'{CTX} PATCH /apis/apps/v1/namespaces/parallel-ai/deployments/{d.name} '
+            f'{{"metadata": {{"annotations": {{"{HELD_ANNOTATION}": null}}}}, "spec": {{"replicas": {d.replicas}}}}}')),
+        f"{CTX} GET /api/v1/namespaces/parallel-ai/pods",  # no pod is ready in a dry run: no knobs to clear
     ]
 
 

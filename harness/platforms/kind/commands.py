@@ -101,3 +101,27 @@ class RecordingRunner:
     def run(self, command: Command, *, check: bool = True) -> CommandResult:
         self.recorder.add(f"$ {command.display()}")
         return CommandResult(command, 0, self.outputs.get(command.argv, ""), "")
+
+
+class KubeconfigRunner:
+    """Hands every tool the same kubeconfig the API client reads (HARNESS_KUBECONFIG): kubectl and
+    istioctl get `--kubeconfig`, `kind create|delete cluster` too (kind writes and removes the context
+    there); other commands pass unchanged. Without it the tools would act on $KUBECONFIG or
+    ~/.kube/config while the client read another file."""
+
+    def __init__(self, inner: CommandRunner, kubeconfig: str) -> None:
+        self.inner = inner
+        self.kubeconfig = kubeconfig
+        self.dry_run = inner.dry_run
+
+    def _argv(self, argv: tuple[str, ...]) -> tuple[str, ...]:
+        flag = ("--kubeconfig", self.kubeconfig)
+        if argv and argv[0] in ("kubectl", "istioctl") and "--kubeconfig" not in argv:
+            return (argv[0], *flag, *argv[1:])
+        if argv[:1] == ("kind",) and argv[1:3] in (("create", "cluster"), ("delete", "cluster")):
+            return (*argv, *flag)
+        return argv
+
+    def run(self, command: Command, *, check: bool = True) -> CommandResult:
+        return self.inner.run(Command(self._argv(command.argv), stdin=command.stdin,
+                                      stdin_summary=command.stdin_summary, timeout_s=command.timeout_s), check=check)

@@ -18,13 +18,14 @@ from typing import Any
 from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.loader import load_documents
 from harness.platforms.kind import objects, render
-from harness.platforms.kind.commands import Command, CommandRunner, Recorder, RecordingRunner, SubprocessRunner
+from harness.platforms.kind.commands import Command, CommandRunner, KubeconfigRunner, Recorder, RecordingRunner, \
+    SubprocessRunner
 from harness.platforms.kind.install import INGRESS_HOST, Installer, endpoints
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS, ClientKube, KubeApi, NamespaceGuard, RecordingKube
 from harness.platforms.kind.load import InClusterLoad, locust_documents
 from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, declared_deployments, is_ready, \
     live_pods, parse_slot, rows
-from harness.platforms.kind.safety import check_blast_radius, check_context
+from harness.platforms.kind.safety import check_blast_radius, check_context, context_server
 from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
 
@@ -42,9 +43,25 @@ KNOBS_SCRIPT = (
     "except urllib.error.HTTPError as error:\n    response = error\n"
     "print(response.status)\nprint(response.read().decode())\n"
 )
-# An app container's PID 1 cannot be SIGKILLed from inside its own PID namespace; SIGTERM it (the app
-# exits at once, kubelet restarts the container and counts a restart, the sidecar stays up).
-APP_KILL_SCRIPT = "import os, signal; os.kill(1, signal.SIGTERM)"
+# SIGKILL the app's process, as the local platform does and as an OOM kill would (SIGTERM would let uvicorn
+# drain for up to 5 s). On kind every mesh pod shares one PID namespace (render.kill_ready), so the app is
+# not PID 1, which the kernel shields from SIGKILL sent inside its namespace. The script finds the process
+# by its argv (APP_ARGV, the Deployments' command) and never kills itself; exit 3 when none is found.
+APP_ARGV = ("-m", "harness.services")
+APP_KILL_SCRIPT = (
+    "import os, signal, sys\n"
+    "wanted, me, killed = sys.argv[1:], os.getpid(), []\n"
+    "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != me]:\n"
+    "    try:\n"
+    "        argv = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')[:-1]\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    if [a.decode(errors='replace') for a in argv[1:1 + len(wanted)]] == wanted:\n"
+    "        os.kill(pid, signal.SIGKILL)\n"
+    "        killed.append(str(pid))\n"
+    "print(' '.join(killed))\n"
+    "sys.exit(0 if killed else 3)\n"
+)
 
 
 class KindPlatform:
@@ -70,6 +87,8 @@ class KindPlatform:
             self.runner = self._runner_given or SubprocessRunner()
             self._factory = self._factory_given or (
                 lambda context: ClientKube.from_kubeconfig(context, settings.kubeconfig))
+        if settings.kubeconfig is not None:  # kind, kubectl and istioctl read the file the API client reads
+            self.runner = KubeconfigRunner(self.runner, str(settings.kubeconfig))
         self._kubes: dict[str, KubeApi] = {}
         self.installer = Installer(settings, self.runner, self.recorder)
         self.deleted_clusters: list[str] = []
@@ -79,15 +98,19 @@ class KindPlatform:
         """What a dry run would have done so far, in order."""
         return list(self.recorder.steps) if self.recorder is not None else []
 
+    def _guard(self, context: str) -> None:
+        """The context guard (safety.check_context): by name and by the API server address in the kubeconfig."""
+        check_context(context, self.settings.allow_context, context_server(context, self.settings.kubeconfig))
+
     def _kube(self, spec: ClusterSpec) -> KubeApi:
-        check_context(spec.context, self.settings.allow_context)  # before any client exists
+        self._guard(spec.context)  # before any client exists
         if spec.context not in self._kubes:
             self._kubes[spec.context] = NamespaceGuard(self._factory(spec.context), NAMESPACE, EXTERNAL_NAMESPACE)
         return self._kubes[spec.context]
 
     def _check_contexts(self) -> None:
         for spec in self.settings.cluster_specs():
-            check_context(spec.context, self.settings.allow_context)
+            self._guard(spec.context)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -106,6 +129,7 @@ class KindPlatform:
         preflight = self.installer.up()
         status = self.status()
         status["preflight"] = preflight.as_dict()
+        status["install"] = dict(self.installer.report)
         if self.settings.dry_run:
             status["dry_run"] = self.steps
         return status
@@ -193,8 +217,8 @@ class KindPlatform:
         check_blast_radius(deployment.service, len(of_service), down + 1, self.settings.max_percent)
 
     def kill(self, pod: str, *, app_only: bool = False) -> dict[str, Any]:
-        """Delete the pod now (grace 0; its ReplicaSet makes a new one), or with app_only stop its app
-        container (SIGTERM to PID 1, see APP_KILL_SCRIPT; kubelet restarts it, the sidecar stays)."""
+        """Delete the pod now (grace 0; its ReplicaSet makes a new one), or with app_only SIGKILL its app's
+        process (see APP_KILL_SCRIPT; kubelet restarts the container, the sidecar stays)."""
         deployment, index, spec = self._slot(pod)
         live = self._live_pod(deployment, index, spec)
         if live is None and not self.settings.dry_run:
@@ -204,7 +228,7 @@ class KindPlatform:
         self._check_blast(deployment, live is not None and is_ready(live))
         if app_only:
             self.runner.run(Command(("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", name, "-c",
-                                     APP_CONTAINER, "--", "python", "-c", APP_KILL_SCRIPT), timeout_s=60))
+                                     APP_CONTAINER, "--", "python", "-c", APP_KILL_SCRIPT, *APP_ARGV), timeout_s=60))
         else:
             self._kube(spec).delete(PODS, NAMESPACE, name, grace_period_s=0)
         return {"pod": deployment.slot(index), "pod_name": name, "app_only": app_only, "killed_pids": {},

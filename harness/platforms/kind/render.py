@@ -37,6 +37,10 @@ EXTERNAL_AI_CA_KEY = "root-cert.pem"
 #: Deployments whose app calls https://api.openai.com itself on kind (harness.services.context.CALLING_SERVICES).
 EXTERNAL_AI_CALLERS = frozenset({"ai-agent"})
 INGRESS_NODE_PORT = 30080  # ../../mesh/manifests/kind/gateway/ingress-gateway.yaml
+EASTWEST_NODE_PORT = 31443  # ../../mesh/manifests/kind/istio/eastwest-gateway.yaml (tls, 15443)
+#: The namespaces the harness creates and owns; on a cluster it did not create (--no-create) it applies
+#: nothing elsewhere (Istio itself excepted, and only when the cluster has none).
+HARNESS_NAMESPACES = (NAMESPACE, EXTERNAL_NAMESPACE)
 PROMETHEUS_NODE_PORT = 30090  # ../../mesh/manifests/kind/addons/prometheus.yaml
 # One `kubectl apply` goes in document order: what others live in or refer to comes first.
 _APPLY_ORDER = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret",
@@ -63,14 +67,29 @@ def template(relative: str) -> list[dict]:
     return copy.deepcopy(list(_template(relative)))
 
 
-def istio_operator(profile: str, cluster: ClusterSpec, istio_version: str) -> dict:
-    """The control plane for one cluster: control-plane.yaml, its cluster's values, the profile on top."""
+def mesh_networks(clusters: tuple[ClusterSpec, ...], node_addresses: Mapping[str, str]) -> dict:
+    """values.global.meshNetworks of a multi-network mesh on kind: each network's endpoints come from its
+    cluster's registry, and its gateway is the east-west gateway's node port on the cluster's node address
+    on the shared `kind` Docker network, which every other cluster's pods reach. istiod would otherwise
+    take a NodePort gateway's address only from a node's ExternalIP (pilot serviceregistry/kube/
+    controller), which kind nodes lack, and hand sidecars unroutable remote pod IPs."""
+    return {spec.network: {"endpoints": [{"fromRegistry": spec.name}],
+                           "gateways": [{"address": node_addresses[spec.name], "port": EASTWEST_NODE_PORT}]}
+            for spec in clusters}
+
+
+def istio_operator(profile: str, cluster: ClusterSpec, istio_version: str,
+                   networks: Mapping[str, Any] | None = None) -> dict:
+    """The control plane for one cluster: control-plane.yaml, its cluster's values, the profile on top
+    (and, with three clusters, every network's gateway address: `mesh_networks`)."""
     (base,) = template("istio/control-plane.yaml")
     (overlay,) = template(f"istio/profile-{profile}.yaml")
     operator = merge(base, {"spec": overlay["spec"]})
     values = operator["spec"]["values"]
     values["global"].update(tag=istio_version, network=cluster.network)
     values["global"]["multiCluster"] = {"clusterName": cluster.name}
+    if networks:
+        values["global"]["meshNetworks"] = copy.deepcopy(dict(networks))
     # components.pilot.k8s wins over values.pilot in an IstioOperator: the profile's istiod sizing is the
     # more specific statement, so it is carried over (the seed's 100m/128Mi would silently win otherwise).
     operator["spec"]["components"]["pilot"]["k8s"]["resources"] = copy.deepcopy(values["pilot"]["resources"])
@@ -168,6 +187,36 @@ def addon_documents() -> list[dict]:
     return template("addons/prometheus.yaml") + template("addons/jaeger.yaml")
 
 
+def harness_namespace_addons() -> list[dict]:
+    """Prometheus for a cluster the harness did not create (--no-create): in parallel-ai, with a Role
+    instead of the ClusterRole (it discovers pods of parallel-ai only), nothing cluster-wide."""
+    docs = []
+    for doc in template("addons/prometheus.yaml"):
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            doc["kind"] = doc["kind"].removeprefix("Cluster")
+        if doc["kind"] == "Role":
+            doc["rules"] = [{**rule, "resources": [r for r in rule["resources"] if r != "nodes"]}
+                            for rule in doc["rules"]]
+        if doc["kind"] == "RoleBinding":
+            doc["roleRef"]["kind"] = "Role"
+            for subject in doc["subjects"]:
+                subject["namespace"] = NAMESPACE
+        doc["metadata"]["namespace"] = NAMESPACE
+        docs.append(doc)
+    return in_apply_order(docs)
+
+
+def kill_ready(deployment: dict) -> dict:
+    """A Deployment whose pod shares one PID namespace (shareProcessNamespace): the pause container is
+    PID 1, so the app is an ordinary process that `kubectl exec` can SIGKILL, as an OOM kill does; in
+    its own PID namespace the app is PID 1, which the kernel shields from SIGKILL sent from inside."""
+    if deployment["kind"] != "Deployment":
+        return deployment
+    patched = copy.deepcopy(deployment)
+    patched["spec"]["template"]["spec"]["shareProcessNamespace"] = True
+    return patched
+
+
 def ingress_gateway_documents() -> list[dict]:
     return template("gateway/ingress-gateway.yaml")
 
@@ -185,7 +234,7 @@ def workload_documents(cluster: ClusterSpec, external_ai_root: bytes | None = No
     """The mesh's Kubernetes manifests for one cluster: everything but the other regions' Deployments,
     the callers of the external AI API trusting its CA (root in a ConfigMap; a placeholder when
     `external_ai_root` is None), and the ingress gateway on the primary."""
-    docs = [trust_external_ai_ca(doc) for doc in _mesh("kubernetes") if doc["kind"] != "Deployment"
+    docs = [kill_ready(trust_external_ai_ca(doc)) for doc in _mesh("kubernetes") if doc["kind"] != "Deployment"
             or _region(doc) in cluster.regions]
     docs.append(external_ai_ca_configmap(external_ai_root))
     return in_apply_order(docs + (ingress_gateway_documents() if cluster.primary else []))

@@ -42,7 +42,8 @@ class KindSettings:
     context: str | None = None  # act on this kube context instead of kind-<cluster_name> (1 cluster)
     allow_context: str | None = None  # the one non-kind context the harness may act on
     dry_run: bool = False  # print every command and API call in order; change nothing
-    max_percent: float = 100.0  # blast radius: at most this % of a service's pods down at once
+    no_create: bool = False  # use the cluster of `context` as it is: create none, install Istio only if absent
+    max_percent: float = 50.0  # blast radius: at most this % of a service's pods down at once (raise explicitly)
     istio_version: str = "1.30.3"  # the release of the bundled CRD schemas; istioctl should match
     kubeconfig: Path | None = None  # default: $KUBECONFIG, then ~/.kube/config (kind writes there)
     project_dir: Path = PROJECT_DIR  # where kind-config/ and docker/ are
@@ -58,6 +59,9 @@ class KindSettings:
         if not 0 < self.max_percent <= 100:
             raise ConfigError(f"expected a percent above 0 and at most 100, got {self.max_percent}",
                               field="max_percent")
+        if self.no_create and self.context is None:
+            raise ConfigError("--no-create uses a cluster you already have: name its kube context with --context "
+                              "(HARNESS_CONTEXT) and allow it with --allow-context", field="context")
         if self.context is not None and self.clusters != 1:
             raise ConfigError("a context override names one cluster; with 3 clusters the contexts are "
                               "kind-<name>-<region>", field="context")

@@ -1,0 +1,75 @@
+"""The kind platform's guards (issue 13, point 7): the context guard checks the API server's address, not
+only the name; the blast radius defaults to 50% per service; everything applied carries exportTo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.errors import ConfigError
+from harness.platforms.kind import KindPlatform, KindSettings
+from harness.platforms.kind.safety import check_context, context_server, is_kind_server
+from tests.kind.kindkit import ScriptedRunner, make_platform
+from tests.kind.kmockkit import EmulatedCluster
+
+
+def _kubeconfig(path: Path, servers: dict[str, str]) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": f"c-{name}", "cluster": {"server": server}} for name, server in servers.items()],
+        "contexts": [{"name": name, "context": {"cluster": f"c-{name}", "user": "u"}} for name in servers],
+        "users": [{"name": "u", "user": {}}]}))
+    return path
+
+
+@pytest.mark.parametrize("server", ["https://127.0.0.1:41235", "https://localhost:6443", "https://[::1]:6443",
+                                    "https://172.18.0.2:6443", "https://192.168.49.2:6443",
+                                    "https://[fc00:f853:ccd:e793::2]:6443"])
+def test_loopback_and_docker_network_addresses_are_where_kind_puts_an_api_server(server: str) -> None:
+    assert is_kind_server(server)
+
+
+@pytest.mark.parametrize("server", ["https://203.0.113.7:6443", "https://api.prod.example.com:443",
+                                    "https://10.20.0.1:6443", ""])
+def test_anything_else_is_not(server: str) -> None:
+    assert not is_kind_server(server)
+
+
+def test_a_context_named_kind_that_points_at_a_remote_cluster_is_refused_unless_allowed(tmp_path: Path) -> None:
+    config = _kubeconfig(tmp_path / "config", {"kind-parallel-ai": "https://api.prod.example.com:443"})
+    platform = KindPlatform(KindSettings(kubeconfig=config), runner=ScriptedRunner(),
+                            kube_factory=lambda ctx: pytest.fail("a client was made for a refused context"))
+    with pytest.raises(ConfigError, match="refusing to act on kube context 'kind-parallel-ai': its API server "
+                                          "https://api.prod.example.com:443 is neither on 127.0.0.1 nor on a Docker "
+                                          "network, .* --allow-context kind-parallel-ai"):
+        platform.pods()
+    allowed = KindPlatform(KindSettings(kubeconfig=config, allow_context="kind-parallel-ai"), runner=ScriptedRunner(),
+                           kube_factory=lambda ctx: pytest.fail("reached"))
+    with pytest.raises(pytest.fail.Exception, match="reached"):
+        allowed.pods()
+
+
+def test_the_server_is_read_from_the_kubeconfig_kubectl_would_read(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _kubeconfig(tmp_path / "a", {"kind-x": "https://127.0.0.1:1"})
+    second = _kubeconfig(tmp_path / "b", {"kind-x": "https://203.0.113.7:6443", "kind-y": "https://172.18.0.9:6443"})
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{second}")
+    assert context_server("kind-x", None) == "https://127.0.0.1:1"  # the first file to define it wins
+    assert context_server("kind-y", None) == "https://172.18.0.9:6443"
+    assert context_server("kind-new", None) is None  # not created yet: kind will put it on 127.0.0.1
+    assert context_server("kind-x", second) == "https://203.0.113.7:6443"
+    check_context("kind-new", None, None)
+    with pytest.raises(ConfigError, match="not-kind"):
+        check_context("not-kind", None, "https://127.0.0.1:6443")
+
+
+def test_the_emulated_cluster_on_loopback_passes_the_guard(tmp_path: Path) -> None:
+    cluster = EmulatedCluster().start()
+    try:
+        config = _kubeconfig(tmp_path / "config", {cluster.context: cluster.url})
+        platform = make_platform({cluster.context: cluster}, ScriptedRunner(), kubeconfig=config)
+        assert platform.pods()  # reaches the API: every declared slot listed (none live)
+    finally:
+        cluster.stop()
