@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from loadkit import ChatTarget
+
+from tests.load.loadkit import ChatTarget
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from loadkit import AI_AGENT, ROOT, ChatTarget
+
+from tests.load.loadkit import AI_AGENT, ROOT, ChatTarget
 
 LOCUST = Path(sys.executable).with_name("locust")
 RUN_S = 30  # generous bound for a 3-second run

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from loadkit import ChatTarget, alive, chat_spec
 
 from harness.errors import LoadError
 from harness.load import SAMPLE_COLUMNS, LoadRun, LoadSpec
+from tests.load.loadkit import ChatTarget, alive, chat_spec
 
 WAIT_S = 60.0  # generous upper bounds: these only keep a broken run from hanging the suite
 POLL_S = 0.05

@@ -8,7 +8,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from loadkit import ROOT
+
+from tests.load.loadkit import ROOT
 
 
 @pytest.fixture(scope="module")

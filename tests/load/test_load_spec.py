@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from loadkit import AI_AGENT, ROOT
 
 import harness.load
 from harness.errors import ConfigError
 from harness.load import LoadRun, LoadSpec
 from harness.load._command import PLUGIN, child_env, master_argv, worker_argv
+from tests.load.loadkit import AI_AGENT, ROOT
 
 LOOPBACK = "http://127.0.0.1:18080"
 

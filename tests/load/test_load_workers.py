@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadkit import ChatTarget, alive, chat_spec
-
 from harness.load import LoadRun
+from tests.load.loadkit import ChatTarget, alive, chat_spec
 
 WAIT_S = 60.0
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from harness.platforms.local.platform import LocalPlatform
-from meshkit import Mesh, free_base, settings_for
+from tests.local_mesh.meshkit import Mesh, free_base, settings_for
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from harness.platforms.local.private import knobs_client
-from meshkit import Mesh, alive
+from tests.local_mesh.meshkit import Mesh, alive
 
 ROOT = Path(__file__).parents[2]
 EXPERIMENTS = ROOT / "experiments"

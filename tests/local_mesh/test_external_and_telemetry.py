@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from meshkit import Mesh
+from tests.local_mesh.meshkit import Mesh
+
 
 SERVICE_ENTRY = Path(__file__).parents[2] / "harness/mesh/manifests/istio/service-entry.yaml"
 ROUTING = Path(__file__).parents[2] / "harness/mesh/manifests/istio/virtual-services.yaml"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from meshkit import Mesh, alive, free_base, settings_for
 from harness.errors import ConfigError, ManifestError, MissingDependencyError, PortInUseError, UnsupportedFieldError
 from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.settings import LocalSettings
+from tests.local_mesh.meshkit import Mesh, alive, free_base, settings_for
 
 STATUS_POD_FIELDS = {"name", "service", "version", "region", "ready", "restarts", "pid", "sidecar_pid",
                      "sidecar_admin_url", "inbound_port"}

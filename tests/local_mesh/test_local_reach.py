@@ -13,7 +13,7 @@ import pytest
 
 from harness.chaos.security import REFUSED, attempt, sidecar
 from harness.platforms.local.private import KNOBS_TOKEN_FILE, SOCKETS_DIR, app_socket
-from meshkit import Mesh
+from tests.local_mesh.meshkit import Mesh
 
 POD = "user-v1-us-east-0"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from meshkit import Mesh
+from tests.local_mesh.meshkit import Mesh
+
 
 V1_CLUSTER = "outbound|8080|v1|ai-agent-service.parallel-ai.svc.cluster.local"
 LOCAL_V1 = "ai-agent-v1-us-east-0"  # the ingress runs in us-east

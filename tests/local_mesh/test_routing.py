@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from harness.errors import PlatformError
-from meshkit import Mesh
+from tests.local_mesh.meshkit import Mesh
 
 SPLIT_REQUESTS = 1000
 

@@ -14,7 +14,7 @@ import pytest
 
 from harness.pki import MeshCA, WorkloadCert
 from harness.platforms.local.platform import LocalPlatform
-from meshkit import Mesh, free_base, settings_for
+from tests.local_mesh.meshkit import Mesh, free_base, settings_for
 
 AI_AGENT_POD = "ai-agent-v1-us-east-0"
 VARIANT = Path(__file__).parents[2] / "harness/mesh/manifests/variants/authz-seed-as-written.yaml"

@@ -10,7 +10,7 @@ import pytest
 
 from harness.chaos.security import REFUSED, Target, attempt, mesh_ca, plaintext_attempt, sidecar, tls_context
 from harness.errors import ConfigError
-from meshkit import Mesh
+from tests.local_mesh.meshkit import Mesh
 
 AI_AGENT = "ai-agent-v1-us-east-0"
 ALLOWED = "analytics-service"  # named by the shipped ai-agent-authz policy

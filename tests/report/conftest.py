@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .reportkit import DATA, RunFactory
+from tests.report.reportkit import DATA, RunFactory
 
 
 @pytest.fixture(autouse=True)

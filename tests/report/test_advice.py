@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from harness.report import Fix, analyse, read_run, what_to_fix, write_reports
-
-from .reportkit import FAILING, PASSING, SLOW, RunFactory, journal_of
+from tests.report.reportkit import FAILING, PASSING, SLOW, RunFactory, journal_of
 
 
 def _fixes(directory: Path) -> list[Fix]:

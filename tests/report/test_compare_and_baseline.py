@@ -13,8 +13,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.report import (Tolerance, baseline_for, compare, comparison_exit_code, parse_tolerance,
                             render_comparison, save_baseline)
-
-from .reportkit import FAILING, PASSING, RunFactory, journal_of
+from tests.report.reportkit import FAILING, PASSING, RunFactory, journal_of
 
 
 def _edit_samples(directory: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:

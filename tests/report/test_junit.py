@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.report import write_reports
+from tests.report.reportkit import FAILING, PASSING, RunFactory, journal_of
 
-from .reportkit import FAILING, PASSING, RunFactory, journal_of
 
 SUITE_ATTRIBUTES = {"name", "tests", "failures", "errors", "skipped", "time", "timestamp", "hostname"}
 

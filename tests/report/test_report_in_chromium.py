@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.report import write_reports
+from tests.report.reportkit import DATA, FAILING
 
-from .reportkit import DATA, FAILING
 
 CHROMIUM = Path("/usr/bin/chromium")
 DEADLINE_S = 90  # a cold start on a loaded 2-core machine takes seconds; this only bounds a hang

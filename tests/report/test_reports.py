@@ -13,8 +13,7 @@ import pytest
 from harness.report import write_reports
 from harness.report import write as write_module
 from harness.slo import load_samples
-
-from .reportkit import FAILING, PASSING, SLOW, RunFactory
+from tests.report.reportkit import FAILING, PASSING, SLOW, RunFactory
 
 
 class _Elements(HTMLParser):

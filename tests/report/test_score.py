@@ -7,8 +7,7 @@ import pytest
 from harness.report import Score, read_run, resilience_score, suite_score
 from harness.report.rundata import SloRow
 from harness.report.score import closeness, credit
-
-from .reportkit import FAILING, PASSING, SLOW, RunFactory, journal_of
+from tests.report.reportkit import FAILING, PASSING, SLOW, RunFactory, journal_of
 
 
 def _row(verdict: str, value: float | None, *, objective: float = 0.995, comparator: str = ">=",

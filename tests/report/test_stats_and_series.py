@@ -11,8 +11,8 @@ from harness.report.series import time_series
 from harness.report.stats import ALL, prepare, service_stats
 from harness.report.svg import ticks
 from harness.slo import Slo, evaluate_samples
+from tests.report.reportkit import DATA, PASSING
 
-from .reportkit import DATA, PASSING
 
 T0 = 1_700_000_000.0
 

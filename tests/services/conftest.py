@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servicekit import Launcher, TlsPair, make_self_signed
+
+from tests.services.servicekit import Launcher, TlsPair, make_self_signed
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from servicekit import Launcher, OutboundRouter, ServiceProcess, TlsPair
 
 from harness.net import free_port
 
 from harness.services.outbound import PROPAGATED_HEADERS
+from tests.services.servicekit import Launcher, OutboundRouter, ServiceProcess, TlsPair
 
 CHAT = {"user_id": "alice", "prompt": "what is a sidecar?"}
 TRACE_HEADERS = {

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servicekit import REPO, Launcher, ServiceProcess, TlsPair, make_self_signed, service_env
 
 from harness.errors import ConfigError
 from harness.services import from_env
 from harness.services.outbound import external_tls_context
+from tests.services.servicekit import REPO, Launcher, ServiceProcess, TlsPair, make_self_signed, service_env
 
 CHAT = {"user_id": "alice", "prompt": "who answers on kind?"}
 

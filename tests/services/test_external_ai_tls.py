@@ -8,7 +8,8 @@ import stat
 import httpx
 import pytest
 from cryptography import x509
-from servicekit import Launcher, ServiceProcess, TlsPair
+
+from tests.services.servicekit import Launcher, ServiceProcess, TlsPair
 
 COMPLETION = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "over tls"}]}
 

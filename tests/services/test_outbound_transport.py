@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from servicekit import TlsPair
 
 from harness.services.transport import PooledTransport
+from tests.services.servicekit import TlsPair
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'

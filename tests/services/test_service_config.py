@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from servicekit import REPO, TlsPair, service_env
 
 from harness.errors import ConfigError
 from harness.services import from_env
 from harness.services.outbound import Destination, target
+from tests.services.servicekit import REPO, TlsPair, service_env
 
 
 def test_the_public_surface_is_the_sorted_all() -> None:

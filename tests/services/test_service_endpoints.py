@@ -8,9 +8,9 @@ import subprocess
 import time
 
 import pytest
-from servicekit import Launcher, ServiceProcess
 
 from harness.net import free_port
+from tests.services.servicekit import Launcher, ServiceProcess
 
 PODS = {
     "ai-agent": "ai-agent-v1-us-east-0",

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from servicekit import Launcher, ServiceProcess
+
+from tests.services.servicekit import Launcher, ServiceProcess
 
 USER_PATH = "/api/v1/users/alice"
 COMPLETION = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

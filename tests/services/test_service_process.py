@@ -8,7 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from servicekit import Launcher
+
+from tests.services.servicekit import Launcher
 
 RSS_SANITY_BOUND_MIB = 80
 

@@ -15,10 +15,8 @@ The data (all times relative to T0, one sample per series per second from -10 to
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,9 +26,6 @@ import httpx
 import pytest
 
 from harness.net import free_port
-
-if importlib.util.find_spec("harness") is None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 FIRST, LAST = -10, 400
 ERROR_SECONDS = (130, 150, 170)

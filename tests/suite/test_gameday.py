@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gameday_activities
 import pytest
 import yaml
 
@@ -22,27 +21,29 @@ from harness.suite import gameday_control, run_gameday
 from harness.suite.gameday import WALKED_FILE, gameday_experiment
 from harness.suite.gameday_control import OPERATOR_ABORT
 from harness.suite.walk import REHEARSAL_NOTE
+from tests.suite import gameday_activities
 
 ROOT = Path(__file__).resolve().parents[2]
+ACTIVITIES = gameday_activities.__name__  # Chaos Toolkit imports the activities by this name
 SLO_LINES = ["live SLOs (last 30 s):", "  ai-agent-availability  0.999  (>= 0.995)  PASS"]
 
 
 def action(name: str, label: str, **extra: Any) -> dict[str, Any]:
     return {"type": "action", "name": name, **extra,
-            "provider": {"type": "python", "module": "gameday_activities", "func": "act", "arguments": {"label": label}}}
+            "provider": {"type": "python", "module": ACTIVITIES, "func": "act", "arguments": {"label": label}}}
 
 
 @pytest.fixture
 def experiment(tmp_path: Path) -> Path:
     probe = {"type": "probe", "name": "healthy", "tolerance": True,
-             "provider": {"type": "python", "module": "gameday_activities", "func": "healthy"}}
+             "provider": {"type": "python", "module": ACTIVITIES, "func": "healthy"}}
     document = {
         "version": "1.0.0", "title": "three faults", "description": "game-day test", "tags": ["nightly"],
         "steady-state-hypothesis": {"title": "healthy", "probes": [probe]},
         "method": [action("kill-pods", "one", pauses={"after": 0}), dict(probe, name="still-healthy"),
                    action("inject-delay", "two", pauses={"after": 0.01}), action("fail-region", "three", background=True)],
         "rollbacks": [{"type": "action", "name": "remove-faults",
-                       "provider": {"type": "python", "module": "gameday_activities", "func": "undo"}}],
+                       "provider": {"type": "python", "module": ACTIVITIES, "func": "undo"}}],
     }
     path = tmp_path / "three-faults.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -105,7 +106,7 @@ def test_a_skipped_action_does_not_run_and_its_journal_record_says_so(experiment
     assert gameday_activities.CALLS == ["one", "three", "rollback"]
     skipped = next(r for r in journal["run"] if r["activity"]["name"] == "inject-delay")
     assert skipped["output"] == {"skipped_by_operator": True, "activity": "inject-delay",
-                                 "function": "gameday_activities.act", "note": "latency is already high"}
+                                 "function": f"{ACTIVITIES}.act", "note": "latency is already high"}
     assert "pauses" not in skipped["activity"]  # nothing to wait for after an action that did not run
     method = {a["name"]: a for a in journal["experiment"]["method"]}
     assert method["inject-delay"]["provider"]["func"] == "act"  # the experiment itself is left as written
@@ -151,7 +152,7 @@ def test_the_operator_sees_each_action_its_function_arguments_and_the_live_slos_
     shown: list[str] = []
     gameday(experiment, tmp_path, Script("go", "", "go", "", "go", ""), shown=shown)
     assert shown[:6] == ["--- game day: action 1 of 3 ---", "action     kill-pods",
-                         "function   gameday_activities.act", 'arguments  {"label": "one"}', *SLO_LINES]
+                         f"function   {ACTIVITIES}.act", 'arguments  {"label": "one"}', *SLO_LINES]
     assert "--- game day: action 3 of 3 ---" in shown
 
 

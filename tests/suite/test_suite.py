@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suitekit import FakePlatform, FakeRun, slo, write_experiment
 
 import harness.suite
 from harness.errors import ConfigError, ExitCode, InconclusiveError
 from harness.suite import SuiteOutcome, run_suite
+from tests.suite.suitekit import FakePlatform, FakeRun, slo, write_experiment
 
 
 @pytest.fixture

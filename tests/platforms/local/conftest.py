@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,10 +17,6 @@ from typing import Any
 
 import pytest
 import yaml
-
-# `make setup` installs the package (pip install -e); a bare checkout still runs these tests.
-if importlib.util.find_spec("harness") is None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 # The flags docs/architecture.md fixes for every Envoy. With --disable-hot-restart Envoy opens no
 # shared-memory region or domain socket, so --base-id is irrelevant (checked: three 1.40 Envoys with
