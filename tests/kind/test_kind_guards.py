@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.platforms.kind import KindPlatform, KindSettings
+from harness.platforms.kind import KindPlatform, KindSettings, render
 from harness.platforms.kind.safety import check_context, context_server, is_kind_server
 from tests.kind.kindkit import ScriptedRunner, make_platform
 from tests.kind.kmockkit import EmulatedCluster
@@ -73,3 +73,28 @@ def test_the_emulated_cluster_on_loopback_passes_the_guard(tmp_path: Path) -> No
         assert platform.pods()  # reaches the API: every declared slot listed (none live)
     finally:
         cluster.stop()
+
+
+def test_every_exportable_resource_the_harness_applies_is_exported_to_parallel_ai_only(mesh, platform) -> None:
+    """exportTo ["."] on VirtualService, DestinationRule and ServiceEntry (the bundled CRDs' kinds with the
+    field): Istio's `exportTo` reference, "." = the namespace the resource is declared in; so nothing the
+    harness applies reaches another namespace's proxies, whatever hosts it names."""
+    declared = render.istio_documents()
+    exportable = [d for d in declared if d["kind"] in render.EXPORTABLE_KINDS]
+    assert {d["kind"] for d in exportable} == {"VirtualService", "DestinationRule", "ServiceEntry"}
+    assert all(d["spec"]["exportTo"] == ["."] for d in exportable)
+    routing = next(d for d in declared if d["kind"] == "VirtualService")
+    bare = {**routing, "spec": {k: v for k, v in routing["spec"].items() if k != "exportTo"}}
+    platform.apply_documents([bare])
+    stored = mesh.get(f"/apis/networking.istio.io/v1beta1/namespaces/parallel-ai/virtualservices/"
+                      f"{routing['metadata']['name']}")
+    assert stored["spec"]["exportTo"] == ["."]
+
+
+def test_a_resource_exported_beyond_parallel_ai_is_refused_naming_the_field(mesh, platform) -> None:
+    routing = next(d for d in render.istio_documents() if d["kind"] == "VirtualService")
+    wide = {**routing, "spec": {**routing["spec"], "exportTo": ["*"]}}
+    before = len(mesh.requests("PATCH"))
+    with pytest.raises(ConfigError, match=r"spec.exportTo: .*expected exportTo \[\"\.\"\] or none, got \['\*'\]"):
+        platform.apply_documents([wide], source="wide.yaml")
+    assert len(mesh.requests("PATCH")) == before  # nothing applied

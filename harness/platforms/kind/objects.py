@@ -10,6 +10,7 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.mesh.schema import ISTIO_CRD_PATH
+from harness.platforms.kind import render
 from harness.platforms.kind.kube import Resource
 from harness.platforms.kind.settings import NAMESPACE
 
@@ -38,13 +39,15 @@ def istio_resource(doc: dict[str, Any], *, source: str | Path, index: int = 0) -
 
 
 def in_namespace(doc: dict[str, Any], *, source: str | Path, index: int = 0) -> dict[str, Any]:
-    """The document with metadata.namespace parallel-ai; any other namespace is refused."""
+    """The document with metadata.namespace parallel-ai (any other namespace is refused) and, where the
+    kind has it, exportTo ["."] (render.exported_here)."""
     namespace = (doc.get("metadata") or {}).get("namespace", NAMESPACE)
     if namespace != NAMESPACE:
         raise ConfigError(f"document {index} ({doc.get('kind')}/{doc['metadata'].get('name')}): the harness touches "
                           f"only namespace {NAMESPACE!r}, got {namespace!r}", file=str(source),
                           field="metadata.namespace")
-    return {**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}}
+    return render.exported_here({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}}, source=source,
+                                index=index)
 
 
 def as_manifest(obj: dict[str, Any], resource: Resource, kind: str) -> dict[str, Any]:

@@ -246,16 +246,36 @@ def in_apply_order(docs: list[dict]) -> list[dict]:
     return sorted(docs, key=lambda doc: rank.get(doc["kind"], len(rank)))
 
 
+#: The Istio kinds with `exportTo` (VirtualService, DestinationRule, ServiceEntry in the bundled CRDs).
+EXPORTABLE_KINDS = frozenset({"VirtualService", "DestinationRule", "ServiceEntry"})
+LOCAL_EXPORT = ["."]
+
+
+def exported_here(doc: dict, *, source: str | Path = "the harness", index: int = 0) -> dict:
+    """The document with `exportTo: ["."]`: what the harness applies in parallel-ai is seen by the proxies
+    of parallel-ai only, never by another namespace's (hosts of other namespaces included). A document
+    that exports further is refused, naming the field."""
+    if doc.get("kind") not in EXPORTABLE_KINDS:
+        return doc
+    spec = doc.get("spec") or {}
+    if "exportTo" in spec and spec["exportTo"] != LOCAL_EXPORT:
+        raise ConfigError(f"document {index} ({doc['kind']}/{(doc.get('metadata') or {}).get('name')}): the harness "
+                          f"keeps what it applies to namespace {NAMESPACE}; expected exportTo [\".\"] or none, got "
+                          f"{spec['exportTo']!r}", file=str(source), field="spec.exportTo")
+    return {**doc, "spec": {**spec, "exportTo": list(LOCAL_EXPORT)}}
+
+
 def istio_documents() -> list[dict]:
     """The declared Istio resources (harness/mesh/manifests/istio) as kind runs them, which `reset`
-    restores: each kind overlay (external/service-entry.yaml) in place of the shipped resource it names."""
+    restores: each kind overlay (external/service-entry.yaml) in place of the shipped resource it names,
+    and every exportable one exported to parallel-ai only (exported_here)."""
     overlays = {_key(doc): doc for doc in template(SERVICE_ENTRY_OVERLAY)}
     shipped = _mesh("istio")
     unmatched = sorted(set(overlays) - {_key(doc) for doc in shipped})
     if unmatched:
         raise ManifestError(f"the overlay names no shipped Istio resource: {unmatched}",
                             file=KIND_MANIFESTS / SERVICE_ENTRY_OVERLAY)
-    return [overlays.get(_key(doc), doc) for doc in shipped]
+    return [exported_here(overlays.get(_key(doc), doc), source=MANIFESTS_DIR / "istio") for doc in shipped]
 
 
 def _key(doc: dict) -> tuple[str, str, str]:
