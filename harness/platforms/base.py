@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.platforms.telemetry import TelemetryPipeline
+
 
 class Platform(Protocol):
     name: str
@@ -45,3 +47,7 @@ class Platform(Protocol):
 
     def set_knobs(self, pod: str, **values: Any) -> dict[str, Any]:
         """Set a pod's app behaviour: latency_ms, error_rate, error_status, hang."""
+
+    def telemetry_pipeline(self) -> TelemetryPipeline:
+        """The periods of the stages between a request and the series SLO queries read (stats flush,
+        scrape, recording rule); the run measures the lag over them (harness/slo/lag.py)."""

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harness.slo import Slo
+    from harness.slo.lag import TelemetryLag
 
 logger = logging.getLogger("harness.run")
-PROMETHEUS_LAG_S = 2.2  # one scrape plus one rule evaluation (1 s each), and a small margin
+READINESS_TIMEOUT_S = 30.0  # past the warm-up: Prometheus picks up targets within ~5 s of starting
+EVALUATION_SLACK_S = 0.5  # a rule sample stamped t is written once its evaluation is done, shortly after t
 LOAD_CEILING_S = 6 * 3600  # the load is stopped by the run; this only bounds a forgotten one
 INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"
 
@@ -88,16 +90,93 @@ def _samples(run_dir: Path, load: Any) -> pd.DataFrame | None:
         return None
 
 
+def measure_lag(platform: Platform, deadline: float) -> TelemetryLag:
+    """The telemetry lag of the running mesh, measured now with marked requests (harness/slo/lag.py)."""
+    from harness.slo.lag import measure_lag as measure
+
+    with prometheus(platform) as client:
+        return measure(platform.status(), platform.telemetry_pipeline(), client, deadline=deadline)
+
+
+class LagProbe(threading.Thread):
+    """measure_lag in a thread, so the probes run while the load starts and warms up."""
+
+    def __init__(self, platform: Platform, deadline: float) -> None:
+        super().__init__(name="harness-lag-probe", daemon=True)
+        self.platform, self.deadline = platform, deadline
+        self.lag: TelemetryLag | None = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.lag = measure_lag(self.platform, self.deadline)
+        except Exception as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    def result(self) -> TelemetryLag:
+        self.join(max(0.0, self.deadline - time.monotonic()) + 10.0)
+        if self.error is not None:
+            if isinstance(self.error, InconclusiveError):
+                raise self.error
+            raise InconclusiveError(f"the telemetry lag could not be measured: {type(self.error).__name__}: "
+                                    f"{self.error}") from self.error
+        if self.lag is None:
+            raise InconclusiveError("the telemetry lag probe did not finish by its deadline")
+        return self.lag
+
+
+def wait_until_ready(slos: list[Slo], platform: Platform, lag: TelemetryLag, deadline: float) -> float:
+    """The readiness gate: returns (the time it took, s) once Prometheus answers every mesh SLO's query
+    with a number over the samples after the lag probes (so the probes' 405s do not count, only the
+    load), whatever phases the SLO is judged in; InconclusiveError naming the queries still without
+    data at `deadline` (time.monotonic()), at once for a query that cannot yield one number."""
+    from harness.slo import PHASES, evaluate
+
+    mesh = [dataclasses.replace(slo, phases=PHASES) for slo in slos if slo.source == "mesh"]
+    started = time.monotonic()
+    # rate() needs two samples: the one stamped at settled_at (it holds every probe) and a later one.
+    span_s = max(lag.pipeline.scrape_s, lag.pipeline.rule_s)
+    missing: list[Any] = []
+    with prometheus(platform) as client:
+        while mesh:
+            now = time.time()
+            if now - lag.settled_at > span_s:
+                results = evaluate(mesh, "baseline", lag.settled_at, now, client)
+                broken = [r for r in results if r.verdict == "error"]
+                if broken:
+                    raise InconclusiveError("; ".join(f"SLO {r.name}: {r.detail}" for r in broken))
+                missing = [r for r in results if r.value is None]
+                if not missing:
+                    break
+            if time.monotonic() > deadline:
+                names = "; ".join(f"{r.name}: {r.query}" for r in missing) or "every mesh SLO (no sample yet)"
+                raise InconclusiveError(f"Prometheus returned no data by the end of the warm-up (bounded at "
+                                        f"{READINESS_TIMEOUT_S:g} s past it) for {names}")
+            time.sleep(0.2)
+    return round(time.monotonic() - started, 3)
+
+
 def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
-    """SLO verdicts per phase, fault visibility and pod recovery, from Prometheus and the samples."""
+    """SLO verdicts per phase, fault visibility and pod recovery, from Prometheus and the samples.
+
+    Client SLOs are judged over each phase's own window: Locust stamps every sample. A mesh SLO's
+    samples in Prometheus trail the requests by the telemetry lag measured at the run's start: a
+    request completed at t is in the recorded samples from t + lag.lower_s to t + lag.upper_s at the
+    latest (its stats flush, scrape and rule evaluation). So each phase [start, end] is judged over
+    [start + upper_s, end + lower_s]: the first sample there already holds every request of the phase
+    before (rate() counts only what comes after the first sample), and no sample up to its end holds a
+    request of the phase after. The requests of the band between (upper_s - lower_s, about one
+    pipeline period) are in neither phase: a phase's value describes only its own requests.
+    """
     from harness.slo import evaluate
 
     samples = _samples(session.run_dir, session.load)  # while Prometheus catches up with the windows
+    lag: TelemetryLag | None = getattr(session, "telemetry_lag", None)
     ends = [p.end for p in session.phases.values() if p.end is not None]
-    if ends:
-        time.sleep(max(0.0, max(ends) + PROMETHEUS_LAG_S - time.time()))
+    if ends and lag is not None:
+        time.sleep(max(0.0, max(ends) + lag.lower_s + EVALUATION_SLACK_S - time.time()))
     results: list[dict[str, Any]] = []
-    inconclusive = None
+    inconclusive = getattr(session, "not_ready", None)
     try:
         with prometheus(session.platform) as client:
             for name, phase in session.phases.items():
@@ -109,17 +188,40 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
                     if start >= phase.end:
                         raise ConfigError(f"the chaos phase lasted {phase.end - phase.start:.1f} s, no longer than "
                                           f"settle_s {settle} of {', '.join(s.name for s in slos)}", field="settle_s")
-                    for result in evaluate(slos, name, start, phase.end, client, samples=samples):
-                        results.append(dataclasses.asdict(result))
+                    client_slos = [s for s in slos if s.source != "mesh"]
+                    mesh_slos = [s for s in slos if s.source == "mesh"]
+                    found = evaluate(client_slos, name, start, phase.end, None, samples=samples)
+                    if mesh_slos and name in {p for s in mesh_slos for p in s.phases}:
+                        found += evaluate(mesh_slos, name, *_mesh_window(name, start, phase.end, lag), client)
+                    order = [s.name for s in slos]
+                    results += [dataclasses.asdict(r) for r in sorted(found, key=lambda r: order.index(r.name))]
     except InconclusiveError as exc:
-        inconclusive = str(exc)
+        inconclusive = inconclusive or str(exc)
     except Exception as exc:  # the platform or Prometheus went away mid-evaluation: no verdict can be given
-        inconclusive = f"{type(exc).__name__}: {exc}"
+        inconclusive = inconclusive or f"{type(exc).__name__}: {exc}"
     if any(r["verdict"] == "error" for r in results) and inconclusive is None:
         inconclusive = "; ".join(r["detail"] for r in results if r["verdict"] == "error")
     chaos = _fault_visibility(session, samples)
+    results += chaos.get("security_checks") or []  # security probes' verdicts: SLO rows, source "security"
     return {"slo_results": results, "inconclusive": inconclusive, "chaos": chaos,
-            "load": _load_summary(session.load, samples), "interrupted": interrupted}
+            "load": _load_summary(session.load, samples), "interrupted": interrupted,
+            "telemetry_lag": None if lag is None else lag.as_dict(),
+            "readiness_wait_s": getattr(session, "readiness_s", None)}
+
+
+def _mesh_window(phase: str, start: float, end: float, lag: TelemetryLag | None) -> tuple[float, float]:
+    """[start, end] of a phase's requests as the samples that hold exactly them (see evaluate_run)."""
+    if lag is None:
+        raise InconclusiveError("the telemetry lag was not measured, so no mesh SLO window can be placed")
+    first, last = lag.phase_window(start, end)
+    # rate() needs two samples in the window; one sample period is the least that is sure to hold them.
+    needed = max(lag.pipeline.scrape_s, lag.pipeline.rule_s)
+    if last - first < needed:
+        raise InconclusiveError(
+            f"the {phase} phase's mesh window is {last - first:.2f} s once the telemetry lag is taken out "
+            f"(phase {end - start:.2f} s; requests show up {lag.lower_s:.2f} to {lag.upper_s:.2f} s after they "
+            f"complete); at least {needed:g} s are needed: lengthen the phase")
+    return first, last
 
 
 def _fault_visibility(session: Any, samples: pd.DataFrame | None) -> dict[str, Any]:

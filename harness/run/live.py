@@ -17,14 +17,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-from harness.run.evaluation import PROMETHEUS_LAG_S
 from harness.slo import PHASES, PrometheusApi, Slo, SloResult, evaluate
 
 if TYPE_CHECKING:
     import pandas as pd
 
 EVERY_S = 5.0  # one round of instant queries per SLO; Prometheus records a new point each second
-LAG_S = PROMETHEUS_LAG_S  # the newest second Prometheus can answer for, as at the final evaluation
 WINDOW_S = 30.0  # long enough for rate() over 1 s scrapes to settle, short enough to show a fault's effect
 
 
@@ -39,13 +37,15 @@ def evaluate_live(slos: Sequence[Slo], client: PrometheusApi | None, *, now: flo
 
 
 class LiveSlos(threading.Thread):
-    """Every `every_s`, the mesh SLOs over the last `window_s` (bounded by `deadline_s`).
+    """Every `every_s`, the mesh SLOs over the `window_s` ending `lag_s` ago (bounded by `deadline_s`).
 
-    Client SLOs need the load's samples, which are read once at the end; the line shows mesh SLOs.
+    `lag_s` is the run's measured telemetry lag (its upper bound, TelemetryLag.upper_s: the newest
+    moment whose requests are all in Prometheus), as the final evaluation uses it. Client SLOs need
+    the load's samples, which are read once at the end; the line shows mesh SLOs.
     """
 
-    def __init__(self, slos: Sequence[Slo], client: PrometheusApi, *, every_s: float = EVERY_S,
-                 lag_s: float = LAG_S, window_s: float = WINDOW_S, deadline_s: float = 6 * 3600) -> None:
+    def __init__(self, slos: Sequence[Slo], client: PrometheusApi, *, lag_s: float, every_s: float = EVERY_S,
+                 window_s: float = WINDOW_S, deadline_s: float = 6 * 3600) -> None:
         super().__init__(name="harness-live-slos", daemon=True)
         self.slos = [s for s in slos if s.source == "mesh"]
         self.client = client

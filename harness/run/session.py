@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from harness import tracing
 from harness.chaos.record import RECORDER
 from harness.chaos.undo import REGISTRY
+from harness.errors import InconclusiveError
 from harness.platforms.base import Platform
 from harness.run import evaluation
 from harness.run.journal import JournalWriter
@@ -139,24 +140,48 @@ class HarnessRun:
             raise InterruptExecution(str(exc)) from exc
 
     def begin(self) -> None:
-        """Before the experiment: watchers and load start, warm-up, then the baseline window."""
+        """Before the experiment: watchers and load start, warm-up, then the baseline window.
+
+        With mesh SLOs the warm-up also measures the telemetry lag (marked requests, in a thread while
+        the load starts) and ends only once Prometheus answers every mesh SLO's query with data (the
+        readiness gate, bounded at READINESS_TIMEOUT_S past warmup_s). Past it no fault is injected:
+        the run stops, inconclusive (exit 3), naming the queries."""
         self.install_signal_handlers()
         self.enter("warmup")
+        self.telemetry_lag, self.not_ready, self.readiness_s = None, None, None
+        mesh = any(slo.source == "mesh" for slo in self.slos)
+        deadline = time.monotonic() + self.settings.warmup_s + evaluation.READINESS_TIMEOUT_S
+        probe = evaluation.LagProbe(self.platform, deadline) if mesh else None
+        if probe is not None:
+            probe.start()
         self.pod_watcher = PodWatcher(self.platform)
         self.pod_watcher.start()
         if self.settings.load is not None:
             self._start_load()  # returns once users run; a failure stops the run before any fault
         self.progress.start()
-        if self.show_progress and any(slo.source == "mesh" for slo in self.slos):
+        time.sleep(self.settings.warmup_s)
+        if probe is not None:
+            self._readiness_gate(probe, time.monotonic() + evaluation.READINESS_TIMEOUT_S)
+        if self.show_progress and mesh:
             from harness.run.live import LiveSlos
 
             self._live_client = evaluation.prometheus(self.platform)
-            self.live_slos = LiveSlos(self.slos, self._live_client)
+            self.live_slos = LiveSlos(self.slos, self._live_client, lag_s=self.telemetry_lag.upper_s)
             self.live_slos.start()
-        time.sleep(self.settings.warmup_s)
         self.phases["baseline"].start = time.time()
         self.enter("baseline")
         time.sleep(self.settings.baseline_s)
+
+    def _readiness_gate(self, probe: evaluation.LagProbe, deadline: float) -> None:
+        from chaoslib.exceptions import InterruptExecution
+
+        try:
+            self.telemetry_lag = probe.result()
+            self.readiness_s = evaluation.wait_until_ready(self.slos, self.platform, self.telemetry_lag, deadline)
+        except InconclusiveError as exc:
+            self.not_ready = f"not ready for the baseline: {exc}"
+            self.write_partial()
+            raise InterruptExecution(self.not_ready) from exc  # the one exception Chaos Toolkit lets through
 
     def method_starts(self) -> None:
         if self.settings.load is not None:
@@ -200,7 +225,8 @@ class HarnessRun:
         Undoing and evaluating ignore further Ctrl-C so they are never left half done; an interrupt
         during the recovery window only cuts that window short.
         """
-        interrupted = bool(journal and journal.get("status") == "interrupted")
+        # the readiness gate's stop is the harness's own: inconclusive, not an interrupt
+        interrupted = bool(journal and journal.get("status") == "interrupted") and not getattr(self, "not_ready", None)
         with _signals_ignored():
             self._undo_everything()
         if not interrupted and self.phases["chaos"].start is not None:
@@ -248,6 +274,8 @@ class HarnessRun:
         final = journal if journal is not None else {"experiment": self.experiment}
         if interrupted:
             final["status"] = "interrupted"
+        elif getattr(self, "not_ready", None):
+            final["status"] = "aborted"  # stopped by the readiness gate; the verdict says inconclusive
         final["harness"] = self.harness_section()
         self.current_phase = "done"
         final["harness"]["phase"] = "done"

@@ -51,6 +51,27 @@ class PrometheusClient:
             )
         return _number(result[0]["value"][1])
 
+    def samples(self, selector: str, at: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """The raw samples a range selector (`metric{...}[30s]`) holds at epoch second `at`: one
+        (labels, [(timestamp, value), ...]) per series, as stored (no rate, no extrapolation)."""
+        data = self._post(selector, at)
+        if data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
+            raise SloQueryError(f"expected a range selector, got a {data.get('resultType')}: {selector}")
+        return [(dict(series.get("metric", {})), [(float(t), float(v)) for t, v in series.get("values", [])])
+                for series in data["result"]]
+
+    def unscraped_targets(self) -> list[str]:
+        """Active scrape targets Prometheus has not scraped yet (health "unknown"): a target it picked up
+        but has not reached, which happens for ~5 s after Prometheus starts (its discovery tick)."""
+        try:
+            response = self._http.get("/api/v1/targets", params={"state": "active"})
+            targets = response.json()["data"]["activeTargets"]
+        except httpx.HTTPError as exc:
+            raise InconclusiveError(f"Prometheus at {self.url} is unreachable: {exc}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InconclusiveError(f"{self.url} answered /api/v1/targets without a target list") from exc
+        return [str(t.get("scrapeUrl", "?")) for t in targets if t.get("health") == "unknown"]
+
     def validate(self, promql: str) -> None:
         """Let Prometheus parse `promql` (an instant query at time 0, where there is no data)."""
         kind = self._post(promql, 0.0).get("resultType")

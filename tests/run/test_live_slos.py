@@ -43,14 +43,14 @@ def test_the_line_shows_each_mesh_slo_with_value_objective_and_state() -> None:
 
 
 def test_no_data_is_shown_as_such_and_client_slos_are_left_to_the_end() -> None:
-    live = LiveSlos([AVAILABILITY, CLIENT], FakePrometheus(None, None))
+    live = LiveSlos([AVAILABILITY, CLIENT], FakePrometheus(None, None), lag_s=2.0)
     live.poll()
     assert live.summary() == "slo(30s) ai-agent-availability no data"
 
 
 def test_an_unreachable_prometheus_is_on_the_line_and_the_last_state_is_kept() -> None:
     prometheus = FakePrometheus(0.999, 100.0)
-    live = LiveSlos([AVAILABILITY], prometheus)
+    live = LiveSlos([AVAILABILITY], prometheus, lag_s=2.0)
     assert live.summary() == ""
     prometheus.down = True
     live.poll()
@@ -64,7 +64,7 @@ def test_an_unreachable_prometheus_is_on_the_line_and_the_last_state_is_kept() -
 
 def test_the_thread_polls_until_stopped() -> None:
     prometheus = FakePrometheus(0.999, 100.0)
-    live = LiveSlos([AVAILABILITY], prometheus, every_s=0.01)
+    live = LiveSlos([AVAILABILITY], prometheus, lag_s=2.0, every_s=0.01)
     live.start()
     deadline = time.monotonic() + 5
     while not live.latest() and time.monotonic() < deadline:

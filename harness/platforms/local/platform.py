@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from harness.errors import ConfigError, HarnessError, NotUpError, PlatformError, ReadinessTimeout
 from harness.mesh.loader import declared_model, load_documents
 from harness.mesh.schema import validate_document
+from harness.mesh.translate.stats import STATS_FLUSH_INTERVAL
 from harness.platforms.local import prometheus
 from harness.platforms.local.control import request
 from harness.platforms.local.daemon import DAEMON_FILE, ERROR_FILE, SETTINGS_FILE, SOCKET_FILE
@@ -26,6 +28,7 @@ from harness.platforms.local.private import knobs_client
 from harness.platforms.local.procfs import is_running, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import reap_leftovers
+from harness.platforms.telemetry import TelemetryPipeline, duration_s
 
 POLL_S = 0.05
 DAEMON_MODULE = "harness.platforms.local.daemon"
@@ -165,6 +168,17 @@ class LocalPlatform:
 
     def status(self) -> dict[str, Any]:
         return self._request({"op": "status"})
+
+    def telemetry_pipeline(self) -> TelemetryPipeline:
+        """The periods the running mesh uses: Envoy's stats flush (the bootstrap's), and the scrape and
+        rule intervals of the prometheus.yml the daemon wrote."""
+        try:
+            config = yaml.safe_load((self.state_dir / "prometheus" / "prometheus.yml").read_text())["global"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise NotUpError(f"no Prometheus config of a running local mesh in {self.state_dir}: {exc}") from exc
+        return TelemetryPipeline(stats_flush_s=duration_s(STATS_FLUSH_INTERVAL, field="stats_flush_interval"),
+                                 scrape_s=duration_s(config["scrape_interval"], field="scrape_interval"),
+                                 rule_s=duration_s(config["evaluation_interval"], field="evaluation_interval"))
 
     def apply(self, files: list[Path], *, delete: bool = False) -> dict[str, Any]:
         documents = load_documents(files)  # validated here, so errors name the user's file
