@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.loader import load_documents
 from harness.platforms.kind import objects, render
@@ -28,11 +30,13 @@ from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, decla
 from harness.platforms.kind.safety import check_blast_radius, check_context, context_server
 from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
+from harness.platforms.telemetry import TelemetryPipeline, duration_s
 
 KubeFactory = Callable[[str], KubeApi]
 HELD_ANNOTATION = "harness.parallel-ai/held-from-replicas"  # a Deployment's replicas before `hold` scaled it
 FAULT_VS_PREFIX = "harness-fault-"  # harness.chaos.faults names the VirtualServices it creates so (tested)
 VIRTUAL_SERVICES = "VirtualService"
+ENVOY_DEFAULT_STATS_FLUSH_S = 5.0  # Envoy's stats_flush_interval when the bootstrap sets none
 # PUT /admin/knobs from inside the app container: the API server's pod proxy would reach the pod through
 # its sidecar, which STRICT mTLS closes to plaintext callers; 127.0.0.1 inside the pod is not captured.
 KNOBS_SCRIPT = (
@@ -169,6 +173,18 @@ class KindPlatform:
             "ingress_url": urls.ingress_url, "ingress_host": INGRESS_HOST, "prometheus_url": urls.prometheus_url,
             "pods": pods,
         }
+
+    def telemetry_pipeline(self) -> TelemetryPipeline:
+        """The periods of the Prometheus this platform deploys (its ConfigMap: scrape every 2 s) and of
+        Istio's proxies: Istio's bootstrap template (istio/istio tools/packaging/common/envoy_bootstrap.json)
+        sets no stats_flush_interval, so Envoy's default of 5 s applies. No recording rule sits in the
+        path: Istio's proxies serve the istio_* series themselves."""
+        config_map = next(d for d in render.template("addons/prometheus.yaml")
+                          if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "prometheus")
+        config = yaml.safe_load(config_map["data"]["prometheus.yml"])["global"]
+        return TelemetryPipeline(stats_flush_s=ENVOY_DEFAULT_STATS_FLUSH_S,
+                                 scrape_s=duration_s(config["scrape_interval"], field="scrape_interval"),
+                                 rule_s=0.0)
 
     # -- pods ---------------------------------------------------------------------------------------
 
