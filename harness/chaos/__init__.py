@@ -14,4 +14,6 @@ def discover(discover_system: bool = True) -> dict[str, Any]:
     discovery = initialize_discovery_result("mesh-resilience-harness", __version__, "harness")
     discovery["activities"].extend(discover_actions("harness.chaos.actions"))
     discovery["activities"].extend(discover_probes("harness.chaos.probes"))
+    discovery["activities"].extend(discover_actions("harness.chaos.policies"))  # the security experiments'
+    discovery["activities"].extend(discover_probes("harness.chaos.security"))
     return discovery

@@ -41,6 +41,7 @@ class Recorder:
         self._lock = threading.Lock()
         self.faults: list[FaultRecord] = []
         self.kills: list[dict[str, Any]] = []
+        self.checks: list[dict[str, Any]] = []  # security probe verdicts, shaped as SLO results
 
     def fault(self, kind: str, target: str, **details: Any) -> FaultRecord:
         record = FaultRecord(kind, target, details)
@@ -54,14 +55,28 @@ class Recorder:
             self.kills.append(entry)
         return entry
 
+    def check(self, row: dict[str, Any]) -> None:
+        """A security probe's verdict, as an SLO result row (harness.chaos.security.verdict)."""
+        with self._lock:
+            self.checks.append(dict(row))
+
+    def phase_now(self) -> str:
+        """`chaos` while a fault is in place, `recovery` once one was reverted, else `baseline`."""
+        with self._lock:
+            if any(f.applied_at is not None and f.reverted_at is None for f in self.faults):
+                return "chaos"
+            return "recovery" if any(f.reverted_at is not None for f in self.faults) else "baseline"
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"faults": [f.as_dict() for f in self.faults], "pod_kills": [dict(k) for k in self.kills]}
+            return {"faults": [f.as_dict() for f in self.faults], "pod_kills": [dict(k) for k in self.kills],
+                    "security_checks": [dict(c) for c in self.checks]}
 
     def clear(self) -> None:
         with self._lock:
             self.faults.clear()
             self.kills.clear()
+            self.checks.clear()
 
 
 RECORDER = Recorder()

@@ -3,9 +3,11 @@
 Each probe makes requests a caller outside the policy could make (plaintext, a certificate from
 another CA, an expired certificate, an identity the policy does not name, paths written to slip
 past a DENY) and returns a verdict shaped like an SLO result: `name`, `expected`, `observed` per
-attempt, `verdict` `pass`/`fail`. Experiments check it with a jsonpath tolerance on `verdict`, so
-a hole fails the steady-state hypothesis and the run (exit 1). The identities come from the running
-mesh's own CA (the local platform's state directory); on another platform the probes refuse to run.
+attempt, `verdict` `pass`/`fail`. The row is also recorded with the run's SLO results (source
+`security`), so the report, junit and the exit code show it. Experiments check it with a regex
+tolerance on `verdict` (`^pass$`), so a hole fails the steady-state hypothesis and the run (exit 1).
+The identities come from the running mesh's own CA (the local platform's state directory); on
+another platform the probes refuse to run.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any
 import httpx
 
 from harness.chaos.context import current_platform
+from harness.chaos.record import RECORDER
 from harness.errors import ConfigError, HarnessError
 from harness.pki import MeshCA, WorkloadCert
 
-__all__ = ["gateway_request_refused", "mtls_refused", "unauthorised_request_denied", "path_bypass_denied"]
+__all__ = ["gateway_request_denied", "mtls_refused", "path_bypass_denied", "unauthorised_request_denied"]
 
 NAMESPACE = "parallel-ai"
 REFUSED = "refused"  # the connection was closed or the handshake failed: no HTTP answer at all
@@ -112,8 +115,18 @@ def plaintext_attempt(target: Target) -> str:
     return attempt(None, target, "/health", "GET")
 
 
-def verdict(name: str, expected: str, observed: dict[str, str], ok: bool) -> dict[str, Any]:
-    return {"name": name, "expected": expected, "observed": observed, "verdict": "pass" if ok else "fail"}
+def verdict(name: str, expected: str, observed: dict[str, str]) -> dict[str, Any]:
+    """An SLO-style result (the share of attempts answered as expected, objective 1.0), recorded for the
+    run's report, plus `expected` and `observed` per attempt."""
+    matching = sum(1 for answer in observed.values() if answer == expected)
+    now = time.time()
+    row = {"name": f"security:{name}", "phase": RECORDER.phase_now(), "source": "security",
+           "query": f"every attempt answers {expected}", "value": matching / len(observed), "objective": 1.0,
+           "comparator": ">=", "verdict": "pass" if matching == len(observed) else "fail",
+           "window_start": now, "window_end": now,
+           "detail": "; ".join(f"{attempt}: {answer}" for attempt, answer in observed.items())}
+    RECORDER.check(row)
+    return {**row, "expected": expected, "observed": observed}
 
 
 def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
@@ -131,7 +144,7 @@ def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
             observed[label] = attempt(tls_context(cert, ca.root_cert_path), target, "/api/v1/chat")
         time.sleep(max(0.0, expired.expires_at - time.time()) + 1.0)  # notAfter is whole seconds
         observed["expired-certificate"] = attempt(tls_context(expired, ca.root_cert_path), target, "/api/v1/chat")
-    return verdict(f"mtls-refused/{pod}", REFUSED, observed, all(v == REFUSED for v in observed.values()))
+    return verdict(f"mtls-refused/{pod}", REFUSED, observed)
 
 
 def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "user-service",
@@ -143,7 +156,7 @@ def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: s
         ca = mesh_ca(target.state_dir, Path(tmp))
         context = tls_context(ca.issue_workload(NAMESPACE, principal), ca.root_cert_path)
         observed = {f"{method} {path} as {principal}": attempt(context, target, path, method)}
-    return verdict(f"unauthorised-denied/{pod}", "403", observed, all(v == "403" for v in observed.values()))
+    return verdict(f"unauthorised-denied/{pod}", "403", observed)
 
 
 def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "analytics-service",
@@ -157,13 +170,13 @@ def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "ana
         context = tls_context(ca.issue_workload(NAMESPACE, principal), ca.root_cert_path)
         for path in paths or BYPASS_PATHS:
             observed[path] = attempt(context, target, path)
-    return verdict(f"path-bypass-denied/{pod}", "403", observed, all(v == "403" for v in observed.values()))
+    return verdict(f"path-bypass-denied/{pod}", "403", observed)
 
 
-def gateway_request_refused(path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
+def gateway_request_denied(path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
     """A request through the ingress gateway gets 403 (the experiment applies a DENY at the gateway first)."""
     status = _status()
     url = httpx.URL(status["ingress_url"])
     code = attempt(None, Target(Path(status["state_dir"]), url.host, url.port or 80), path, method,
                    host=status["ingress_host"])
-    return verdict("gateway-denied", "403", {f"{method} {path} via ingress": code}, code == "403")
+    return verdict("gateway-denied", "403", {f"{method} {path} via ingress": code})

@@ -203,6 +203,7 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
         inconclusive = "; ".join(r["detail"] for r in results if r["verdict"] == "error")
     chaos = _fault_visibility(session, samples)
     results += chaos.get("security_checks") or []  # security probes' verdicts: SLO rows, source "security"
+    results += chaos.get("security_checks") or []  # security probes' verdicts: SLO rows, source "security"
     return {"slo_results": results, "inconclusive": inconclusive, "chaos": chaos,
             "load": _load_summary(session.load, samples), "interrupted": interrupted,
             "telemetry_lag": None if lag is None else lag.as_dict(),

@@ -16,7 +16,7 @@ from harness.errors import ConfigError
 from harness.pathcheck import checked_path
 
 HARNESS_CONTROL = "harness.run.control"
-HARNESS_MODULES = ("harness.chaos.actions", "harness.chaos.probes")
+HARNESS_MODULES = ("harness.chaos.actions", "harness.chaos.probes", "harness.chaos.policies", "harness.chaos.security")
 EXPERIMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # as harness.report.baseline.ID_PATTERN
 
 
