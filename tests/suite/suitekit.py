@@ -32,26 +32,6 @@ def passing_slos() -> list[dict[str, Any]]:
 
 
 @dataclass
-class FakePlatform:
-    up_now: bool = False
-    calls: list[str] = field(default_factory=list)
-    name: str = "fake"
-
-    def is_up(self) -> bool:
-        return self.up_now
-
-    def up(self, *, profile: str = "dev") -> dict[str, Any]:
-        self.calls.append("up")
-        self.up_now = True
-        return {}
-
-    def down(self) -> list[int]:
-        self.calls.append("down")
-        self.up_now = False
-        return []
-
-
-@dataclass
 class FakeRun:
     """Answers each experiment by file stem: an exit code (with a journal), or an exception to raise."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import InconclusiveError
-from harness.net import free_port
+from harness.platforms.fake import FakePlatform
 from harness.slo import parse_slo
 from harness.run.live import evaluate_live
 from harness.suite.live import format_results, session_slo_state
@@ -66,8 +66,7 @@ def test_the_running_sessions_slos_are_asked_of_its_prometheus_and_an_unreachabl
 
     from harness.run import control
 
-    port = free_port()  # nothing listens there
-    platform = SimpleNamespace(status=lambda: {"prometheus_url": f"http://127.0.0.1:{port}"})
+    platform = FakePlatform()  # its Prometheus URL names a loopback port nothing listens on
     control.set_session(SimpleNamespace(slos=[AVAILABILITY], platform=platform, load=None))  # type: ignore[arg-type]
     try:
         lines = session_slo_state()

@@ -10,8 +10,9 @@ import pytest
 
 import harness.suite
 from harness.errors import ConfigError, ExitCode, InconclusiveError
+from harness.platforms.fake import FakePlatform
 from harness.suite import SuiteOutcome, run_suite
-from tests.suite.suitekit import FakePlatform, FakeRun, slo, write_experiment
+from tests.suite.suitekit import FakeRun, slo, write_experiment
 
 
 @pytest.fixture
@@ -25,9 +26,14 @@ def experiments(tmp_path: Path) -> Path:
     return directory
 
 
+def ops(platform: FakePlatform) -> list[str]:
+    """What the suite asked of the platform, in order (harness.platforms.fake records every call)."""
+    return [op for op, _ in platform.calls]
+
+
 def suite(experiments: Path, tmp_path: Path, run: FakeRun, platform: FakePlatform | None = None,
           **options: object) -> SuiteOutcome:
-    platform = platform or FakePlatform()
+    platform = platform or FakePlatform(up_now=False)
     return run_suite("nightly", experiments_dir=experiments, platform_name="local",
                      report_dir=tmp_path / "report", run=run, get_platform=lambda name: platform, **options)
 
@@ -82,28 +88,28 @@ def test_an_interrupted_experiment_stops_the_suite_and_the_rest_are_reported_not
 
 def test_ctrl_c_during_a_run_stops_the_suite_writes_the_report_and_takes_the_mesh_down(
         experiments: Path, tmp_path: Path) -> None:
-    platform = FakePlatform()
+    platform = FakePlatform(up_now=False)
     outcome = suite(experiments, tmp_path, FakeRun({"a-pod-kill": KeyboardInterrupt()}), platform)
     assert outcome.exit_code == 130 and [r.ran for r in outcome.results] == [True, False, False]
-    assert platform.calls == ["up", "down"]
+    assert ops(platform) == ["up", "down"]
     assert outcome.junit.is_file()
 
 
 def test_the_mesh_comes_up_once_for_the_suite_and_each_run_is_told_to_keep_it_up(
         experiments: Path, tmp_path: Path) -> None:
-    platform, run = FakePlatform(), FakeRun({})
+    platform, run = FakePlatform(up_now=False), FakeRun({})
     suite(experiments, tmp_path, run, platform)
-    assert platform.calls == ["up", "down"]
+    assert ops(platform) == ["up", "down"]
     assert all(c["keep_up"] is True and c["platform_name"] == "local" for c in run.calls)
 
 
 def test_a_mesh_that_was_already_up_or_keep_up_is_left_up(experiments: Path, tmp_path: Path) -> None:
     already_up = FakePlatform(up_now=True)
     suite(experiments, tmp_path, FakeRun({}), already_up)
-    assert already_up.calls == []
-    kept = FakePlatform()
+    assert ops(already_up) == []
+    kept = FakePlatform(up_now=False)
     suite(experiments, tmp_path, FakeRun({}), kept, keep_up=True)
-    assert kept.calls == ["up"]
+    assert ops(kept) == ["up"]
 
 
 def test_each_run_gets_its_own_directory_inside_the_suite_report_dir(experiments: Path, tmp_path: Path) -> None:
@@ -192,7 +198,7 @@ def test_the_suite_score_is_the_mean_of_the_runs_scores_leaving_out_runs_without
 def test_an_unknown_tag_is_a_config_error_listing_the_tags_in_use(experiments: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         run_suite("weekly", experiments_dir=experiments, platform_name="local", report_dir=tmp_path / "r",
-                  run=FakeRun({}), get_platform=lambda name: FakePlatform())
+                  run=FakeRun({}), get_platform=lambda name: FakePlatform(up_now=False))
     message = str(error.value)
     assert "'weekly'" in message
     assert "canary, failing-variant, failover, latency, nightly, pod-kill" in message
