@@ -197,6 +197,7 @@ class IstioConfig:
     service_entries: tuple[ServiceEntry, ...] = ()
     gateways: tuple[Gateway, ...] = ()
     other: tuple[str, ...] = field(default=())  # "Kind/name" accepted but not translated
+    telemetry: tuple[Any, ...] = ()  # telemetry_api.TelemetryResource, in declaration order
 
 
 ISTIO_KINDS = ("VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy",
@@ -259,6 +260,7 @@ def parse_istio(docs: list[tuple[dict[str, Any], str | Path | None]]) -> IstioCo
         service_entries=tuple(buckets["ServiceEntry"]),
         gateways=tuple(buckets["Gateway"]),
         other=tuple(other),
+        telemetry=tuple(buckets["Telemetry"]),
     )
 
 
@@ -507,7 +509,16 @@ def _gateway(reader: _Reader, spec: dict[str, Any]) -> Gateway:
     )
 
 
+def _telemetry(reader: _Reader, spec: dict[str, Any]) -> Any:
+    from harness.mesh.telemetry_api import check_telemetry, check_translatable  # cel-python: only when needed
+
+    resource = check_telemetry(reader.doc, file=reader.file)
+    check_translatable(resource)
+    return resource
+
+
 _PARSERS = {
+    "Telemetry": _telemetry,
     "VirtualService": _virtual_service,
     "DestinationRule": _destination_rule,
     "PeerAuthentication": _peer_authentication,

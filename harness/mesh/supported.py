@@ -107,9 +107,16 @@ _GATEWAY = {
                  "hosts": LEAF, "tls": {"mode": LEAF}, "name": LEAF}],
 }
 
-# Telemetry is honoured by construction (Prometheus recording rules, tracing headers passed
-# through); its fields are accepted as declarative and not translated into Envoy config.
+# Telemetry metrics are translated into each proxy's stats access logger (translate/telemetry.py);
+# tracing is still only declared (trace headers pass through the proxies).
+_TELEMETRY = {
+    "selector": LEAF,
+    "metrics": [{"providers": LEAF, "overrides": LEAF}],
+    "tracing": LEAF,
+}
+
 SUPPORTED: dict[str, Any] = {
+    "Telemetry": _TELEMETRY,
     "VirtualService": _VIRTUAL_SERVICE,
     "DestinationRule": _DESTINATION_RULE,
     "PeerAuthentication": _PEER_AUTHENTICATION,

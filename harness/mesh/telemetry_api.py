@@ -229,3 +229,23 @@ def metric_plan(resources: Iterable[TelemetryResource], reporter: Reporter, name
                         removed.get(metric, set()).discard(tag.tag)
     return MetricPlan(disabled=frozenset(disabled), upserts=upserts,
                       removed={metric: frozenset(tags) for metric, tags in removed.items()})
+
+
+def check_translatable(resource: TelemetryResource) -> None:
+    """The local proxies emit every override through Envoy's formatters: refuse, naming the field, a
+    value harness/mesh/cel.py cannot translate (never accepted and ignored)."""
+    from harness.errors import UnsupportedFieldError
+
+    node = {"id": "", "cluster": "", "metadata": {"NAME": "", "NAMESPACE": "", "WORKLOAD_NAME": "",
+                                                  "CLUSTER_ID": "", "LABELS": {}}}
+    for override in resource.overrides:
+        for tag in override.tags:
+            if tag.value is None:
+                continue
+            for reporter in ("source", "destination"):
+                try:
+                    cel.to_envoy_format(tag.value, reporter=reporter, node=node)
+                except cel.CelError as exc:
+                    raise UnsupportedFieldError(f"Telemetry {resource.name!r}: {exc} (not translatable for the "
+                                                "local mesh's Envoy)", file=resource.file,
+                                                field=f"{tag.field}.value") from exc

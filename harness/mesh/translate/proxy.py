@@ -20,6 +20,7 @@ from harness.mesh.translate.policy import EffectivePolicy, effective_policy
 from harness.mesh.translate.rbac import applies_to, per_route_rbac
 from harness.mesh.translate.routes import outbound_route_config
 from harness.mesh.translate.secrets import WORKLOAD_SECRET
+from harness.mesh.translate.telemetry import with_telemetry
 
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -107,8 +108,8 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
         cluster["@type"] = CLUSTER
     for route in routes.values():
         route["@type"] = ROUTE_CONFIG
-    return ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments,
-                       secrets={WORKLOAD_SECRET: state.secrets[node.service_account]})
+    return with_telemetry(ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments,
+                                      secrets={WORKLOAD_SECRET: state.secrets[node.service_account]}), state, node)
 
 
 def _authorization_policies(state: MeshState, node: ProxyNode) -> list[Any]:

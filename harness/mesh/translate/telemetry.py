@@ -1,72 +1,309 @@
-"""Istio-style request telemetry from stock Envoy: a stats access logger on every HTTP connection manager.
+"""Istio's standard metrics from stock Envoy: every standard label, both reporters, Telemetry honoured.
 
-listeners.py adds `request_stats(reporter)` to every HCM, and routes.py tags routes with
-`route_metadata(host)`. Istio's stats filter counts every request a proxy answers, local replies
-included (an injected abort, no healthy upstream, overflow, an RBAC denial, a blackholed host).
-Envoy's cluster stats miss those, because no upstream request is made. An access logger runs for every
-request, so its counters do not: Envoy 1.40's `envoy.access_loggers.stats` emits a counter and a
-histogram tagged with command operators. On /stats/prometheus they are `envoy_istio_requests_total` and
-`envoy_istio_request_duration_milliseconds_*`. The recording rules
-(platforms/local/prometheus/recording-rules.yaml) turn these into `istio_requests_total` and
-`istio_request_duration_milliseconds_*` with Istio's label names.
+Istio's stats plugin (istio/proxy `istio_stats.cc`) counts and times every request a proxy answers,
+local replies included, with 25 standard tags. Envoy 1.40's `envoy.access_loggers.stats` does the same
+from an access log (which runs for every request, injected aborts, no healthy upstream, RBAC denials
+and blackholed hosts included): a counter and histograms tagged with substitution formats. On
+/stats/prometheus they are `envoy_istio_<metric>`; the recording rules
+(platforms/local/prometheus/recording-rules.yaml) rename them to `istio_<metric>` and write "unknown"
+where a value is missing, as the plugin does.
 
-Tags (the label values on the Envoy series):
-- reporter: "source" (outbound sidecar listener, ingress gateway) or "destination" (inbound listener)
-- response_code, response_flags: %RESPONSE_CODE%, %RESPONSE_FLAGS% (UH, UO, FI, URX, ...)
-- source: upstream_cluster (%UPSTREAM_CLUSTER%, `outbound|port|subset|host`) and route_host, the
-  destination host that routes.py writes into the route's metadata. A local reply made before a
-  cluster is chosen (an injected abort) still has the route.
-- destination: source_principal (%DOWNSTREAM_PEER_URI_SAN%, the caller's SPIFFE id) and
-  response_code_details (%RESPONSE_CODE_DETAILS%, which names RBAC denials).
+Where each label comes from, as in istio_stats.cc:
+- the reporting proxy's own side (source_* for reporter="source", destination_* for "destination"):
+  constants of the proxy (its Deployment, namespace, labels, SPIFFE id, cluster "Kubernetes");
+- the other side on reporter="source": the upstream endpoint's `istio` host metadata (workload, app,
+  version, canonical service/revision, cluster; Istio's endpoint metadata), the upstream's certificate
+  (destination_principal) and the cluster's `istio.services` metadata (destination_service*, as Pilot
+  writes it); the `block_all` route of REGISTRY_ONLY gives "BlackHoleCluster";
+- the other side on reporter="destination": the peer metadata the caller's sidecar sends in
+  `x-mesh-peer-*` request headers (Istio's metadata exchange does the same with its
+  x-envoy-peer-metadata header). The receiving sidecar reads them into dynamic metadata `istio.peer`
+  and removes them before the app (header_to_metadata), and trusts them only from an mTLS peer: an RBAC
+  filter first denies a request whose `x-mesh-peer-id` is not the SPIFFE id in the peer's certificate.
+  On a plaintext chain the headers are removed without being read, so source_* is "unknown".
 
-The extension is marked work-in-progress upstream; here every peer is a local process the harness
+Telemetry `metrics` overrides (harness/mesh/telemetry_api.py) apply per proxy and reporter: a disabled
+metric is not emitted, a REMOVE'd tag is emitted as REMOVED (the rules drop the label), an UPSERT sets
+the tag from the CEL value translated by harness/mesh/cel.py.
+
+The stats extension is marked work-in-progress upstream; here every peer is a local process the harness
 started, which is the trust model it asks for.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
+
+from harness.mesh import cel
+from harness.mesh.telemetry_api import TelemetryResource, metric_plan
+from harness.mesh.topology import Pod, spiffe_id
+from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
 
 STATS_LOGGER = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
+HEADER_TO_METADATA = "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config"
+RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 METADATA_NAMESPACE = "istio"
 BLACKHOLE = "BlackHoleCluster"  # Istio's destination_service for REGISTRY_ONLY denials
+CLUSTER_ID = "Kubernetes"  # Istio's default CLUSTER_ID
+REMOVED = "REMOVED"  # a tag a Telemetry REMOVE'd: the recording rules drop the label
+PEER_HEADER = "x-mesh-peer-"
+PEER_FIELDS = ("workload", "namespace", "app", "version", "canonical_service", "canonical_revision", "cluster", "id")
+PEER_RBAC_FILTER = "istio.peer_metadata_authn"
+PEER_HEADERS_FILTER = "istio.peer_metadata"
 
 Reporter = Literal["source", "destination"]
-
-
-def _tags(reporter: Reporter, *, with_flags: bool) -> list[dict[str, str]]:
-    tags = [{"name": "reporter", "value_format": reporter},
-            {"name": "response_code", "value_format": "%RESPONSE_CODE%"}]
-    if with_flags:
-        tags.append({"name": "response_flags", "value_format": "%RESPONSE_FLAGS%"})
-    if reporter == "source":
-        tags += [{"name": "upstream_cluster", "value_format": "%UPSTREAM_CLUSTER%"},
-                 {"name": "route_host", "value_format": f"%METADATA(ROUTE:{METADATA_NAMESPACE}:destination_service)%"}]
-    else:
-        tags.append({"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"})
-        if with_flags:
-            tags.append({"name": "response_code_details", "value_format": "%RESPONSE_CODE_DETAILS%"})
-    return tags
+HTTP_METRICS = ("requests_total", "request_duration_milliseconds", "request_bytes", "response_bytes")
+_VALUES = {"request_duration_milliseconds": ("Milliseconds", "%DURATION%"),
+           "request_bytes": ("Bytes", "%DOWNSTREAM_WIRE_BYTES_RECEIVED%"),
+           "response_bytes": ("Bytes", "%DOWNSTREAM_WIRE_BYTES_SENT%")}
 
 
 def request_stats(reporter: Reporter) -> dict[str, Any]:
-    """The access log entry that counts and times every request this HCM answers."""
-    return {
-        "name": "envoy.access_loggers.stats",
-        "typed_config": {
-            "@type": STATS_LOGGER,
-            "stats_scope": {"prefix": METADATA_NAMESPACE},
-            "counters": [{"stat": {"name": "requests_total", "tags": _tags(reporter, with_flags=True)},
-                          "value_fixed": 1}],
-            "histograms": [{"stat": {"name": "request_duration_milliseconds",
-                                     "tags": _tags(reporter, with_flags=False)},
-                            "unit": "Milliseconds", "value_format": "%DURATION%"}],
-        },
-    }
+    """A placeholder stats logger; `with_telemetry` replaces it with the proxy's own tags."""
+    return {"name": "envoy.access_loggers.stats",
+            "typed_config": {"@type": STATS_LOGGER, "stats_scope": {"prefix": METADATA_NAMESPACE},
+                             "counters": [{"stat": {"name": "requests_total",
+                                                    "tags": [{"name": "reporter", "value_format": reporter}]},
+                                           "value_fixed": 1}]}}
 
 
 def route_metadata(host: str | None) -> dict[str, Any]:
-    """A route's `metadata` naming its destination host; {} when its destinations differ in host."""
-    if host is None:
+    """Route metadata for telemetry: only the `block_all` route names BlackHoleCluster."""
+    if host != BLACKHOLE:
         return {}
-    return {"metadata": {"filter_metadata": {METADATA_NAMESPACE: {"destination_service": host}}}}
+    return {"metadata": {"filter_metadata": {METADATA_NAMESPACE: {"blackhole": BLACKHOLE}}}}
+
+
+# -- who a proxy is ----------------------------------------------------------------------------------
+
+def workload_name(node: ProxyNode) -> str:
+    """The Deployment (pods are `<deployment>-<index>`); the gateway is Istio's istio-ingressgateway."""
+    stem, _, index = node.name.rpartition("-")
+    return stem if stem and index.isdigit() else node.name
+
+
+def _identity(labels: dict[str, str], workload: str) -> dict[str, str]:
+    app = labels.get("app", "")
+    return {"app": app or "unknown", "version": labels.get("version", "unknown"),
+            "canonical_service": labels.get("service.istio.io/canonical-name", app or workload),
+            "canonical_revision": labels.get("service.istio.io/canonical-revision", labels.get("version", "latest"))}
+
+
+def pod_metadata(pod: Pod) -> dict[str, str]:
+    """A pod's workload metadata, as Istio's endpoint metadata and peer metadata carry it."""
+    labels = dict(pod.labels)
+    return {"workload": pod.deployment, "namespace": pod.namespace, **_identity(labels, pod.deployment),
+            "cluster": CLUSTER_ID, "identity": pod.spiffe_id}
+
+
+def node_metadata(node: ProxyNode) -> dict[str, str]:
+    workload = workload_name(node)
+    return {"workload": workload, "namespace": node.namespace, **_identity(dict(node.labels), workload),
+            "cluster": CLUSTER_ID, "identity": spiffe_id(node.namespace, node.service_account)}
+
+
+def envoy_node(node: ProxyNode) -> dict[str, Any]:
+    """The proxy's Node as Istio's CEL sees it (`node.metadata['LABELS']['app']`, ...)."""
+    meta = node_metadata(node)
+    return {"id": node.name, "cluster": f"{meta['workload']}.{node.namespace}",
+            "metadata": {"NAME": node.name, "NAMESPACE": node.namespace, "WORKLOAD_NAME": meta["workload"],
+                         "CLUSTER_ID": CLUSTER_ID, "LABELS": dict(node.labels)}}
+
+
+def _node_service(state: MeshState, node: ProxyNode) -> tuple[str, str, str]:
+    """(host, name, namespace) of the Service that selects this sidecar's pod."""
+    labels = set(node.labels)
+    for service in state.topology.services:
+        if set(service.selector) <= labels and service.namespace == node.namespace:
+            return service.fqdn, service.name, service.namespace
+    return "unknown", "unknown", node.namespace
+
+
+# -- the tags -----------------------------------------------------------------------------------------
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%%")
+
+
+def standard_tags(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls: bool | None) -> dict[str, str]:
+    """Tag name -> substitution format for Istio's standard tags (grpc_response_status: HTTP only here)."""
+    me = {key: _escape(value) for key, value in node_metadata(node).items()}
+    if reporter == "source":
+        own, other = "source", "destination"
+        peer = {key: f"%METADATA(UPSTREAM_HOST:{METADATA_NAMESPACE}:{key})%"
+                for key in ("workload", "namespace", "app", "version", "canonical_service",
+                            "canonical_revision", "cluster")}
+        peer["identity"] = "%UPSTREAM_PEER_URI_SAN%"
+        blackhole = f"%METADATA(ROUTE:{METADATA_NAMESPACE}:blackhole)%"
+        service = {"destination_service": f"%CLUSTER_METADATA({METADATA_NAMESPACE}:host)%{blackhole}",
+                   "destination_service_name": f"%CLUSTER_METADATA({METADATA_NAMESPACE}:name)%{blackhole}",
+                   "destination_service_namespace": f"%CLUSTER_METADATA({METADATA_NAMESPACE}:namespace)%"}
+        security = "unknown"
+    else:
+        own, other = "destination", "source"
+        peer = {key: f"%DYNAMIC_METADATA({cel.PEER_METADATA_NAMESPACE}:{key})%"
+                for key in ("workload", "namespace", "app", "version", "canonical_service",
+                            "canonical_revision", "cluster")}
+        peer["identity"] = "%DOWNSTREAM_PEER_URI_SAN%"
+        host, name, namespace = _node_service(state, node)
+        service = {"destination_service": host, "destination_service_name": name,
+                   "destination_service_namespace": namespace}
+        security = "mutual_tls" if mtls else "none"
+    tags = {"reporter": reporter}
+    for side, values in ((own, me), (other, peer)):
+        tags.update({f"{side}_workload": values["workload"], f"{side}_workload_namespace": values["namespace"],
+                     f"{side}_principal": values["identity"], f"{side}_app": values["app"],
+                     f"{side}_version": values["version"], f"{side}_canonical_service": values["canonical_service"],
+                     f"{side}_canonical_revision": values["canonical_revision"], f"{side}_cluster": values["cluster"]})
+    tags.update(service)
+    tags.update({"request_protocol": "http", "response_flags": "%RESPONSE_FLAGS%",
+                 "connection_security_policy": security, "response_code": "%RESPONSE_CODE%"})
+    return tags
+
+
+def _ordered(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": name, "value_format": value} for name, value in tags.items()]
+
+
+def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls: bool | None,
+                      telemetry: Iterable[TelemetryResource]) -> dict[str, Any]:
+    """The stats access logger of one HCM: Istio's HTTP metrics with this proxy's tags and overrides."""
+    plan = metric_plan(telemetry, reporter, node.namespace, node.labels)
+    base = standard_tags(state, node, reporter, mtls=mtls)
+    counters, histograms = [], []
+    for metric in HTTP_METRICS:
+        if metric in plan.disabled:
+            continue
+        tags = dict(base)
+        for tag in plan.removed.get(metric, ()):
+            tags[tag] = REMOVED
+        for tag, override in plan.upserts.get(metric, {}).items():
+            assert override.value is not None
+            tags[tag] = cel.to_envoy_format(override.value, reporter=reporter, node=envoy_node(node))
+        if metric == "requests_total":
+            if reporter == "destination":  # names RBAC denials (the rules keep only those)
+                tags["response_code_details"] = "%RESPONSE_CODE_DETAILS%"
+            counters.append({"stat": {"name": metric, "tags": _ordered(tags)}, "value_fixed": 1})
+        else:
+            unit, value = _VALUES[metric]
+            histograms.append({"stat": {"name": metric, "tags": _ordered(tags)}, "unit": unit, "value_format": value})
+    config: dict[str, Any] = {"@type": STATS_LOGGER, "stats_scope": {"prefix": METADATA_NAMESPACE}}
+    if counters:
+        config["counters"] = counters
+    if histograms:
+        config["histograms"] = histograms
+    return {"name": "envoy.access_loggers.stats", "typed_config": config}
+
+
+# -- the peer metadata exchange ------------------------------------------------------------------------
+
+def peer_headers(node: ProxyNode) -> list[dict[str, Any]]:
+    """Request headers a caller's sidecar (or the gateway) sets towards mesh services: who is calling."""
+    meta = node_metadata(node)
+    values = {**meta, "id": meta["identity"]}
+    return [{"header": {"key": PEER_HEADER + field.replace("_", "-"), "value": _escape(values[field])},
+             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"} for field in PEER_FIELDS]
+
+
+def peer_metadata_filter(*, trusted: bool) -> dict[str, Any]:
+    """Read the caller's x-mesh-peer-* headers into dynamic metadata (trusted) and remove them, always."""
+    namespace = cel.PEER_METADATA_NAMESPACE if trusted else cel.PEER_METADATA_NAMESPACE + ".untrusted"
+    rules = [{"header": PEER_HEADER + field.replace("_", "-"),
+              "on_header_present": {"metadata_namespace": namespace, "key": field, "type": "STRING"},
+              "remove": True} for field in PEER_FIELDS]
+    return {"name": PEER_HEADERS_FILTER, "typed_config": {"@type": HEADER_TO_METADATA, "request_rules": rules}}
+
+
+def peer_authn_filter(identities: Iterable[str]) -> dict[str, Any]:
+    """Deny a request whose x-mesh-peer-id is not the SPIFFE id of the mTLS peer that sent it."""
+    header = PEER_HEADER + "id"
+    matching = [{"and_ids": {"ids": [
+        {"authenticated": {"principal_name": {"exact": identity}}},
+        {"header": {"name": header, "string_match": {"exact": identity}}},
+    ]}} for identity in sorted(set(identities))]
+    spoofed = {"and_ids": {"ids": [{"header": {"name": header, "present_match": True}},
+                                   {"not_id": {"or_ids": {"ids": matching}}} if matching else {"any": True}]}}
+    return {"name": PEER_RBAC_FILTER, "typed_config": {
+        "@type": RBAC, "rules_stat_prefix": "peer_metadata_",
+        "rules": {"action": "DENY", "policies": {"peer-metadata-not-from-peer": {
+            "permissions": [{"any": True}], "principals": [spoofed]}}}}}
+
+
+# -- applying it to one proxy's configuration ------------------------------------------------------------
+
+def _mesh_cluster(name: str) -> bool:
+    return name.startswith("outbound|") and name.endswith(".svc.cluster.local")
+
+
+def _route_clusters(route: dict[str, Any]) -> list[str]:
+    action = route.get("route") or {}
+    if "cluster" in action:
+        return [action["cluster"]]
+    return [c["name"] for c in (action.get("weighted_clusters") or {}).get("clusters", [])]
+
+
+def cluster_metadata(state: MeshState, cluster_name: str) -> dict[str, Any] | None:
+    """Pilot's `istio` cluster metadata (`services: [{host, name, namespace}]`), its keys also flat."""
+    parts = cluster_name.split("|")
+    if len(parts) != 4:
+        return None
+    host = parts[3]
+    try:
+        service = state.topology.service(host)
+        entry = {"host": service.fqdn, "name": service.name, "namespace": service.namespace}
+    except KeyError:
+        namespace = next((se.namespace for se in state.istio.service_entries if host in se.hosts), None)
+        if namespace is None:
+            return None
+        entry = {"host": host, "name": host, "namespace": namespace}
+    return {"services": [entry], **entry}
+
+
+def _hcms(listener: dict[str, Any]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
+    for chain in listener.get("filter_chains", []):
+        for network_filter in chain.get("filters", []):
+            if network_filter.get("name") == "envoy.filters.network.http_connection_manager":
+                yield chain, network_filter["typed_config"]
+
+
+def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> ProxyConfig:
+    """Give one proxy's resources Istio's telemetry: tags, peer metadata, cluster and endpoint metadata."""
+    telemetry = state.istio.telemetry
+    identities = [pod.spiffe_id for pod in state.topology.pods] + [spiffe_id(node.namespace, "api-gateway")]
+    for listener in config.listeners:
+        inbound = listener.get("name") == "virtualInbound"
+        for chain, hcm in _hcms(listener):
+            mtls = chain.get("name") == "inbound-mtls" if inbound else None
+            reporter: Reporter = "destination" if inbound else "source"
+            hcm["access_log"] = [request_stats_for(state, node, reporter, mtls=mtls, telemetry=telemetry)
+                                 if entry.get("typed_config", {}).get("@type") == STATS_LOGGER else entry
+                                 for entry in hcm.get("access_log", [])]
+            if inbound:
+                first = [peer_authn_filter(identities)] if mtls else []
+                hcm["http_filters"] = first + [peer_metadata_filter(trusted=bool(mtls))] + hcm["http_filters"]
+    headers = peer_headers(node)
+    for name, route_config in config.routes.items():
+        if name.startswith("inbound"):
+            continue
+        for vhost in route_config.get("virtual_hosts", []):
+            for route in vhost.get("routes", []):
+                clusters = _route_clusters(route)
+                if clusters and all(_mesh_cluster(c) for c in clusters):
+                    route["request_headers_to_add"] = route.get("request_headers_to_add", []) + headers
+    for cluster in config.clusters:
+        if cluster["name"].startswith("inbound|"):
+            host, service_name, namespace = _node_service(state, node)
+            meta: dict[str, Any] | None = {"services": [{"host": host, "name": service_name, "namespace": namespace}],
+                                           "host": host, "name": service_name, "namespace": namespace}
+        else:
+            meta = cluster_metadata(state, cluster["name"])
+        if meta is not None:
+            cluster.setdefault("metadata", {}).setdefault("filter_metadata", {})[METADATA_NAMESPACE] = meta
+    pods = {pod.name: pod for pod in state.topology.pods}
+    for assignment in config.endpoints.values():
+        for locality in assignment.get("endpoints", []):
+            for lb_endpoint in locality.get("lb_endpoints", []):
+                pod = pods.get(lb_endpoint.get("endpoint", {}).get("hostname", ""))
+                if pod is not None:
+                    lb_endpoint["metadata"] = {"filter_metadata": {METADATA_NAMESPACE: pod_metadata(pod)}}
+    return config

@@ -18,7 +18,14 @@ from harness.mesh.translate.stats import (
     envoy_stats_bootstrap,
     envoy_stats_config,
 )
-from harness.mesh.translate.telemetry import request_stats
+from harness.mesh.loader import declared_model
+from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode
+from harness.mesh.translate.telemetry import (
+    cluster_metadata,
+    peer_metadata_filter,
+    pod_metadata,
+    request_stats_for,
+)
 from harness.net import free_port
 from harness.platforms.local.prometheus import (
     RECORDING_RULES,
@@ -102,7 +109,13 @@ def test_recording_rules_pass_promtool_check_rules() -> None:
     result = _promtool("check", "rules", str(RECORDING_RULES))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
+
+
+def test_the_recording_rules_file_is_what_its_generator_renders() -> None:
+    from harness.platforms.local.recording_rules import render
+
+    assert RECORDING_RULES.read_text(encoding="utf-8") == render(), "run python -m harness.platforms.local.recording_rules"
 
 
 def test_recording_rules_pass_their_promtool_unit_tests() -> None:
@@ -184,10 +197,33 @@ def _sidecar(b: Any, listener: str, hcm: dict[str, Any], clusters: list[dict[str
     }
 
 
+MODEL = declared_model()
+STATE = MeshState(istio=MODEL.istio, topology=MODEL.topology, endpoints={})
+
+
+def _node(pod: str) -> ProxyNode:
+    found = MODEL.topology.pod(pod)
+    nowhere = Path("/nonexistent")
+    return ProxyNode(name=found.name, kind="sidecar", namespace=found.namespace, labels=found.labels,
+                     region=found.region, service_account=found.service_account,
+                     certs=CertPaths(nowhere, nowhere, nowhere), xds_dir=nowhere, admin_port=0)
+
+
+def _with_metadata(cluster: dict[str, Any], pod: str | None) -> dict[str, Any]:
+    """Cluster and endpoint metadata as the translator writes them (translate/telemetry.py)."""
+    cluster["metadata"] = {"filter_metadata": {"istio": cluster_metadata(STATE, cluster["name"])}}
+    if pod is not None:
+        (endpoint,) = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        endpoint["metadata"] = {"filter_metadata": {"istio": pod_metadata(MODEL.topology.pod(pod))}}
+    return cluster
+
+
 def _user_sidecar(b: Any, backend_port: int) -> dict[str, Any]:
-    """user-v1's sidecar: inbound listener with RBAC in front of `inbound|8080||`."""
-    hcm = b.http_connection_manager("inbound_8080", {"*": "inbound|8080||"}, http_filters=[RBAC_DENY_ON_X_DENY])
-    hcm["typed_config"]["access_log"] = [request_stats("destination")]  # as the translator adds it
+    """user-v1's sidecar: plaintext inbound listener with RBAC in front of `inbound|8080||`."""
+    hcm = b.http_connection_manager("inbound_8080", {"*": "inbound|8080||"},
+                                    http_filters=[peer_metadata_filter(trusted=False), RBAC_DENY_ON_X_DENY])
+    hcm["typed_config"]["access_log"] = [request_stats_for(STATE, _node("user-v1-us-east-0"), "destination",
+                                                           mtls=False, telemetry=MODEL.istio.telemetry)]
     return _sidecar(b, "inbound", hcm, [b.static_cluster("inbound|8080||", backend_port)])
 
 
@@ -195,11 +231,13 @@ def _ai_agent_sidecar(b: Any, user_inbound_port: int, backend_port: int) -> dict
     """ai-agent-v1's sidecar: outbound listener routing by Host to user-service v1 and the external API."""
     routes = {"user-service": USER_V1, "api.openai.com": "outbound|443||api.openai.com"}
     clusters = [
-        b.static_cluster(USER_V1, user_inbound_port),
-        b.static_cluster("outbound|443||api.openai.com", backend_port),  # plain HTTP: only the name matters here
+        _with_metadata(b.static_cluster(USER_V1, user_inbound_port), "user-v1-us-east-0"),
+        # plain HTTP: only the name and metadata matter here
+        _with_metadata(b.static_cluster("outbound|443||api.openai.com", backend_port), None),
     ]
     hcm = b.http_connection_manager("outbound_http", routes)
-    hcm["typed_config"]["access_log"] = [request_stats("source")]
+    hcm["typed_config"]["access_log"] = [request_stats_for(STATE, _node("ai-agent-v1-us-east-0"), "source",
+                                                           mtls=None, telemetry=MODEL.istio.telemetry)]
     return _sidecar(b, "outbound", hcm, clusters)
 
 
