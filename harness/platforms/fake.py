@@ -88,8 +88,9 @@ class FakePlatform:
         self.up_now = False
         return []
 
+    @property
     def steps(self) -> list[str]:
-        """A dry run's planned steps: none, the fake has nothing to plan."""
+        """What a dry run would have done so far: nothing, the fake never plans a dry run."""
         return []
 
     @property
