@@ -58,10 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the run's journal goes (HARNESS_REPORT_DIR; default runs/<time>-<name>/)")
     run.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1",
                      help="leave the mesh up afterwards (HARNESS_KEEP_UP=1)")
-    run.add_argument("--workers", type=int, default=None, help="Locust workers (distributed mode) for the load")
     run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    add_load_overrides(run)
     validate = sub.add_parser("validate", help="check experiment files as `run` would, without running them")
     validate.add_argument("experiment", type=Path, nargs="+")
+    add_load_overrides(validate)
     suite = with_platform(sub.add_parser("suite", help="run every experiment with a tag, one aggregate report"))
     suite.add_argument("tag", help="e.g. nightly")
     suite.add_argument("--experiments-dir", type=Path, default=Path(_env("experiments_dir", "experiments") or "."))
@@ -87,6 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--force", action="store_true",
                       help="accept a run that did not PASS (FAIL or INCONCLUSIVE) as the baseline")
     return parser
+
+
+def add_load_overrides(p: argparse.ArgumentParser) -> None:
+    """Load and SLOs over the experiment's own (harness.run.overrides: each also a HARNESS_* variable)."""
+    group = p.add_argument_group("load and SLOs (over the experiment's; a plain Chaos Toolkit experiment needs them)")
+    group.add_argument("--users", help="concurrent Locust users (HARNESS_USERS)")
+    group.add_argument("--rate", help="open-model target, requests/s over all users (HARNESS_RATE)")
+    group.add_argument("--duration", help="the load runs at least this long, e.g. 60s (HARNESS_DURATION)")
+    group.add_argument("--workers", help="Locust worker processes, at most one per CPU (HARNESS_WORKERS)")
+    group.add_argument("--locustfile", help="the Locust file to run (HARNESS_LOCUSTFILE)")
+    group.add_argument("--slo-file", help="the SLO file to judge (HARNESS_SLO_FILE)")
+    group.add_argument("--slos", help="comma-separated SLO names of that file (HARNESS_SLOS)")
+
+
+def load_overrides(args: argparse.Namespace) -> Any:
+    from harness.run.overrides import FLAGS, collect
+
+    return collect({name: getattr(args, flag[2:].replace("-", "_"), None) for name, (flag, _) in FLAGS.items()},
+                   os.environ)
 
 
 def _print(data: Any, as_json: bool = True) -> None:
@@ -168,8 +188,8 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
         from harness.run.runner import run_file
 
         outcome = run_file(args.experiment, platform_name=args.platform, report_dir=args.report_dir,
-                           keep_up=args.keep_up, progress=not args.no_progress, workers=args.workers,
-                           platform_options=platform_options(args))
+                           keep_up=args.keep_up, progress=not args.no_progress,
+                           platform_options=platform_options(args), overrides=load_overrides(args))
         return outcome.exit_code
     elif args.command == "suite":
         from harness.suite import run_suite
@@ -198,8 +218,9 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
     elif args.command == "validate":
         from harness.run.runner import check_only
 
+        overrides = load_overrides(args)
         for path in args.experiment:
-            check_only(path)
+            check_only(path, overrides)
             print(f"{path}: valid")
     elif args.command == "demo":
         from harness.demo import demo

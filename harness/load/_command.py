@@ -19,6 +19,9 @@ DEADLINE_MARGIN_S = 10  # the recorder stops a run this long past its duration, 
 ENV_RUN_DIR = "HARNESS_LOAD_RUN_DIR"
 ENV_PARENT_PID = "HARNESS_LOAD_PARENT_PID"
 ENV_DEADLINE_S = "HARNESS_LOAD_DEADLINE_S"
+ENV_RATE_PER_USER = "HARNESS_RATE_PER_USER"  # each user's constant_throughput (requests/s)
+ENV_TARGET_FILE = "HARNESS_LOAD_TARGET_FILE"  # users the harness asks for mid-run (capacity steps)
+TARGET_FILE = "target.json"
 
 
 def _locustfiles(spec: LoadSpec) -> str:
@@ -56,6 +59,10 @@ def child_env(spec: LoadSpec, run_dir: Path, base: Mapping[str, str] | None = No
         env["HARNESS_INGRESS_HOST"] = spec.host_header
     if spec.think_time_s is not None:
         env["HARNESS_THINK_TIME"] = f"{spec.think_time_s[0]},{spec.think_time_s[1]}"
+    env.pop(ENV_RATE_PER_USER, None)
+    if spec.rate_per_user is not None:
+        env[ENV_RATE_PER_USER] = repr(spec.rate_per_user)
+    env[ENV_TARGET_FILE] = str(run_dir / TARGET_FILE)
     if spec.shape is None:
         env.pop("HARNESS_LOAD_SHAPE", None)  # inherited from the harness's shell, it would override -u/-r/-t
     else:

@@ -11,7 +11,15 @@ Writes, in the run directory:
 - `live.jsonl` (standalone or master): one JSON object a second for the progress display, one
   more as the test stops (users still counted) and a last one with the final totals at quit;
 - `started` when the test starts, and the final `<csv prefix>_stats.csv` when Locust quits
-  (Locust's periodic writer can miss the last second).
+  (Locust's periodic writer can miss the last second);
+- `cpu.jsonl`: one line each time Locust's own monitor (every 10 s) reports this process above 90 %
+  CPU (its `cpu_warning` event, the one behind "CPU usage above 90%!").
+
+It also applies two settings of the harness to any locustfile: HARNESS_RATE_PER_USER makes every user
+class wait with Locust's own `constant_throughput(rate)` (the open-model target rate spread over the
+users), and the master (or standalone process) follows the user count the harness writes into
+HARNESS_LOAD_TARGET_FILE mid-run (capacity steps) with `runner.start(users, spawn_rate)`, the call
+Locust's web UI makes to change a running test.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import events
+from locust import constant_throughput, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
@@ -41,6 +49,7 @@ TICK_S = 1.0  # flush and live-feed interval
 MAX_BUFFERED_ROWS = 50_000  # flush early under heavy load, so memory stays small
 LIVE_WINDOW_TICKS = {"local": 1, "master": 3}  # the master hears from workers every 3 s
 MAX_ERROR_CHARS = 300
+TARGET_POLL_S = 0.25  # how soon a new capacity step's user count reaches Locust
 _TIER_IN_NAME = re.compile(r"\[([^\]]+)\]")
 logger = logging.getLogger("harness.load.recorder")
 
@@ -201,11 +210,51 @@ class Recorder:
             atomic_write(path, text.getvalue())
 
 
+def apply_rate(environment: Environment, per_user: float) -> None:
+    """Every user class waits with constant_throughput(per_user): the rate replaces the think time."""
+    for user_class in environment.user_classes:
+        user_class.wait_time = constant_throughput(per_user)
+
+
+def follow_target(environment: Environment, path: Path) -> None:
+    """Master or standalone: when the harness writes {"users": N, "spawn_rate": R}, run N users."""
+    seen: tuple[int, float] | None = None
+    while True:
+        gevent.sleep(TARGET_POLL_S)
+        try:
+            target = json.loads(path.read_text())
+            wanted = (int(target["users"]), float(target["spawn_rate"]))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # written atomically: a bad file is a bug
+            logger.error("ignoring %s: %s", path, exc)
+            continue
+        runner = environment.runner
+        if wanted != seen and runner is not None and runner.state in ("spawning", "running"):
+            seen = wanted
+            logger.info("target from the harness: %d users at %g/s", *wanted)
+            runner.start(*wanted)
+
+
+def _record_cpu_warning(path: Path, environment: Environment, cpu_usage: float, **_: Any) -> None:
+    line = json.dumps({"ts": round(time.time(), 3), "pid": os.getpid(), "cpu_percent": cpu_usage})
+    with open(path, "a") as handle:  # rare (at most every 10 s per process): plain appends suffice
+        handle.write(line + "\n")
+
+
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     run_dir = os.environ.get("HARNESS_LOAD_RUN_DIR")
     if not run_dir:
         return
+    per_user = os.environ.get("HARNESS_RATE_PER_USER")
+    if per_user:
+        apply_rate(environment, float(per_user))
+    cpu_log = Path(run_dir) / "cpu.jsonl"
+    environment.events.cpu_warning.add_listener(lambda **kw: _record_cpu_warning(cpu_log, **kw))
+    target = os.environ.get("HARNESS_LOAD_TARGET_FILE")
+    if target and not isinstance(environment.runner, WorkerRunner) and environment.shape_class is None:
+        gevent.spawn(follow_target, environment, Path(target))
     recorder = Recorder(environment, Path(run_dir))
     if recorder.samples is not None:
         environment.events.request.add_listener(recorder.samples.on_request)

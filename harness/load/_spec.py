@@ -24,6 +24,8 @@ MAX_SPAWN_RATE = 1_000.0  # users started per second; Locust itself warns past 1
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week: above the run's own ceiling, bounds a forgotten load
 MAX_STOP_TIMEOUT_S = 3600
 MAX_THINK_TIME_S = 3600.0
+MAX_RATE = 100_000.0
+"""Requests per second: far past what one machine's loopback mesh answers; above it is a typo."""
 
 
 def max_workers() -> int:
@@ -69,7 +71,11 @@ NUMBER_RULES: Mapping[str, NumberRule] = MappingProxyType({
     "workers": NumberRule(integer=True, minimum=0, maximum=max_workers,
                           unit=" (0: one process; at most one per CPU of this machine)"),
     "stop_timeout_s": NumberRule(integer=True, minimum=0, maximum=MAX_STOP_TIMEOUT_S, unit=" of seconds"),
+    "rate": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=MAX_RATE,
+                       unit=" of requests per second"),
 })
+OPTIONAL_NUMBERS = frozenset({"rate"})
+"""Fields of NUMBER_RULES that may be None (not asked for)."""
 
 
 def number_problem(name: str, value: object) -> str | None:
@@ -141,6 +147,11 @@ class LoadSpec:
     """More environment for the Locust processes (e.g. HARNESS_TIER_WEIGHTS); ours win on clashes."""
     stop_timeout_s: int = 1
     """Whole seconds Locust lets a user finish its request when stopping (`--stop-timeout`)."""
+    rate: float | None = None
+    """Open-model target, requests per second over all users: every user runs Locust's own
+    `constant_throughput(rate / users)` wait, so `users` must be enough to keep `rate` going while
+    requests take time (a user whose request outlasts 1 / (rate / users) s falls behind). None: the
+    locustfile's own wait (think time)."""
     source: str | None = field(default=None, compare=False)
     """The file this spec came from (an experiment), named in errors; None: errors name the locustfile."""
 
@@ -164,6 +175,8 @@ class LoadSpec:
 
     def _check_numbers(self) -> None:
         for name in NUMBER_RULES:
+            if name in OPTIONAL_NUMBERS and getattr(self, name) is None:
+                continue
             problem = number_problem(name, getattr(self, name))
             if problem:
                 raise self._fail(name, problem)
@@ -187,10 +200,18 @@ class LoadSpec:
                 f"expected a (min, max) tuple of seconds, got {_shown(think)}")
             if problem:
                 raise self._fail("think_time_s", problem)
+            if self.rate is not None:
+                raise self._fail("rate", "give either a rate (requests/s) or a think time, not both: "
+                                         "with a rate each user's wait is constant_throughput(rate / users)")
         env = self.extra_env
         if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise self._fail("extra_env", "expected a mapping of environment variable names to string values")
         object.__setattr__(self, "extra_env", MappingProxyType(dict(env)))
+
+    @property
+    def rate_per_user(self) -> float | None:
+        """Each user's `constant_throughput` (requests/s), or None without a rate."""
+        return None if self.rate is None else self.rate / self.users
 
     @property
     def run_time_s(self) -> int:

@@ -66,6 +66,9 @@ def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
     settings = parse_settings({k: v for k, v in arguments.items() if k not in ("configuration", "secrets",
                                                                                 "settings", "event_registry")},
                               base_dir, file=source if source.is_file() else None)
+    from harness.run.overrides import apply, collect
+
+    settings = apply(settings, collect({}, os.environ))  # HARNESS_USERS, HARNESS_RATE, ... as under `harness run`
     check_load_declared(experiment, settings, source)
     title = "".join(c if c.isalnum() else "-" for c in experiment.get("title", "experiment").lower())[:40]
     run_dir = Path(os.environ.get("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}")

@@ -24,6 +24,7 @@ logger = logging.getLogger("harness.run")
 READINESS_TIMEOUT_S = 30.0  # past the warm-up: Prometheus picks up targets within ~5 s of starting
 EVALUATION_SLACK_S = 0.5  # a rule sample stamped t is written once its evaluation is done, shortly after t
 LOAD_CEILING_S = 6 * 3600  # the load is stopped by the run; this only bounds a forgotten one
+SHAPE_MARGIN_S = 2.0  # a shape ends this long past the load's duration: after the run stopped watching it
 INGRESS_HOST = "ai-agent-service.parallel-ai.svc.cluster.local"
 
 
@@ -45,8 +46,11 @@ def start_load(load: LoadSettings, platform: Platform, run_dir: Path) -> Any:
     from harness.load import LoadRun, LoadSpec
 
     status = platform.status()
+    # The run stops the load; a shape spans the load's duration, and outlasts the run by a margin so
+    # that the run, not the shape, ends it (see harness.run.overrides.check_duration).
+    duration = LOAD_CEILING_S if load.shape is None or load.duration_s is None else load.duration_s + SHAPE_MARGIN_S
     spec = LoadSpec(locustfile=load.locustfile, users=load.users, spawn_rate=load.spawn_rate,
-                    duration_s=LOAD_CEILING_S, shape=load.shape, host=status["ingress_url"],
+                    duration_s=duration, shape=load.shape, rate=load.rate, host=status["ingress_url"],
                     host_header=status.get("ingress_host", INGRESS_HOST), think_time_s=load.think_time_s,
                     workers=load.workers, extra_env={**load.env, **tracing.locust_environment()})
     run = LoadRun(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -15,14 +16,22 @@ from harness.errors import ConfigError, HarnessError
 from harness.mesh.loader import declared_model
 from harness.platforms import get_platform
 from harness.run import control, evaluation
+from harness.run.overrides import RunOverrides, collect, settings_for
 from harness.run.session import HarnessRun
 from harness.run.settings import check_report_dir, parse_settings, with_workers
-from harness.run.validate import (check_harness_activities, check_load_declared, harness_control_arguments,
+from harness.run.validate import (HARNESS_CONTROL, check_harness_activities, check_load_declared, harness_control_arguments,
                                   load_experiment_file)
 from harness.run.verdict import exit_code, verdict_table
 
 logger = logging.getLogger("harness.run")
 ROLLBACKS_ALWAYS = {"runtime": {"rollbacks": {"strategy": "always"}}}
+PLAIN_CONTROL = {"name": "harness", "provider": {"type": "python", "module": HARNESS_CONTROL}}
+"""Added (in memory only) to a plain experiment, so Chaos Toolkit calls the session's hooks."""
+
+
+def has_harness_control(experiment: dict[str, Any]) -> bool:
+    return any((c.get("provider") or {}).get("module") == HARNESS_CONTROL for c in experiment.get("controls") or []
+               if isinstance(c, dict))
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,16 @@ def known_services() -> set[str]:
     return {s.name for s in topology.services} | {p.app for p in topology.pods}
 
 
-def prepare(path: Path) -> tuple[dict[str, Any], Any]:
-    """Everything that can be checked without the mesh; errors name file and field (exit 2)."""
+def prepare(path: Path, overrides: RunOverrides | None = None) -> tuple[dict[str, Any], Any]:
+    """Everything that can be checked without the mesh; errors name file and field (exit 2).
+
+    `overrides` (command line, HARNESS_* variables) go over the control's arguments; a plain Chaos
+    Toolkit experiment without the harness control takes its load and SLOs from them alone."""
     experiment = load_experiment_file(path)
-    settings = parse_settings(harness_control_arguments(experiment, path), path.parent, file=path)
+    arguments = harness_control_arguments(experiment, path) if has_harness_control(experiment) else None
+    if overrides is None:  # HARNESS_USERS etc. scale every run, also a suite's
+        overrides = collect({}, os.environ)
+    settings = settings_for(experiment, path, arguments, overrides)
     check_load_declared(experiment, settings, path)
     check_harness_activities(experiment, path, known_services())
     evaluation.load_slos(settings)
@@ -53,9 +68,11 @@ def default_run_dir(experiment: dict[str, Any], path: Path) -> Path:
 
 def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, keep_up: bool = False,
              progress: bool = True, workers: int | None = None,
-             platform_options: dict[str, Any] | None = None) -> RunOutcome:
-    experiment, settings = prepare(path)
+             platform_options: dict[str, Any] | None = None, overrides: RunOverrides | None = None) -> RunOutcome:
+    experiment, settings = prepare(path, overrides)
     settings = with_workers(settings, workers)
+    if not has_harness_control(experiment):  # the session drives it through the control's hooks
+        experiment = {**experiment, "controls": [*(experiment.get("controls") or []), PLAIN_CONTROL]}
     run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
     check_report_dir(run_dir, path)  # before anything starts: a reused directory would mix two runs
     platform = get_platform(platform_name, **(platform_options or {}))
@@ -119,9 +136,9 @@ def _write_reports(run_dir: Path) -> None:
         logger.warning("reports not written: %s", exc)
 
 
-def check_only(path: Path) -> None:
+def check_only(path: Path, overrides: RunOverrides | None = None) -> None:
     """`harness validate`: the checks `run` makes before starting anything."""
-    prepare(path)
+    prepare(path, overrides)
 
 
 __all__ = ["RunOutcome", "check_only", "run_file", "ConfigError"]

@@ -135,6 +135,7 @@ class HarnessRun:
         assert self.settings.load is not None
         try:
             self.load = self.load_guard.start()
+            self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
         except LoadFailed as exc:
             self.load = self.load_guard.load
             raise InterruptExecution(str(exc)) from exc
@@ -246,12 +247,19 @@ class HarnessRun:
             if phase.start is not None and phase.end is None:
                 phase.end = now
 
+    def _load_left_s(self) -> float:
+        """With a load `duration_s`, the recovery window lasts until the load has run that long."""
+        load, started = self.settings.load, getattr(self, "load_started_at", None)
+        if load is None or load.duration_s is None or started is None:
+            return 0.0
+        return started + load.duration_s - time.time()
+
     def _recovery_window(self) -> bool:
         """Load keeps running on the restored mesh; False when an interrupt cut it short."""
         self.phases["recovery"].start = time.time()
         self.enter("recovery")
         try:
-            time.sleep(self.settings.recovery_s)
+            time.sleep(max(self.settings.recovery_s, self._load_left_s()))
             return True
         except KeyboardInterrupt:
             self.interrupted_by = self.interrupted_by or "SIGINT"

@@ -15,9 +15,10 @@ from harness.pathcheck import checked_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SLO_FILE = PROJECT_ROOT / "slos" / "default.yaml"
-LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env"}
+LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env", "rate", "duration_s"}
 PHASE_DEFAULTS = {"warmup_s": 3.0, "baseline_s": 10.0, "recovery_s": 10.0}
 ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir"}
+TIMED_SHAPES = ("ramp", "spike", "soak")  # shapes whose steps are fractions of the load's duration
 MAX_PHASE_S = 24 * 3600.0  # a day: longer is a typo, and NaN or infinity would never end the phase
 
 
@@ -30,6 +31,8 @@ class LoadSettings:
     think_time_s: tuple[float, float] | None = None  # None: the locustfile's own
     workers: int = 0  # Locust workers in distributed mode; 0 runs one process
     env: Mapping[str, str] = field(default_factory=dict)
+    rate: float | None = None  # open-model target, requests/s over all users; None: think time
+    duration_s: float | None = None  # the load runs at least this long (and a shape spans it); None: the phases
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
         names = arguments.get("slos")
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ConfigError("expected a list of SLO names", field=f"{prefix}.slos")
+        if names is not None:
+            _check_slo_names(names, slo_file, f"{prefix}.slos")
         phases = {name: arguments.get(name, default) for name, default in PHASE_DEFAULTS.items()}
         for name in PHASE_DEFAULTS:  # HARNESS_BASELINE_S etc. shorten every experiment, e.g. in CI
             override = os.environ.get(f"HARNESS_{name.upper()}")
@@ -148,6 +153,16 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
         if file is not None and exc.file is None:
             raise ConfigError(exc.message, file=file, field=exc.field) from exc
         raise
+
+
+def _check_slo_names(names: list[str], slo_file: Path, where: str) -> None:
+    """Every name in `slos:` is an SLO of the file (the file's own errors name the SLO file)."""
+    from harness.slo import load_slo_file
+
+    known = [slo.name for slo in load_slo_file(slo_file)]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"no SLO named {', '.join(unknown)} in {slo_file}; it has {', '.join(known)}", field=where)
 
 
 def _load(raw: Any, base_dir: Path, where: str) -> LoadSettings:
@@ -170,6 +185,18 @@ def _load(raw: Any, base_dir: Path, where: str) -> LoadSettings:
     shape = raw.get("shape")
     if shape is not None and shape not in SHAPES:
         raise ConfigError(f"expected one of {', '.join(SHAPES)}, got {shape!r}", field=f"{where}.shape")
+    rate = raw.get("rate")
+    if rate is not None:
+        rate = float(_checked("rate", rate, where))
+        if think is not None:
+            raise ConfigError("give either a rate (requests/s) or a think time, not both",
+                              field=f"{where}.rate")
+    duration = raw.get("duration_s")
+    if duration is not None:
+        duration = float(_checked("duration_s", duration, where))
+    if shape in TIMED_SHAPES and duration is None:
+        raise ConfigError(f"the {shape} shape spans the load's duration: give duration_s (seconds)",
+                          field=f"{where}.duration_s")
     env = raw.get("env") or {}
     if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
                                                and not isinstance(v, bool) for k, v in env.items()):
@@ -182,4 +209,5 @@ def _load(raw: Any, base_dir: Path, where: str) -> LoadSettings:
         shape=shape, think_time_s=think,
         workers=int(_checked("workers", raw.get("workers", 0), where)),
         env={str(k): str(v) for k, v in env.items()},
+        rate=rate, duration_s=duration,
     )

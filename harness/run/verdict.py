@@ -20,11 +20,20 @@ def exit_code(journal: dict[str, Any], session: Any) -> ExitCode:
     if harness.get("inconclusive"):
         return ExitCode.INCONCLUSIVE
     results = harness.get("slo_results") or []
+    if not_met_before(journal):
+        return ExitCode.FAIL
     if journal.get("deviated") or journal.get("status") in ("failed", "aborted") or failed_activities(journal):
         return ExitCode.FAIL
     if any(r["verdict"] != "pass" for r in results):
         return ExitCode.FAIL
     return ExitCode.PASS
+
+
+def not_met_before(journal: dict[str, Any]) -> bool:
+    """The steady state did not hold before the method, so the chaos never ran: chaostoolkit-lib 1.44
+    (chaoslib/run.py) still calls such a run "completed", without "deviated"; it cannot pass."""
+    before = (journal.get("steady_states") or {}).get("before")
+    return isinstance(before, dict) and before.get("steady_state_met") is False
 
 
 def failed_activities(journal: dict[str, Any]) -> list[str]:
@@ -51,6 +60,8 @@ def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
     colour = {ExitCode.PASS: "green", ExitCode.FAIL: "red", ExitCode.INVALID: "red"}.get(ExitCode.of(code), "yellow")
     failed = failed_activities(journal)
     reason = harness.get("inconclusive") or ("deviated" if journal.get("deviated") else "")
+    if not_met_before(journal):
+        reason = "the steady state did not hold before the method, so the chaos did not run"
     if failed:
         reason = f"activities failed: {', '.join(failed)}"
     if session.interrupted_by:
