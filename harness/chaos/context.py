@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import threading
 
+from harness import environment
 from harness.platforms import DEFAULT_PLATFORM, get_platform
 from harness.platforms.base import Platform
 
@@ -22,5 +22,5 @@ def current_platform() -> Platform:
     global _platform
     with _lock:
         if _platform is None:
-            _platform = get_platform(os.environ.get("HARNESS_PLATFORM", DEFAULT_PLATFORM))
+            _platform = get_platform(environment.get("HARNESS_PLATFORM") or DEFAULT_PLATFORM)
         return _platform

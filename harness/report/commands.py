@@ -6,9 +6,9 @@ The baseline store is ./baselines unless HARNESS_BASELINE_DIR names another fold
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from harness import environment
 from harness.errors import ConfigError
 from harness.report.baseline import DEFAULT_STORE, baseline_for, save_baseline
 from harness.report.compare import compare, comparison_exit_code, parse_tolerance
@@ -20,7 +20,7 @@ from harness.report.write import regenerate
 
 def baseline_store(store: Path | None = None) -> Path:
     """The folder baselines live in: the argument, else HARNESS_BASELINE_DIR, else ./baselines."""
-    return Path(store) if store is not None else Path(os.environ.get("HARNESS_BASELINE_DIR") or DEFAULT_STORE)
+    return Path(store) if store is not None else (environment.get_path("HARNESS_BASELINE_DIR") or DEFAULT_STORE)
 
 
 def cli_report(run_dir: Path) -> int:

@@ -6,13 +6,13 @@ wins over a wildcard one, and only that rule's trafficPolicy applies.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from harness import environment
 from harness.mesh.resources import DestinationRule, HTTPRoute, VirtualService, fqdn
 
 if TYPE_CHECKING:
@@ -137,8 +137,7 @@ def _shown(file: str) -> str:
 
 def declared_view() -> MeshView:
     """The shipped mesh, or the files under HARNESS_MANIFESTS_DIR when set (as the local platform does)."""
-    directory = os.environ.get("HARNESS_MANIFESTS_DIR")
-    return _view(directory or None)
+    return _view(environment.get("HARNESS_MANIFESTS_DIR"))
 
 
 @lru_cache(maxsize=4)
