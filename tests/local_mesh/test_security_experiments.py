@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meshkit import Mesh
+from tests.local_mesh.meshkit import Mesh
 from tests.local_mesh.test_experiment_runs import EXPERIMENTS, assert_mesh_restored, run
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from harness.chaos.security import REFUSED, Target, attempt, mesh_ca, plaintext_attempt, sidecar, tls_context
 from harness.errors import ConfigError
-from tests.local_mesh.meshkit import Mesh
+from harness.platforms.local.platform import LocalPlatform
+from tests.local_mesh.meshkit import Mesh, free_base, settings_for
 
 AI_AGENT = "ai-agent-v1-us-east-0"
 ALLOWED = "analytics-service"  # named by the shipped ai-agent-authz policy
@@ -164,3 +166,18 @@ def test_base_normalisation_keeps_double_slashes_and_escaped_slashes_as_istio_do
     tells users to pick MERGE_SLASHES or write ALLOW policies for this reason."""
     clean_mesh.platform.apply_documents([_deny("deny-chat", {"to": [{"operation": {"paths": ["/api/v1/chat"]}}]})])
     assert _as(clean_mesh, tmp_path, ["/api/v1//chat"]) == {"/api/v1//chat": "404"}
+
+
+def test_merge_slashes_normalisation_denies_the_double_slash_spelling(tmp_path: Path) -> None:
+    """meshConfig.pathNormalization MERGE_SLASHES (HARNESS_PATH_NORMALIZATION): pilot's listener_builder.go
+    adds merge_slashes, so /api/v1//chat meets the DENY on /api/v1/chat (Istio security best practices)."""
+    platform = LocalPlatform(settings_for(tmp_path / "state", free_base(), path_normalization="MERGE_SLASHES"))
+    status = platform.up()
+    try:
+        with httpx.Client(timeout=10.0, trust_env=False) as client:
+            mesh = Mesh(platform, status, client)
+            mesh.platform.apply_documents([_deny("deny-chat", {"to": [{"operation": {"paths": ["/api/v1/chat"]}}]})])
+            assert _as(mesh, tmp_path, ["/api/v1//chat", "/api/v1/users/u1"]) == {"/api/v1//chat": "403",
+                                                                                  "/api/v1/users/u1": "404"}
+    finally:
+        platform.down()

@@ -75,12 +75,14 @@ class MeshController:
                 admin_port=ports.admin, inbound_port=ports.inbound, app_port=ports.app,
                 outbound_port=ports.outbound, access_log=self.access_log,
                 app_socket=app_socket(self.layout.state_dir, pod.name),
+                path_normalization=self.layout.settings.path_normalization,
             ))
         nodes.append(ProxyNode(
             name=GATEWAY_NAME, kind="gateway", namespace="parallel-ai", labels=GATEWAY_LABELS,
             region=GATEWAY_REGION, service_account="api-gateway", certs=self.certs["api-gateway"],
             xds_dir=self.layout.proxy_dir(GATEWAY_NAME) / "xds", admin_port=self.layout.gateway_admin_port,
             gateway_ports={80: self.layout.settings.ingress_port}, access_log=self.access_log,
+            path_normalization=self.layout.settings.path_normalization,
         ))
         return nodes
 

