@@ -1,0 +1,151 @@
+"""Istio's standard metrics on the live local mesh: every label, both reporters, peer metadata, Telemetry honoured.
+
+Followed: Istio's "Istio Standard Metrics" reference (metrics and labels), istio/proxy
+`istio_stats.cc` (label sources, "unknown" for missing values, the BlackHoleCluster name, REMOVE and
+`disabled` semantics), Kiali's graph query as the issue quotes it, and Envoy 1.40's header_to_metadata,
+RBAC and stats access logger.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.errors import ConfigError
+from harness.mesh.telemetry_api import STANDARD_TAGS
+from tests.local_mesh.meshkit import Mesh
+from tests.local_mesh.test_external_and_telemetry import query
+from tests.local_mesh.test_security import client_for, mesh_ca
+
+USER_POD = "user-v1-us-east-0"
+SPIFFE = "spiffe://cluster.local/ns/parallel-ai/sa/"
+KIALI = ('sum(rate(istio_requests_total{reporter="source"}[1m])) by (source_workload, source_workload_namespace, '
+         'destination_service_name, destination_workload, response_code)')
+
+
+def _chats(mesh: Mesh, count: int) -> None:
+    for i in range(count):
+        assert mesh.chat(user=f"u{i}").status_code == 200
+
+
+def _wait(mesh: Mesh, promql: str, check, timeout_s: float = 20.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    result = query(mesh, promql)
+    while not check(result) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = query(mesh, promql)
+    return result
+
+
+def test_kialis_graph_query_yields_the_real_call_graph(mesh: Mesh) -> None:
+    _chats(mesh, 40)
+    edges = {(r["metric"]["source_workload"], r["metric"]["destination_service_name"],
+              r["metric"]["destination_workload"]) for r in _wait(mesh, KIALI, lambda r: len(r) >= 7)}
+    expected = {
+        ("istio-ingressgateway", "ai-agent-service", "ai-agent-v1-us-east"),
+        ("istio-ingressgateway", "ai-agent-service", "ai-agent-v2-eu-west"),
+        ("ai-agent-v1-us-east", "user-service", "user-v1-us-east"),
+        ("ai-agent-v1-us-east", "analytics-service", "analytics-v1-us-west"),
+        ("ai-agent-v1-us-east", "api.openai.com", "unknown"),  # outside the mesh: no workload, as in Istio
+        ("ai-agent-v2-eu-west", "user-service", "user-v1-eu-west"),
+        ("ai-agent-v2-eu-west", "api.openai.com", "unknown"),
+    }
+    assert expected <= edges, edges
+    assert all(r["metric"]["source_workload_namespace"] == "parallel-ai" for r in query(mesh, KIALI))
+
+
+def test_every_standard_label_is_on_every_request_series_of_both_reporters(mesh: Mesh) -> None:
+    _chats(mesh, 5)
+    expected = set(STANDARD_TAGS) - {"grpc_response_status"}  # empty for HTTP in Istio too: no label
+    for metric in ("istio_requests_total", "istio_request_duration_milliseconds_count",
+                   "istio_request_bytes_count", "istio_response_bytes_count"):
+        for reporter in ("source", "destination"):
+            series = _wait(mesh, f'{metric}{{reporter="{reporter}"}}', bool)
+            assert series, f"no {metric} for reporter={reporter}"
+            for item in series:
+                missing = expected - set(item["metric"])
+                assert not missing, f"{metric} {item['metric']} lacks {missing}"
+
+
+def test_the_destination_side_knows_its_caller_from_the_peer_metadata(mesh: Mesh) -> None:
+    _chats(mesh, 5)
+    promql = ('sum by (source_workload, source_app, source_version, source_principal, source_canonical_service, '
+              'connection_security_policy) (istio_requests_total{reporter="destination",destination_app="user"})')
+    callers = {tuple(sorted(r["metric"].items())) for r in _wait(mesh, promql, bool)}
+    assert (("connection_security_policy", "mutual_tls"), ("source_app", "ai-agent"),
+            ("source_canonical_service", "ai-agent"), ("source_principal", SPIFFE + "ai-agent-service"),
+            ("source_version", "v1"), ("source_workload", "ai-agent-v1-us-east")) in callers, callers
+    gateway = query(mesh, 'sum by (source_workload, source_app) (istio_requests_total{reporter="destination",'
+                          'destination_app="ai-agent"})')
+    assert {(r["metric"]["source_workload"], r["metric"]["source_app"]) for r in gateway} == {
+        ("istio-ingressgateway", "istio-ingressgateway")}
+
+
+def test_peer_metadata_claiming_another_identity_than_the_peer_certificate_is_refused(mesh: Mesh, tmp_path: Path) -> None:
+    ca = mesh_ca(mesh, tmp_path)
+    port = mesh.pod(USER_POD)["inbound_port"]
+    with client_for(ca.issue_workload("parallel-ai", "analytics-service"), ca.root_cert_path) as client:
+        spoofed = client.get(f"https://127.0.0.1:{port}/health",
+                             headers={"x-mesh-peer-id": SPIFFE + "ai-agent-service", "x-mesh-peer-app": "ai-agent"})
+        honest = client.get(f"https://127.0.0.1:{port}/health",
+                            headers={"x-mesh-peer-id": SPIFFE + "analytics-service", "x-mesh-peer-app": "analytics"})
+    assert spoofed.status_code == 403 and "RBAC" in spoofed.text
+    assert honest.status_code != 403, honest.text
+
+
+def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_path: Path) -> None:
+    mesh = clean_mesh
+    telemetry = {
+        "apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+        "metadata": {"name": "user-metrics", "namespace": "parallel-ai"},
+        "spec": {"selector": {"matchLabels": {"app": "user"}}, "metrics": [{"providers": [{"name": "prometheus"}], "overrides": [
+            {"match": {"metric": "REQUEST_COUNT", "mode": "SERVER"},
+             "tagOverrides": {"request_host": {"value": "request.host"},
+                              "source_principal": {"operation": "REMOVE"},
+                              "user_tier": {"value": "request.headers['x-user-tier']"}}},
+            {"match": {"metric": "REQUEST_SIZE", "mode": "SERVER"}, "disabled": True},
+        ]}]},
+    }
+    path = tmp_path / "telemetry.yaml"
+    path.write_text(yaml.safe_dump(telemetry), encoding="utf-8")
+    mesh.platform.apply([path])
+    _chats(mesh, 10)
+    added = _wait(mesh, 'istio_requests_total{reporter="destination",destination_app="user",request_host!=""}', bool)
+    assert added, "no series with the added request_host tag"
+    for item in added:
+        assert item["metric"]["request_host"] == "user-service"  # the Host the caller's app sends
+        assert "source_principal" not in item["metric"]  # REMOVE: absent, not "unknown"
+    # REQUEST_SIZE disabled on the server side: once the old listener has drained (2 s), user's sidecar
+    # has no inbound request-size histogram at all, while it still counts requests.
+    admin = mesh.pod(USER_POD)["sidecar_admin_url"]
+
+    def inbound_sizes() -> list[str]:
+        _chats(mesh, 2)
+        text = mesh.client.get(f"{admin}/stats/prometheus").text
+        assert 'envoy_istio_requests_total{reporter="destination"' in text
+        return [line for line in text.splitlines()
+                if line.startswith("envoy_istio_request_bytes_count") and 'reporter="destination"' in line]
+
+    mesh.wait_for(lambda: not inbound_sizes(), 15, "no inbound istio_request_bytes on user's sidecar")
+    assert any(line.startswith("envoy_istio_response_bytes_count") and 'reporter="destination"' in line
+               for line in mesh.client.get(f"{admin}/stats/prometheus").text.splitlines())
+    client_side = query(mesh, 'istio_requests_total{reporter="source",source_app="ai-agent",request_host!=""}')
+    assert not client_side  # mode SERVER only, and only pods with app=user
+
+
+def test_a_cel_value_the_local_proxies_cannot_emit_is_refused_naming_the_field(clean_mesh: Mesh, tmp_path: Path) -> None:
+    telemetry = {
+        "apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+        "metadata": {"name": "mixed", "namespace": "parallel-ai"},
+        "spec": {"metrics": [{"overrides": [{"tagOverrides": {
+            "caller": {"value": "downstream_peer.app + '-' + request.method"}}}]}]},
+    }
+    path = tmp_path / "telemetry.yaml"
+    path.write_text(yaml.safe_dump(telemetry), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        clean_mesh.platform.apply([path])
+    assert caught.value.field == "spec.metrics[0].overrides[0].tagOverrides.caller.value"
+    assert not query(clean_mesh, 'istio_requests_total{caller!=""}')

@@ -1,0 +1,170 @@
+"""What the translator gives each proxy for Istio's telemetry: tags, peer metadata headers and filters, metadata.
+
+Followed: istio/proxy `istio_stats.cc` (tag sources per reporter), Istio's metadata exchange (the caller's
+proxy sends its workload metadata in a request header, the receiving proxy reads it and removes it),
+Envoy 1.40's header_to_metadata (`remove`), RBAC principals (`authenticated`, `header`) and route
+`request_headers_to_add`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UnsupportedFieldError
+from harness.mesh import cel
+from harness.mesh.loader import build_model, declared_model, load_documents
+from harness.mesh.schema import default_manifest_paths
+from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode
+from harness.mesh.translate.proxy import translate_proxy
+from harness.mesh.translate.telemetry import PEER_FIELDS, PEER_HEADER, standard_tags
+
+MODEL = declared_model()
+NOWHERE = Path("/nonexistent")
+
+
+def _node(pod: str) -> ProxyNode:
+    found = MODEL.topology.pod(pod)
+    return ProxyNode(name=found.name, kind="sidecar", namespace=found.namespace, labels=found.labels,
+                     region=found.region, service_account=found.service_account,
+                     certs=CertPaths(NOWHERE, NOWHERE, NOWHERE), xds_dir=NOWHERE, admin_port=1,
+                     inbound_port=2, app_port=3, outbound_port=4)
+
+
+def _state() -> MeshState:
+    endpoints = {p.name: Endpoint(pod=p.name, address="127.0.0.1", port=10000 + i, ready=True)
+                 for i, p in enumerate(MODEL.topology.pods)}
+    secrets = {p.service_account: {"name": "default"} for p in MODEL.topology.pods}
+    return MeshState(istio=MODEL.istio, topology=MODEL.topology, endpoints=endpoints, secrets=secrets)
+
+
+def _hcms(config, listener_name: str):
+    (listener,) = [item for item in config.listeners if item["name"] == listener_name]
+    return {chain.get("name"): f["typed_config"] for chain in listener["filter_chains"] for f in chain["filters"]}
+
+
+def test_the_caller_sends_its_metadata_only_on_routes_to_mesh_services() -> None:
+    config = translate_proxy(_state(), _node("ai-agent-v1-us-east-0"))
+    with_headers, without = set(), set()
+    for route_config in config.routes.values():
+        for vhost in route_config["virtual_hosts"]:
+            for route in vhost["routes"]:
+                added = {h["header"]["key"]: h["header"]["value"] for h in route.get("request_headers_to_add", [])}
+                (with_headers if PEER_HEADER + "id" in added else without).add(vhost["name"])
+                if added:
+                    assert added[PEER_HEADER + "workload"] == "ai-agent-v1-us-east"
+                    assert added[PEER_HEADER + "id"] == "spiffe://cluster.local/ns/parallel-ai/sa/ai-agent-service"
+    assert any("user-service" in name for name in with_headers)
+    assert any("api.openai.com" in name for name in without) and "block_all" in without
+    assert not any("api.openai.com" in name for name in with_headers)
+
+
+def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it() -> None:
+    config = translate_proxy(_state(), _node("user-v1-us-east-0"))
+    for chain, hcm in _hcms(config, "virtualInbound").items():
+        filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
+        rules = filters["istio.peer_metadata"]["request_rules"]
+        assert {r["header"] for r in rules} == {PEER_HEADER + f.replace("_", "-") for f in PEER_FIELDS}
+        assert all(r["remove"] for r in rules)  # never reaches the app
+        namespaces = {r["on_header_present"]["metadata_namespace"] for r in rules}
+        if chain == "inbound-mtls":
+            assert namespaces == {cel.PEER_METADATA_NAMESPACE}
+            names = [f["name"] for f in hcm["http_filters"]]
+            assert names.index("istio.peer_metadata_authn") < names.index("istio.peer_metadata")
+            policy = filters["istio.peer_metadata_authn"]["rules"]
+            assert policy["action"] == "DENY"
+        else:
+            assert namespaces == {cel.PEER_METADATA_NAMESPACE + ".untrusted"}  # read by no tag
+
+
+def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
+    state = _state()
+    source = standard_tags(state, _node("ai-agent-v1-us-east-0"), "source", mtls=None)
+    assert source["source_workload"] == "ai-agent-v1-us-east" and source["source_app"] == "ai-agent"
+    assert source["destination_workload"] == "%METADATA(UPSTREAM_HOST:istio:workload)%"
+    assert source["destination_principal"] == "%UPSTREAM_PEER_URI_SAN%"
+    assert source["connection_security_policy"] == "unknown"
+    destination = standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=True)
+    assert destination["destination_service"] == "user-service.parallel-ai.svc.cluster.local"
+    assert destination["source_app"] == "%DYNAMIC_METADATA(istio.peer:app)%"
+    assert destination["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
+    assert destination["connection_security_policy"] == "mutual_tls"
+    assert standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=False)["connection_security_policy"] == "none"
+
+
+def test_clusters_and_endpoints_carry_istios_metadata() -> None:
+    config = translate_proxy(_state(), _node("ai-agent-v1-us-east-0"))
+    clusters = {c["name"]: c for c in config.clusters}
+    user = clusters["outbound|8080||user-service.parallel-ai.svc.cluster.local"]["metadata"]["filter_metadata"]["istio"]
+    assert user["services"] == [{"host": "user-service.parallel-ai.svc.cluster.local", "name": "user-service",
+                                 "namespace": "parallel-ai"}]
+    external = clusters["outbound|443||api.openai.com"]["metadata"]["filter_metadata"]["istio"]
+    assert external["name"] == "api.openai.com" and external["namespace"] == "parallel-ai"
+    hosts = [e for loc in config.endpoints["outbound|8080||user-service.parallel-ai.svc.cluster.local"]["endpoints"]
+             for e in loc["lb_endpoints"]]
+    assert {e["metadata"]["filter_metadata"]["istio"]["workload"] for e in hosts} == {"user-v1-us-east", "user-v1-eu-west"}
+
+
+@pytest.mark.parametrize(("value", "reporter", "expected"), [
+    ("string(response.code)", "source", "%RESPONSE_CODE%"),
+    ("request.host", "destination", "%REQ(:AUTHORITY)%"),
+    ("request.headers['x-user-id']", "source", "%REQ(x-user-id)%"),
+    ("xds.cluster_metadata.filter_metadata['istio']['services'][0]['name']", "source", "%CLUSTER_METADATA(istio:name)%"),
+    ("node.metadata['LABELS']['app']", "source", "ai-agent"),
+    ("node.metadata['LABELS']['team']", "source", "unknown"),
+    ("downstream_peer.app", "destination", "%DYNAMIC_METADATA(istio.peer:app)%"),
+    ("downstream_peer.app", "source", "unknown"),
+    ("upstream_peer.labels['version']", "source", "%METADATA(UPSTREAM_HOST:istio:version)%"),
+    ("request.url_path.startsWith('/api') ? 'api' : 'other'", "source",
+     "%CEL(request.url_path.startsWith('/api') ? 'api' : 'other')%"),
+    ("'fixed'", "source", "fixed"),
+])
+def test_cel_values_become_envoy_formats(value: str, reporter: str, expected: str) -> None:
+    from harness.mesh.translate.telemetry import envoy_node
+
+    assert cel.to_envoy_format(value, reporter=reporter, node=envoy_node(_node("ai-agent-v1-us-east-0"))) == expected
+
+
+def test_a_value_the_local_proxies_cannot_emit_is_refused_when_the_manifests_load(tmp_path: Path) -> None:
+    bad = tmp_path / "telemetry.yaml"
+    bad.write_text("""apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mixed, namespace: parallel-ai}
+spec:
+  metrics:
+  - overrides:
+    - tagOverrides:
+        caller: {value: "downstream_peer.app + '-' + string(request.size)"}
+""", encoding="utf-8")
+    with pytest.raises(UnsupportedFieldError) as caught:
+        build_model(load_documents([*default_manifest_paths(), bad]))
+    assert caught.value.field == "spec.metrics[0].overrides[0].tagOverrides.caller.value"
+    assert caught.value.file == str(bad)
+
+
+def test_envoy_accepts_every_format_the_cel_translation_produces(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from harness.mesh.translate.telemetry import request_stats_for
+    from harness.platforms.local.launch import envoy_binary
+
+    formats = sorted(set(cel._NATIVE.values())) + ["%CEL(request.url_path.startsWith('/api') ? 'api' : 'other')%"]
+    logger = request_stats_for(_state(), _node("user-v1-us-east-0"), "destination", mtls=True, telemetry=())
+    logger["typed_config"]["counters"][0]["stat"]["tags"] += [{"name": f"t{i}", "value_format": f}
+                                                               for i, f in enumerate(formats)]
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+           "stat_prefix": "t", "access_log": [logger],
+           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"],
+                                               "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]},
+           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+               "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    bootstrap = {"static_resources": {"listeners": [{
+        "name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": 1}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}]}]}}
+    path = tmp_path / "bootstrap.json"
+    path.write_text(json.dumps(bootstrap), encoding="utf-8")
+    result = subprocess.run([envoy_binary(), "-c", str(path), "--mode", "validate", "--disable-hot-restart"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
