@@ -217,11 +217,14 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
         return cli_baseline_save(args.run, force=args.force)
     elif args.command == "validate":
         from harness.run.runner import check_only
+        from harness.run.validate import code_it_runs, load_experiment_file
 
         overrides = load_overrides(args)
         for path in args.experiment:
             check_only(path, overrides)
             print(f"{path}: valid")
+            for line in code_it_runs(load_experiment_file(path)):  # experiments are code: say which
+                print(f"  runs with your rights: {line}")
     elif args.command == "demo":
         from harness.demo import demo
 

@@ -248,3 +248,59 @@ def _matches(value: Any, hint: Any) -> bool:
 
 def _describe(hint: Any) -> str:
     return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
+
+
+def code_it_runs(experiment: dict[str, Any]) -> list[str]:
+    """What the experiment runs with the user's rights beyond the harness's own code: every `process`
+    activity and every Python function outside the `harness` package (activities and controls)."""
+    found: list[str] = []
+    for where, activity in activities(experiment):
+        provider = activity.get("provider") or {}
+        if provider.get("type") == "process":
+            argv = " ".join(str(a) for a in [provider.get("path", ""), *_process_arguments(provider)])
+            found.append(f"{where} ({activity.get('name', '?')}): process {argv}")
+        elif provider.get("type") == "python" and not _harness_module(provider.get("module")):
+            found.append(f"{where} ({activity.get('name', '?')}): python {provider.get('module')}.{provider.get('func')}")
+    for index, control in enumerate(experiment.get("controls") or []):
+        provider = control.get("provider") or {}
+        if provider.get("type") == "python" and not _harness_module(provider.get("module")):
+            found.append(f"controls[{index}] ({control.get('name', '?')}): python control {provider.get('module')}")
+        if provider.get("module") == HARNESS_CONTROL:
+            load = (provider.get("arguments") or {}).get("load")
+            found += _load_code(load if isinstance(load, dict) else {}, f"controls[{index}].provider.arguments.load")
+    return found
+
+
+# Variables that make a process load other code than it would (the Locust process inherits load.env).
+CODE_LOADING_ENV = ("LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
+                    "PYTHONUSERBASE", "PATH")
+
+
+def _load_code(load: dict[str, Any], where: str) -> list[str]:
+    """The locustfile (Python run by Locust) unless it is one of the shipped ones, and load.env variables
+    that change which code the Locust process loads."""
+    found = []
+    locustfile = load.get("locustfile")
+    shipped = Path(__file__).resolve().parents[2] / "locustfiles"
+    if isinstance(locustfile, str) and shipped not in (Path.cwd() / locustfile).resolve().parents:
+        found.append(f"{where}.locustfile: python {locustfile} (Locust runs it)")
+    env = load.get("env")
+    for name in sorted(env) if isinstance(env, dict) else []:
+        if name in CODE_LOADING_ENV:
+            found.append(f"{where}.env.{name}={env[name]} (changes what the Locust process loads)")
+    return found
+
+
+def _harness_module(module: Any) -> bool:
+    return isinstance(module, str) and (module == "harness" or module.startswith("harness."))
+
+
+def _process_arguments(provider: dict[str, Any]) -> list[str]:
+    arguments = provider.get("arguments")
+    if isinstance(arguments, str):
+        return [arguments]
+    if isinstance(arguments, list):
+        return [str(a) for a in arguments]
+    if isinstance(arguments, dict):
+        return [f"{k}={v}" for k, v in arguments.items()]
+    return []

@@ -31,6 +31,22 @@ def test_validate_lists_process_activities_and_foreign_python_functions(tmp_path
     assert "harness.chaos" not in out, "the harness's own actions and probes are not listed"
 
 
+def test_validate_lists_a_foreign_locustfile_and_code_loading_load_env(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    experiment = yaml.safe_load((ROOT / "experiments/pod-kill.yaml").read_text())
+    locustfile = tmp_path / "mine.py"
+    locustfile.write_text((ROOT / "locustfiles/ai_agent.py").read_text())
+    load = experiment["controls"][0]["provider"]["arguments"]["load"]
+    load.update(locustfile=str(locustfile), env={"LD_PRELOAD": "/tmp/x.so", "HARNESS_TIER_WEIGHTS": "standard=1"})
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"controls[0].provider.arguments.load.locustfile: python {locustfile}" in out
+    assert "load.env.LD_PRELOAD=/tmp/x.so (changes what the Locust process loads)" in out
+    assert "HARNESS_TIER_WEIGHTS" not in out
+
+
 def test_validate_lists_nothing_for_an_experiment_of_harness_activities_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(ROOT / "experiments/pod-kill.yaml")]) == 0
     assert "runs with your rights" not in capsys.readouterr().out
