@@ -35,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
                           help="act on a kube context whose name does not start with kind-")
         kind.add_argument("--dry-run", action="store_true", default=None,
                           help="print every command and API call in order and change nothing")
+        kind.add_argument("--context", default=None, metavar="NAME",
+                          help="act on this kube context instead of kind-<name> (HARNESS_CONTEXT)")
+        kind.add_argument("--no-create", action="store_true", default=None,
+                          help="use the --context cluster as it is: create none, install Istio only if absent, "
+                               "touch only the harness's namespaces (HARNESS_NO_CREATE=1)")
+        kind.add_argument("--in-cluster", action="store_true", default=None,
+                          help="run: Locust as Jobs in the cluster, master and --workers N (HARNESS_IN_CLUSTER=1)")
+        kind.add_argument("--max-percent", type=float, default=None, metavar="PCT",
+                          help="blast radius: at most this %% of a service's pods down at once (HARNESS_MAX_PERCENT; "
+                               "default 50)")
         return p
 
     up = with_platform(sub.add_parser("up", help="stand up the mesh and wait until it is ready"))
@@ -137,7 +147,8 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def platform_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {key: getattr(args, key, None) for key in ("clusters", "allow_context", "dry_run")}
+    return {key: getattr(args, key, None) for key in ("clusters", "allow_context", "dry_run", "context", "no_create",
+                                                      "in_cluster", "max_percent")}
 
 
 def run(args: argparse.Namespace) -> int:

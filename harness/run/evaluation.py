@@ -53,7 +53,12 @@ def start_load(load: LoadSettings, platform: Platform, run_dir: Path) -> Any:
                     duration_s=duration, shape=load.shape, rate=load.rate, host=status["ingress_url"],
                     host_header=status.get("ingress_host", INGRESS_HOST), think_time_s=load.think_time_s,
                     workers=load.workers, extra_env={**load.env, **tracing.locust_environment()})
-    run = LoadRun(spec)
+    if getattr(platform, "in_cluster", False):  # kind --in-cluster: Locust as Jobs, the same files collected here
+        from harness.load._in_cluster import InClusterLoadRun
+
+        run: Any = InClusterLoadRun(spec, platform)
+    else:
+        run = LoadRun(spec)
     run.start(run_dir)
     return run
 

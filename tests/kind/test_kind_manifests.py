@@ -20,7 +20,6 @@ from harness.mesh.schema import load_yaml_documents
 from harness.platforms.kind import render
 from harness.platforms.kind.commands import Recorder, RecordingRunner
 from harness.platforms.kind.install import Installer, endpoints
-from harness.platforms.kind.load import InClusterLoad, locust_documents
 from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import REGIONS, KindSettings
 from tests.kind.kindkit import ROOT
@@ -181,30 +180,6 @@ def test_cacerts_secret_carries_a_mesh_ca_made_at_run_time(tmp_path: Path) -> No
 def test_cacerts_secret_needs_all_four_files() -> None:
     with pytest.raises(ConfigError, match="missing ca-key.pem"):
         render.cacerts_secret({"ca-cert.pem": b"x", "root-cert.pem": b"x", "cert-chain.pem": b"x"})
-
-
-@pytest.mark.parametrize("workers", [1, 8])
-def test_in_cluster_locust_validates_and_has_the_requested_workers(workers: int) -> None:
-    locustfile = ROOT / "locustfiles" / "ai_agent.py"
-    docs = locust_documents(InClusterLoad(locustfile=locustfile, users=50, spawn_rate=5, workers=workers,
-                                          run_time_s=120, env={"HARNESS_THINK_TIME": "0.1,0.3"}))
-    for index, doc in enumerate(docs):
-        validate_kind_document(doc, source="locust", index=index)
-    configmap, master, _, worker = docs
-    assert sorted(configmap["data"]) == ["ai_agent.py", "shapes.py"]  # the locustfile imports shapes
-    args = master["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--expect-workers") + 1] == str(workers)
-    assert args[args.index("--host") + 1] == "http://127.0.0.1:30080"  # the locustfile targets 127.0.0.0/8 only
-    assert args[args.index("--users") + 1] == "50" and args[args.index("--run-time") + 1] == "120s"
-    assert worker["spec"]["replicas"] == workers
-    master_env = master["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert {"name": "HARNESS_THINK_TIME", "value": "0.1,0.3"} in master_env
-    assert all(d["metadata"]["namespace"] == "parallel-ai" for d in docs)
-
-
-def test_in_cluster_load_refuses_zero_workers() -> None:
-    with pytest.raises(ConfigError, match="expected 1 to 64 workers, got 0"):
-        InClusterLoad(locustfile=ROOT / "locustfiles" / "ai_agent.py", workers=0)
 
 
 # --- what each cluster gets ----------------------------------------------------------------------------

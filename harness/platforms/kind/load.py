@@ -1,61 +1,77 @@
-"""Locust master and workers as pods in the kind cluster (`--workers N --in-cluster`), rendered per run."""
+"""Locust master and workers as Jobs in the kind cluster (`--in-cluster`): the documents of one run.
+
+harness/load/_in_cluster.py decides what Locust runs (the same options and environment a local run
+gives its processes) and hands it over as an `InClusterLoad`; this module renders the ConfigMap, the
+master Job and Service and the workers' Job from ../../mesh/manifests/kind/locust/locust.yaml.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.platforms.kind import render
 
 MAX_WORKERS = 64  # a kind node is one machine; beyond this the workers only contend for its cores
 MAX_CONFIGMAP_BYTES = 900_000  # the API server refuses ConfigMaps over 1 MiB; keep a margin
-LOCUSTFILES_MOUNT = "/mnt/locust"
+MOUNT = "/mnt/locust"  # the ConfigMap's files (PYTHONPATH, so the plugin's `import harness.files` works)
+OUT = "/out"  # each pod's run directory (an emptyDir), copied into the local run directory at the end
+MASTER_JOB, WORKER_JOB, MASTER_SERVICE, CONFIGMAP = "locust-master", "locust-worker", "locust-master", "harness-load"
+MASTER_PORT = 5557
+KEEP_ALIVE_S = 3600  # the pod outlives Locust so that /out can be copied; the Job's deadline bounds it
+JOB_MARGIN_S = 300  # activeDeadlineSeconds = the load's own deadline plus this
+#: Runs Locust, records its pid and exit code, then keeps the pod (not Locust) for the copy of /out.
+WRAPPER = (f'cd {OUT} && locust "$@" > {OUT}/locust.log 2>&1 & echo $! > {OUT}/locust.pid; '
+           f'wait $!; echo $? > {OUT}/exit-code; touch {OUT}/done; sleep {KEEP_ALIVE_S}')
 
 
 @dataclass(frozen=True)
 class InClusterLoad:
-    """One in-cluster Locust run: what to run, how many users, how many workers, for how long."""
+    """One in-cluster Locust run, as the load layer prepared it."""
 
-    locustfile: Path  # its folder's *.py files go into the ConfigMap (the shipped one imports shapes.py)
-    users: int = 10
-    spawn_rate: float = 10.0  # users started per second
-    workers: int = 1
-    run_time_s: int = 60
-    env: Mapping[str, str] = field(default_factory=dict)  # HARNESS_THINK_TIME, HARNESS_TIER_WEIGHTS, ...
+    files: Mapping[str, str]  # ConfigMap key -> text; keys with a `/` in PROJECTED are mounted at that path
+    locustfile: str  # the key of the user's locustfile
+    master_args: tuple[str, ...]  # Locust's options for the master (or the one standalone process)
+    worker_args: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    workers: int = 0  # 0: the master runs the users itself
+    deadline_s: int = 3600  # how long the load may run at most (the Jobs' activeDeadlineSeconds adds a margin)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.workers <= MAX_WORKERS:
-            raise ConfigError(f"expected 1 to {MAX_WORKERS} workers, got {self.workers}", field="workers")
-        if self.users < 1 or self.spawn_rate <= 0 or self.run_time_s < 1:
-            raise ConfigError(f"expected users >= 1, spawn_rate > 0 and run_time_s >= 1, got {self.users}, "
-                              f"{self.spawn_rate}, {self.run_time_s}", field="load")
-        if self.locustfile.suffix != ".py" or not self.locustfile.is_file():
-            raise ConfigError(f"expected a Locust .py file, got {self.locustfile}", field="locustfile")
+        if not 0 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"expected 0 to {MAX_WORKERS} in-cluster workers, got {self.workers}", field="workers")
+        size = sum(len(text.encode()) for text in self.files.values())
+        if size > MAX_CONFIGMAP_BYTES:
+            raise ConfigError(f"the locustfile folder and the recorder come to {size} bytes, more than one "
+                              f"ConfigMap holds ({MAX_CONFIGMAP_BYTES}); keep the locustfile in a folder of its own",
+                              field="locustfile")
+        if self.locustfile not in self.files:
+            raise ConfigError(f"the locustfile {self.locustfile!r} is not among the files", field="locustfile")
+
+
+#: ConfigMap keys that are mounted under another path (the harness package the recorder plugin imports).
+PROJECTED = {"harness-init.py": "harness/__init__.py", "harness-files.py": "harness/files.py"}
 
 
 def locust_documents(load: InClusterLoad) -> list[dict]:
-    """The ConfigMap of locustfiles, the master (Deployment and Service) and the workers."""
+    """The ConfigMap, the master Job and its Service, and (with workers) the workers' Job."""
     configmap, master, service, worker = render.template("locust/locust.yaml")
-    files = {path.name: path.read_text(encoding="utf-8") for path in sorted(load.locustfile.parent.glob("*.py"))}
-    if sum(len(text.encode()) for text in files.values()) > MAX_CONFIGMAP_BYTES:
-        raise ConfigError(f"the .py files beside {load.locustfile} exceed {MAX_CONFIGMAP_BYTES} bytes, too much for "
-                          "one ConfigMap; keep the locustfile in a folder of its own", field="locustfile")
-    configmap["data"] = files
-    script = f"{LOCUSTFILES_MOUNT}/{load.locustfile.name}"
-    env = [{"name": "HARNESS_INGRESS_HOST", "value": "ai-agent-service.parallel-ai.svc.cluster.local"}]
-    env += [{"name": name, "value": str(value)} for name, value in sorted(load.env.items())
-            if name != "HARNESS_INGRESS_HOST"]
-    (master_container,) = master["spec"]["template"]["spec"]["containers"]
-    master_container["args"] = ["-f", script, "--master", "--headless", "--host",
-                                f"http://127.0.0.1:{render.INGRESS_NODE_PORT}", "--users", str(load.users),
-                                "--spawn-rate", f"{load.spawn_rate:g}", "--run-time", f"{load.run_time_s}s",
-                                "--expect-workers", str(load.workers), "--csv", "/tmp/locust"]
-    master_container["env"] = env
-    (worker_container,) = worker["spec"]["template"]["spec"]["containers"]
-    worker_container["args"] = ["-f", script, "--worker", "--master-host",
-                                "locust-master.parallel-ai.svc.cluster.local"]
-    worker_container["env"] = env
-    worker["spec"]["replicas"] = load.workers
-    return [configmap, master, service, worker]
+    configmap["data"] = dict(sorted(load.files.items()))
+    env = [{"name": name, "value": str(value)} for name, value in sorted(load.env.items())]
+    env.append({"name": "PYTHONPATH", "value": MOUNT})
+    for job, args in ((master, load.master_args), (worker, load.worker_args)):
+        job["spec"]["activeDeadlineSeconds"] = load.deadline_s + JOB_MARGIN_S
+        pod = job["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        container["command"] = ["sh", "-c", WRAPPER, "locust"]
+        container["args"] = list(args)
+        container["env"] = env
+        (volume, _) = pod["volumes"]
+        volume["configMap"]["items"] = [{"key": key, "path": PROJECTED.get(key, key)} for key in sorted(load.files)]
+    worker["spec"]["parallelism"] = worker["spec"]["completions"] = max(load.workers, 1)
+    return [configmap, master, service] + ([worker] if load.workers else [])
+
+
+def master_host() -> str:
+    return f"{MASTER_SERVICE}.{render.NAMESPACE}.svc.cluster.local"

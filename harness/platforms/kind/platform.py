@@ -20,11 +20,12 @@ import yaml
 from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.loader import load_documents
 from harness.platforms.kind import objects, render
-from harness.platforms.kind.commands import Command, CommandRunner, KubeconfigRunner, Recorder, RecordingRunner, \
-    SubprocessRunner
+from harness.platforms.kind.commands import Command, CommandResult, CommandRunner, KubeconfigRunner, Recorder, \
+    RecordingRunner, SubprocessRunner
 from harness.platforms.kind.install import INGRESS_HOST, Installer, endpoints
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS, ClientKube, KubeApi, NamespaceGuard, RecordingKube
-from harness.platforms.kind.load import InClusterLoad, locust_documents
+from harness.platforms.kind.load import CONFIGMAP, MASTER_JOB, MASTER_SERVICE, WORKER_JOB, InClusterLoad, \
+    locust_documents
 from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, declared_deployments, is_ready, \
     live_pods, parse_slot, rows
 from harness.platforms.kind.safety import check_blast_radius, check_context, context_server
@@ -374,23 +375,42 @@ class KindPlatform:
 
     # -- in-cluster load ---------------------------------------------------------------------------------
 
+    @property
+    def in_cluster(self) -> bool:
+        """Whether `run` puts its Locust into the cluster (`--in-cluster`; harness/load/_in_cluster.py)."""
+        return self.settings.in_cluster
+
     def start_in_cluster_load(self, load: InClusterLoad) -> dict[str, Any]:
-        """Locust master and `load.workers` workers as pods of the primary cluster (`--in-cluster`)."""
+        """Apply the run's Locust Jobs, Service and ConfigMap (load.py) in parallel-ai of the primary cluster."""
         docs = locust_documents(load)
         for index, doc in enumerate(docs):
             validate_kind_document(doc, source="harness/mesh/manifests/kind/locust/locust.yaml", index=index)
         spec = self.settings.cluster_specs()[0]
-        check_context(spec.context, self.settings.allow_context)
+        self._guard(spec.context)
+        self.stop_in_cluster_load()  # a leftover of a killed run would mix its samples into this one
         self.runner.run(Command(("kubectl", "--context", spec.context, "apply", "--server-side",
                                  "--field-manager=harness", "--force-conflicts", "-f", "-"),
                                 stdin=render.to_yaml(docs), stdin_summary=render.describe(docs), timeout_s=120))
-        return {"workers": load.workers, "users": load.users, "run_time_s": load.run_time_s,
-                "master": "deployment/locust-master", "context": spec.context}
+        return {"workers": load.workers, "master": f"job/{MASTER_JOB}", "context": spec.context}
+
+    def in_cluster_exec(self, target: str, script: str) -> CommandResult:
+        """`sh -c script` in the Locust container of a pod (`job/locust-master` or a pod name); never raises
+        on a non-zero exit: the caller reads returncode."""
+        spec = self.settings.cluster_specs()[0]
+        self._guard(spec.context)
+        return self.runner.run(Command(("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", target, "-c",
+                                        "locust", "--", "sh", "-c", script), timeout_s=120), check=False)
+
+    def in_cluster_pods(self, role: str) -> list[str]:
+        """The names of the in-cluster Locust pods of a role (master, worker), from the API server."""
+        pods = self._kube(self.settings.cluster_specs()[0]).list(PODS, NAMESPACE, {"app": "locust", "role": role})
+        return sorted(pod["metadata"]["name"] for pod in pods)
 
     def stop_in_cluster_load(self) -> None:
-        """Remove the Locust pods and their ConfigMap (absent ones are fine)."""
+        """Remove the Locust Jobs (their pods with them), Service and ConfigMap; absent ones are fine."""
         spec = self.settings.cluster_specs()[0]
-        check_context(spec.context, self.settings.allow_context)
+        self._guard(spec.context)
         self.runner.run(Command(("kubectl", "--context", spec.context, "-n", NAMESPACE, "delete",
-                                 "deployment/locust-master", "deployment/locust-worker", "service/locust-master",
-                                 "configmap/locustfiles", "--ignore-not-found"), timeout_s=120))
+                                 f"job/{MASTER_JOB}", f"job/{WORKER_JOB}", f"service/{MASTER_SERVICE}",
+                                 f"configmap/{CONFIGMAP}", "--ignore-not-found", "--cascade=foreground"),
+                                timeout_s=120))

@@ -43,6 +43,7 @@ class KindSettings:
     allow_context: str | None = None  # the one non-kind context the harness may act on
     dry_run: bool = False  # print every command and API call in order; change nothing
     no_create: bool = False  # use the cluster of `context` as it is: create none, install Istio only if absent
+    in_cluster: bool = False  # `run` puts Locust into the cluster as Jobs (master and --workers N workers)
     max_percent: float = 50.0  # blast radius: at most this % of a service's pods down at once (raise explicitly)
     istio_version: str = "1.30.3"  # the release of the bundled CRD schemas; istioctl should match
     kubeconfig: Path | None = None  # default: $KUBECONFIG, then ~/.kube/config (kind writes there)
