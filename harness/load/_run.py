@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Self
 
 from harness.errors import LoadError
 from harness.load._command import MASTER_HOST, child_env, master_argv, worker_argv
+from harness.load._cpu import CPU_FILE, CpuSampler
 from harness.load._live import LivePoint, latest_live_point
 from harness.load._samples import iter_samples, samples_frame
 from harness.load._spec import LoadSpec
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 POLL_S = 0.05
 KILL_WAIT_S = 5.0  # after SIGKILL only a process stuck in the kernel takes longer
 LOG_TAIL_BYTES = 2000
-OUTPUTS = frozenset({"started", "samples.csv", "live.jsonl", "locust_stats.csv"})  # plus samples-<pid>.csv
+OUTPUTS = frozenset({"started", "samples.csv", "live.jsonl", "locust_stats.csv", CPU_FILE})  # plus samples-<pid>.csv
 
 
 class LoadRun:
@@ -42,6 +43,7 @@ class LoadRun:
         self._master: subprocess.Popen[bytes] | None = None
         self._workers: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
+        self._cpu: CpuSampler | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -91,6 +93,14 @@ class LoadRun:
         except OSError as exc:
             self.stop(grace_s=0)
             raise LoadError(f"could not start Locust: {exc}") from exc
+        self._cpu = CpuSampler(self.roles, self._run_dir / CPU_FILE)
+        self._cpu.start()
+
+    def roles(self) -> dict[int, str]:
+        """{pid: "standalone" | "master" | "worker-<n>"} of the processes started."""
+        roles = {} if self._master is None else {self._master.pid: "master" if self._workers else "standalone"}
+        roles.update({p.pid: f"worker-{i}" for i, p in enumerate(self._workers)})
+        return roles
 
     def wait_started(self, timeout_s: float = 30.0) -> None:
         """Block until users start (Locust imported the locustfile, workers connected); LoadError if it exits."""
@@ -126,6 +136,8 @@ class LoadRun:
     def stop(self, grace_s: float = 5.0) -> None:
         """SIGTERM the master (it stops its workers and writes its stats), then the workers; SIGKILL
         whatever is left after `grace_s`; reap every process. Safe to call again."""
+        if self._cpu is not None:
+            self._cpu.stop()
         deadline = time.monotonic() + grace_s
         master = [self._master] if self._master is not None else []
         for group in (master, self._workers):

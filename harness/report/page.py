@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from html import escape
 
+from harness.report import perf
 from harness.report.analysis import Analysis
 from harness.report.rundata import RunRecord
 from harness.report.score import PHASE_WEIGHTS
@@ -42,6 +43,8 @@ def render_html(analysis: Analysis) -> str:
         _faults(run),
         _kills(run),
         _load(analysis),
+        perf.generator_html(run.journal),
+        perf.capacity_html(run.journal),
         _score(analysis),
         _undo(run),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.report import perf
 from harness.report.analysis import Analysis
 from harness.report.rundata import RunRecord
 
@@ -15,7 +16,7 @@ def render_summary(analysis: Analysis) -> str:
     lines.append(f"**Verdict:** {run.verdict} (exit {run.exit_code})"
                  + (f": {_md(run.reason)}" if run.reason else "") + f" · **Resilience score:** {analysis.score}")
     lines += ["", f"Run: `{run.run_dir}` · platform {run.platform} · {analysis.samples} requests sampled", ""]
-    lines += _slos(run) + _faults(run) + _fixes(analysis)
+    lines += perf.summary_lines(run.journal) + _slos(run) + _faults(run) + _fixes(analysis)
     lines += ["", "Full report with plots: `report.html`; for CI: `junit.xml`."]
     return "\n".join(lines) + "\n"
 
