@@ -56,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply = with_platform(sub.add_parser("apply", help="apply Istio resources to the running mesh, live"))
     group = apply.add_mutually_exclusive_group(required=True)
     group.add_argument("-f", "--filename", action="append", type=Path, help="a YAML file (repeatable)")
-    group.add_argument("--reset", action="store_true", help="return to the declared mesh")
+    group.add_argument("--reset", action="store_true", help="return to the declared mesh (same as `harness reset`)")
     apply.add_argument("--delete", action="store_true", help="remove the resources in the files instead")
+    with_platform(sub.add_parser("reset", help="return to the declared mesh: Istio resources, app knobs, held "
+                                               "pods, scaled Deployments; clears faults left by killed runs"))
     kill = with_platform(sub.add_parser("kill", help="SIGKILL a pod; it is restarted like a ReplicaSet would"))
     kill.add_argument("pod")
     kill.add_argument("--app-only", action="store_true", help="kill only the app, not its sidecar")
@@ -153,8 +155,39 @@ def platform_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if args.command in ("run", "validate", "suite", "gameday", "report", "compare", "baseline"):
+        if args.command not in ("run", "suite", "gameday"):  # those clean the faults up themselves
+            _report_orphans(None)
         return _dispatch(args, None)
-    return _dispatch(args, get_platform(args.platform, **platform_options(args)))
+    platform = get_platform(args.platform, **platform_options(args))
+    if args.command not in ("up", "reset", "down") and not getattr(args, "reset", False) and not args.dry_run:
+        _report_orphans(platform)
+    return _dispatch(args, platform)
+
+
+def _report_orphans(platform: Any) -> None:
+    """Faults recorded by a process that is gone: one stderr line each (`harness reset` clears them)."""
+    from harness.chaos.audit import report_orphans
+
+    if platform is None:
+        try:
+            platform = get_platform(os.environ.get("HARNESS_PLATFORM") or DEFAULT_PLATFORM)
+        except HarnessError:
+            return
+    for line in report_orphans(platform):
+        print(f"{line}; `harness reset` undoes it", file=sys.stderr)
+
+
+def _reset(platform: Any) -> None:
+    from harness.chaos.audit import reset_mesh
+
+    result = reset_mesh(platform)
+    for line in result.get("orphans_cleared", []):
+        print(f"harness: cleared a fault of a process that is gone: {line}", file=sys.stderr)
+    for line in result.get("live_entries", []):
+        print(f"harness: a running process still has a fault recorded (it undoes it itself): {line}",
+              file=sys.stderr)
+    if not _print_steps(platform):
+        _print(result)
 
 
 def _print_steps(platform: Any) -> bool:
@@ -167,6 +200,12 @@ def _print_steps(platform: Any) -> bool:
 
 def _dispatch(args: argparse.Namespace, platform: Any) -> int:
     if args.command == "up":
+        if not args.dry_run:
+            from harness.chaos.audit import clean_orphans
+
+            for record in clean_orphans(platform):  # before anything else
+                print(f"harness: cleaned up a fault of a process that is gone: {record['description']} "
+                      f"(left by pid {record['owner_pid']}): {record['outcome']}", file=sys.stderr)
         status = platform.up(profile=args.profile)
         if status.get("dry_run"):
             for step in status["dry_run"]:
@@ -188,9 +227,14 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
         status = platform.status()
         _print(status) if args.json else _print_status(status)
     elif args.command == "apply":
-        result = platform.reset() if args.reset else platform.apply(args.filename, delete=args.delete)
+        if args.reset:
+            _reset(platform)
+            return 0
+        result = platform.apply(args.filename, delete=args.delete)
         if not _print_steps(platform):
             _print(result)
+    elif args.command == "reset":
+        _reset(platform)
     elif args.command == "kill":
         result = platform.kill(args.pod, app_only=args.app_only)
         if not _print_steps(platform):

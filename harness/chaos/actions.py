@@ -1,4 +1,8 @@
-"""Chaos Toolkit actions of the harness: typed keyword functions, each registering its undo first."""
+"""Chaos Toolkit actions of the harness: typed keyword functions, each registering its undo first.
+
+Registering also writes the fault to the platform's fault ledger (ledger.py) before it takes effect,
+with what another process needs to undo it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from harness.chaos.context import current_platform
 from harness.chaos.faults import istio_fault, plan_fault
+from harness.chaos.ledger import FaultLedger, ledger_for, wait_ready
 from harness.chaos.record import RECORDER
 from harness.chaos.selectors import resolve_service, select_pods
 from harness.chaos.undo import REGISTRY
@@ -21,14 +26,11 @@ RECOVERY_TIMEOUT_S = 60.0  # how long an undo waits for pods to be ready again
 
 
 def _wait_ready(pods: list[str], timeout_s: float = RECOVERY_TIMEOUT_S) -> None:
-    platform = current_platform()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        ready = {p["name"] for p in platform.pods() if p["ready"]}
-        if set(pods) <= ready:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"pods not ready again after {timeout_s} s: {sorted(set(pods) - ready)}")
+    wait_ready(current_platform(), pods, timeout_s)
+
+
+def _ledger() -> FaultLedger | None:
+    return ledger_for(current_platform())
 
 
 def kill_pods(service: str, version: str | None = None, region: str | None = None, count: int | None = None,
@@ -47,12 +49,14 @@ def kill_pods(service: str, version: str | None = None, region: str | None = Non
     rng = random.Random(seed)
     killed: list[dict[str, Any]] = []
     victims_all: list[str] = []
-    REGISTRY.register(f"wait for killed {service} pods to be ready", lambda: _wait_ready(victims_all))
+    token = REGISTRY.register(f"wait for killed {service} pods to be ready", lambda: _wait_ready(victims_all),
+                              ledger=_ledger(), kind="kill", undo={"pods": []})
     for round_index in range(repeat):
         if round_index:
             time.sleep(interval_s)
         victims = select_pods(platform.pods(), service, version=version, region=region, count=count,
                               percent=percent, max_percent=max_percent, rng=rng)
+        REGISTRY.update_entry(token, {"pods": sorted(set(victims_all) | set(victims))})  # before the kills
         for pod in victims:
             record = RECORDER.fault("kill", pod, service=service, app_only=app_only, round=round_index)
             result = platform.kill(pod, app_only=app_only)
@@ -78,7 +82,8 @@ def _source_fault(service: str, fault: dict[str, Any], headers: dict[str, str] |
             platform.apply_documents(plan.undo_apply)
         record.reverted_at = time.time()
 
-    REGISTRY.register(f"remove {kind} fault on {host}", undo)
+    REGISTRY.register(f"remove {kind} fault on {host}", undo, ledger=_ledger(), kind="istio",
+                      undo={"delete": plan.undo_delete, "apply": plan.undo_apply})
     result = platform.apply_documents(plan.apply)
     record.applied_at = time.time()
     return {"service": host, "side": "source", "applied": [d["metadata"]["name"] for d in plan.apply],
@@ -98,7 +103,8 @@ def _destination_fault(service: str, knobs: dict[str, Any], kind: str, details: 
             platform.set_knobs(pod, **cleared)
         record.reverted_at = time.time()
 
-    REGISTRY.register(f"clear {kind} knobs on {target.service}", undo)
+    REGISTRY.register(f"clear {kind} knobs on {target.service}", undo, ledger=_ledger(), kind="knobs",
+                      undo={"pods": pods, "values": cleared})
     for pod in pods:
         platform.set_knobs(pod, **knobs)
     record.applied_at = time.time()
@@ -188,10 +194,20 @@ def _hold_down(pods: list[str], record: Any, undo_description: str) -> None:
         _release(pods)
         record.reverted_at = time.time()
 
-    REGISTRY.register(undo_description, undo)
+    # The Deployments the held pods belong to, with their declared replicas, so that whoever finds
+    # this entry knows what to scale back (kind pods name theirs; a local pod is <deployment>-<index>).
+    rows = platform.pods()
+    deployments = {_deployment_of(p) for p in rows if p["name"] in pods}
+    declared = {d: sum(1 for p in rows if _deployment_of(p) == d) for d in sorted(deployments)}
+    REGISTRY.register(undo_description, undo, ledger=_ledger(), kind="hold",
+                      undo={"pods": pods, "deployments": declared})
     for pod in pods:
         platform.hold(pod, down=True)
     record.applied_at = time.time()
+
+
+def _deployment_of(pod: dict[str, Any]) -> str:
+    return str(pod.get("deployment") or pod["name"].rsplit("-", 1)[0])
 
 
 def restore_region(region: str) -> dict[str, Any]:

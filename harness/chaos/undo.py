@@ -1,4 +1,9 @@
-"""The undo registry: every fault registers its undo before it takes effect, and every undo runs."""
+"""The undo registry: every fault registers its undo before it takes effect, and every undo runs.
+
+With a fault ledger (ledger.py) the registration is also written to disk before the fault, and the
+entry is removed once the undo has run, so a process killed in between leaves a record that the
+next `harness run`, `up` or `reset` undoes.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from harness.chaos.ledger import FaultLedger, LedgerEntry
 
 logger = logging.getLogger("harness.chaos")
 
@@ -19,6 +27,8 @@ class Undo:
     registered_at: float = field(default_factory=time.time)
     done_at: float | None = None
     error: str | None = None
+    ledger: "FaultLedger | None" = None
+    entry: "LedgerEntry | None" = None  # its record in the ledger, cleared once this undo has run
 
 
 class UndoRegistry:
@@ -30,12 +40,22 @@ class UndoRegistry:
         self._done: list[Undo] = []
         self._next = 1
 
-    def register(self, description: str, action: Callable[[], None]) -> int:
+    def register(self, description: str, action: Callable[[], None], *, ledger: "FaultLedger | None" = None,
+                 kind: str = "", undo: dict[str, Any] | None = None) -> int:
+        """Register an undo; with a ledger, its entry (`kind`, `undo`) is on disk when this returns."""
+        entry = ledger.record(kind, description, undo or {}) if ledger is not None else None
         with self._lock:
-            undo = Undo(self._next, description, action)
+            undo_ = Undo(self._next, description, action, ledger=ledger, entry=entry)
             self._next += 1
-            self._pending.append(undo)
-            return undo.token
+            self._pending.append(undo_)
+            return undo_.token
+
+    def update_entry(self, token: int, undo: dict[str, Any]) -> None:
+        """Grow a pending undo's ledger entry before the fault grows (e.g. the next kill round)."""
+        with self._lock:
+            pending = next((u for u in self._pending if u.token == token), None)
+        if pending is not None and pending.ledger is not None and pending.entry is not None:
+            pending.entry = pending.ledger.update(pending.entry, undo)
 
     def run(self, token: int) -> Undo | None:
         """Run one undo now (e.g. remove_faults); returns it, or None if it already ran."""
@@ -78,6 +98,13 @@ class UndoRegistry:
         except Exception as exc:  # recorded in the journal and logged; the next undo still runs
             undo.error = f"{type(exc).__name__}: {exc}"
             logger.error("undo failed: %s: %s", undo.description, undo.error)
+        else:
+            if undo.ledger is not None and undo.entry is not None:
+                try:
+                    undo.ledger.clear(undo.entry.id)
+                except OSError as exc:  # the entry stays: the next command undoes it again (idempotent)
+                    undo.error = f"undone, but its ledger entry could not be removed: {exc}"
+                    logger.error("%s: %s", undo.description, undo.error)
         undo.done_at = time.time()
         with self._lock:
             self._done.append(undo)

@@ -74,6 +74,11 @@ def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
     run_dir = Path(os.environ.get("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}")
     check_report_dir(run_dir, source if source.is_file() else None)
     platform = current_platform()
+    from harness.chaos.audit import clean_orphans
+
+    for record in clean_orphans(platform):  # a killed run's faults, undone before this run starts
+        logger.warning("cleaned up before the run: %s (left by pid %s): %s", record["description"],
+                       record["owner_pid"], record["outcome"])
     global _brought_up
     if not platform.is_up():
         platform.up()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.chaos.audit import clean_orphans, residual_faults, snapshot_resources
 from harness.chaos.context import use_platform
+from harness.chaos.ledger import check_no_foreign, ledger_for
 from harness import tracing
 from harness.errors import ConfigError, HarnessError
 from harness.mesh.loader import declared_model
@@ -76,25 +79,39 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
     run_dir = (report_dir or default_run_dir(experiment, path)).resolve()
     check_report_dir(run_dir, path)  # before anything starts: a reused directory would mix two runs
     platform = get_platform(platform_name, **(platform_options or {}))
+    # Before anything else: faults a killed run left behind are undone, so this run never measures
+    # on them; a run still in progress elsewhere is waited for instead.
+    cleaned = clean_orphans(platform)
+    for record in cleaned:
+        print(f"harness: cleaned up before the run: {record['description']} (left by pid {record['owner_pid']}): "
+              f"{record['outcome']}", file=sys.stderr)
+    check_no_foreign(ledger_for(platform))
     was_up = platform.is_up()
     if not was_up:
         platform.up()
     try:
         evaluation.validate_queries(settings, platform)
         with tracing.run_span(experiment.get("title", path.stem), run_dir, **{"harness.platform": platform_name}):
-            return _run_session(experiment, path, settings, platform, run_dir, progress)
+            return _run_session(experiment, path, settings, platform, run_dir, progress, cleaned=cleaned,
+                                expected=snapshot_resources(platform))
     finally:
         if not was_up and not keep_up:
             platform.down()
 
 
 def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform: Any, run_dir: Path,
-                 progress: bool) -> RunOutcome:
-    """One experiment through chaostoolkit-lib, with the harness session installed around it."""
+                 progress: bool, *, cleaned: list[dict[str, Any]] | None = None,
+                 expected: dict[Any, Any] | None = None) -> RunOutcome:
+    """One experiment through chaostoolkit-lib, with the harness session installed around it.
+
+    `cleaned`: what was undone before the run (journaled); `expected`: the Istio resources at the
+    start, which the residual-fault audit compares the mesh with at the end.
+    """
     from chaoslib.experiment import run_experiment
 
     session = HarnessRun(experiment=experiment, experiment_path=path.resolve(), settings=settings,
                          platform=platform, run_dir=run_dir, show_progress=progress)
+    session.cleaned_before_run = cleaned or []
     use_platform(platform)
     control.set_session(session)
     previous = session.install_signal_handlers()
@@ -116,6 +133,7 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
         session.interrupted_by = "SIGINT"
     journal.setdefault("harness", session.harness_section())
     journal["harness"]["interrupted_by"] = session.interrupted_by
+    _audit(journal, session, platform, expected)
     code = exit_code(journal, session)
     tracing.record_exit_code(code)
     journal["harness"]["exit_code"] = code
@@ -124,6 +142,21 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
     _write_reports(run_dir)
     verdict_table(journal, session, code)
     return RunOutcome(code, run_dir, journal)
+
+
+def _audit(journal: dict[str, Any], session: HarnessRun, platform: Any, expected: dict[Any, Any] | None) -> None:
+    """The residual-fault audit: anything the run left in the mesh is an error (exit 2) naming it."""
+    try:
+        leftovers = residual_faults(platform, expected, ledger_for(platform))
+    except HarnessError as exc:
+        leftovers = [f"the mesh could not be audited: {exc}"]
+    journal["harness"]["residual_faults"] = leftovers
+    if leftovers:
+        session.error = session.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
+        journal["harness"]["error"] = session.error
+        for line in leftovers:
+            print(f"harness: error: left in the mesh after the run: {line} (`harness reset` restores it)",
+                  file=sys.stderr)
 
 
 def _write_reports(run_dir: Path) -> None:

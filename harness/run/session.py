@@ -86,6 +86,7 @@ class HarnessRun:
             "undo": [{"description": u.description, "registered_at": u.registered_at, "done_at": u.done_at,
                       "error": u.error} for u in REGISTRY.history()],
             "pending_undo": REGISTRY.pending(),
+            "cleaned_before_run": getattr(self, "cleaned_before_run", []),  # a killed run's faults, undone
             "abort_on_breach": self.breach,
             "interrupted_by": self.interrupted_by,
             "error": self.error,

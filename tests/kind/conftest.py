@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.platforms.kind import KindPlatform, preflight
-from tests.kind.kindkit import ScriptedRunner, make_platform, seed_mesh
+from tests.kind.kindkit import AppKnobs, ScriptedRunner, make_platform, seed_mesh
 from tests.kind.kmockkit import EmulatedCluster
 
 
@@ -36,7 +36,7 @@ def cluster() -> Iterator[EmulatedCluster]:
 
 @pytest.fixture
 def runner() -> ScriptedRunner:
-    return ScriptedRunner()
+    return ScriptedRunner(AppKnobs())  # the apps' /admin/knobs answers, as reset and knob faults need
 
 
 @pytest.fixture

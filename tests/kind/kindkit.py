@@ -3,6 +3,7 @@ API servers (kmockkit), with the mesh seeded as `up` leaves it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,30 @@ class ScriptedRunner:
         self.commands.append(command)
         answer = self.reply(command) if self.reply else ""
         return answer if isinstance(answer, CommandResult) else CommandResult(command, 0, answer, "")
+
+
+class AppKnobs:
+    """Answers the `kubectl exec ... /admin/knobs` commands as the pods' apps would (PUT: status line and
+    body; GET: body), keeping each pod's knobs, so knob faults, their undo and `reset` can be checked."""
+
+    CLEARED = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
+
+    def __init__(self) -> None:
+        self.by_pod: dict[str, dict] = {}
+
+    def __call__(self, command: Command) -> str:
+        argv = list(command.argv)
+        if "exec" not in argv or "/admin/knobs" not in " ".join(argv):
+            return ""
+        pod = argv[argv.index("exec") + 1]
+        knobs = self.by_pod.setdefault(pod, dict(self.CLEARED))
+        if "method='PUT'" in " ".join(argv):
+            knobs.update(json.loads(argv[-1]))
+            return "200\n" + json.dumps(knobs)
+        return json.dumps(knobs)
+
+    def faulty(self) -> dict[str, dict]:
+        return {pod: knobs for pod, knobs in self.by_pod.items() if knobs != self.CLEARED}
 
 
 def make_platform(apis: dict[str, EmulatedCluster], runner: ScriptedRunner, **settings: object) -> KindPlatform:

@@ -14,6 +14,7 @@ from harness.errors import ConfigError, MissingDependencyError, PlatformError
 from harness.platforms.kind import Command, CommandResult, KindPlatform, KindSettings, SubprocessRunner, preflight, \
     render
 from harness.platforms.kind.platform import HELD_ANNOTATION
+from harness.platforms.kind.pods import declared_deployments
 from tests.kind.kindkit import ROOT, ScriptedRunner
 
 CTX = "API kind-parallel-ai"
@@ -137,6 +138,11 @@ def test_dry_run_of_faults_and_their_undo_prints_each_api_call_in_order(no_subpr
         f"{CTX} DELETE /api/v1/namespaces/parallel-ai/pods/<user-v1-us-east-0> gracePeriodSeconds=0",
         *(f"{CTX} PATCH {path} {SSA}" for path in DECLARED_ISTIO_PATHS),
         f"{CTX} GET {VS}",
+        *(step for d in declared_deployments() for step in (  # every Deployment back to its declared replicas
+            f"{CTX} GET /apis/apps/v1/namespaces/parallel-ai/deployments/{d.name}",
+            f'{CTX} PATCH /apis/apps/v1/namespaces/parallel-ai/deployments/{d.name} '
+            f'{{"metadata": {{"annotations": {{"{HELD_ANNOTATION}": null}}}}, "spec": {{"replicas": {d.replicas}}}}}')),
+        f"{CTX} GET /api/v1/namespaces/parallel-ai/pods",  # no pod is ready in a dry run: no knobs to clear
     ]
 
 

@@ -10,6 +10,7 @@ instead (`steps`).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,7 @@ from harness.platforms.kind.safety import check_blast_radius, check_context, con
 from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
+from harness.state import default_state_dir
 
 KubeFactory = Callable[[str], KubeApi]
 HELD_ANNOTATION = "harness.parallel-ai/held-from-replicas"  # a Deployment's replicas before `hold` scaled it
@@ -67,6 +69,9 @@ APP_KILL_SCRIPT = (
     "print(' '.join(killed))\n"
     "sys.exit(0 if killed else 3)\n"
 )
+KNOBS_GET_SCRIPT = ("import urllib.request\n"
+                    "print(urllib.request.urlopen('http://127.0.0.1:%d/admin/knobs', timeout=5).read().decode())\n")
+CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
 
 
 class KindPlatform:
@@ -97,6 +102,13 @@ class KindPlatform:
         self._kubes: dict[str, KubeApi] = {}
         self.installer = Installer(settings, self.runner, self.recorder)
         self.deleted_clusters: list[str] = []
+
+    @property
+    def ledger_dir(self) -> Path:
+        """The fault ledger (harness.chaos.ledger) of these clusters, in the machine's harness state folder
+        (HARNESS_STATE_DIR, else $XDG_STATE_HOME/mesh-harness); kept across `down` of the local mesh."""
+        root = Path(os.environ["HARNESS_STATE_DIR"]) if os.environ.get("HARNESS_STATE_DIR") else default_state_dir()
+        return root / f"kind-ledger-{self.settings.cluster_name}"
 
     @property
     def steps(self) -> list[str]:
@@ -332,8 +344,63 @@ class KindPlatform:
             found += [objects.as_manifest(obj, resource, kind) for obj in kube.list(resource, NAMESPACE)]
         return found
 
+    def declared_resources(self) -> list[dict[str, Any]]:
+        """The Istio resources the mesh declares in parallel-ai."""
+        docs = render.istio_documents() + (render.multicluster_documents() if self.settings.clusters > 1 else [])
+        return [doc for doc in docs if (doc.get("metadata") or {}).get("namespace", NAMESPACE) == NAMESPACE]
+
+    def holds(self) -> list[str]:
+        """Deployments scaled below their declared replicas (a held pod, a failed region, a scale-down)."""
+        found = []
+        for spec in self.settings.cluster_specs():
+            kube = self._kube(spec)
+            for deployment in declared_deployments():
+                if deployment.region not in spec.regions:
+                    continue
+                live = kube.get(DEPLOYMENTS, NAMESPACE, deployment.name) or {}
+                replicas = int((live.get("spec") or {}).get("replicas", deployment.replicas))
+                held = ((live.get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION)
+                if replicas != deployment.replicas or held:
+                    found.append(f"Deployment {deployment.name} in {spec.context} has {replicas} replicas, "
+                                 f"declared {deployment.replicas}")
+        return found
+
+    def restore_replicas(self) -> list[str]:
+        """Every Deployment of the mesh back to its declared replicas, the hold annotation removed."""
+        restored = []
+        for spec in self.settings.cluster_specs():
+            kube = self._kube(spec)
+            for deployment in declared_deployments():
+                if deployment.region not in spec.regions:
+                    continue
+                live = kube.get(DEPLOYMENTS, NAMESPACE, deployment.name)
+                if live is None and not self.settings.dry_run:
+                    raise PlatformError(f"Deployment {deployment.name} does not exist in {spec.context}; "
+                                        "is the mesh up?")
+                replicas = int(((live or {}).get("spec") or {}).get("replicas", -1))
+                held = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION)
+                if live is None or replicas != deployment.replicas or held:
+                    kube.patch(DEPLOYMENTS, NAMESPACE, deployment.name,
+                               {"metadata": {"annotations": {HELD_ANNOTATION: None}},
+                                "spec": {"replicas": deployment.replicas}})
+                    restored.append(f"Deployment/{deployment.name}")
+        return restored
+
+    def get_knobs(self, pod: str) -> dict[str, Any]:
+        """GET /admin/knobs of a pod's app, from inside its pod (as set_knobs does)."""
+        deployment, index, spec = self._slot(pod)
+        live = self._live_pod(deployment, index, spec)
+        if live is None:
+            raise ConfigError(f"pod {pod} has no running pod to read knobs from", field="pod")
+        result = self.runner.run(Command(
+            ("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", live["metadata"]["name"], "-c",
+             APP_CONTAINER, "--", "python", "-c", KNOBS_GET_SCRIPT % deployment.app_port), timeout_s=30))
+        return {} if self.runner.dry_run else json.loads(result.stdout)
+
     def reset(self) -> dict[str, Any]:
-        """The declared Istio resources re-applied, every harness-fault-* VirtualService deleted."""
+        """Back to the declared mesh: Deployments at their declared replicas (holds and scale-downs
+        undone), every running app's fault knobs cleared, the declared Istio resources re-applied and
+        every harness-fault-* VirtualService deleted."""
         docs = render.istio_documents() + (render.multicluster_documents() if self.settings.clusters > 1 else [])
         applied = self.apply_documents(docs, source="harness/mesh/manifests/istio")["applied"]
         deleted = []
@@ -346,7 +413,14 @@ class KindPlatform:
                 if name.startswith(FAULT_VS_PREFIX):
                     kube.delete(resource, NAMESPACE, name)
                     deleted.append(f"{VIRTUAL_SERVICES}/{name}")
-        return {"reset": True, "applied": applied, "deleted": deleted}
+        restored = self.restore_replicas()
+        cleared = []
+        for row in self.pods():
+            if row["ready"]:  # a pod starting now (a restored replica) starts with cleared knobs
+                self.set_knobs(row["name"], **CLEARED_KNOBS)
+                cleared.append(row["name"])
+        return {"reset": True, "applied": applied, "deleted": deleted, "replicas_restored": restored,
+                "knobs_cleared": cleared}
 
     # -- app knobs ------------------------------------------------------------------------------------
 

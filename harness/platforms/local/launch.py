@@ -286,6 +286,7 @@ class MeshProcesses:
                 "sidecar_admin_url": f"http://127.0.0.1:{ports.admin}", "inbound_port": ports.inbound,
                 "app_port": ports.app, "outbound_port": ports.outbound,
                 "service_account": pod.service_account,
+                "held": bool(app and app.paused),  # kept down by `hold` (fail_region, scale)
             })
         gateway = states.get(GATEWAY_NAME)
         prom = states.get("prometheus")

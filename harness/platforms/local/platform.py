@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -28,8 +29,10 @@ from harness.platforms.local.private import knobs_client
 from harness.platforms.local.procfs import is_running, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import reap_leftovers
+from harness.state import claim_state_dir, is_state_dir, mark_state_dir, remove_state
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
 
+logger = logging.getLogger("harness.platforms")
 POLL_S = 0.05
 DAEMON_MODULE = "harness.platforms.local.daemon"
 
@@ -48,6 +51,11 @@ class LocalPlatform:
     @property
     def socket(self) -> Path:
         return self.state_dir / SOCKET_FILE
+
+    @property
+    def ledger_dir(self) -> Path:
+        """The fault ledger (harness.chaos.ledger) of this mesh; removed with the mesh by `down`."""
+        return self.state_dir / "ledger"
 
     # -- daemon bookkeeping -------------------------------------------------------------------
 
@@ -86,7 +94,7 @@ class LocalPlatform:
         envoy_binary(settings.envoy_bin)
         prometheus.find_binaries()
         Layout.plan(settings, model.topology).check_ports_free()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        claim_state_dir(self.state_dir)
         os.chmod(self.state_dir, 0o700)  # run state (keys, the knobs token, logs): the user's only
         (self.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)
         settings_for_daemon = LocalSettings(**{**settings.__dict__, "state_dir": self.state_dir})
@@ -145,18 +153,29 @@ class LocalPlatform:
         return stopped
 
     def _clean_leftovers(self) -> list[int]:
-        """After a crash: stop recorded processes still alive, then remove the run state."""
+        """After a crash: stop recorded processes still alive, then remove the run state.
+
+        Only a folder carrying the harness's marker is touched (an empty one is simply removed); any
+        other folder is refused with an error before a recorded pid is signalled or a file removed.
+        """
+        if self.state_dir.exists() and not is_state_dir(self.state_dir):
+            remove_state(self.state_dir)  # removes an empty folder; refuses anything else
+            return []
         stopped: list[int] = []
         if (self.state_dir / PIDS_FILE).exists():
             stopped = reap_leftovers(self.state_dir / PIDS_FILE)
         if self.state_dir.exists():
             failed_logs = self.state_dir / "logs"
-            if (self.state_dir / ERROR_FILE).exists() and failed_logs.exists():
-                keep = self.state_dir.with_name(self.state_dir.name + ".failed")
-                shutil.rmtree(keep, ignore_errors=True)
+            keep = self.state_dir.with_name(self.state_dir.name + ".failed")
+            if (self.state_dir / ERROR_FILE).exists() and failed_logs.exists() and (
+                    not keep.exists() or is_state_dir(keep)):
+                shutil.rmtree(keep, ignore_errors=True)  # a copy the harness made (it carries the marker)
                 shutil.copytree(failed_logs, keep)
                 shutil.copy(self.state_dir / ERROR_FILE, keep / ERROR_FILE)
-            shutil.rmtree(self.state_dir)
+                mark_state_dir(keep)
+            left = remove_state(self.state_dir)
+            if left:
+                logger.warning("left in %s what the harness did not write: %s", self.state_dir, ", ".join(left))
         return stopped
 
     # -- requests ---------------------------------------------------------------------------------
@@ -192,7 +211,46 @@ class LocalPlatform:
         return self._request({"op": "apply", "documents": [(doc, source) for doc in documents], "delete": delete})
 
     def reset(self) -> dict[str, Any]:
-        return self._request({"op": "reset"})
+        """Back to the declared mesh: Istio resources as declared, every held pod released (and ready
+        again), every app's fault knobs cleared."""
+        result = self._request({"op": "reset"})
+        held = [p["name"] for p in self.pods() if p.get("held")]
+        for pod in held:
+            self.hold(pod, down=False)
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while held and not all(p["ready"] for p in self.pods() if p["name"] in held):
+            if time.monotonic() > deadline:
+                raise ReadinessTimeout(f"released pods not ready within {self.settings.ready_timeout_s:.0f} s: "
+                                       f"{', '.join(held)}")
+            time.sleep(POLL_S)
+        cleared = []
+        for pod in self.pods():
+            if _faulty(self.get_knobs(pod["name"])):
+                self.set_knobs(pod["name"], **CLEARED_KNOBS)
+                cleared.append(pod["name"])
+        return {**result, "released": held, "knobs_cleared": cleared}
+
+    def declared_resources(self) -> list[dict[str, Any]]:
+        """The Istio resources the mesh declares (the shipped manifests or HARNESS_MANIFESTS_DIR)."""
+        model = declared_model(self.settings.manifest_paths(), validate=False)
+        return [doc for doc, _ in model.documents if "istio.io" in doc.get("apiVersion", "")]
+
+    def holds(self) -> list[str]:
+        """What is held down now, one line each (a failed region's or a scaled-down service's pods)."""
+        return [f"pod {p['name']} is held down" for p in self.pods() if p.get("held")]
+
+    def get_knobs(self, pod: str) -> dict[str, Any]:
+        """A pod's app behaviour knobs as its app reports them (GET /admin/knobs)."""
+        match = [p for p in self.pods() if p["name"] == pod]
+        if not match:
+            raise ConfigError(f"no pod {pod!r}", field="pod")
+        try:
+            with knobs_client(self.state_dir, pod) as client:
+                response = client.get("/admin/knobs")
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise PlatformError(f"cannot read the knobs of {pod}: {exc}") from exc
+        return response.json()
 
     def pods(self) -> list[dict[str, Any]]:
         return self.status()["pods"]
@@ -220,6 +278,14 @@ class LocalPlatform:
 
     def resources(self) -> list[dict[str, Any]]:
         return self._request({"op": "resources"})
+
+
+CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
+
+
+def _faulty(knobs: dict[str, Any]) -> bool:
+    """Any fault knob set (the ai_* knobs are configuration, not faults)."""
+    return any(knobs.get(name, value) != value for name, value in CLEARED_KNOBS.items())
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass, fields
@@ -10,13 +11,16 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.mesh.translate.normalization import MODES as PATH_NORMALIZATIONS
+from harness.state import default_state_dir
 
 PROFILES = ("dev", "prod")
 
 
 @dataclass(frozen=True)
 class LocalSettings:
-    state_dir: Path = Path(".harness")  # run state: pids, certs, xDS files, Prometheus data, logs
+    # Run state (pids, certs, xDS files, Prometheus data, logs, the fault ledger); machine-wide like the
+    # ports: $XDG_STATE_HOME/mesh-harness, else ~/.local/state/mesh-harness (harness.state).
+    state_dir: Path = dataclasses.field(default_factory=default_state_dir)
     base_port: int = 21000  # pods use base_port + 10*index + 0..3 (app, inbound, outbound, admin)
     ingress_port: int = 18080  # the ingress gateway's HTTP port (ingress_url)
     prometheus_port: int = 19090

@@ -1,0 +1,121 @@
+"""The mesh as declared, checked and restored: the residual-fault audit, `harness reset`, orphan clean-up.
+
+A run ends with an audit of the live mesh: Istio resources as they were when the run started (the
+declared ones, or what the user applied on purpose before it), no app fault knob set, nothing held
+down or scaled below its declared replicas, and no ledger entry of this process left. Whatever is
+left is named, and the run is an error (exit 2): the next run would otherwise measure on it.
+
+`harness reset` returns to the declared mesh whatever is recorded, and clears orphaned ledger
+entries (their faults are part of what it restores). `harness run`/`up` undo orphaned entries first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from harness.chaos.ledger import FaultLedger, describe_orphans, ledger_for
+from harness.errors import HarnessError, PlatformError
+
+__all__ = ["clean_orphans", "report_orphans", "reset_mesh", "residual_faults", "snapshot_resources"]
+
+logger = logging.getLogger("harness.chaos")
+FAULT_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "hang": False, "unhealthy": False}
+
+
+def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    meta = doc.get("metadata") or {}
+    return doc.get("kind", "?"), meta.get("namespace") or "parallel-ai", meta.get("name", "?")
+
+
+def snapshot_resources(platform: Any) -> dict[tuple[str, str, str], Any]:
+    """The Istio resources of the mesh now (kind, namespace, name -> spec), to audit against later."""
+    return {_key(doc): doc.get("spec") for doc in platform.resources()}
+
+
+def _resource_leftovers(live: dict[tuple[str, str, str], Any], expected: dict[tuple[str, str, str], Any],
+                        against: str) -> list[str]:
+    found = []
+    for key in sorted(live.keys() - expected.keys()):
+        found.append(f"{key[0]} {key[1]}/{key[2]} exists but is not in the {against} mesh")
+    for key in sorted(expected.keys() - live.keys()):
+        found.append(f"{key[0]} {key[1]}/{key[2]} of the {against} mesh is missing")
+    for key in sorted(live.keys() & expected.keys()):
+        if live[key] != expected[key]:
+            what = " (it carries a fault)" if "'fault'" in repr(live[key]) else ""
+            found.append(f"{key[0]} {key[1]}/{key[2]} differs from the {against} one{what}")
+    return found
+
+
+def residual_faults(platform: Any, expected: dict[tuple[str, str, str], Any] | None = None,
+                    ledger: FaultLedger | None = None) -> list[str]:
+    """What the live mesh has that it should not: one line per leftover, none when clean.
+
+    `expected` is the Istio state to compare with (default: the declared resources).
+    """
+    against = "declared"
+    if expected is None:
+        expected = {_key(doc): doc.get("spec") for doc in platform.declared_resources()}
+    else:
+        against = "run's starting"
+    leftovers = _resource_leftovers(snapshot_resources(platform), expected, against)
+    leftovers += platform.holds()
+    for pod in platform.pods():
+        if not pod["ready"]:
+            continue
+        try:
+            knobs = platform.get_knobs(pod["name"])
+        except HarnessError as exc:
+            leftovers.append(f"pod {pod['name']}: knobs could not be read ({exc})")
+            continue
+        set_ = {k: knobs[k] for k, cleared in FAULT_KNOBS.items() if k in knobs and knobs[k] != cleared}
+        if set_:
+            leftovers.append(f"pod {pod['name']} has fault knobs set: "
+                             + ", ".join(f"{k}={v}" for k, v in sorted(set_.items())))
+    if ledger is not None:
+        me = os.getpid()
+        leftovers += [f"fault not undone: {e.description}" for e in ledger.entries() if e.owner.pid == me]
+    return leftovers
+
+
+def report_orphans(platform: Any) -> list[str]:
+    """One stderr line per orphaned ledger entry (any command says so); never fails the command."""
+    try:
+        return describe_orphans(ledger_for(platform))
+    except OSError as exc:
+        return [f"harness: the fault ledger could not be read: {exc}"]
+
+
+def clean_orphans(platform: Any) -> list[dict[str, Any]]:
+    """Undo the faults of processes that are gone (before `run` or `up` does anything else).
+
+    With the mesh down there is nothing to undo: the entries are dropped and reported. An undo that
+    fails stops the command (exit 2) naming it: the run would measure on that fault.
+    """
+    ledger = ledger_for(platform)
+    if ledger is None or not ledger.orphans():
+        return []
+    cleaned = ledger.undo_orphans(platform, mesh_up=platform.is_up())
+    failed = [c for c in cleaned if c["outcome"].startswith("failed")]
+    if failed:
+        raise PlatformError("a fault left by a process that is gone could not be undone; run `harness reset`: "
+                            + "; ".join(f"{c['description']}: {c['outcome']}" for c in failed))
+    return cleaned
+
+
+def reset_mesh(platform: Any) -> dict[str, Any]:
+    """`harness reset`: the declared mesh (Istio resources, knobs, holds, replicas) and no orphan left.
+
+    Entries of a process that still runs are kept (that run undoes them itself, after this reset
+    nothing of them is left to undo) and reported.
+    """
+    ledger = ledger_for(platform)
+    orphans = ledger.orphans() if ledger is not None else []
+    result = platform.reset()
+    if ledger is not None:
+        for entry in orphans:
+            ledger.clear(entry.id)
+        result["orphans_cleared"] = [entry.line() for entry in orphans]
+        result["live_entries"] = [entry.line() for entry in ledger.live_foreign()]
+    return result

@@ -1,0 +1,212 @@
+"""The fault ledger without a mesh: on disk before the fault, gone after its undo, undone from another process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.chaos.audit import clean_orphans, reset_mesh, residual_faults
+from harness.chaos.ledger import FaultLedger, Owner, check_no_foreign, describe_orphans
+from harness.chaos.undo import UndoRegistry
+from harness.errors import PlatformError
+
+DECLARED_VS = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+               "metadata": {"name": "ai-agent-routing", "namespace": "parallel-ai"},
+               "spec": {"hosts": ["ai-agent-service"], "http": [{"route": [{"destination": {"host": "ai-agent"}}]}]}}
+FAULTY_VS = {**DECLARED_VS, "spec": {**DECLARED_VS["spec"], "http": [
+    {"route": [{"destination": {"host": "ai-agent"}}], "fault": {"delay": {"fixedDelay": "0.3s"}}}]}}
+CLEARED = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False}
+
+
+class FakePlatform:
+    """Records what an undo does; pods are ready unless held; knobs per pod."""
+
+    name = "fake"
+
+    def __init__(self, ledger_dir: Path, up: bool = True) -> None:
+        self.ledger_dir = ledger_dir
+        self.up = up
+        self.calls: list[tuple[str, Any]] = []
+        self.docs = {("VirtualService", "ai-agent-routing"): FAULTY_VS}
+        self.held: set[str] = {"user-v1-us-east-0"}
+        self.knobs = {"ai-agent-v1-us-east-0": {**CLEARED, "latency_ms": 300}, "user-v1-us-east-0": dict(CLEARED)}
+
+    def is_up(self) -> bool:
+        return self.up
+
+    def pods(self) -> list[dict[str, Any]]:
+        return [{"name": name, "ready": name not in self.held} for name in self.knobs]
+
+    def apply_documents(self, documents: list[dict[str, Any]], *, delete: bool = False, source: str = "") -> dict:
+        self.calls.append(("delete" if delete else "apply", [d["metadata"]["name"] for d in documents]))
+        for doc in documents:
+            key = (doc["kind"], doc["metadata"]["name"])
+            if delete:
+                self.docs.pop(key, None)
+            else:
+                self.docs[key] = doc
+        return {}
+
+    def set_knobs(self, pod: str, **values: Any) -> dict:
+        self.calls.append(("knobs", pod))
+        self.knobs[pod].update(values)
+        return self.knobs[pod]
+
+    def get_knobs(self, pod: str) -> dict:
+        return dict(self.knobs[pod])
+
+    def hold(self, pod: str, *, down: bool) -> dict:
+        self.calls.append(("hold" if down else "release", pod))
+        (self.held.add if down else self.held.discard)(pod)
+        return {}
+
+    def resources(self) -> list[dict[str, Any]]:
+        return list(self.docs.values())
+
+    def declared_resources(self) -> list[dict[str, Any]]:
+        return [DECLARED_VS]
+
+    def holds(self) -> list[str]:
+        return [f"pod {pod} is held down" for pod in sorted(self.held)]
+
+    def reset(self) -> dict[str, Any]:
+        self.docs = {("VirtualService", "ai-agent-routing"): DECLARED_VS}
+        self.held.clear()
+        for pod in self.knobs:
+            self.knobs[pod].update(CLEARED)
+        return {"reset": True}
+
+
+def record_in_a_process_that_exits(ledger_dir: Path) -> None:
+    """Faults recorded by a process that is then gone (as after SIGKILL): what a killed run leaves."""
+    code = f"""
+from pathlib import Path
+from harness.chaos.ledger import FaultLedger
+ledger = FaultLedger(Path({str(ledger_dir)!r}))
+ledger.record("hold", "restore region us-east", {{"pods": ["user-v1-us-east-0"], "deployments": {{"user-v1-us-east": 1}}}})
+ledger.record("knobs", "clear delay knobs on ai-agent-service", {{"pods": ["ai-agent-v1-us-east-0"], "values": {CLEARED!r}}})
+ledger.record("istio", "remove delay fault on ai-agent-service", {{"delete": [], "apply": [{DECLARED_VS!r}]}})
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_an_entry_is_on_disk_0600_before_register_returns_and_gone_once_undone(tmp_path: Path) -> None:
+    ledger = FaultLedger(tmp_path / "ledger")
+    registry = UndoRegistry()
+    seen_at_effect: list[int] = []
+    token = registry.register("remove delay fault on ai-agent-service", lambda: seen_at_effect.append(
+        len(ledger.entries())), ledger=ledger, kind="istio", undo={"delete": [], "apply": [DECLARED_VS]})
+    (path,) = (tmp_path / "ledger").glob("*.json")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    entry = json.loads(path.read_text())
+    assert entry["owner"]["pid"] == os.getpid() and entry["owner"]["start_ticks"] > 0
+    assert entry["undo"]["apply"] == [DECLARED_VS] and entry["kind"] == "istio"
+    registry.run(token)
+    assert seen_at_effect == [1]  # the undo ran while its entry still existed...
+    assert ledger.entries() == []  # ...and the entry went once it had run
+
+
+def test_a_failed_undo_keeps_its_entry(tmp_path: Path) -> None:
+    ledger = FaultLedger(tmp_path / "ledger")
+    registry = UndoRegistry()
+
+    def broken() -> None:
+        raise RuntimeError("API server unreachable")
+
+    registry.register("clear delay knobs on user-service", broken, ledger=ledger, kind="knobs",
+                      undo={"pods": ["user-v1-us-east-0"], "values": CLEARED})
+    (undo,) = registry.run_all()
+    assert "API server unreachable" in undo.error
+    assert [e.description for e in ledger.entries()] == ["clear delay knobs on user-service"]
+    platform = FakePlatform(tmp_path / "ledger")
+    assert residual_faults(platform, ledger=ledger)[-1] == "fault not undone: clear delay knobs on user-service"
+
+
+def test_entries_of_a_live_process_are_not_orphans_and_of_a_gone_one_are(tmp_path: Path) -> None:
+    ledger = FaultLedger(tmp_path / "ledger")
+    ledger.record("kill", "wait for killed user pods to be ready", {"pods": []})
+    assert ledger.orphans() == []
+    record_in_a_process_that_exits(tmp_path / "ledger")
+    assert [e.kind for e in ledger.orphans()] == ["hold", "knobs", "istio"]
+    lines = describe_orphans(ledger)
+    assert len(lines) == 3 and all("left by pid" in line and "-c" in line for line in lines)
+
+
+def test_a_recycled_pid_is_not_taken_for_the_owner() -> None:
+    """The same pid with another start time is another process (as a recycled pid would be)."""
+    me = Owner.current()
+    assert me.alive()
+    assert not Owner(me.pid, me.start_ticks + 1, me.command).alive()
+    assert not Owner(me.pid, None, me.command).alive()
+
+
+def test_orphans_are_undone_newest_first_and_cleared(tmp_path: Path) -> None:
+    record_in_a_process_that_exits(tmp_path / "ledger")
+    platform = FakePlatform(tmp_path / "ledger")
+    cleaned = clean_orphans(platform)
+    assert [c["outcome"] for c in cleaned] == ["undone"] * 3
+    assert platform.calls == [("apply", ["ai-agent-routing"]), ("knobs", "ai-agent-v1-us-east-0"),
+                              ("release", "user-v1-us-east-0")]
+    assert FaultLedger(tmp_path / "ledger").entries() == []
+    assert residual_faults(platform) == []
+
+
+def test_with_the_mesh_down_orphans_are_dropped_not_undone(tmp_path: Path) -> None:
+    record_in_a_process_that_exits(tmp_path / "ledger")
+    platform = FakePlatform(tmp_path / "ledger", up=False)
+    cleaned = clean_orphans(platform)
+    assert {c["outcome"] for c in cleaned} == {"discarded: the mesh is not running"} and platform.calls == []
+    assert FaultLedger(tmp_path / "ledger").entries() == []
+
+
+def test_an_orphan_whose_undo_fails_stops_the_run_and_stays(tmp_path: Path) -> None:
+    record_in_a_process_that_exits(tmp_path / "ledger")
+    platform = FakePlatform(tmp_path / "ledger")
+
+    def unreachable(*args: Any, **kwargs: Any) -> dict:
+        raise PlatformError("the mesh does not answer")
+
+    platform.apply_documents = unreachable  # type: ignore[method-assign]
+    with pytest.raises(PlatformError, match="remove delay fault on ai-agent-service.*does not answer"):
+        clean_orphans(platform)
+    assert [e.kind for e in FaultLedger(tmp_path / "ledger").entries()] == ["istio"]
+
+
+def test_reset_restores_the_declared_mesh_and_clears_orphans(tmp_path: Path) -> None:
+    record_in_a_process_that_exits(tmp_path / "ledger")
+    platform = FakePlatform(tmp_path / "ledger")
+    assert len(residual_faults(platform)) == 3  # the fault, the knob and the hold
+    result = reset_mesh(platform)
+    assert len(result["orphans_cleared"]) == 3 and result["live_entries"] == []
+    assert residual_faults(platform) == [] and FaultLedger(tmp_path / "ledger").entries() == []
+
+
+def test_the_audit_names_each_leftover(tmp_path: Path) -> None:
+    platform = FakePlatform(tmp_path / "ledger")
+    assert residual_faults(platform) == [
+        "VirtualService parallel-ai/ai-agent-routing differs from the declared one (it carries a fault)",
+        "pod user-v1-us-east-0 is held down",
+        "pod ai-agent-v1-us-east-0 has fault knobs set: latency_ms=300",
+    ]
+
+
+def test_a_run_refuses_to_start_while_another_live_process_has_faults(tmp_path: Path) -> None:
+    ledger_dir = tmp_path / "ledger"
+    code = (f"from pathlib import Path; import sys; from harness.chaos.ledger import FaultLedger; "
+            f"FaultLedger(Path({str(ledger_dir)!r})).record('kill', 'wait for killed user pods', {{'pods': []}}); "
+            "print('ready', flush=True); sys.stdin.read()")
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "ready"
+        with pytest.raises(PlatformError, match=f"another harness process.*pid {other.pid}"):
+            check_no_foreign(FaultLedger(ledger_dir))
+    finally:
+        other.kill()
+        other.wait(timeout=30)
+    check_no_foreign(FaultLedger(ledger_dir))  # gone: an orphan now, which the run undoes instead
