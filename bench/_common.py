@@ -253,11 +253,11 @@ def run_loadgen(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def target(name: str, port: int, path: str, *, method: str = "GET", host: str | None = None,
-           body: bytes | None = None, tls: dict[str, str] | None = None) -> dict[str, Any]:
-    """One load generator target on 127.0.0.1."""
+           body: bytes | None = None, tls: dict[str, str] | None = None, uds: str | None = None) -> dict[str, Any]:
+    """One load generator target on 127.0.0.1, or on the Unix socket `uds` (an app of the local mesh)."""
     headers = {"host": host} if host else {}
     return {"name": name, "port": port, "method": method, "path": path, "headers": headers,
-            "body": body.decode() if body else None, "tls": tls}
+            "body": body.decode() if body else None, "tls": tls, "uds": uds}
 
 
 def mesh_client_tls(platform: LocalPlatform, service_account: str) -> dict[str, str]:

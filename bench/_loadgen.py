@@ -32,6 +32,7 @@ class Target:
     port: int
     request: bytes
     tls: ssl.SSLContext | None
+    uds: str | None = None  # connect to this Unix socket instead of 127.0.0.1:port (the local mesh's apps)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Target":
@@ -46,7 +47,7 @@ class Target:
             tls = ssl.create_default_context(cafile=spec["tls"]["ca"])
             tls.check_hostname = False  # SPIFFE-only server certificates carry no DNS or IP SAN
             tls.load_cert_chain(spec["tls"]["cert"], spec["tls"]["key"])
-        return cls(spec["name"], int(spec["port"]), head.encode() + b"\r\n" + body, tls)
+        return cls(spec["name"], int(spec["port"]), head.encode() + b"\r\n" + body, tls, spec.get("uds"))
 
 
 @dataclass
@@ -73,6 +74,10 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
+        if self.target.uds is not None:
+            self.reader, self.writer = await asyncio.wait_for(asyncio.open_unix_connection(self.target.uds),
+                                                              IO_TIMEOUT_S)
+            return
         self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(
             HOST, self.target.port, ssl=self.target.tls, server_hostname="" if self.target.tls else None),
             IO_TIMEOUT_S)

@@ -42,6 +42,7 @@ from _common import (CHAT_BODY, INGRESS_HOST, PORT_BASES, STATE_ROOT, ForeignLoa
                      summarize, target, wait_for_quiet, write_results)
 from harness.platforms.local.launch import envoy_binary
 from harness.platforms.local.platform import LocalPlatform
+from harness.platforms.local.private import app_socket
 
 AGENT_POD, USER_POD = "ai-agent-v1-us-east-0", "user-v1-us-east-0"
 TARGET_MS_PER_PASS = 0.25
@@ -80,14 +81,16 @@ def targets(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[str, A
     agent, user = pod(status, AGENT_POD), pod(status, USER_POD)
     ingress = int(status["ingress_url"].rsplit(":", 1)[1])
     user_path = "/api/v1/users/u1"
+    # "direct": the app itself, on its Unix socket (its app_port is the sidecar's /metrics-only listener)
+    user_uds, agent_uds = (str(app_socket(platform.state_dir, name)) for name in (USER_POD, AGENT_POD))
     return [
-        target("user.direct", user["app_port"], user_path),
+        target("user.direct", user["app_port"], user_path, uds=user_uds),
         target("user.inbound", user["inbound_port"], user_path, host="user-service",
                tls=mesh_client_tls(platform, "ai-agent-service")),
         target("user.outbound+inbound", agent["outbound_port"], user_path, host="user-service"),
-        target("agent.direct", agent["app_port"], user_path),
+        target("agent.direct", agent["app_port"], user_path, uds=agent_uds),
         target("agent.ingress+inbound", ingress, user_path, host=INGRESS_HOST),
-        target("chat.direct", agent["app_port"], "/api/v1/chat", method="POST", body=CHAT_BODY),
+        target("chat.direct", agent["app_port"], "/api/v1/chat", method="POST", body=CHAT_BODY, uds=agent_uds),
         target("chat.ingress+inbound", ingress, "/api/v1/chat", method="POST", body=CHAT_BODY, host=INGRESS_HOST),
     ]
 
@@ -108,7 +111,7 @@ def user_cluster_counters(status: dict[str, Any]) -> dict[str, int]:
             for line in text.splitlines() if line.startswith(prefix)}
 
 
-def bare_envoy_bootstrap(listen: int, admin: int, app: int) -> dict[str, Any]:
+def bare_envoy_bootstrap(listen: int, admin: int, app: int | Path) -> dict[str, Any]:
     """The least an Envoy pass can be: plaintext HTTP/1.1, one route, a static cluster, no logs or filters."""
     hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
                     "HttpConnectionManager",
@@ -117,7 +120,8 @@ def bare_envoy_bootstrap(listen: int, admin: int, app: int) -> dict[str, Any]:
                                                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]},
            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": app}}
+    address = ({"pipe": {"path": str(app)}} if isinstance(app, Path)
+               else {"socket_address": {"address": "127.0.0.1", "port_value": app}})
     return {"admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
             "static_resources": {
                 "listeners": [{"name": "bare", "address": {"socket_address": {"address": "127.0.0.1",
@@ -129,7 +133,7 @@ def bare_envoy_bootstrap(listen: int, admin: int, app: int) -> dict[str, Any]:
 
 
 @contextmanager
-def bare_envoy(listen: int, admin: int, app: int, concurrency: int, workdir: Path) -> Iterator[int | None]:
+def bare_envoy(listen: int, admin: int, app: int | Path, concurrency: int, workdir: Path) -> Iterator[int | None]:
     """A reference Envoy in front of `app`, started here and stopped by its PID; None if it did not get ready."""
     config = workdir / "bare-envoy.json"
     config.write_text(json.dumps(bare_envoy_bootstrap(listen, admin, app)))
@@ -211,7 +215,7 @@ def measure(concurrency: int, profile: str, quick: bool, quiet_below: float) -> 
     settings = bench_settings("latency_overhead", ai_latency_ms=0, envoy_concurrency=concurrency, profile=profile)
     with running_mesh(settings) as (platform, status), \
             bare_envoy(platform.settings.base_port + BARE_OFFSETS[0], platform.settings.base_port + BARE_OFFSETS[1],
-                       pod(status, USER_POD)["app_port"], concurrency, platform.state_dir) as bare_port:
+                       app_socket(platform.state_dir, USER_POD), concurrency, platform.state_dir) as bare_port:
         quiet_external_api(status)
         specs = targets(platform, status)
         if bare_port is not None:

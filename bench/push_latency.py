@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from harness.errors import HarnessError
 from harness.mesh.loader import MeshModel, build_model, declared_model, load_documents, merge_documents
 from harness.mesh.translate import CertPaths, ExternalEndpoint, translate_proxy
 from harness.platforms.local.control import request
+from harness.platforms.local.private import app_socket
 from harness.platforms.local.controller import MeshController
 from harness.platforms.local.layout import Layout
 from harness.platforms.local.platform import LocalPlatform
@@ -135,14 +137,17 @@ class Recorder(threading.Thread):
 class Http:
     """A keep-alive GET/POST to 127.0.0.1 that never raises: errors come back as their class name."""
 
-    def __init__(self, port: int, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> None:
+    def __init__(self, port: int, method: str, path: str, headers: dict[str, str], body: bytes | None = None,
+                 uds: Path | None = None) -> None:
         self.port, self.method, self.path, self.headers, self.body = port, method, path, headers, body
+        self.uds = uds  # a Unix socket (the local mesh's apps listen on one) instead of 127.0.0.1:port
         self.conn: http.client.HTTPConnection | None = None
 
     def __call__(self) -> tuple[int | str, str, bytes]:
         try:
             if self.conn is None:
-                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                self.conn = (_UnixConnection(self.uds) if self.uds is not None
+                             else http.client.HTTPConnection("127.0.0.1", self.port, timeout=2))
             self.conn.request(self.method, self.path, body=self.body, headers=self.headers)
             response = self.conn.getresponse()
             return response.status, response.getheader("x-served-by") or "-", response.read()
@@ -151,6 +156,18 @@ class Http:
                 self.conn.close()
             self.conn = None
             return type(exc).__name__, "-", b""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("127.0.0.1", timeout=2)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(2)
+        sock.connect(str(self.socket_path))
+        self.sock = sock
 
 
 def chat_probe(ingress: int) -> Callable[[], Any]:
@@ -181,9 +198,10 @@ def push_probe(socket: Path) -> Callable[[], tuple[float, str] | None]:
     return probe
 
 
-def ready_probe(app_port: int, admin_port: int) -> Callable[[], bool]:
-    """The pod as a kubelet would see it: the app's /health and the sidecar's /ready both 200."""
-    app, sidecar = Http(app_port, "GET", "/health", {}), Http(admin_port, "GET", "/ready", {})
+def ready_probe(app_socket_path: Path, admin_port: int) -> Callable[[], bool]:
+    """The pod as a kubelet would see it: the app's /health (on its socket) and the sidecar's /ready both 200."""
+    app = Http(0, "GET", "/health", {}, uds=app_socket_path)
+    sidecar = Http(admin_port, "GET", "/ready", {})
     return lambda: app()[0] == 200 and sidecar()[0] == 200
 
 
@@ -239,7 +257,8 @@ def kill_restart(platform: LocalPlatform, status: dict[str, Any]) -> list[dict[s
     sidecar_admin = int(target["sidecar_admin_url"].rsplit(":", 1)[1])
     clusters = Recorder(clusters_probe(admin, endpoint), interval_s=0.002, max_s=KILL_REPEATS * 40)
     pushes = Recorder(push_probe(platform.socket), interval_s=0.01, max_s=KILL_REPEATS * 40)
-    ready = Recorder(ready_probe(target["app_port"], sidecar_admin), interval_s=0.01, max_s=KILL_REPEATS * 40)
+    ready = Recorder(ready_probe(app_socket(platform.state_dir, POD), sidecar_admin), interval_s=0.01,
+                     max_s=KILL_REPEATS * 40)
     recorders = (clusters, pushes, ready)
     for r in recorders:
         r.start()
