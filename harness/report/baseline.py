@@ -27,6 +27,7 @@ from typing import Any
 
 from harness.errors import ConfigError, ExitCode
 from harness.files import atomic_write
+from harness.pathcheck import checked_path
 from harness.report.rundata import JOURNAL, RunRecord, SloRow, slo_row, read_run, read_samples
 from harness.report.stats import ServiceStats, service_stats
 
@@ -88,7 +89,7 @@ def snapshot(run_dir: Path) -> Snapshot:
 
 def load_snapshot(path: Path) -> Snapshot:
     """A run directory, a baseline.json, or a folder holding one."""
-    path = Path(path)
+    path = checked_path(path, field="RUN or BASELINE")
     if path.is_dir() and (path / JOURNAL).is_file():
         return snapshot(path)
     file = path / BASELINE_FILE if path.is_dir() else path

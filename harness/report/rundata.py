@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, ExitCode, verdict_word
+from harness.pathcheck import checked_path
+from harness.report.journal_check import check_journal
 from harness.slo.model import PHASES
 
 if TYPE_CHECKING:
@@ -161,6 +163,7 @@ class RunRecord:
 def read_journal(run_dir: Path) -> dict[str, Any]:
     """The run's journal.json; a missing or unreadable one is a ConfigError naming the file."""
     path = Path(run_dir) / JOURNAL
+    checked_path(run_dir, field="RUN_DIR")
     if not Path(run_dir).is_dir():
         raise ConfigError("expected a run directory written by `harness run`, found no such directory", file=run_dir)
     if not path.is_file():
@@ -169,16 +172,20 @@ def read_journal(run_dir: Path) -> dict[str, Any]:
     try:
         journal = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the journal: {exc}", file=path) from exc
+        raise ConfigError(f"cannot read the journal: {exc}", file=path, field="(file)") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"expected JSON, got an error at line {exc.lineno} column {exc.colno}: {exc.msg}",
-                          file=path) from exc
+                          file=path, field=f"line {exc.lineno}") from exc
+    except (ValueError, RecursionError) as exc:  # an integer past 4300 digits; nesting deeper than Python's stack
+        raise ConfigError(f"expected a journal of ordinary numbers and depth: {exc}", file=path,
+                          field="(document)") from exc
     if not isinstance(journal, dict) or not isinstance(journal.get("experiment"), dict):
         raise ConfigError("expected a Chaos Toolkit journal: an object with an `experiment` object", file=path,
                           field="experiment")
     harness = journal.get("harness")
     if harness is not None and not isinstance(harness, dict):
         raise ConfigError(f"expected an object, got {type(harness).__name__}", file=path, field="harness")
+    check_journal(journal, path)
     return journal
 
 

@@ -12,12 +12,13 @@ from typing import Any, Mapping
 from harness.errors import ConfigError
 from harness.load._spec import SHAPES, number_problem, think_time_problem
 from harness.pathcheck import checked_path
+from harness.run.capacity import CapacitySettings, parse_capacity
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SLO_FILE = PROJECT_ROOT / "slos" / "default.yaml"
 LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env", "rate", "duration_s"}
 PHASE_DEFAULTS = {"warmup_s": 3.0, "baseline_s": 10.0, "recovery_s": 10.0}
-ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir"}
+ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir", "capacity"}
 TIMED_SHAPES = ("ramp", "spike", "soak")  # shapes whose steps are fractions of the load's duration
 MAX_PHASE_S = 24 * 3600.0  # a day: longer is a typo, and NaN or infinity would never end the phase
 
@@ -45,6 +46,7 @@ class ExperimentSettings:
     warmup_s: float = 3.0  # load runs this long before the baseline window opens
     baseline_s: float = 10.0  # steady load before chaos
     recovery_s: float = 10.0  # load after every fault is undone, before the verdict
+    capacity: CapacitySettings | None = None  # steps of load in the chaos phase (harness/run/capacity.py)
 
 
 def _env_number(raw: str, name: str) -> float:
@@ -128,6 +130,10 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
         load = None
         if arguments.get("load") is not None:
             load = _load(arguments["load"], base_dir, f"{prefix}.load")
+        capacity = None
+        if arguments.get("capacity") is not None:
+            capacity = parse_capacity(arguments["capacity"], f"{prefix}.capacity")
+            load = _capacity_load(load, arguments.get("load") or {}, capacity, f"{prefix}.load")
         slo_file = resolve_path(path_field(DEFAULT_SLO_FILE if arguments.get("slo_file") is None
                                            else arguments["slo_file"], f"{prefix}.slo_file"),
                                 base_dir)
@@ -148,6 +154,7 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
             warmup_s=_number(phases["warmup_s"], f"{prefix}.warmup_s"),
             baseline_s=_number(phases["baseline_s"], f"{prefix}.baseline_s", minimum=1.0),
             recovery_s=_number(phases["recovery_s"], f"{prefix}.recovery_s", minimum=1.0),
+            capacity=capacity,
         )
     except ConfigError as exc:
         if file is not None and exc.file is None:
@@ -163,6 +170,18 @@ def _check_slo_names(names: list[str], slo_file: Path, where: str) -> None:
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"no SLO named {', '.join(unknown)} in {slo_file}; it has {', '.join(known)}", field=where)
+
+
+def _capacity_load(load: LoadSettings | None, raw: Any, capacity: CapacitySettings, where: str) -> LoadSettings:
+    """A capacity run starts at its first step: users and rate come from the steps, never from `load`."""
+    if load is None:
+        raise ConfigError("missing: a capacity run needs its load's locustfile", field=f"{where}.locustfile")
+    given = sorted({"users", "rate", "think_time_s", "shape"} & set(raw))
+    if given:
+        raise ConfigError(f"a capacity run sets users and rate per step (capacity.start_rps, user_rps); "
+                          f"remove {', '.join(given)}", field=f"{where}.{given[0]}")
+    users = capacity.users_for(capacity.start_rps)
+    return dataclasses.replace(load, users=users, rate=users * capacity.user_rps)
 
 
 def _load(raw: Any, base_dir: Path, where: str) -> LoadSettings:

@@ -32,15 +32,33 @@ def load_experiment_file(path: Path) -> dict[str, Any]:
     try:
         experiment = load_experiment(str(path))
     except ChaosException as exc:
-        raise ConfigError(f"cannot load the experiment: {exc}", file=path) from exc
+        line = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"cannot load the experiment: {exc}", file=path,
+                          field=f"line {line.group(1)}" if line else "(document)") from exc
     except Exception as exc:  # YAML/JSON parser errors carry the line; keep their text
-        raise ConfigError(f"invalid YAML or JSON: {exc}", file=path) from exc
+        raise ConfigError(f"invalid YAML or JSON: {exc}", file=path, field=_parse_error_field(exc)) from exc
     check_structure(experiment, path)
+    check_harness_activities(experiment, path, set())  # before Chaos Toolkit's check, whose errors name no field
     try:
         ensure_experiment_is_valid(experiment)
     except ChaosException as exc:
         raise ConfigError(f"not a valid Chaos Toolkit experiment: {exc}", file=path) from exc
+    except (AttributeError, TypeError, KeyError, ValueError) as exc:  # a shape check_structure does not know
+        raise ConfigError(f"not a valid Chaos Toolkit experiment (its validation failed on "
+                          f"{type(exc).__name__}: {exc})", file=path, field="(document)") from exc
     return experiment
+
+
+def _parse_error_field(exc: BaseException) -> str:
+    """Where a parser failed: "line N" when it says (PyYAML's problem_mark, json's lineno), else the document."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}"
+    if isinstance(getattr(exc, "lineno", None), int):
+        return f"line {exc.lineno}"  # type: ignore[attr-defined]
+    if isinstance(exc, UnicodeDecodeError):
+        return f"byte {exc.start}"
+    return "(document)"
 
 
 def check_structure(experiment: Any, path: Path) -> None:
@@ -51,6 +69,9 @@ def check_structure(experiment: Any, path: Path) -> None:
                           field="(document)")
     if not isinstance(experiment.get("title"), str):
         raise ConfigError(f"expected a string, got {_kind(experiment.get('title'))}", file=path, field="title")
+    for key in ("steady-state-hypothesis", "rollbacks", "controls", "configuration", "secrets", "tags"):
+        if key in experiment and experiment[key] is None:  # Chaos Toolkit reads a present key as a value
+            raise ConfigError("expected a value or no key at all, got nothing", file=path, field=key)
     hypothesis = experiment.get("steady-state-hypothesis")
     if hypothesis is not None:
         if not isinstance(hypothesis, dict):

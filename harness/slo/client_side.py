@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 COLUMNS = ("timestamp", "name", "method", "status", "latency_ms", "tier", "ok", "response_length", "error")
 _NEEDED = ("timestamp", "name", "status", "latency_ms", "tier", "ok")
+_NUMERIC = ("timestamp", "status", "latency_ms")  # what the SLOs and reports compute with
 _DESCRIPTION = {
     "availability": "share of samples with ok and 0 < status < 500",
     "error_ratio": "share of samples with status >= 500 or status 0",
@@ -45,8 +46,24 @@ def load_samples(path: str | Path) -> pd.DataFrame:
     missing = [column for column in COLUMNS if column not in samples.columns]
     if missing:
         raise ConfigError(f"missing columns {', '.join(missing)}; expected {', '.join(COLUMNS)}", file=path, field="columns")
+    for column in _NUMERIC:
+        _check_numeric(samples, column, path)
     samples["ok"] = _ok(samples)
     return samples
+
+
+def _check_numeric(samples: pd.DataFrame, column: str, path: str | Path) -> None:
+    """The column as finite numbers; the first row that is not one is a ConfigError naming it."""
+    import pandas as pd
+
+    values = pd.to_numeric(samples[column], errors="coerce")
+    bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raw = str(samples[column].iloc[row])[:40]
+        raise ConfigError(f"expected a finite number in every row of {column}, got {raw!r} on line {row + 2}",
+                          file=path, field=f"{column} (line {row + 2})")
+    samples[column] = values
 
 
 def evaluate_samples(slos: Sequence[Slo], phase: Phase, start: float, end: float, samples: pd.DataFrame) -> list[SloResult]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,15 +17,21 @@ _FIELDS = ("name", "query", "template", *PARAMETERS, "objective", "comparator", 
            "description", "source", "settle_s")  # fmt: skip
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # SLO names and service names (api.openai.com)
 _RATIO_TEMPLATES = ("availability", "error_ratio")
+MAX_NUMBER = 1e12  # objectives are ratios or milliseconds; past this a number is a typo, or no number at all
+MAX_SETTLE_S = 3600.0  # the chaos window opens this long after chaos starts: an hour is already generous
 
 
 def load_slo_file(path: str | Path) -> list[Slo]:
     """The SLOs of a YAML file `slos: [{name, template|query, objective, comparator, ...}, ...]`."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read the SLO file: {exc.strerror}", file=path) from exc
+        raise ConfigError(f"cannot read the SLO file: {exc.strerror}", file=path, field="(file)") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"expected UTF-8 text, found byte 0x{exc.object[exc.start]:02x} on line {line}", file=path,
+                          field=f"line {line}") from exc
     document = _parse_yaml(text, path)
     if not isinstance(document, dict) or "slos" not in document:
         raise ConfigError("expected a mapping with a list `slos:` of SLOs", file=path, field="slos")
@@ -67,8 +74,8 @@ def parse_slo(raw: Any, *, file: str | Path | None = None, field: str = "slo") -
                            f"got {objective} (write 99.5% as 0.995)")  # fmt: skip
     phases = fields.phases()
     settle_s = fields.number("settle_s") if "settle_s" in fields.raw else 0.0
-    if settle_s < 0:
-        raise fields.error("settle_s", f"expected seconds >= 0, got {settle_s}")
+    if not 0 <= settle_s <= MAX_SETTLE_S:
+        raise fields.error("settle_s", f"expected seconds >= 0 and <= {MAX_SETTLE_S:g}, got {settle_s}")
     abort = fields.boolean("abort_on_breach")
     if abort and (source == "client" or "chaos" not in phases):
         raise fields.error("abort_on_breach", "expected only on a mesh SLO that holds in phase chaos "
@@ -127,9 +134,15 @@ class _Fields:
         value = self.raw.get(key)
         if value is None:
             raise self.error(key, "missing; expected a number")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"expected a number, got {_kind(value)}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
+        if not math.isfinite(number) or abs(number) > MAX_NUMBER:
+            raise self.error(key, f"expected a finite number of magnitude at most {MAX_NUMBER:g}, got {_kind(value)}")
+        return number
 
     def boolean(self, key: str) -> bool:
         value = self.raw.get(key, False)
@@ -180,13 +193,18 @@ class _Fields:
 def _parse_yaml(text: str, path: Path) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except RecursionError as exc:
+        raise ConfigError("expected an SLO file, found YAML nested too deeply to read", file=path,
+                          field="(document)") from exc
+    except ValueError as exc:  # PyYAML's int() of a number past Python's 4300-digit limit
+        raise ConfigError(f"expected numbers of ordinary size: {exc}", file=path, field="(document)") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
         hint = '; quote comparators in YAML: comparator: ">="' if re.match(r"\s*-?\s*comparator\s*:\s*>", line) else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"invalid YAML{where}: {problem}{hint}", file=path) from exc
+        raise ConfigError(f"invalid YAML{where}: {problem}{hint}", file=path) from exc  # the line is the field
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -196,12 +214,28 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"expected a plain key (a name), got a {type(key).__name__}", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}; expected each key once", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """PyYAML's int(), with a number past Python's 4300-digit limit an error at its line."""
+        try:
+            return super().construct_yaml_int(node)  # type: ignore[no-any-return,no-untyped-call]
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a number of ordinary size, got one of {len(node.value)} digits", node.start_mark
+            ) from exc
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
 
 
 def _kind(value: Any) -> str:
