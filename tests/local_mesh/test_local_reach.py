@@ -91,3 +91,12 @@ def test_the_state_folder_and_logs_are_the_users_only(mesh: Mesh) -> None:
     assert stat.S_IMODE(logs.stat().st_mode) == 0o700
     files = [p for p in logs.iterdir() if p.is_file()]
     assert files and {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+
+
+def test_prometheus_cannot_be_quit_or_wiped_by_a_local_process(mesh: Mesh) -> None:
+    """No --web.enable-lifecycle or --web.enable-admin-api: Prometheus answers 403 and keeps running."""
+    url = mesh.status["prometheus_url"]
+    with httpx.Client(timeout=5.0, trust_env=False) as client:
+        assert client.post(f"{url}/-/quit").status_code == 403
+        assert client.post(f"{url}/api/v1/admin/tsdb/delete_series", params={"match[]": "up"}).status_code != 204
+        assert client.get(f"{url}/-/ready").status_code == 200

@@ -125,14 +125,14 @@ def write_targets(targets_dir: Path, targets: Sequence[ScrapeTarget]) -> None:
 
 
 def prometheus_argv(*, binary: str, config_path: Path, data_dir: Path, port: int) -> list[str]:
-    """The command line: 127.0.0.1 only, short retention, reload and quit over HTTP (/-/reload, /-/quit)."""
+    """The command line: 127.0.0.1 only, short retention. No lifecycle or admin API: targets come by
+    file_sd and the process is stopped by its PID, so no local process may quit it or delete its data."""
     return [
         binary,
         f"--config.file={config_path}",
         f"--storage.tsdb.path={data_dir}",
         f"--storage.tsdb.retention.time={RETENTION}",
         f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle",
     ]
 
 

@@ -145,11 +145,12 @@ def test_scrape_target_requires_the_architecture_labels_for_its_job() -> None:
         ScrapeTarget("0.0.0.0:8080", "apps", _labels("p", "user", "user-service", proxy_kind=None))
 
 
-def test_prometheus_listens_on_loopback_only_with_lifecycle_api(tmp_path: Path) -> None:
+def test_prometheus_listens_on_loopback_only_without_lifecycle_or_admin_api(tmp_path: Path) -> None:
+    """Any local process could otherwise POST /-/quit or delete series (README Security)."""
     argv = prometheus_argv(binary="prometheus", config_path=tmp_path / "p.yml", data_dir=tmp_path / "d", port=9999)
 
     assert "--web.listen-address=127.0.0.1:9999" in argv
-    assert "--web.enable-lifecycle" in argv
+    assert not [arg for arg in argv if arg.startswith(("--web.enable-lifecycle", "--web.enable-admin-api"))]
     assert any(arg.startswith("--storage.tsdb.retention.time=") for arg in argv)
 
 
