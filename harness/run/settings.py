@@ -142,6 +142,9 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
         names = arguments.get("slos")
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ConfigError("expected a list of SLO names", field=f"{prefix}.slos")
+        if names == []:  # nothing judged would pass every run: no data is never a pass
+            raise ConfigError("expected at least one SLO name (omit `slos` to judge every SLO of the file)",
+                              field=f"{prefix}.slos")
         if names is not None:
             _check_slo_names(names, slo_file, f"{prefix}.slos")
         phases = {name: arguments.get(name, default) for name, default in PHASE_DEFAULTS.items()}

@@ -118,6 +118,7 @@ EXPERIMENTS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "slo-file-missing": (setter(_args, "slo_file", "slos/nowhere.yaml"), f"{CONTROL}.slo_file"),
     "slos-a-string": (setter(_args, "slos", "ai-agent-availability"), f"{CONTROL}.slos"),
     "slos-unknown-name": (setter(_args, "slos", ["no-such-slo"]), f"{CONTROL}.slos"),
+    "slos-empty": (setter(_args, "slos", []), f"{CONTROL}.slos"),
     "load-a-list": (setter(_args, "load", ["locustfiles/ai_agent.py"]), f"{CONTROL}.load"),
     "load-missing-with-a-method": (deleter(_args, "load"), f"{CONTROL}.load"),
     "load-unknown-field": (setter(_load, "rate", 5), LOAD),
