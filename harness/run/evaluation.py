@@ -200,8 +200,9 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
                     client_slos = [s for s in slos if s.source != "mesh"]
                     mesh_slos = [s for s in slos if s.source == "mesh"]
                     found = evaluate(client_slos, name, start, phase.end, None, samples=samples)
-                    if mesh_slos and name in {p for s in mesh_slos for p in s.phases}:
-                        found += evaluate(mesh_slos, name, *_mesh_window(name, start, phase.end, lag), client)
+                    for group, own_lag in _by_reporting_proxy(mesh_slos, lag):
+                        if name in {p for s in group for p in s.phases}:
+                            found += evaluate(group, name, *_mesh_window(name, start, phase.end, own_lag), client)
                     order = [s.name for s in slos]
                     results += [dataclasses.asdict(r) for r in sorted(found, key=lambda r: order.index(r.name))]
     except InconclusiveError as exc:
@@ -212,11 +213,21 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
         inconclusive = "; ".join(r["detail"] for r in results if r["verdict"] == "error")
     chaos = _fault_visibility(session, samples)
     results += chaos.get("security_checks") or []  # security probes' verdicts: SLO rows, source "security"
-    results += chaos.get("security_checks") or []  # security probes' verdicts: SLO rows, source "security"
     return {"slo_results": results, "inconclusive": inconclusive, "chaos": chaos,
             "load": _load_summary(session.load, samples), "interrupted": interrupted,
             "telemetry_lag": None if lag is None else lag.as_dict(),
             "readiness_wait_s": getattr(session, "readiness_s", None)}
+
+
+def _by_reporting_proxy(slos: list[Slo], lag: TelemetryLag | None) -> list[tuple[list[Slo], TelemetryLag | None]]:
+    """SLOs on what the ingress gateway reports (reporter="source" for ai-agent-service) take the
+    gateway's own lag, the probes' exact path; any other query the bounds of every probed proxy."""
+    from harness.slo.lag import PROBED_SERVICE
+
+    gateway = [s for s in slos if s.query is None and s.reporter == "source" and s.service == PROBED_SERVICE]
+    others = [s for s in slos if s not in gateway]
+    groups = [(gateway, None if lag is None else lag.of_gateway()), (others, lag)]
+    return [(group, own) for group, own in groups if group]
 
 
 def _mesh_window(phase: str, start: float, end: float, lag: TelemetryLag | None) -> tuple[float, float]:
@@ -224,8 +235,8 @@ def _mesh_window(phase: str, start: float, end: float, lag: TelemetryLag | None)
     if lag is None:
         raise InconclusiveError("the telemetry lag was not measured, so no mesh SLO window can be placed")
     first, last = lag.phase_window(start, end)
-    # rate() needs two samples in the window; one sample period is the least that is sure to hold them.
-    needed = max(lag.pipeline.scrape_s, lag.pipeline.rule_s)
+    # rate() needs two samples in the window: two sample periods are the least that surely hold them.
+    needed = 2 * max(lag.pipeline.scrape_s, lag.pipeline.rule_s)
     if last - first < needed:
         raise InconclusiveError(
             f"the {phase} phase's mesh window is {last - first:.2f} s once the telemetry lag is taken out "

@@ -35,8 +35,9 @@ from harness.slo.promql import prometheus_duration
 
 PROBE_PATH = "/api/v1/chat"  # POST only: a GET is answered 405 by ai-agent's app (after both proxies)
 PROBE_SELECTOR = 'istio_request_duration_milliseconds_count{destination_service_name="ai-agent-service",response_code="405"}'
-PROBE_SPACING_S = 0.25  # probes this far apart meet every quarter of the pipeline's cycle
-MIN_PROBES = 4
+PROBED_SERVICE = "ai-agent-service"
+PROBE_SPACING_S = 0.125  # probes this far apart meet every eighth of the pipeline's cycle
+MIN_PROBES, MAX_PROBES = 4, 16
 JITTER_S = 0.1  # timers of flush, scrape and rule evaluation drift by tens of ms on a busy machine
 POLL_S = 0.2
 
@@ -79,6 +80,18 @@ class TelemetryLag:
         moment, just after a flush, is within spacing_s of a probe as well)."""
         return self.max_s + self.spacing_s + JITTER_S
 
+    def of_gateway(self) -> TelemetryLag:
+        """The lags the ingress gateway showed alone: the proxy that reports (reporter="source") the
+        requests to ai-agent-service, which the probes all went through. Proxies differ by where their
+        scrape falls in their flush cycle, so one proxy's band is narrower than all of them together."""
+        mine = {key: lags for key, lags in self.by_proxy.items() if key.startswith("source ")}
+        if not mine:
+            return self
+        every = tuple(v for lags in mine.values() for v in lags)
+        return TelemetryLag(lags_s=every, by_proxy=mine, spacing_s=self.spacing_s, pipeline=self.pipeline,
+                            measured_at=self.measured_at, settled_at=self.settled_at, attempts=self.attempts,
+                            notes=self.notes)
+
     def phase_window(self, start: float, end: float) -> tuple[float, float]:
         """The query window whose increase counts only requests completed in [start, end]: from
         start + upper_s (every earlier request is already in the first sample, so its increase leaves
@@ -113,7 +126,7 @@ def measure_lag(status: dict[str, Any], pipeline: TelemetryPipeline, client: Pro
     once: a target picked up mid-round inflates it.
     """
     _wait_for_targets(client, deadline)
-    probes = max(MIN_PROBES, math.ceil(pipeline.period_s / PROBE_SPACING_S))
+    probes = min(MAX_PROBES, max(MIN_PROBES, math.ceil(pipeline.period_s / PROBE_SPACING_S)))
     spacing = pipeline.period_s / probes
     notes: list[str] = []
     with httpx.Client(timeout=5.0, trust_env=False) as http:

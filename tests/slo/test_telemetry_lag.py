@@ -1,0 +1,93 @@
+"""Specifications of the measured telemetry lag (harness.slo.lag) and the readiness gate built on it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from harness.errors import InconclusiveError
+from harness.platforms.telemetry import TelemetryPipeline, duration_s
+from harness.run.evaluation import wait_until_ready
+from harness.slo import Slo
+from harness.slo.lag import TelemetryLag, _match, _Probe
+
+PIPELINE = TelemetryPipeline(stats_flush_s=1.0, scrape_s=1.0, rule_s=1.0)
+GATEWAY = {"reporter": "source", "pod": "istio-ingressgateway-0"}
+AGENT = {"reporter": "destination", "pod": "ai-agent-v1-us-east-0"}
+
+
+def lag(*values: float, spacing: float = 0.25) -> TelemetryLag:
+    return TelemetryLag(lags_s=values, by_proxy={"source gw": values}, spacing_s=spacing, pipeline=PIPELINE,
+                        measured_at=0.0, settled_at=0.0)
+
+
+def test_a_phase_window_starts_after_every_earlier_request_and_ends_before_any_later_one() -> None:
+    measured = lag(1.2, 1.5, 1.9, 2.1)
+    assert measured.upper_s == pytest.approx(2.1 + 0.25 + 0.1)  # latest probe + spacing + timer jitter
+    assert measured.lower_s == pytest.approx(1.2 - 0.25 - 0.1)
+    assert measured.phase_window(100.0, 110.0) == (pytest.approx(102.45), pytest.approx(110.85))
+    assert measured.median_s == pytest.approx(1.7) and measured.max_s == 2.1
+
+
+def test_the_lower_bound_never_goes_before_the_request_itself() -> None:
+    assert lag(0.1, 0.2).lower_s == 0.0
+
+
+def test_each_proxy_counts_the_probes_it_saw_in_completion_order() -> None:
+    """The gateway counts every probe, an ai-agent sidecar those it served (x-served-by); the i-th
+    increase after the first probe was sent is the i-th probe, timed from the sample's timestamp."""
+    probes = [_Probe(10.0, 10.01, "ai-agent-v1-us-east-0"), _Probe(10.25, 10.26, "ai-agent-v1-us-west-0"),
+              _Probe(10.5, 10.51, "ai-agent-v1-us-east-0")]
+    gateway = [(8.0, 7.0), (9.0, 7.0), (10.0, 7.0), (11.0, 7.0), (12.0, 9.0), (13.0, 10.0)]
+    agent = [(9.0, 3.0), (12.0, 4.0), (13.0, 5.0)]
+    lags, settled, pending = _match([(GATEWAY, gateway), (AGENT, agent)], probes, started=10.0)
+    assert pending == []
+    assert lags["source istio-ingressgateway-0"] == pytest.approx([1.99, 1.74, 2.49])
+    assert lags["destination ai-agent-v1-us-east-0"] == pytest.approx([1.99, 2.49])
+    assert settled == 13.0
+
+
+def test_probes_not_yet_recorded_are_pending() -> None:
+    probes = [_Probe(10.0, 10.01, None), _Probe(10.25, 10.26, None)]
+    _, _, pending = _match([(GATEWAY, [(9.0, 0.0), (11.0, 1.0)])], probes, started=10.0)
+    assert pending == ["source istio-ingressgateway-0: 1 of 2"]
+    assert _match([], probes, started=10.0)[2] == ["no gateway series yet"]
+
+
+def test_more_405s_than_probes_is_refused_rather_than_timed() -> None:
+    probes = [_Probe(10.0, 10.01, None)]
+    with pytest.raises(InconclusiveError, match="something else answers 405"):
+        _match([(GATEWAY, [(9.0, 0.0), (11.0, 3.0)])], probes, started=10.0)
+
+
+def test_pipeline_periods_come_from_durations_as_prometheus_writes_them() -> None:
+    assert [duration_s(text, field="f") for text in ("1s", "500ms", "2s", "1m", "1.5s")] == [1.0, 0.5, 2.0, 60.0, 1.5]
+    with pytest.raises(Exception, match="expected a duration"):
+        duration_s("soon", field="scrape_interval")
+    assert TelemetryPipeline(5.0, 2.0, 0.0).period_s == 5.0 and TelemetryPipeline(1.0, 1.0, 1.0).bound_s == 3.0
+
+
+class PrometheusOnly:
+    name = "stand-in"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def status(self) -> dict[str, Any]:
+        return {"prometheus_url": self.url}
+
+
+def test_the_readiness_gate_gives_up_at_its_deadline_naming_the_query_without_data(prometheus: Any) -> None:
+    """The test Prometheus holds data only in the past: no SLO query has data after the probes, so the gate
+    ends at its deadline with an InconclusiveError (exit 3) that names the SLO and its PromQL."""
+    slo = Slo(name="ai-agent-latency-p99", template="latency", service="ai-agent-service", quantile=0.99,
+              objective=500, comparator="<=")
+    measured = TelemetryLag(lags_s=(1.0,), by_proxy={}, spacing_s=0.25, pipeline=PIPELINE, measured_at=0.0,
+                            settled_at=time.time() - 5)
+    started = time.monotonic()
+    with pytest.raises(InconclusiveError) as caught:
+        wait_until_ready([slo], PrometheusOnly(prometheus.url), measured, deadline=time.monotonic() + 1.0)
+    assert time.monotonic() - started < 10
+    assert "ai-agent-latency-p99" in str(caught.value) and "istio_request_duration_milliseconds_bucket" in str(caught.value)
