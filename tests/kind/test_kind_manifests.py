@@ -260,3 +260,22 @@ def test_the_dockerfile_builds_the_image_every_deployment_runs() -> None:
     assert 'CMD ["python", "-m", "harness.services"]' in dockerfile
     assert "FROM python:3.11-slim" in dockerfile and "COPY harness/ /app/harness/" in dockerfile
     assert "!harness/" in (ROOT / "docker" / "Dockerfile.dockerignore").read_text()
+
+
+# --- Telemetry (issue 11 point 3, fixed in the telemetry issue): kind applies the same, checked, resources ----
+
+
+def test_kind_applies_the_shipped_telemetry_checked_as_on_the_local_platform() -> None:
+    """Availability SLOs on kind depend on istio_requests_total's response_code: the Telemetry kind applies
+    is the shipped harness/mesh/manifests/istio/telemetry.yaml unchanged, through the same validation
+    (CEL of every tagOverride, harness.mesh.schema) as the local platform, and response_code follows the
+    response (no constant override, which would make every request look successful)."""
+    from harness.mesh.schema import MANIFESTS_DIR
+
+    applied = [d for d in render.istio_documents() if d["kind"] == "Telemetry"]
+    assert applied == load_yaml_documents(MANIFESTS_DIR / "istio" / "telemetry.yaml")
+    for index, doc in enumerate(applied):
+        validate_kind_document(doc, source="telemetry (kind)", index=index)
+    overrides = [o for d in applied for m in d["spec"].get("metrics", []) for o in m.get("overrides", [])]
+    codes = [o["tagOverrides"]["response_code"] for o in overrides if "response_code" in o.get("tagOverrides", {})]
+    assert all("response.code" in str(code.get("value")) or code.get("operation") == "REMOVE" for code in codes)

@@ -318,6 +318,8 @@ class Installer:
         else:
             self.report["image_load"] = (f"not loaded: {spec.context} is no kind cluster on this host; its nodes "
                                          f"must be able to pull {image}")
+            if self.recorder is not None:
+                self.recorder.add(f"(image {image} {self.report['image_load']})")
         istio = existing.installed_istio(self.runner, spec)
         if istio.image is None:
             self.report["istio"] = {"found": None, "installed": self.settings.istio_version}
