@@ -27,6 +27,7 @@ TOLERANCE_FIELD = "--tolerance"
 _QUANTILE = re.compile(r"quantile\(?\s*(0?\.\d+)")
 _PART = re.compile(r"^\s*(\w+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%|pts?)?\s*$")
 LATENCY_METRICS = ("p50_ms", "p95_ms", "p99_ms")
+CAPACITY_SLO = "capacity-at-slo"  # the capacity run's result row (harness/run/capacity.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,7 @@ class Tolerance:
     p95_pct: float | None = None
     p99_pct: float | None = None
     min_requests: int = 20  # rows with fewer requests on either side are not judged
+    capacity_pct: float = 10.0  # percent less capacity at SLO (harness/run/capacity.py)
 
     def latency_limit(self, quantile: float | None) -> float:
         """The percent limit for a latency quantile (0.5, 0.95, 0.99), else latency_pct."""
@@ -50,7 +52,8 @@ class Tolerance:
         limits = ", ".join(f"{name} +{self.latency_limit(q):g}%" for name, q in (("p50", 0.5), ("p95", 0.95),
                                                                                 ("p99", 0.99)))
         return (f"latency {limits}; availability -{self.availability_pts:g} pts; throughput "
-                f"-{self.throughput_pct:g}%; rows under {self.min_requests} requests not judged")
+                f"-{self.throughput_pct:g}%; capacity -{self.capacity_pct:g}%; rows under {self.min_requests} "
+                "requests not judged")
 
 
 def parse_tolerance(text: str | None) -> Tolerance:
@@ -59,7 +62,7 @@ def parse_tolerance(text: str | None) -> Tolerance:
         return Tolerance()
     values: dict[str, float] = {}
     keys = {"latency": "latency_pct", "p50": "p50_pct", "p95": "p95_pct", "p99": "p99_pct",
-            "availability": "availability_pts", "throughput": "throughput_pct"}
+            "availability": "availability_pts", "throughput": "throughput_pct", "capacity": "capacity_pct"}
     for part in text.split(","):
         match = _PART.match(part)
         if not match or match.group(1) not in keys:
@@ -182,7 +185,10 @@ def _slo_deltas(old: Snapshot, new: Snapshot, tolerance: Tolerance) -> list[Delt
             continue
         subject = f"{r.service or r.source}: {r.name}"
         higher_worse = r.comparator in ("<=", "<")
-        if r.kind == "latency":
+        if r.name == CAPACITY_SLO:  # requests/s at which every SLO held: lower is worse
+            delta = _pct("slo", subject, r.phase, "value", b.value, r.value, tolerance.capacity_pct,
+                         worse_if_higher=False)
+        elif r.kind == "latency":
             match = _QUANTILE.search(r.query)
             limit = tolerance.latency_limit(float(match.group(1)) if match else None)
             delta = _pct("slo", subject, r.phase, "value", b.value, r.value, limit, worse_if_higher=higher_worse)

@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 from harness.load._spec import number_problem
 from harness.mesh.durations import parse_duration
 from harness.pathcheck import checked_path
+from harness.run.capacity import check_experiment
 from harness.run.settings import TIMED_SHAPES, ExperimentSettings, LoadSettings, parse_settings
 
 FLAGS = {  # override -> (command-line flag, environment variable)
@@ -102,8 +103,9 @@ def settings_for(experiment: Mapping[str, Any], path: Path, arguments: Mapping[s
                               f"when its load and SLOs are given: add {' '.join(missing)}, as in "
                               f"`{PLAIN_EXAMPLE}` (--slos a,b picks SLOs of the file)", file=path, field="controls")
         arguments = {}
-    settings = parse_settings(arguments, path.parent, file=path)
-    return apply(settings, overrides, file=path)
+    settings = apply(parse_settings(arguments, path.parent, file=path), overrides, file=path)
+    check_experiment(experiment, settings.capacity, path)
+    return settings
 
 
 def _problem(overrides: RunOverrides, name: str, rule: str | None = None) -> None:
@@ -130,6 +132,11 @@ def apply(settings: ExperimentSettings, overrides: RunOverrides, *, file: Path |
     if given and load is None:
         raise ConfigError(f"{overrides.sources[given[0]]} changes the load, but the experiment declares none: "
                           f"add --locustfile FILE", file=file, field=overrides.sources[given[0]])
+    if settings.capacity is not None:
+        for name in ("users", "rate"):
+            if getattr(overrides, name) is not None:
+                raise ConfigError("a capacity run sets users and rate per step (its capacity: start_rps, step_rps, "
+                                  "ceiling_rps, user_rps)", file=file, field=overrides.sources[name])
     if load is not None:
         changes: dict[str, Any] = {}
         for name in given:

@@ -138,6 +138,7 @@ class HarnessRun:
             self.load = self.load_guard.start()
             self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
             self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
+            self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
         except LoadFailed as exc:
             self.load = self.load_guard.load
             raise InterruptExecution(str(exc)) from exc
@@ -263,6 +264,13 @@ class HarnessRun:
             return 0.0
         return started + load.duration_s - time.time()
 
+    def _load_left_s(self) -> float:
+        """With a load `duration_s`, the recovery window lasts until the load has run that long."""
+        load, started = self.settings.load, getattr(self, "load_started_at", None)
+        if load is None or load.duration_s is None or started is None:
+            return 0.0
+        return started + load.duration_s - time.time()
+
     def _recovery_window(self) -> bool:
         """Load keeps running on the restored mesh; False when an interrupt cut it short."""
         self.phases["recovery"].start = time.time()
@@ -288,6 +296,11 @@ class HarnessRun:
             self.pod_watcher.stop()
         self.enter("evaluation")
         self.result = evaluation.evaluate_run(self, interrupted=interrupted)
+        if self.settings.capacity is not None:
+            from harness.run import capacity
+
+            capacity.judge(self)
+        self._judge_generator()
         self._judge_generator()
         final = journal if journal is not None else {"experiment": self.experiment}
         if interrupted:
@@ -299,6 +312,31 @@ class HarnessRun:
         final["harness"]["phase"] = "done"
         self.journal.write(final)
         return final
+
+
+    def _judge_generator(self) -> None:
+        """Locust's CPU over each judged window; a saturated generator makes the run inconclusive."""
+        from harness.run import generator
+
+        if self.load is None or self.result is None:
+            return
+        windows = {n: (p.start, p.end) for n, p in self.phases.items() if p.start is not None and p.end is not None}
+        if self.settings.capacity is not None:  # the steps are judged, not the chaos phase as a whole
+            from harness.run import capacity
+
+            windows.pop("chaos", None)
+            windows.update(capacity.generator_windows(self))
+        workers = self.settings.load.workers if self.settings.load is not None else 0
+        try:
+            samples = self.load.samples()
+        except (OSError, ValueError):
+            samples = None
+        self.result["generator"] = generator.judge(self.run_dir, windows, workers, samples)
+        if self.settings.capacity is not None:
+            capacity.attach_generator(self, self.result["generator"])
+        reason = generator.inconclusive(self.result["generator"])
+        if reason and not self.result.get("inconclusive"):
+            self.result["inconclusive"] = reason
 
 
     def _judge_generator(self) -> None:

@@ -54,6 +54,8 @@ def verdict_table(journal: dict[str, Any], session: Any, code: int) -> None:
         table.add_row(result["name"], result["phase"], result["source"], value,
                       f"{result['comparator']} {result['objective']:g}", f"[{colour}]{result['verdict']}[/]")
     console.print(table)
+    if harness.get("capacity"):
+        console.print(harness["capacity"]["headline"], markup=False)
     for kill in (harness.get("chaos") or {}).get("pod_kills", []):
         recovery = "not seen" if kill["recovery_s"] is None else f"{kill['recovery_s']:.2f} s"
         console.print(f"pod {kill['pod']} killed, ready again after {recovery}")

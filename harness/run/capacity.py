@@ -1,0 +1,304 @@
+"""Capacity at SLO: the load rises in steps while the SLOs are judged per step; the highest step that held.
+
+An experiment asks for it with the harness control's `capacity:` argument and the `climb` action in
+its method (so a fault can run beside it, as `background: true` activities, in capacity-under-pod-kill):
+
+    capacity: {start_rps: 50, step_rps: 50, step_s: 10, ceiling_rps: 500, user_rps: 5, min_rps: 100}
+    method: [{type: action, name: climb, provider: {type: python, module: harness.run.capacity, func: climb}}]
+
+Each Locust user runs Locust's own constant_throughput(user_rps), so a step of R requests/s is
+R / user_rps users; `climb` writes each step's user count into the load's target.json, which the
+recorder plugin hands to Locust's runner.start (harness/load/_locust_plugin.py). A step is judged
+over [its start + settle_s, its end]: every SLO of the run (whatever its phases) from the client
+samples, and mesh SLOs from Prometheus over the window shifted by the measured telemetry lag. A step
+holds when every SLO passes and Locust sent at least REACHED of the step's rate. The capacity is the
+highest step below the first one that did not hold; per service, the same over that service's SLOs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigError, InconclusiveError
+from harness.files import atomic_write
+from harness.load._command import TARGET_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger("harness.run")
+FIELDS = {"start_rps", "step_rps", "step_s", "ceiling_rps", "user_rps", "settle_s", "min_rps", "spawn_rate"}
+REACHED = 0.9  # Locust sent at least this share of a step's rate, or the step did not hold
+MAX_STEPS = 200
+CLIENT_GROUP = "client"  # the service name of client SLOs in per-service capacity
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    """A staircase of request rates (requests/s) and how long each step lasts (s)."""
+
+    start_rps: float
+    step_rps: float
+    step_s: float
+    ceiling_rps: float
+    user_rps: float = 5.0  # each user's constant_throughput; a step is a whole number of users
+    settle_s: float = 2.0  # a step's window opens this long after its users were asked for
+    spawn_rate: float = 100.0  # users started per second when a step adds users
+    min_rps: float | None = None  # the run fails when the capacity is below this
+
+    def targets(self) -> list[float]:
+        count = int(math.floor((self.ceiling_rps - self.start_rps) / self.step_rps + 1e-9)) + 1
+        return [self.start_rps + i * self.step_rps for i in range(count)]
+
+    def users_for(self, rps: float) -> int:
+        return max(1, round(rps / self.user_rps))
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.targets()) * self.step_s
+
+
+def parse_capacity(raw: Any, where: str) -> CapacitySettings:
+    """The control's `capacity:` mapping; errors name the field."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("expected a mapping with start_rps, step_rps, step_s, ceiling_rps", field=where)
+    unknown = set(raw) - FIELDS
+    if unknown:
+        raise ConfigError(f"unknown field(s) {sorted(unknown)}; expected {sorted(FIELDS)}", field=where)
+    values: dict[str, float] = {}
+    limits = {"start_rps": (0, 100_000), "step_rps": (0, 100_000), "ceiling_rps": (0, 100_000),
+              "step_s": (3, 600), "user_rps": (0, 1000), "settle_s": (0, 60), "min_rps": (0, 100_000),
+              "spawn_rate": (0, 1000)}
+    for name in ("start_rps", "step_rps", "step_s", "ceiling_rps"):
+        if name not in raw:
+            raise ConfigError("missing", field=f"{where}.{name}")
+    for name, value in raw.items():
+        low, high = limits[name]
+        inclusive = name in ("settle_s", "step_s")
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        if not number or not (low <= value if inclusive else low < value) or value > high:
+            raise ConfigError(f"expected a number {'>=' if inclusive else '>'} {low:g} and <= {high:g}, got {value!r}",
+                              field=f"{where}.{name}")
+        values[name] = float(value)
+    settings = CapacitySettings(**values)  # type: ignore[arg-type]
+    if settings.ceiling_rps < settings.start_rps:
+        raise ConfigError(f"expected ceiling_rps >= start_rps ({settings.start_rps:g})", field=f"{where}.ceiling_rps")
+    for name in ("start_rps", "step_rps"):
+        users = getattr(settings, name) / settings.user_rps
+        if abs(users - round(users)) > 1e-6:
+            raise ConfigError(f"expected a multiple of user_rps ({settings.user_rps:g} requests/s per user), so "
+                              f"each step is a whole number of users", field=f"{where}.{name}")
+    if len(settings.targets()) > MAX_STEPS:
+        raise ConfigError(f"more than {MAX_STEPS} steps from start_rps to ceiling_rps", field=f"{where}.step_rps")
+    if settings.settle_s >= settings.step_s:
+        raise ConfigError(f"expected settle_s < step_s ({settings.step_s:g})", field=f"{where}.settle_s")
+    return settings
+
+
+def check_experiment(experiment: Mapping[str, Any], capacity: CapacitySettings | None, path: Any) -> None:
+    """`capacity:` and the climb action come together; the climb runs once, in the method."""
+    climbs = [a for a in experiment.get("method") or [] if isinstance(a, Mapping)
+              and (a.get("provider") or {}).get("module") == __name__ and (a.get("provider") or {}).get("func") == "climb"]
+    if capacity is not None and len(climbs) != 1:
+        raise ConfigError("a capacity run climbs once: put exactly one action with provider "
+                          f"{{type: python, module: {__name__}, func: climb}} in the method", file=path, field="method")
+    if capacity is None and climbs:
+        raise ConfigError("the climb action needs the harness control's capacity: {start_rps, step_rps, step_s, "
+                          "ceiling_rps}", file=path, field="controls[harness].provider.arguments.capacity")
+
+
+# -- the action ------------------------------------------------------------------------------------------
+
+
+def climb() -> dict[str, Any]:
+    """Chaos Toolkit action: raise the load step by step (the session's capacity settings); returns the
+    steps it ran. Stops early once a step's client SLOs broke (the mesh ones are judged afterwards)."""
+    from harness.run.control import session as current_session
+
+    session = current_session()
+    if session is None or session.settings.capacity is None or session.load is None:
+        raise InconclusiveError("climb runs only under the harness with a capacity: setting and its load")
+    capacity: CapacitySettings = session.settings.capacity
+    steps: list[dict[str, Any]] = []
+    session.capacity_steps = steps
+    target = session.load.run_dir / TARGET_FILE
+    client_slos = [dataclasses.replace(s, phases=("chaos",)) for s in session.slos if s.source != "mesh"]
+    try:
+        for rps in capacity.targets():
+            users = capacity.users_for(rps)
+            atomic_write(target, json.dumps({"users": users, "spawn_rate": capacity.spawn_rate}))
+            started = time.time()
+            steps.append({"target_rps": rps, "users": users, "start": started, "end": None})
+            time.sleep(capacity.step_s)
+            steps[-1]["end"] = time.time()
+            if client_slos and _client_broke(session, client_slos, started + capacity.settle_s, steps[-1]["end"]):
+                logger.info("capacity: client SLOs broke at %g req/s; climbing no further", rps)
+                break
+    finally:  # the recovery window runs at the first step again, as the baseline did
+        atomic_write(target, json.dumps({"users": capacity.users_for(capacity.start_rps),
+                                         "spawn_rate": capacity.spawn_rate}))
+    return {"steps": len(steps), "last_rps": steps[-1]["target_rps"] if steps else None}
+
+
+def _client_broke(session: Any, slos: list[Any], start: float, end: float) -> bool:
+    from harness.slo import evaluate
+
+    try:
+        samples = session.load.samples()
+    except (OSError, ValueError):
+        return False
+    return any(r.verdict == "fail" for r in evaluate(slos, "chaos", start, end, None, samples=samples))
+
+
+# -- the verdict -----------------------------------------------------------------------------------------
+
+
+def step_metrics(samples: pd.DataFrame | None, start: float, end: float) -> dict[str, Any]:
+    """Throughput, p50/p95/p99 and error ratio of the requests Locust started in [start, end]."""
+    empty = {"requests": 0, "throughput_rps": None, "p50_ms": None, "p95_ms": None, "p99_ms": None, "error_ratio": None}
+    if samples is None or samples.empty or end <= start:
+        return empty
+    window = samples[(samples["timestamp"] > start) & (samples["timestamp"] <= end)]
+    if window.empty:
+        return {**empty, "throughput_rps": 0.0}
+    latency = window["latency_ms"].astype(float)
+    return {"requests": int(len(window)), "throughput_rps": round(len(window) / (end - start), 2),
+            "p50_ms": round(float(latency.quantile(0.5)), 1), "p95_ms": round(float(latency.quantile(0.95)), 1),
+            "p99_ms": round(float(latency.quantile(0.99)), 1),
+            "error_ratio": round(1.0 - float(window["ok"].astype(bool).mean()), 5)}
+
+
+def _judge_step(session: Any, step: dict[str, Any], samples: pd.DataFrame | None, client: Any) -> None:
+    from harness.slo import evaluate
+
+    capacity: CapacitySettings = session.settings.capacity
+    start, end = step["start"] + capacity.settle_s, step["end"]
+    step.update(step_metrics(samples, start, end), window=[start, end])
+    slos = [dataclasses.replace(s, phases=("chaos",)) for s in session.slos]
+    results = evaluate([s for s in slos if s.source != "mesh"], "chaos", start, end, None, samples=samples)
+    mesh = [s for s in slos if s.source == "mesh"]
+    if mesh:
+        lag = getattr(session, "telemetry_lag", None)
+        if lag is None:
+            raise InconclusiveError("the telemetry lag was not measured, so no mesh SLO can be judged per step")
+        first, last = lag.phase_window(start, end)
+        if last - first < max(lag.pipeline.scrape_s, lag.pipeline.rule_s):
+            raise InconclusiveError(f"a capacity step's mesh window is {last - first:.2f} s once the telemetry lag "
+                                    f"is taken out: lengthen step_s")
+        results += evaluate(mesh, "chaos", first, last, client)
+    by_service: dict[str, bool] = {}
+    for slo, result in zip([s for s in slos if s.source != "mesh"] + mesh, results):
+        group = slo.service or CLIENT_GROUP
+        by_service[group] = by_service.get(group, True) and result.verdict == "pass"
+    step["slos"] = [{"slo": r.name, "value": r.value, "objective": r.objective, "comparator": r.comparator,
+                     "verdict": r.verdict, "detail": r.detail} for r in results]
+    step["broken"] = [s for s in step["slos"] if s["verdict"] != "pass"]
+    step["services"] = by_service
+    reached = step["throughput_rps"] is not None and step["throughput_rps"] >= REACHED * step["target_rps"]
+    step["reached"] = reached
+    step["held"] = reached and not step["broken"]
+    why = [f"{b['slo']} {b['verdict']}: {'-' if b['value'] is None else format(b['value'], '.4g')} "
+           f"(objective {b['comparator']} {b['objective']:g})" for b in step["broken"]]
+    if not reached:
+        why.append(f"Locust sent {step['throughput_rps']} req/s, under {REACHED:.0%} of the step's "
+                   f"{step['target_rps']:g}")
+    step["why"] = "; ".join(why)
+
+
+def judge(session: Any) -> None:
+    """After the run: judge every step, then the capacity; adds `capacity` to the session's result, a
+    `capacity-at-slo` row to its SLO results, and the reason when the steps cannot be judged."""
+    from harness.run.evaluation import prometheus
+
+    capacity: CapacitySettings = session.settings.capacity
+    steps = [s for s in getattr(session, "capacity_steps", []) if s.get("end") is not None]
+    result = session.result
+    try:
+        samples = session.load.samples() if session.load is not None else None
+    except (OSError, ValueError):
+        samples = None
+    try:
+        if not steps:
+            raise InconclusiveError("the climb ran no step")
+        mesh = any(s.source == "mesh" for s in session.slos)
+        if mesh:
+            with prometheus(session.platform) as client:
+                for step in steps:
+                    _judge_step(session, step, samples, client)
+        else:
+            for step in steps:
+                _judge_step(session, step, samples, None)
+        unjudged = [s for s in steps for r in s["broken"] if r["verdict"] in ("no_data", "error")]
+        if unjudged:
+            raise InconclusiveError(f"the step at {unjudged[0]['target_rps']:g} req/s could not be judged: "
+                                    f"{unjudged[0]['why']}")
+    except InconclusiveError as exc:
+        result["inconclusive"] = result.get("inconclusive") or f"capacity: {exc}"
+    summary = summarise(steps, capacity)
+    result["capacity"] = summary
+    result.setdefault("slo_results", []).append(_verdict_row(summary, capacity, steps))
+
+
+def summarise(steps: list[dict[str, Any]], capacity: CapacitySettings) -> dict[str, Any]:
+    """Capacity overall and per service, where it broke and why."""
+    held = None
+    broke_at = None
+    for step in steps:
+        if not step.get("held"):
+            broke_at = {"target_rps": step["target_rps"], "why": step.get("why", "not judged")}
+            break
+        held = step["target_rps"]
+    services = sorted({g for s in steps for g in s.get("services", {})})
+    per_service: dict[str, float | None] = {}
+    for group in services:
+        best = None
+        for step in steps:
+            if not step.get("services", {}).get(group, False) or not step.get("reached"):
+                break
+            best = step["target_rps"]
+        per_service[group] = best
+    from harness.report.perf import headline
+
+    summary = {"capacity_rps": held, "per_service": per_service, "broke_at": broke_at,
+               "settings": dataclasses.asdict(capacity), "steps": steps}
+    summary["headline"] = headline(summary)  # "capacity at SLO: N req/s; broke at ..."
+    return summary
+
+
+def _verdict_row(summary: dict[str, Any], capacity: CapacitySettings, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The capacity as one more SLO result (so junit, compare and the score see it)."""
+    value = summary["capacity_rps"]
+    objective = capacity.min_rps if capacity.min_rps is not None else capacity.start_rps
+    passed = value is not None and value >= objective
+    detail = ("highest step whose SLOs all held"
+              + (f"; broke at {summary['broke_at']['target_rps']:g} req/s: {summary['broke_at']['why']}"
+                 if summary["broke_at"] else "; held up to the ceiling"))
+    return {"name": "capacity-at-slo", "phase": "chaos", "query": "capacity steps (harness.run.capacity)",
+            "value": value, "objective": objective, "comparator": ">=", "verdict": "pass" if passed else "fail",
+            "window_start": steps[0]["start"] if steps else 0.0, "window_end": steps[-1]["end"] if steps else 0.0,
+            "source": "client", "detail": detail}
+
+
+def generator_windows(session: Any) -> dict[str, tuple[float, float]]:
+    """The steps up to the first that broke: a saturated Locust above them changes nothing measured."""
+    windows: dict[str, tuple[float, float]] = {}
+    for step in getattr(session, "capacity_steps", []):
+        if step.get("window"):
+            windows[f"step {step['target_rps']:g} req/s"] = (step["window"][0], step["window"][1])
+        if not step.get("held"):
+            break
+    return windows
+
+
+def attach_generator(session: Any, generator: dict[str, Any]) -> None:
+    """Each judged step's busiest Locust CPU, for the capacity table."""
+    for step in getattr(session, "capacity_steps", []):
+        window = generator["windows"].get(f"step {step['target_rps']:g} req/s")
+        step["generator_percent"] = None if window is None else window["busiest_percent"]
