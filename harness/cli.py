@@ -13,12 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness import environment
 from harness.errors import ExitCode, HarnessError
 from harness.platforms import DEFAULT_PLATFORM, get_platform, platform_names
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"HARNESS_{name.upper()}", default)
+def _option(parser: Any, *flags: str, env: str, help: str, **kwargs: Any) -> None:
+    """A flag declared beside its HARNESS_* variable (as locust's env_var=): the variable, read through
+    harness.environment, is the default, and the help names it. A switch is on when the variable is 1."""
+    value = environment.get(env)
+    if kwargs.get("action") == "store_true":
+        kwargs["default"] = value == "1"
+        help = f"{help} ({env}=1)"
+    else:
+        kwargs["default"] = value if value is not None else kwargs.get("default")
+        help = f"{help} ({env})"
+    parser.add_argument(*flags, help=help, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,15 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_platform(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--platform", default=_env("platform", DEFAULT_PLATFORM), choices=platform_names(),
-                       help="where the mesh runs (HARNESS_PLATFORM; default: local)")
+        _option(p, "--platform", env="HARNESS_PLATFORM", default=DEFAULT_PLATFORM, choices=platform_names(),
+                help="where the mesh runs (default: local)")
         kind = p.add_argument_group("kind platform")
         kind.add_argument("--clusters", type=int, choices=(1, 3), default=None,
                           help="one kind cluster, or three regions in one mesh (HARNESS_CLUSTERS)")
         kind.add_argument("--allow-context", default=None, metavar="NAME",
-                          help="act on a kube context whose name does not start with kind-")
+                          help="act on a kube context whose name does not start with kind- (HARNESS_ALLOW_CONTEXT)")
         kind.add_argument("--dry-run", action="store_true", default=None,
-                          help="print every command and API call in order and change nothing")
+                          help="print every command and API call in order and change nothing (HARNESS_DRY_RUN=1)")
         kind.add_argument("--context", default=None, metavar="NAME",
                           help="act on this kube context instead of kind-<name> (HARNESS_CONTEXT)")
         kind.add_argument("--no-create", action="store_true", default=None,
@@ -48,11 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     up = with_platform(sub.add_parser("up", help="stand up the mesh and wait until it is ready"))
-    up.add_argument("--profile", choices=("dev", "prod"), default=_env("profile"),
-                    help="dev (access logs) or prod (proxy before app) (HARNESS_PROFILE; default: dev)")
+    _option(up, "--profile", env="HARNESS_PROFILE", choices=("dev", "prod"),
+            help="dev (access logs) or prod (proxy before app); default: dev")
     with_platform(sub.add_parser("down", help="stop everything the harness started"))
     status = with_platform(sub.add_parser("status", help="show pods, proxies and endpoints"))
-    status.add_argument("--json", action="store_true", help="machine-readable output")
+    _option(status, "--json", env="HARNESS_JSON", action="store_true", help="machine-readable output")
     apply = with_platform(sub.add_parser("apply", help="apply Istio resources to the running mesh, live"))
     group = apply.add_mutually_exclusive_group(required=True)
     group.add_argument("-f", "--filename", action="append", type=Path, help="a YAML file (repeatable)")
@@ -66,33 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
     with_platform(sub.add_parser("demo", help="up, a little traffic through the ingress, and where things are"))
     run = with_platform(sub.add_parser("run", help="run a Chaos Toolkit experiment under load and judge its SLOs"))
     run.add_argument("experiment", type=Path, help="an experiment file (YAML or JSON)")
-    run.add_argument("--report-dir", type=Path, default=_env("report_dir"),
-                     help="where the run's journal goes (HARNESS_REPORT_DIR; default runs/<time>-<name>/)")
-    run.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1",
-                     help="leave the mesh up afterwards (HARNESS_KEEP_UP=1)")
-    run.add_argument("--no-progress", action="store_true", help="no live progress line")
+    _option(run, "--report-dir", env="HARNESS_REPORT_DIR", type=Path,
+            help="where the run's journal goes; default runs/<time>-<name>/")
+    _option(run, "--keep-up", env="HARNESS_KEEP_UP", action="store_true", help="leave the mesh up afterwards")
+    _option(run, "--no-progress", env="HARNESS_NO_PROGRESS", action="store_true", help="no live progress line")
     add_load_overrides(run)
     validate = sub.add_parser("validate", help="check experiment files as `run` would, without running them")
     validate.add_argument("experiment", type=Path, nargs="+")
     add_load_overrides(validate)
     suite = with_platform(sub.add_parser("suite", help="run every experiment with a tag, one aggregate report"))
     suite.add_argument("tag", help="e.g. nightly")
-    suite.add_argument("--experiments-dir", type=Path, default=Path(_env("experiments_dir", "experiments") or "."))
-    suite.add_argument("--report-dir", type=Path, default=_env("report_dir"))
-    suite.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1")
-    suite.add_argument("--no-progress", action="store_true")
+    _option(suite, "--experiments-dir", env="HARNESS_EXPERIMENTS_DIR", type=Path, default=Path("experiments"),
+            help="where the experiments are; default experiments/")
+    _option(suite, "--report-dir", env="HARNESS_REPORT_DIR", type=Path,
+            help="where the suite's reports go; default runs/<time>-suite-<tag>/")
+    _option(suite, "--keep-up", env="HARNESS_KEEP_UP", action="store_true", help="leave the mesh up afterwards")
+    _option(suite, "--no-progress", env="HARNESS_NO_PROGRESS", action="store_true", help="no live progress line")
     gameday = with_platform(sub.add_parser("gameday", help="walk an experiment step by step with an operator"))
     gameday.add_argument("experiment", type=Path)
-    gameday.add_argument("--yes", action="store_true", help="answer go to every step (a rehearsal)")
-    gameday.add_argument("--report-dir", type=Path, default=_env("report_dir"))
-    gameday.add_argument("--keep-up", action="store_true", default=_env("keep_up") == "1")
+    _option(gameday, "--yes", env="HARNESS_YES", action="store_true", help="answer go to every step (a rehearsal)")
+    _option(gameday, "--report-dir", env="HARNESS_REPORT_DIR", type=Path,
+            help="where the run's journal goes; default runs/<time>-<name>/")
+    _option(gameday, "--keep-up", env="HARNESS_KEEP_UP", action="store_true", help="leave the mesh up afterwards")
     report = sub.add_parser("report", help="regenerate report.html, junit.xml and summary.md of a run")
     report.add_argument("run_dir", type=Path)
     compare = sub.add_parser("compare", help="compare a run against a baseline run; regressions exit 1")
     compare.add_argument("run", type=Path)
     compare.add_argument("baseline", type=Path, nargs="?", help="default: the saved baseline of the experiment")
-    compare.add_argument("--tolerance", default=_env("tolerance", "") or "",
-                         help="e.g. p99=10%%,availability=0.1,throughput=10%% (HARNESS_TOLERANCE)")
+    _option(compare, "--tolerance", env="HARNESS_TOLERANCE", default="",
+            help="e.g. p99=10%%,availability=0.1,throughput=10%%")
     baseline = sub.add_parser("baseline", help="manage baselines for sign-off")
     baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
     save = baseline_sub.add_parser("save", help="mark a run as its experiment's baseline")
@@ -170,7 +182,7 @@ def _report_orphans(platform: Any) -> None:
 
     if platform is None:
         try:
-            platform = get_platform(os.environ.get("HARNESS_PLATFORM") or DEFAULT_PLATFORM)
+            platform = get_platform(environment.get("HARNESS_PLATFORM") or DEFAULT_PLATFORM)
         except HarnessError:
             return
     for line in report_orphans(platform):
@@ -259,17 +271,23 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
         return run_gameday(args.experiment, platform_name=args.platform, report_dir=args.report_dir, yes=args.yes,
                            keep_up=args.keep_up)
     elif args.command == "report":
-        from harness.report import cli_report
+        from harness.report import regenerate_report
 
-        return cli_report(args.run_dir)
+        report = regenerate_report(args.run_dir)
+        for path in report.written:
+            print(f"wrote {path}")
+        print(f"verdict: {report.run.verdict} (exit {report.run.exit_code}), resilience score {report.score}")
     elif args.command == "compare":
-        from harness.report import cli_compare
+        from harness.report import compare_with_baseline, comparison_exit_code, render_comparison
 
-        return cli_compare(args.run, args.baseline, args.tolerance)
+        comparison = compare_with_baseline(args.run, args.baseline, args.tolerance)
+        print(render_comparison(comparison), end="")
+        return comparison_exit_code(comparison)
     elif args.command == "baseline":
-        from harness.report import cli_baseline_save
+        from harness.report import save_run_as_baseline
 
-        return cli_baseline_save(args.run, force=args.force)
+        saved = save_run_as_baseline(args.run, force=args.force)
+        print(f"saved {args.run} ({saved.run.verdict}) as the baseline of {saved.run.title!r}: {saved.path}")
     elif args.command == "validate":
         from harness.run.runner import check_only
         from harness.run.validate import code_it_runs, load_experiment_file

@@ -1,8 +1,9 @@
 """The one settings layer for the harness's own HARNESS_* environment variables: each is named and read here."""
 
-# Each platform's settings (platforms/local/settings.py, platforms/kind/settings.py) map HARNESS_<FIELD>
-# onto their own dataclass fields with units and checks, and a run's load and phase overrides are
-# collected in run/; everything else the harness takes from the environment is listed below and read
+# Each platform's settings (platforms/local/settings.py, platforms/kind/settings.py: HARNESS_CLUSTERS,
+# HARNESS_DRY_RUN, ...) map HARNESS_<FIELD> onto their own dataclass fields with units and checks, and a
+# run's load and SLO overrides (HARNESS_USERS, HARNESS_WORKERS, ...) are collected in run/overrides.py
+# from the environment the CLI hands it; everything else the harness takes from the environment is listed below and read
 # through `get`, so a variable has one name, one meaning and one place that reads it. Tests may pass
 # their own `environ`.
 
@@ -16,10 +17,7 @@ __all__ = ["VARIABLES", "get", "get_path"]
 
 #: Every variable read through this module, with what it sets.
 VARIABLES: dict[str, str] = {
-    "HARNESS_ALLOW_CONTEXT": "kind: act on a kube context whose name does not start with kind- (--allow-context)",
     "HARNESS_BASELINE_DIR": "where baselines are saved and looked up (default ./baselines)",
-    "HARNESS_CLUSTERS": "kind: one cluster or three regions (--clusters)",
-    "HARNESS_DRY_RUN": "kind: 1 prints every command and API call and changes nothing (--dry-run)",
     "HARNESS_EXPERIMENTS_DIR": "where `harness suite` looks for experiments (default experiments/)",
     "HARNESS_JSON": "1: `harness status` prints JSON (--json)",
     "HARNESS_KEEP_UP": "1: leave the mesh up after run, suite or game day (--keep-up)",
@@ -30,7 +28,6 @@ VARIABLES: dict[str, str] = {
     "HARNESS_REPORT_DIR": "where a run's or a suite's reports go (--report-dir)",
     "HARNESS_RUN_DIR": "plain `chaos run`: where the harness control writes the run (default runs/<time>-<title>)",
     "HARNESS_TOLERANCE": "`harness compare` tolerances, e.g. p99=10%,availability=0.1 (--tolerance)",
-    "HARNESS_WORKERS": "Locust workers (distributed mode) for the load (--workers)",
     "HARNESS_YES": "1: a game day answers go to every step, a rehearsal (--yes)",
 }
 

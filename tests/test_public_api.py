@@ -84,9 +84,12 @@ def test_every_public_function_is_typed(name: str) -> None:
                 f"{name}.{exported}"
 
 
-def test_the_report_commands_the_cli_calls_exist_with_their_signatures() -> None:
+def test_the_report_commands_the_cli_calls_return_values_and_print_nothing() -> None:
     import harness.report
 
-    assert list(inspect.signature(harness.report.cli_report).parameters) == ["run_dir"]
-    assert list(inspect.signature(harness.report.cli_compare).parameters)[:3] == ["run", "baseline", "tolerance_text"]
-    assert list(inspect.signature(harness.report.cli_baseline_save).parameters)[:1] == ["run"]
+    assert list(inspect.signature(harness.report.regenerate_report).parameters) == ["run_dir"]
+    assert list(inspect.signature(harness.report.compare_with_baseline).parameters)[:3] == [
+        "run", "baseline", "tolerance_text"]
+    assert list(inspect.signature(harness.report.save_run_as_baseline).parameters)[:1] == ["run"]
+    source = inspect.getsource(importlib.import_module("harness.report.commands"))
+    assert "print(" not in source and "exit_code" not in source

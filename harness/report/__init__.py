@@ -3,7 +3,8 @@
 from harness.report.advice import Fix, what_to_fix
 from harness.report.analysis import Analysis, analyse
 from harness.report.baseline import Snapshot, baseline_for, save_baseline
-from harness.report.commands import cli_baseline_save, cli_compare, cli_report
+from harness.report.commands import (RegeneratedReport, SavedBaseline, compare_with_baseline, regenerate_report,
+                                     save_run_as_baseline)
 from harness.report.compare import Comparison, Delta, Tolerance, compare, comparison_exit_code, parse_tolerance
 from harness.report.compare_text import render_comparison
 from harness.report.meshview import MeshView
@@ -18,7 +19,9 @@ __all__ = [
     "Delta",
     "Fix",
     "MeshView",
+    "RegeneratedReport",
     "RunRecord",
+    "SavedBaseline",
     "Score",
     "ScoreItem",
     "ServiceStats",
@@ -26,17 +29,17 @@ __all__ = [
     "Tolerance",
     "analyse",
     "baseline_for",
-    "cli_baseline_save",
-    "cli_compare",
-    "cli_report",
     "compare",
+    "compare_with_baseline",
     "comparison_exit_code",
     "parse_tolerance",
     "read_run",
     "regenerate",
+    "regenerate_report",
     "render_comparison",
     "resilience_score",
     "save_baseline",
+    "save_run_as_baseline",
     "suite_score",
     "what_to_fix",
     "write_reports",

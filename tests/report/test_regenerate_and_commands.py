@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import cli
 from harness.errors import ConfigError
-from harness.report import cli_baseline_save, cli_compare, cli_report, regenerate
+from harness.report import compare_with_baseline, regenerate, regenerate_report
 from tests.report.reportkit import FAILING, PASSING, RunFactory
 
 
@@ -93,10 +94,14 @@ def test_a_plain_chaos_toolkit_journal_is_reported_as_an_error_saying_so(run_dir
     assert 'id="verdict">ERROR<' in html and "it was not written by `harness run`" in html
 
 
-def test_cli_report_prints_the_files_and_the_verdict(run_dir: RunFactory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_returns_the_files_and_the_run_and_the_cli_prints_them(
+        run_dir: RunFactory, capsys: pytest.CaptureFixture[str]) -> None:
     directory = run_dir(FAILING)
+    report = regenerate_report(directory)
+    assert directory / "report.html" in report.written and report.run.exit_code == 1
+    assert capsys.readouterr().out == ""  # the library prints nothing: cli.py does
 
-    code = cli_report(directory)
+    code = cli.main(["report", str(directory)])
 
     out = capsys.readouterr().out
     assert code == 0
@@ -109,9 +114,10 @@ def test_cli_baseline_save_then_compare_uses_the_saved_baseline(run_dir: RunFact
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_BASELINE_DIR", str(tmp_path / "store"))
 
-    assert cli_baseline_save(run_dir(PASSING, into="old")) == 0
+    assert cli.main(["baseline", "save", str(run_dir(PASSING, into="old"))]) == 0
     saved = capsys.readouterr().out
-    code = cli_compare(run_dir(PASSING, into="new"), None, "p99=10%,availability=0.1,throughput=10%")
+    code = cli.main(["compare", str(run_dir(PASSING, into="new")), "--tolerance",
+                     "p99=10%,availability=0.1,throughput=10%"])
 
     assert "as the baseline of 'ai-agent v1 pods killed repeatedly under load'" in saved
     assert str(tmp_path / "store") in saved
@@ -124,7 +130,11 @@ def test_cli_compare_exits_1_on_a_regression_and_prints_it(run_dir: RunFactory,
     silent = run_dir(PASSING, into="silent")
     (silent / "samples.csv").write_text((silent / "samples.csv").read_text().splitlines()[0] + "\n")
 
-    code = cli_compare(silent, run_dir(PASSING, into="good"), "throughput=10%")
+    good = run_dir(PASSING, into="good")
+    comparison = compare_with_baseline(silent, good, "throughput=10%")
+    assert comparison.regressions and capsys.readouterr().out == ""
+
+    code = cli.main(["compare", str(silent), str(good), "--tolerance", "throughput=10%"])
 
     out = capsys.readouterr().out
     assert code == 1
@@ -133,7 +143,7 @@ def test_cli_compare_exits_1_on_a_regression_and_prints_it(run_dir: RunFactory,
 
 def test_cli_compare_without_a_saved_baseline_says_how_to_save_one(run_dir: RunFactory, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
-        cli_compare(run_dir(PASSING), None, None, store=tmp_path / "empty")
+        compare_with_baseline(run_dir(PASSING), None, None, store=tmp_path / "empty")
 
     assert raised.value.field == "BASELINE"
     assert "save one with `harness baseline save RUN`" in str(raised.value)
