@@ -37,7 +37,7 @@ __all__ = ["KINDS", "FaultLedger", "LedgerEntry", "Owner", "ledger_for", "wait_r
 
 logger = logging.getLogger("harness.chaos")
 READY_TIMEOUT_S = 60.0  # how long an undo waits for released or killed pods to be ready again
-KINDS = ("istio", "knobs", "hold", "kill")
+KINDS = ("istio", "knobs", "hold", "kill", "load")
 CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False}
 
 
@@ -235,8 +235,13 @@ def _undo_kill(platform: Any, undo: dict[str, Any]) -> None:
     wait_ready(platform, undo["pods"])
 
 
+def _undo_load(platform: Any, undo: dict[str, Any]) -> None:
+    """Load that runs outside the harness process (kind --in-cluster: Locust Jobs) is stopped and removed."""
+    platform.stop_in_cluster_load()
+
+
 UNDOERS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
-    "istio": _undo_istio, "knobs": _undo_knobs, "hold": _undo_hold, "kill": _undo_kill}
+    "istio": _undo_istio, "knobs": _undo_knobs, "hold": _undo_hold, "kill": _undo_kill, "load": _undo_load}
 
 
 def describe_orphans(ledger: FaultLedger | None) -> list[str]:

@@ -19,6 +19,7 @@ import io
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -70,9 +71,13 @@ def in_cluster_load(spec: LoadSpec) -> InClusterLoad:
 class InClusterLoadRun:
     """LoadRun's interface over the in-cluster Jobs of a kind platform (`platform.in_cluster`)."""
 
-    def __init__(self, spec: LoadSpec, platform: Any) -> None:
+    def __init__(self, spec: LoadSpec, platform: Any, *, before_start: Callable[[], None] | None = None,
+                 after_removal: Callable[[], None] | None = None) -> None:
+        """`before_start` runs before anything is applied, `after_removal` once the Jobs are deleted (the
+        run layer records the load in the fault ledger with them, so a killed run's Jobs are removed too)."""
         self.spec = spec
         self.platform = platform
+        self._before_start, self._after_removal = before_start, after_removal
         self._run_dir: Path | None = None
         self._stopped = False
         self.collected: list[str] = []  # the files copied into the run directory
@@ -93,7 +98,10 @@ class InClusterLoadRun:
         run_dir = Path(run_dir).absolute()
         run_dir.mkdir(parents=True, exist_ok=True)
         self._run_dir = run_dir
-        self.platform.start_in_cluster_load(in_cluster_load(self.spec))
+        load = in_cluster_load(self.spec)  # bad input fails here, before anything is recorded or applied
+        if self._before_start is not None:
+            self._before_start()
+        self.platform.start_in_cluster_load(load)
 
     def _master(self, script: str) -> Any:
         return self.platform.in_cluster_exec(f"job/{MASTER_JOB}", script)
@@ -159,6 +167,8 @@ class InClusterLoadRun:
             self._collect()
         finally:
             self.platform.stop_in_cluster_load()
+            if self._after_removal is not None:
+                self._after_removal()
 
     def _pod_gone(self) -> bool:
         return not self.platform.in_cluster_pods("master")

@@ -54,9 +54,9 @@ def start_load(load: LoadSettings, platform: Platform, run_dir: Path) -> Any:
                     host_header=status.get("ingress_host", INGRESS_HOST), think_time_s=load.think_time_s,
                     workers=load.workers, extra_env={**load.env, **tracing.locust_environment()})
     if getattr(platform, "in_cluster", False):  # kind --in-cluster: Locust as Jobs, the same files collected here
-        from harness.load._in_cluster import InClusterLoadRun
+        from harness.run.in_cluster import in_cluster_load_run
 
-        run: Any = InClusterLoadRun(spec, platform)
+        run: Any = in_cluster_load_run(spec, platform)
     else:
         run = LoadRun(spec)
     run.start(run_dir)

@@ -51,6 +51,7 @@ class LocalPods:
         self.root, self.target_url = root, target_url
         self.runner = self._Runner()
         self.pods: dict[str, subprocess.Popen[bytes]] = {}
+        self.gone: dict[str, subprocess.Popen[bytes]] = {}  # the pods of deleted Jobs
         self.load: InClusterLoad | None = None
         self.deleted = 0
         self.port = free_port()
@@ -94,6 +95,8 @@ class LocalPods:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        self.gone.update(self.pods)
+        self.pods.clear()
 
 
 def test_a_run_in_the_cluster_leaves_the_files_a_local_run_leaves_and_removes_its_jobs(
@@ -111,7 +114,7 @@ def test_a_run_in_the_cluster_leaves_the_files_a_local_run_leaves_and_removes_it
             time.sleep(0.5)
         assert load.pids == ()
     # stop() ran on leaving the block: Locust got SIGTERM, its files were copied, the Jobs deleted.
-    assert pods.deleted == 1 and all(p.poll() is not None for p in pods.pods.values())
+    assert pods.deleted == 1 and pods.gone and all(p.poll() is not None for p in pods.gone.values())
     names = set(load.collected)
     assert {"started", "live.jsonl", "locust_stats.csv", "locust.log", "locust-worker-0.log"} <= names
     assert any(n.startswith("samples-w0-") and n.endswith(".csv") for n in names)
@@ -222,3 +225,25 @@ def test_the_run_starts_the_in_cluster_load_when_the_platform_says_so(target: Ch
     finally:
         run.stop()
     assert pods.deleted == 1
+
+
+def test_the_in_cluster_load_is_in_the_fault_ledger_while_its_jobs_exist(target: ChatTarget, tmp_path: Path) -> None:
+    """A run killed while its Locust Jobs run leaves a `load` entry; its undo (any process: the next run,
+    `up`, `harness reset`) deletes the Jobs through the platform."""
+    from harness.chaos.ledger import FaultLedger
+    from harness.run.in_cluster import in_cluster_load_run
+
+    pods = LocalPods(tmp_path / "cluster", target.url)
+    pods.ledger_dir = tmp_path / "ledger"  # type: ignore[attr-defined]
+    ledger = FaultLedger(tmp_path / "ledger")
+    run = in_cluster_load_run(chat_spec(target, users=1, duration_s=60), pods)
+    run.start(tmp_path / "run")
+    try:
+        (entry,) = ledger.entries()
+        assert entry.kind == "load" and pods.deleted == 0
+        ledger.undo_entry(entry, pods)  # what another process does with an orphan
+        assert pods.deleted == 1 and ledger.entries() == []
+        assert pods.gone and all(p.poll() is not None for p in pods.gone.values())
+    finally:
+        run.stop()
+    assert ledger.entries() == []
