@@ -93,3 +93,17 @@ def test_no_create_needs_a_named_and_allowed_context() -> None:
     platform = KindPlatform(KindSettings(dry_run=True, context="staging", no_create=True))
     with pytest.raises(ConfigError, match="refusing to act on kube context 'staging'"):
         platform.up()
+
+
+def test_an_existing_clusters_endpoints_are_given_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.platforms.kind.install import endpoints
+
+    monkeypatch.setenv("HARNESS_INGRESS_URL", "http://127.0.0.1:28080")
+    monkeypatch.setenv("HARNESS_PROMETHEUS_URL", "http://127.0.0.1:29090")
+    settings = KindSettings.from_env(**STAGING)
+    assert endpoints(settings) == (endpoints(settings).__class__("http://127.0.0.1:28080", "http://127.0.0.1:29090"))
+    with pytest.raises(ConfigError, match="prometheus_url: expected http://127.x.x.x:PORT"):
+        KindSettings(prometheus_url="http://prometheus.staging.example.com:9090", ingress_url="http://127.0.0.1:1",
+                     **STAGING)
+    with pytest.raises(ConfigError, match="give both"):
+        KindSettings(ingress_url="http://127.0.0.1:1", **STAGING)

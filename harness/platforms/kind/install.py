@@ -54,6 +54,10 @@ class Endpoints:
 
 
 def endpoints(settings: KindSettings) -> Endpoints:
+    """The kind config's host ports of the primary cluster; on a cluster the harness did not create, the
+    HARNESS_INGRESS_URL / HARNESS_PROMETHEUS_URL given (e.g. a `kubectl port-forward` on 127.0.0.1)."""
+    if settings.ingress_url and settings.prometheus_url:
+        return Endpoints(settings.ingress_url, settings.prometheus_url)
     primary = settings.cluster_specs()[0]
     config = render.kind_config(primary.config_file)
     ingress = render.host_port(config, render.INGRESS_NODE_PORT)
@@ -161,6 +165,10 @@ class Installer:
             addresses = {spec.name: existing.node_address(self.runner, spec) for spec in self.specs}
             networks = render.mesh_networks(self.specs, addresses)
             self.report["mesh_networks"] = networks
+            if self.recorder is not None and self.runner.dry_run:
+                self.recorder.add("(values.global.meshNetworks of every control plane: " + "; ".join(
+                    f"{net} <- {spec['endpoints'][0]['fromRegistry']} via {spec['gateways'][0]['address']}:"
+                    f"{spec['gateways'][0]['port']}" for net, spec in networks.items()) + ")")
         with self._workdir() as work:
             cacerts = render.cacerts_secret(self._mesh_ca(work))
             external_tls = self._external_ca(work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class KindSettings:
     dry_run: bool = False  # print every command and API call in order; change nothing
     no_create: bool = False  # use the cluster of `context` as it is: create none, install Istio only if absent
     in_cluster: bool = False  # `run` puts Locust into the cluster as Jobs (master and --workers N workers)
+    ingress_url: str | None = None  # with --no-create: where the ingress answers on 127.0.0.1 (a port-forward)
+    prometheus_url: str | None = None  # with --no-create: where the harness's Prometheus answers on 127.0.0.1
     max_percent: float = 50.0  # blast radius: at most this % of a service's pods down at once (raise explicitly)
     istio_version: str = "1.30.3"  # the release of the bundled CRD schemas; istioctl should match
     kubeconfig: Path | None = None  # default: $KUBECONFIG, then ~/.kube/config (kind writes there)
@@ -63,6 +66,14 @@ class KindSettings:
         if self.no_create and self.context is None:
             raise ConfigError("--no-create uses a cluster you already have: name its kube context with --context "
                               "(HARNESS_CONTEXT) and allow it with --allow-context", field="context")
+        for name in ("ingress_url", "prometheus_url"):
+            url = getattr(self, name)
+            if url is not None and not re.fullmatch(r"http://127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}", url):
+                raise ConfigError(f"expected http://127.x.x.x:PORT (the harness talks to 127.0.0.0/8 only; "
+                                  f"use kubectl port-forward), got {url!r}", field=name)
+        if (self.ingress_url is None) != (self.prometheus_url is None):
+            raise ConfigError("give both HARNESS_INGRESS_URL and HARNESS_PROMETHEUS_URL, or neither",
+                              field="ingress_url")
         if self.context is not None and self.clusters != 1:
             raise ConfigError("a context override names one cluster; with 3 clusters the contexts are "
                               "kind-<name>-<region>", field="context")
