@@ -51,7 +51,7 @@ def _run_score(result: ExperimentResult) -> str:
 def _counts(outcome: SuiteOutcome) -> str:
     tally: dict[str, int] = {}
     for result in outcome.results:
-        key = "not run" if not result.ran else verdict_word(result.exit_code).lower()
+        key = result.verdict_text.lower()
         tally[key] = tally.get(key, 0) + 1
     return ", ".join(f"{n} {key}" for key, n in tally.items())
 
@@ -98,14 +98,16 @@ def summary_markdown(outcome: SuiteOutcome) -> str:
     for result in outcome.results:
         link = _link(result, outcome.report_dir)
         cell = f"[{link}]({link})" if link else "-"
-        verdict = "NOT RUN" if not result.ran else verdict_word(result.exit_code)
+        verdict = result.verdict_text
         lines.append(f"| {_md(result.name)} | {verdict} | {result.exit_code} | {_run_score(result)} | "
                      f"{_slo_tally(result)} | {cell} |")
     problems = []
     for result in outcome.results:
+        if result.counted_exit_code == 0:
+            continue  # a pass, or a failing variant that failed as it should
         problems += [f"- **{_md(result.name)}** {_md(text)}" for text in _breaches(result)]
         reason = _reason(result)
-        if result.exit_code != 0 and reason:
+        if result.counted_exit_code != 0 and reason:
             problems.append(f"- **{_md(result.name)}**: {_md(reason)}")
     if problems:
         lines += ["", "## What failed", "", *problems,
@@ -120,8 +122,8 @@ def index_html(outcome: SuiteOutcome) -> str:
     for result in outcome.results:
         link = _link(result, outcome.report_dir)
         report = f'<a href="{esc(link)}">{esc(Path(link).name)}</a>' if link else "-"
-        verdict = "NOT RUN" if not result.ran else verdict_word(result.exit_code)
-        colour = COLOURS.get(result.exit_code, "#cf222e")
+        verdict = result.verdict_text
+        colour = COLOURS.get(result.counted_exit_code, "#cf222e")
         rows.append(f"<tr><td>{esc(result.name)}</td><td>{esc(result.title)}</td>"
                     f'<td style="color:{colour};font-weight:bold">{esc(verdict)}</td><td>{result.exit_code}</td>'
                     f"<td>{esc(_run_score(result))}</td><td>{esc(_slo_tally(result))}</td><td>{report}</td>"
@@ -153,6 +155,7 @@ def suite_json(outcome: SuiteOutcome) -> dict[str, Any]:
         experiments.append({
             "name": r.name, "path": str(r.path), "title": r.title, "exit_code": r.exit_code,
             "verdict": verdict_word(r.exit_code), "ran": r.ran, "run_dir": str(r.run_dir) if r.run_dir else None,
+            "expect_fail": r.expect_fail, "counted_exit_code": r.counted_exit_code,
             "error": r.error, "reason": _reason(r), "score": r.score.value if r.score is not None else None,
             "slo_checks": len(slos), "slo_checks_failed": sum(1 for row in slos if row.verdict != "pass"),
         })  # fmt: skip

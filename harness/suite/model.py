@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from harness.errors import ExitCode, verdict_word
+
 if TYPE_CHECKING:  # lower layers, imported for annotations only (run/ and report/ are heavy to import)
     from harness.report import RunRecord, Score
     from harness.run.runner import RunOutcome
@@ -45,16 +47,42 @@ class ExperimentResult:
     duration_s: float = 0.0
     record: RunRecord | None = field(default=None, repr=False)  # the run directory as harness.report reads it
     score: Score | None = None  # harness.report's resilience score of the run
+    # Tagged `failing-variant`: the experiment exists to show a weakness (the seed's ORed authorization
+    # hole, all replicas killed), so its SLO failure is the expected outcome, as pytest's strict xfail.
+    expect_fail: bool = False
 
     @property
     def name(self) -> str:
         return self.path.stem
 
+    @property
+    def counted_exit_code(self) -> int:
+        """The code as the suite counts it: an expected failure (exit 1) counts as a pass, and a pass of
+        an experiment that must fail counts as a failure (the weakness it shows is gone or unreached).
+        Invalid, inconclusive and interrupted runs count as they are."""
+        if self.expect_fail and self.exit_code == ExitCode.FAIL:
+            return ExitCode.PASS
+        if self.expect_fail and self.exit_code == ExitCode.PASS and self.ran:
+            return ExitCode.FAIL
+        return self.exit_code
+
+    @property
+    def verdict_text(self) -> str:
+        """NOT RUN, the run's verdict word, or that word with what was expected of a failing variant."""
+        if not self.ran:
+            return "NOT RUN"
+        word = verdict_word(self.exit_code)
+        if self.expect_fail and self.exit_code == ExitCode.FAIL:
+            return f"{word} (expected)"
+        if self.expect_fail and self.exit_code == ExitCode.PASS:
+            return f"{word} (expected FAIL)"
+        return word
+
 
 @dataclass(frozen=True)
 class SuiteOutcome:
     tag: str
-    exit_code: int  # the worst of the experiments' codes (ExitCode.worst)
+    exit_code: int  # the worst of the experiments' counted codes (ExitCode.worst of counted_exit_code)
     report_dir: Path  # summary.md, index.html, junit.xml, suite.json and one run directory per experiment
     results: tuple[ExperimentResult, ...]
     score: float | None = None  # 0..100: the mean of the runs' resilience scores (harness.report.suite_score)

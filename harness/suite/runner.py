@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # a lower layer, for annotations only
     from harness.platforms.base import Platform
 
 logger = logging.getLogger("harness.suite")
+#: The tag of an experiment that exists to fail (it shows a weakness): its exit 1 counts as a pass.
+FAILING_VARIANT = "failing-variant"
 
 
 def default_report_dir(tag: str) -> Path:
@@ -53,6 +55,7 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
         for index, entry in enumerate(entries, start=1):
             run_dir = suite_dir / f"{index:02d}-{entry.name}"
             result = _with_report(_run_one(entry, run_dir, run, platform_name=platform_name, progress=progress))
+            result = dataclasses.replace(result, expect_fail=FAILING_VARIANT in entry.tags)
             results.append(result)
             if result.exit_code == ExitCode.INTERRUPTED:
                 results += [_not_run(e) for e in entries[index:]]
@@ -60,7 +63,7 @@ def run_suite(tag: str, *, experiments_dir: Path, platform_name: str, report_dir
     finally:
         if not was_up and not keep_up:
             platform.down()
-    outcome = SuiteOutcome(tag=tag, exit_code=ExitCode.worst(r.exit_code for r in results), report_dir=suite_dir,
+    outcome = SuiteOutcome(tag=tag, exit_code=ExitCode.worst(r.counted_exit_code for r in results), report_dir=suite_dir,
                            results=tuple(results), score=suite_score(r.score for r in results))
     aggregate.write_all(outcome)
     return outcome

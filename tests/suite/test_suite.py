@@ -233,3 +233,35 @@ def test_the_public_surface_is_one_sorted_all_and_every_module_opens_with_a_one_
     for info in pkgutil.iter_modules(harness.suite.__path__):
         doc = inspect.getdoc(importlib.import_module(f"harness.suite.{info.name}")) or ""
         assert doc and doc.split("\n\n")[0].count("\n") == 0, info.name
+
+
+def canary_suite(experiments: Path, tmp_path: Path, run: FakeRun) -> SuiteOutcome:
+    return run_suite("canary", experiments_dir=experiments, platform_name="local", report_dir=tmp_path / "report",
+                     run=run, get_platform=lambda name: FakePlatform(up_now=False))
+
+
+def test_a_failing_variant_that_fails_counts_as_a_pass_and_its_failures_are_skipped_in_junit(
+        experiments: Path, tmp_path: Path) -> None:
+    """A `failing-variant` shows a weakness (the seed's ORed authorization hole): the nightly suite that
+    holds it is green when it fails with exit 1, as pytest's strict xfail, and its junit failures read
+    as skipped "expected failure" so CI junit readers agree with the exit code."""
+    run = FakeRun({"c-canary-leaks": 1}, slos={"c-canary-leaks": [slo("premium-p99", "chaos", "fail", 900.0, 500.0, "<=")]})
+    outcome = canary_suite(experiments, tmp_path, run)
+    assert [(r.exit_code, r.counted_exit_code, r.verdict_text) for r in outcome.results] == [(1, 0, "FAIL (expected)")]
+    assert outcome.exit_code == 0
+    root = junit(outcome)
+    assert root.get("failures") == "0"
+    skipped = {case.get("classname", ""): case.find("skipped").get("message", "") for case in root.iter("testcase")
+               if case.find("skipped") is not None}
+    assert any("premium-p99" in name and message.startswith("expected failure (tag failing-variant): value 900")
+               for name, message in skipped.items()), skipped
+    summary = (outcome.report_dir / "summary.md").read_text()
+    assert "FAIL (expected)" in summary and "## What failed" not in summary
+
+
+def test_a_failing_variant_that_passes_fails_the_suite_and_other_codes_count_as_they_are(
+        experiments: Path, tmp_path: Path) -> None:
+    outcome = canary_suite(experiments, tmp_path, FakeRun({"c-canary-leaks": 0}))
+    assert (outcome.results[0].verdict_text, outcome.exit_code) == ("PASS (expected FAIL)", 1)
+    outcome = canary_suite(experiments, tmp_path / "again", FakeRun({"c-canary-leaks": 3}))
+    assert (outcome.results[0].counted_exit_code, outcome.exit_code) == (3, 3)
