@@ -18,6 +18,7 @@ __all__ = ["VARIABLES", "get", "get_path"]
 #: Every variable read through this module, with what it sets.
 VARIABLES: dict[str, str] = {
     "HARNESS_BASELINE_DIR": "where baselines are saved and looked up (default ./baselines)",
+    "HARNESS_BASELINE_S": "every experiment's baseline phase, in seconds (shortens runs, e.g. in CI)",
     "HARNESS_EXPERIMENTS_DIR": "where `harness suite` looks for experiments (default experiments/)",
     "HARNESS_JSON": "1: `harness status` prints JSON (--json)",
     "HARNESS_KEEP_UP": "1: leave the mesh up after run, suite or game day (--keep-up)",
@@ -25,9 +26,11 @@ VARIABLES: dict[str, str] = {
     "HARNESS_NO_PROGRESS": "1: no live progress line (--no-progress)",
     "HARNESS_PLATFORM": "where the mesh runs: local (default) or kind (--platform)",
     "HARNESS_PROFILE": "dev (access logs) or prod (proxy before app) (--profile)",
+    "HARNESS_RECOVERY_S": "every experiment's recovery phase, in seconds",
     "HARNESS_REPORT_DIR": "where a run's or a suite's reports go (--report-dir)",
     "HARNESS_RUN_DIR": "plain `chaos run`: where the harness control writes the run (default runs/<time>-<title>)",
     "HARNESS_TOLERANCE": "`harness compare` tolerances, e.g. p99=10%,availability=0.1 (--tolerance)",
+    "HARNESS_WARMUP_S": "every experiment's warm-up before the baseline, in seconds",
     "HARNESS_YES": "1: a game day answers go to every step, a rehearsal (--yes)",
 }
 

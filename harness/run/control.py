@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import tracing
+from harness import environment, tracing
 from harness.chaos.context import current_platform
 from harness.errors import HarnessError
 from harness.run.session import HarnessRun
@@ -71,7 +71,7 @@ def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
     settings = apply(settings, collect({}, os.environ))  # HARNESS_USERS, HARNESS_RATE, ... as under `harness run`
     check_load_declared(experiment, settings, source)
     title = "".join(c if c.isalnum() else "-" for c in experiment.get("title", "experiment").lower())[:40]
-    run_dir = Path(os.environ.get("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}")
+    run_dir = environment.get_path("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}"
     check_report_dir(run_dir, source if source.is_file() else None)
     platform = current_platform()
     from harness.chaos.audit import clean_orphans

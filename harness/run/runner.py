@@ -15,7 +15,7 @@ from harness.chaos.audit import clean_orphans, residual_faults, snapshot_resourc
 from harness.chaos.context import use_platform
 from harness.chaos.ledger import check_no_foreign, ledger_for
 from harness import tracing
-from harness.errors import ConfigError, HarnessError
+from harness.errors import HarnessError
 from harness.mesh.loader import declared_model
 from harness.platforms import get_platform
 from harness.run import control, evaluation
@@ -25,6 +25,8 @@ from harness.run.settings import check_report_dir, parse_settings, with_workers
 from harness.run.validate import (HARNESS_CONTROL, check_harness_activities, check_load_declared, harness_control_arguments,
                                   load_experiment_file)
 from harness.run.verdict import exit_code, verdict_table
+
+__all__ = ["RunOutcome", "check_only", "default_run_dir", "run_file"]
 
 logger = logging.getLogger("harness.run")
 ROLLBACKS_ALWAYS = {"runtime": {"rollbacks": {"strategy": "always"}}}
@@ -173,5 +175,3 @@ def check_only(path: Path, overrides: RunOverrides | None = None) -> None:
     """`harness validate`: the checks `run` makes before starting anything."""
     prepare(path, overrides)
 
-
-__all__ = ["RunOutcome", "check_only", "run_file", "ConfigError"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from harness import environment
 from harness.errors import ConfigError
 from harness.load._spec import SHAPES, number_problem, think_time_problem
 from harness.pathcheck import checked_path
@@ -149,7 +149,7 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
             _check_slo_names(names, slo_file, f"{prefix}.slos")
         phases = {name: arguments.get(name, default) for name, default in PHASE_DEFAULTS.items()}
         for name in PHASE_DEFAULTS:  # HARNESS_BASELINE_S etc. shorten every experiment, e.g. in CI
-            override = os.environ.get(f"HARNESS_{name.upper()}")
+            override = environment.get(f"HARNESS_{name.upper()}")
             if override is not None:
                 phases[name] = _env_number(override, f"HARNESS_{name.upper()}")
         return ExperimentSettings(
