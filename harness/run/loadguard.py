@@ -5,9 +5,9 @@ apply_controls: `except Exception: logger.debug(...)`), so a failed load must no
 raising one. It re-raises only InterruptExecution, its documented way for a control to stop a run:
 a load that does not start raises that from the before-experiment hook, so the hypothesis and the
 method (every fault) never run. A load that dies later is seen by a watcher thread, which cannot
-raise into the main thread: like the abort_on_breach watch it records the cause and sends the
-process a signal (SIGUSR2) whose handler, installed by the session, raises a KeyboardInterrupt in
-the main thread; Chaos Toolkit treats that as Ctrl-C (status interrupted, rollbacks played). Either
+raise into the main thread: like the abort_on_breach watch it records the cause and sends the main
+thread a signal (SIGUSR2, pthread_kill) whose handler, installed by the session, raises a
+KeyboardInterrupt there; Chaos Toolkit treats that as Ctrl-C (status interrupted, rollbacks played). Either
 way the session's `error` holds the cause with Locust's log tail, which makes the verdict exit 2.
 """
 
@@ -96,7 +96,9 @@ class LoadGuard:
             self._fail(f"the load stopped during the {phase} phase; the run was stopped "
                        f"{'before any fault' if phase in ('warmup', 'baseline') else 'and its faults undone'}; "
                        f"{self.session.run_dir / 'locust.log'} ends with:\n{log_tail(self.session.run_dir)}")
-            signal.raise_signal(LOAD_SIGNAL)  # the session's handler interrupts the main thread
+            # To the main thread itself: signal.raise_signal() from this thread would be delivered to
+            # this thread, and the main thread's sleep (a pause, a phase) would only see it once it ends.
+            signal.pthread_kill(threading.main_thread().ident or 0, LOAD_SIGNAL)
             return
 
     def _fail(self, cause: str) -> None:

@@ -153,6 +153,47 @@ def test_a_load_that_dies_in_the_baseline_stops_the_run_before_any_fault_with_ex
     assert journal["status"] == "interrupted"
 
 
+DIES_ONCE_THE_FAULT_IS_IN = """
+import os
+from pathlib import Path
+
+from locust import HttpUser, constant, task
+
+MARKER = Path(os.environ["H9C_MARKER"])
+
+
+class DiesInChaos(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def chat(self):
+        if MARKER.exists():
+            os._exit(3)  # the load generator dies while the fault is in place
+        self.client.get("/", name="probe")
+"""
+
+
+def test_a_load_that_dies_during_chaos_stops_the_chaos_rolls_back_and_exits_2(
+        tmp_path: Path, stand_in: StandInPlatform) -> None:
+    path, marker = experiment(tmp_path, DIES_ONCE_THE_FAULT_IS_IN)
+    document = json.loads(path.read_text())
+    document["controls"][0]["provider"]["arguments"]["load"]["env"] = {"H9C_MARKER": str(marker)}
+    document["method"][0]["pauses"] = {"after": 30}  # the chaos would last 30 s; the dead load ends it
+    rolled_back = tmp_path / "rolled-back"
+    document["rollbacks"] = [{"type": "action", "name": "roll-back", "provider": {
+        "type": "python", "module": "h9c_marker_action", "func": "inject", "arguments": {"marker": str(rolled_back)}}}]
+    path.write_text(json.dumps(document))
+    run_dir = tmp_path / "run"
+    code = main(["run", str(path), "--report-dir", str(run_dir), "--no-progress"])
+    assert code == 2
+    journal = json.loads((run_dir / "journal.json").read_text())
+    assert "the load stopped during the chaos phase" in journal["harness"]["error"]
+    assert marker.exists() and rolled_back.exists()  # the fault went in, and the rollbacks still ran
+    assert journal["harness"]["phases"]["recovery"]["start"] is None  # no recovery judged without load
+    chaos = journal["harness"]["phases"]["chaos"]
+    assert chaos["end"] - chaos["start"] < 25  # stopped by the dead load, not by the 30 s pause
+
+
 def test_plain_chaos_run_with_a_harness_control_that_cannot_be_configured_injects_nothing(
         tmp_path: Path, stand_in: StandInPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     from chaoslib.experiment import run_experiment
