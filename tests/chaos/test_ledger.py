@@ -15,6 +15,8 @@ from harness.chaos.audit import clean_orphans, reset_mesh, residual_faults
 from harness.chaos.ledger import FaultLedger, Owner, check_no_foreign, describe_orphans
 from harness.chaos.undo import UndoRegistry
 from harness.errors import PlatformError
+from harness.platforms.fake import FakePlatform
+from harness.platforms.model import Pod
 
 DECLARED_VS = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
                "metadata": {"name": "ai-agent-routing", "namespace": "parallel-ai"},
@@ -24,63 +26,22 @@ FAULTY_VS = {**DECLARED_VS, "spec": {**DECLARED_VS["spec"], "http": [
 CLEARED = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False}
 
 
-class FakePlatform:
-    """Records what an undo does; pods are ready unless held; knobs per pod."""
+def pod(name: str, app: str) -> Pod:
+    return Pod(name=name, service=f"{app}-service", app=app, version="v1", region="us-east", ready=True, restarts=0)
 
-    name = "fake"
 
-    def __init__(self, ledger_dir: Path, up: bool = True) -> None:
-        self.ledger_dir = ledger_dir
-        self.up = up
-        self.calls: list[tuple[str, Any]] = []
-        self.docs = {("VirtualService", "ai-agent-routing"): FAULTY_VS}
-        self.held: set[str] = {"user-v1-us-east-0"}
-        self.knobs = {"ai-agent-v1-us-east-0": {**CLEARED, "latency_ms": 300}, "user-v1-us-east-0": dict(CLEARED)}
-
-    def is_up(self) -> bool:
-        return self.up
-
-    def pods(self) -> list[dict[str, Any]]:
-        return [{"name": name, "ready": name not in self.held} for name in self.knobs]
-
-    def apply_documents(self, documents: list[dict[str, Any]], *, delete: bool = False, source: str = "") -> dict:
-        self.calls.append(("delete" if delete else "apply", [d["metadata"]["name"] for d in documents]))
-        for doc in documents:
-            key = (doc["kind"], doc["metadata"]["name"])
-            if delete:
-                self.docs.pop(key, None)
-            else:
-                self.docs[key] = doc
-        return {}
-
-    def set_knobs(self, pod: str, **values: Any) -> dict:
-        self.calls.append(("knobs", pod))
-        self.knobs[pod].update(values)
-        return self.knobs[pod]
-
-    def get_knobs(self, pod: str) -> dict:
-        return dict(self.knobs[pod])
-
-    def hold(self, pod: str, *, down: bool) -> dict:
-        self.calls.append(("hold" if down else "release", pod))
-        (self.held.add if down else self.held.discard)(pod)
-        return {}
-
-    def resources(self) -> list[dict[str, Any]]:
-        return list(self.docs.values())
-
-    def declared_resources(self) -> list[dict[str, Any]]:
-        return [DECLARED_VS]
-
-    def holds(self) -> list[str]:
-        return [f"pod {pod} is held down" for pod in sorted(self.held)]
-
-    def reset(self) -> dict[str, Any]:
-        self.docs = {("VirtualService", "ai-agent-routing"): DECLARED_VS}
-        self.held.clear()
-        for pod in self.knobs:
-            self.knobs[pod].update(CLEARED)
-        return {"reset": True}
+def faulty_mesh(ledger_dir: Path, up: bool = True) -> FakePlatform:
+    """Two pods of the in-memory platform, left as a killed run leaves them: the routing VirtualService
+    carries a delay, user's pod is held down, ai-agent's app is slowed by a knob."""
+    platform = FakePlatform(pods=[pod("ai-agent-v1-us-east-0", "ai-agent"), pod("user-v1-us-east-0", "user")],
+                            declared=[DECLARED_VS], ledger_dir=ledger_dir)
+    platform.apply_documents([FAULTY_VS])
+    platform.hold("user-v1-us-east-0", down=True)
+    platform.set_knobs("ai-agent-v1-us-east-0", latency_ms=300)
+    if not up:
+        platform.down()
+    platform.calls.clear()
+    return platform
 
 
 def record_in_a_process_that_exits(ledger_dir: Path) -> None:
@@ -124,7 +85,7 @@ def test_a_failed_undo_keeps_its_entry(tmp_path: Path) -> None:
     (undo,) = registry.run_all()
     assert "API server unreachable" in undo.error
     assert [e.description for e in ledger.entries()] == ["clear delay knobs on user-service"]
-    platform = FakePlatform(tmp_path / "ledger")
+    platform = faulty_mesh(tmp_path / "ledger")
     assert residual_faults(platform, ledger=ledger)[-1] == "fault not undone: clear delay knobs on user-service"
 
 
@@ -148,18 +109,19 @@ def test_a_recycled_pid_is_not_taken_for_the_owner() -> None:
 
 def test_orphans_are_undone_newest_first_and_cleared(tmp_path: Path) -> None:
     record_in_a_process_that_exits(tmp_path / "ledger")
-    platform = FakePlatform(tmp_path / "ledger")
+    platform = faulty_mesh(tmp_path / "ledger")
     cleaned = clean_orphans(platform)
     assert [c["outcome"] for c in cleaned] == ["undone"] * 3
-    assert platform.calls == [("apply", ["ai-agent-routing"]), ("knobs", "ai-agent-v1-us-east-0"),
-                              ("release", "user-v1-us-east-0")]
+    assert [(op, arg if op != "knobs" else arg[0]) for op, arg in platform.calls] == [
+        ("apply", ["VirtualService/ai-agent-routing"]), ("knobs", "ai-agent-v1-us-east-0"),
+        ("release", "user-v1-us-east-0")]
     assert FaultLedger(tmp_path / "ledger").entries() == []
     assert residual_faults(platform) == []
 
 
 def test_with_the_mesh_down_orphans_are_dropped_not_undone(tmp_path: Path) -> None:
     record_in_a_process_that_exits(tmp_path / "ledger")
-    platform = FakePlatform(tmp_path / "ledger", up=False)
+    platform = faulty_mesh(tmp_path / "ledger", up=False)
     cleaned = clean_orphans(platform)
     assert {c["outcome"] for c in cleaned} == {"discarded: the mesh is not running"} and platform.calls == []
     assert FaultLedger(tmp_path / "ledger").entries() == []
@@ -167,7 +129,7 @@ def test_with_the_mesh_down_orphans_are_dropped_not_undone(tmp_path: Path) -> No
 
 def test_an_orphan_whose_undo_fails_stops_the_run_and_stays(tmp_path: Path) -> None:
     record_in_a_process_that_exits(tmp_path / "ledger")
-    platform = FakePlatform(tmp_path / "ledger")
+    platform = faulty_mesh(tmp_path / "ledger")
 
     def unreachable(*args: Any, **kwargs: Any) -> dict:
         raise PlatformError("the mesh does not answer")
@@ -180,7 +142,7 @@ def test_an_orphan_whose_undo_fails_stops_the_run_and_stays(tmp_path: Path) -> N
 
 def test_reset_restores_the_declared_mesh_and_clears_orphans(tmp_path: Path) -> None:
     record_in_a_process_that_exits(tmp_path / "ledger")
-    platform = FakePlatform(tmp_path / "ledger")
+    platform = faulty_mesh(tmp_path / "ledger")
     assert len(residual_faults(platform)) == 3  # the fault, the knob and the hold
     result = reset_mesh(platform)
     assert len(result["orphans_cleared"]) == 3 and result["live_entries"] == []
@@ -188,7 +150,7 @@ def test_reset_restores_the_declared_mesh_and_clears_orphans(tmp_path: Path) -> 
 
 
 def test_the_audit_names_each_leftover(tmp_path: Path) -> None:
-    platform = FakePlatform(tmp_path / "ledger")
+    platform = faulty_mesh(tmp_path / "ledger")
     assert residual_faults(platform) == [
         "VirtualService parallel-ai/ai-agent-routing differs from the declared one (it carries a fault)",
         "pod user-v1-us-east-0 is held down",
