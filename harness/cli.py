@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="where the suite's reports go; default runs/<time>-suite-<tag>/")
     _option(suite, "--keep-up", env="HARNESS_KEEP_UP", action="store_true", help="leave the mesh up afterwards")
     _option(suite, "--no-progress", env="HARNESS_NO_PROGRESS", action="store_true", help="no live progress line")
+    signoff = with_platform(sub.add_parser("signoff", help="release go/no-go: every `release` experiment against "
+                                                        "its baseline, one report, exit 0 only if all is well"))
+    _option(signoff, "--experiments-dir", env="HARNESS_EXPERIMENTS_DIR", type=Path, default=Path("experiments"),
+            help="where the experiments are")
+    signoff.add_argument("tag", nargs="?", default="release", help="the experiments to run (default: release)")
+    _option(signoff, "--tolerance", env="HARNESS_TOLERANCE", default="",
+            help="as for compare, e.g. p99=10%%,capacity=10%%")
+    _option(signoff, "--baselines", env="HARNESS_BASELINE_DIR", type=Path, default=None,
+            help="where baselines are saved (default baselines/)")
+    _option(signoff, "--report-dir", env="HARNESS_REPORT_DIR", type=Path, help="where the sign-off report goes")
+    _option(signoff, "--keep-up", env="HARNESS_KEEP_UP", action="store_true", help="leave the mesh up afterwards")
+    _option(signoff, "--no-progress", env="HARNESS_NO_PROGRESS", action="store_true", help="no live progress line")
     gameday = with_platform(sub.add_parser("gameday", help="walk an experiment step by step with an operator"))
     gameday.add_argument("experiment", type=Path)
     _option(gameday, "--yes", env="HARNESS_YES", action="store_true", help="answer go to every step (a rehearsal)")
@@ -166,8 +178,8 @@ def platform_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.command in ("run", "validate", "suite", "gameday", "report", "compare", "baseline"):
-        if args.command not in ("run", "suite", "gameday"):  # those clean the faults up themselves
+    if args.command in ("run", "validate", "suite", "gameday", "report", "compare", "baseline", "signoff"):
+        if args.command not in ("run", "suite", "gameday", "signoff"):  # those clean the faults up themselves
             _report_orphans(None)
         return _dispatch(args, None)
     platform = get_platform(args.platform, **platform_options(args))
@@ -265,6 +277,15 @@ def _dispatch(args: argparse.Namespace, platform: Any) -> int:
                             report_dir=args.report_dir, keep_up=args.keep_up, progress=not args.no_progress)
         print(f"suite report: {outcome.report_dir / 'index.html'}  junit: {outcome.junit}")
         return outcome.exit_code
+    elif args.command == "signoff":
+        from harness.suite.signoff import SIGNOFF_MD, run_signoff
+
+        result = run_signoff(experiments_dir=args.experiments_dir, platform_name=args.platform, tolerance=args.tolerance,
+                             report_dir=args.report_dir, store=args.baselines, tag=args.tag, keep_up=args.keep_up,
+                             progress=not args.no_progress)
+        print((result.report_dir / SIGNOFF_MD).read_text())
+        print(f"sign-off report: {result.report_dir / SIGNOFF_MD}")
+        return result.exit_code
     elif args.command == "gameday":
         from harness.suite import run_gameday
 
