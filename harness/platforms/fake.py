@@ -94,9 +94,8 @@ class FakePlatform:
         return []
 
     @property
-    def ledger_dir(self) -> Path:
-        if self._ledger_dir is None:
-            raise ConfigError("this FakePlatform was made without a ledger_dir", field="ledger_dir")
+    def ledger_dir(self) -> Path | None:
+        """The fault ledger's folder; None (no ledger kept, harness.chaos.ledger.ledger_for) unless given."""
         return self._ledger_dir
 
     def telemetry_pipeline(self) -> TelemetryPipeline:

@@ -10,15 +10,14 @@ InterruptExecution (chaoslib/control/__init__.py, apply_controls), which is what
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.cli import main
+from harness.platforms.fake import FakePlatform
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_SLO = "slos:\n  - {name: client-ok, source: client, template: availability, objective: 0.5, comparator: '>='}\n"
@@ -31,48 +30,6 @@ def inject(marker: str) -> dict:
     Path(marker).write_text("a fault was injected")
     return {"injected": True}
 '''
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class StandInPlatform:
-    """Up, with no pods; its ingress and Prometheus are closed loopback ports (nothing answers)."""
-
-    name = "stand-in"
-
-    def __init__(self) -> None:
-        self.ingress, self.prometheus = closed_port(), closed_port()
-        self.up_called = False
-
-    def is_up(self) -> bool:
-        return True
-
-    def up(self, **_: Any) -> dict[str, Any]:
-        self.up_called = True
-        return {}
-
-    def down(self) -> list[int]:
-        return []
-
-    def status(self) -> dict[str, Any]:
-        return {"ingress_url": f"http://127.0.0.1:{self.ingress}", "ingress_host": "ai-agent.test",
-                "prometheus_url": f"http://127.0.0.1:{self.prometheus}"}
-
-    def pods(self) -> list[dict[str, Any]]:
-        return []
-
-    def resources(self) -> list[dict[str, Any]]:  # what the end-of-run audit compares: nothing here
-        return []
-
-    def declared_resources(self) -> list[dict[str, Any]]:
-        return []
-
-    def holds(self) -> list[str]:
-        return []
 
 
 def experiment(tmp_path: Path, locustfile: str, *, baseline_s: float = 1) -> tuple[Path, Path]:
@@ -95,8 +52,10 @@ def experiment(tmp_path: Path, locustfile: str, *, baseline_s: float = 1) -> tup
 
 
 @pytest.fixture
-def stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> StandInPlatform:
-    platform = StandInPlatform()
+def stand_in(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakePlatform:
+    """Up, with no pods and no Istio resources; its ingress and Prometheus are loopback ports nothing
+    listens on (harness.platforms.fake)."""
+    platform = FakePlatform(pods=[], declared=[], ledger_dir=tmp_path / "ledger")
     monkeypatch.setattr("harness.run.runner.get_platform", lambda *_a, **_k: platform)
     monkeypatch.syspath_prepend(str(tmp_path))
     return platform
@@ -127,7 +86,7 @@ class Dies(HttpUser):
 
 
 def test_a_load_that_fails_to_start_stops_the_run_before_any_fault_with_exit_2_and_locusts_log(
-        tmp_path: Path, stand_in: StandInPlatform, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, stand_in: FakePlatform, capsys: pytest.CaptureFixture[str]) -> None:
     path, marker = experiment(tmp_path, BROKEN_AT_IMPORT)
     run_dir = tmp_path / "run"
     code = main(["run", str(path), "--report-dir", str(run_dir), "--no-progress"])
@@ -141,7 +100,7 @@ def test_a_load_that_fails_to_start_stops_the_run_before_any_fault_with_exit_2_a
 
 
 def test_a_load_that_dies_in_the_baseline_stops_the_run_before_any_fault_with_exit_2(
-        tmp_path: Path, stand_in: StandInPlatform) -> None:
+        tmp_path: Path, stand_in: FakePlatform) -> None:
     path, marker = experiment(tmp_path, DIES_AFTER_START, baseline_s=20)
     run_dir = tmp_path / "run"
     code = main(["run", str(path), "--report-dir", str(run_dir), "--no-progress"])
@@ -174,7 +133,7 @@ class DiesInChaos(HttpUser):
 
 
 def test_a_load_that_dies_during_chaos_stops_the_chaos_rolls_back_and_exits_2(
-        tmp_path: Path, stand_in: StandInPlatform) -> None:
+        tmp_path: Path, stand_in: FakePlatform) -> None:
     path, marker = experiment(tmp_path, DIES_ONCE_THE_FAULT_IS_IN)
     document = json.loads(path.read_text())
     document["controls"][0]["provider"]["arguments"]["load"]["env"] = {"H9C_MARKER": str(marker)}
@@ -195,7 +154,7 @@ def test_a_load_that_dies_during_chaos_stops_the_chaos_rolls_back_and_exits_2(
 
 
 def test_plain_chaos_run_with_a_harness_control_that_cannot_be_configured_injects_nothing(
-        tmp_path: Path, stand_in: StandInPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, stand_in: FakePlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     from chaoslib.experiment import run_experiment
 
     from harness.chaos.context import use_platform
@@ -220,7 +179,7 @@ def test_plain_chaos_run_with_a_harness_control_that_cannot_be_configured_inject
 
 
 def test_a_reused_report_dir_is_refused_before_the_platform_is_touched(
-        tmp_path: Path, stand_in: StandInPlatform, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, stand_in: FakePlatform, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     path, marker = experiment(tmp_path, DIES_AFTER_START)
     reused = tmp_path / "reused"
