@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +19,7 @@ from harness.load._samples import iter_samples, samples_frame
 from harness.load._spec import LoadSpec
 from harness.load._stats import LoadStats, read_locust_csv, samples_table
 from harness.net import free_port
+from harness.platforms.local.procfs import parent_death_signal
 
 if TYPE_CHECKING:
     import pandas
@@ -68,9 +70,14 @@ class LoadRun:
     def _spawn(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         handle = open(log, "wb")  # noqa: SIM115 -- open for the process's life; stop() closes it
         self._logs.append(handle)
-        # Own session: a Ctrl-C at the terminal reaches the harness only, which stops load by PID.
+        # Own session: a Ctrl-C at the terminal reaches the harness only, which stops load by PID. And
+        # the kernel kills Locust if the harness dies without stopping it (SIGKILL, OOM): no load may
+        # outlive its run and hit the next one's mesh. Linux ties that to the forking thread, so only
+        # from the main thread (where a run starts its load); another thread's exit would kill Locust.
+        main = threading.current_thread() is threading.main_thread()
+        on_death = parent_death_signal(signal.SIGKILL) if main else None
         return subprocess.Popen(argv, cwd=self.run_dir, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=on_death)
 
     def start(self, run_dir: Path) -> None:
         """Start Locust writing into `run_dir` (created); returns at once, see wait_started()."""

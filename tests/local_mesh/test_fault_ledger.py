@@ -1,0 +1,202 @@
+"""A `harness run` SIGKILLed at any point leaves no fault behind for the next command to measure on.
+
+The run's process group is killed (the harness, and with it its Locust processes, which the kernel
+kills when their parent dies) at the moment each kind of fault is in place, found by watching the
+fault ledger and the mesh rather than by sleeping. The next command, `harness reset` or a `harness
+run` of another experiment, must leave the mesh as declared: Istio resources as shipped, no app
+knob set, nothing held down, every pod ready, an empty ledger. A run that follows undoes the
+faults before its warm-up and journals them (harness.cleaned_before_run), and passes, where the
+left fault (an ai-agent answering 503 to everything, a region held down) would have failed it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.platforms.local.private import knobs_client
+from tests.local_mesh.meshkit import Mesh
+
+ROOT = Path(__file__).parents[2]
+EXPERIMENTS = ROOT / "experiments"
+FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "6", "HARNESS_RECOVERY_S": "6"}  # as test_experiment_runs
+WAIT_S = 120.0
+
+
+def run_env(mesh: Mesh) -> dict[str, str]:
+    settings = mesh.platform.settings
+    return {**os.environ, **FAST_PHASES, "HARNESS_STATE_DIR": str(settings.state_dir),
+            "HARNESS_BASE_PORT": str(settings.base_port), "HARNESS_INGRESS_PORT": str(settings.ingress_port),
+            "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port), "HARNESS_AI_LATENCY_MS": "2"}
+
+
+def harness(mesh: Mesh, *args: str) -> subprocess.Popen[str]:
+    """`harness ...` in a process group of its own (its pid is the group id), as a terminal would start it."""
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=run_env(mesh), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def ledger(mesh: Mesh) -> list[dict[str, Any]]:
+    folder = mesh.platform.ledger_dir
+    entries = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):  # removed or replaced while read
+            continue
+    return entries
+
+
+def phase(report_dir: Path) -> str | None:
+    try:
+        return json.loads((report_dir / "journal.json").read_text())["harness"]["phase"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def knobs(mesh: Mesh, pod: str) -> dict[str, Any]:
+    with knobs_client(mesh.platform.state_dir, pod) as client:  # the app's socket and token
+        return client.get("/admin/knobs").json()
+
+
+def held(mesh: Mesh) -> list[str]:
+    return sorted(p["name"] for p in mesh.platform.pods() if p.get("held"))
+
+
+def has_entry(mesh: Mesh, kind: str) -> bool:
+    return any(e["kind"] == kind and (kind != "kill" or e["undo"]["pods"]) for e in ledger(mesh))
+
+
+def experiment(tmp_path: Path, base: str, method: list[dict[str, Any]] | None = None) -> Path:
+    doc = yaml.safe_load((EXPERIMENTS / f"{base}.yaml").read_text())
+    if method is not None:
+        doc["method"] = method
+    path = tmp_path / f"{base}-killed.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def action(func: str, pause_s: float, **arguments: Any) -> dict[str, Any]:
+    return {"type": "action", "name": func.replace("_", "-"), "pauses": {"after": pause_s},
+            "provider": {"type": "python", "module": "harness.chaos.actions", "func": func, "arguments": arguments}}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    base: str  # the experiment run, then killed
+    method: list[dict[str, Any]] | None  # replaces its method (None: as shipped)
+    ready_to_kill: Callable[[Mesh, Path], bool]  # the fault is in place (or the phase reached)
+    left: str | None  # the ledger kind the kill leaves behind, if any
+    then: str  # "reset" or the experiment run next
+
+
+CASES = [
+    Case("baseline", "latency-injection", None, lambda m, d: phase(d) == "baseline", None, "reset"),
+    Case("source-fault", "latency-injection", [action("inject_delay", 30, service="user", delay_ms=300)],
+         lambda m, d: has_entry(m, "istio") and "'fault'" in repr(m.platform.resources()), "istio", "reset"),
+    Case("destination-fault", "abort-injection",
+         [action("inject_abort", 30, service="ai-agent", http_status=503, percentage=100, side="destination")],
+         lambda m, d: has_entry(m, "knobs") and knobs(m, "ai-agent-v1-us-east-0")["error_rate"] == 1,
+         "knobs", "latency-injection"),
+    Case("pod-kill", "pod-kill", None, lambda m, d: has_entry(m, "kill"), "kill", "reset"),
+    Case("region-hold", "cluster-failover", None,
+         lambda m, d: has_entry(m, "hold") and "user-v1-us-east-0" in held(m), "hold", "pod-kill"),
+    Case("scale", "latency-injection", [action("scale", 30, service="ai-agent", replicas=1)],
+         lambda m, d: has_entry(m, "hold") and len(held(m)) == 2, "hold", "reset"),
+    Case("recovery", "abort-injection", None, lambda m, d: phase(d) == "recovery", None, "reset"),
+]
+
+
+def load_processes_of(report_dir: Path) -> list[int]:
+    """Processes working in the run's folder: its Locust master and workers."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if Path(os.readlink(proc / "cwd")) == report_dir:
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def wait_until(condition: Callable[[], bool], what: str, process: subprocess.Popen[str] | None = None) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the run ended (exit {process.returncode}) before {what}: {process.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {WAIT_S} s waiting for {what}")
+
+
+def assert_declared(mesh: Mesh) -> None:
+    """The mesh as shipped: the conditions the residual-fault audit checks, read independently."""
+    shipped = ROOT / "harness/mesh/manifests/istio"
+    declared = sorted((d for p in shipped.glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d),
+                      key=lambda d: (d["kind"], d["metadata"]["name"]))
+    assert sorted(mesh.platform.resources(), key=lambda d: (d["kind"], d["metadata"]["name"])) == declared
+    assert held(mesh) == []
+    mesh.wait_for(mesh.all_ready, 30, "every pod ready")
+    for pod in mesh.platform.pods():
+        values = knobs(mesh, pod["name"])
+        assert (values["error_rate"], values["latency_ms"], values["hang"]) == (0, 0, False), pod["name"]
+    assert ledger(mesh) == []
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_run_killed_with_sigkill_leaves_nothing_the_next_command_does_not_undo(
+        mesh: Mesh, tmp_path: Path, case: Case) -> None:
+    report_dir = (tmp_path / "killed").resolve()
+    run = harness(mesh, "run", str(experiment(tmp_path, case.base, case.method)), "--report-dir", str(report_dir),
+                  "--no-progress")
+    try:
+        wait_until(lambda: case.ready_to_kill(mesh, report_dir), f"the {case.name} moment", run)
+        os.killpg(run.pid, signal.SIGKILL)  # the whole group: no handler, no undo, no journal write
+        run.wait(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    wait_until(lambda: load_processes_of(report_dir) == [], "the killed run's Locust processes to be gone")
+
+    left = [e["kind"] for e in ledger(mesh)]
+    if case.left is not None:
+        assert case.left in left, left
+        status = harness(mesh, "status")
+        _, stderr = status.communicate(timeout=60)
+        assert status.returncode == 0, stderr
+        assert stderr.count("a fault of a process that is gone is still recorded") == len(left), stderr
+    if case.name == "recovery":
+        assert left == []  # every fault was undone before the recovery window began
+
+    if case.then == "reset":
+        reset = harness(mesh, "reset")
+        _, stderr = reset.communicate(timeout=120)
+        assert reset.returncode == 0, stderr
+        assert stderr.count("cleared a fault of a process that is gone") == len(left), stderr
+    else:
+        next_dir = tmp_path / "next"
+        following = harness(mesh, "run", str(EXPERIMENTS / f"{case.then}.yaml"), "--report-dir", str(next_dir),
+                            "--no-progress")
+        stdout, stderr = following.communicate(timeout=300)
+        journal = json.loads((next_dir / "journal.json").read_text())["harness"]
+        assert following.returncode == 0, stdout + stderr
+        assert [c["kind"] for c in journal["cleaned_before_run"]] == list(reversed(left))
+        assert {c["outcome"] for c in journal["cleaned_before_run"]} == {"undone"}
+        assert journal["residual_faults"] == []
+    assert_declared(mesh)
