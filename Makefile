@@ -66,5 +66,7 @@ test: setup inotify chromium
 down:
 	$(BIN)/harness down
 
+# `harness down` removes the run state it wrote (XDG_STATE_HOME/mesh-harness or HARNESS_STATE_DIR),
+# nothing else: no folder is removed by name here.
 clean: down
-	rm -rf $(VENV) .harness
+	rm -rf $(VENV)
