@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from harness import environment
 from harness.errors import ExitCode, HarnessError
 from harness.platforms import DEFAULT_PLATFORM, get_platform, platform_names
+from harness.platforms.base import Platform
 
 
 def _option(parser: Any, *flags: str, env: str, help: str, **kwargs: Any) -> None:
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     return _dispatch(args, platform)
 
 
-def _report_orphans(platform: Any) -> None:
+def _report_orphans(platform: Platform) -> None:
     """Faults recorded by a process that is gone: one stderr line each (`harness reset` clears them)."""
     from harness.chaos.audit import report_orphans
 
@@ -201,7 +202,7 @@ def _report_orphans(platform: Any) -> None:
         print(f"{line}; `harness reset` undoes it", file=sys.stderr)
 
 
-def _reset(platform: Any) -> None:
+def _reset(platform: Platform) -> None:
     from harness.chaos.audit import reset_mesh
 
     result = reset_mesh(platform)
@@ -214,7 +215,7 @@ def _reset(platform: Any) -> None:
         _print(result)
 
 
-def _print_steps(platform: Any) -> bool:
+def _print_steps(platform: Platform) -> bool:
     """A dry run's ordered commands and API calls; True when there were any to print."""
     steps = getattr(platform, "steps", None)
     for step in steps or []:
@@ -222,7 +223,7 @@ def _print_steps(platform: Any) -> bool:
     return bool(steps)
 
 
-def _dispatch(args: argparse.Namespace, platform: Any) -> int:
+def _dispatch(args: argparse.Namespace, platform: Platform) -> int:
     if args.command == "up":
         if not args.dry_run:
             from harness.chaos.audit import clean_orphans

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.chaos.ledger import FaultLedger, describe_orphans, ledger_for
 from harness.errors import HarnessError, PlatformError
+from harness.platforms.base import Platform
 
 __all__ = ["clean_orphans", "report_orphans", "reset_mesh", "residual_faults", "snapshot_resources"]
 
@@ -29,7 +30,7 @@ def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
     return doc.get("kind", "?"), meta.get("namespace") or "parallel-ai", meta.get("name", "?")
 
 
-def snapshot_resources(platform: Any) -> dict[tuple[str, str, str], Any]:
+def snapshot_resources(platform: Platform) -> dict[tuple[str, str, str], Any]:
     """The Istio resources of the mesh now (kind, namespace, name -> spec), to audit against later."""
     return {_key(doc): doc.get("spec") for doc in platform.resources()}
 
@@ -48,7 +49,7 @@ def _resource_leftovers(live: dict[tuple[str, str, str], Any], expected: dict[tu
     return found
 
 
-def residual_faults(platform: Any, expected: dict[tuple[str, str, str], Any] | None = None,
+def residual_faults(platform: Platform, expected: dict[tuple[str, str, str], Any] | None = None,
                     ledger: FaultLedger | None = None) -> list[str]:
     """What the live mesh has that it should not: one line per leftover, none when clean.
 
@@ -79,7 +80,7 @@ def residual_faults(platform: Any, expected: dict[tuple[str, str, str], Any] | N
     return leftovers
 
 
-def report_orphans(platform: Any) -> list[str]:
+def report_orphans(platform: Platform) -> list[str]:
     """One stderr line per orphaned ledger entry (any command says so); never fails the command."""
     try:
         return describe_orphans(ledger_for(platform))
@@ -87,7 +88,7 @@ def report_orphans(platform: Any) -> list[str]:
         return [f"harness: the fault ledger could not be read: {exc}"]
 
 
-def clean_orphans(platform: Any) -> list[dict[str, Any]]:
+def clean_orphans(platform: Platform) -> list[dict[str, Any]]:
     """Undo the faults of processes that are gone (before `run` or `up` does anything else).
 
     With the mesh down there is nothing to undo: the entries are dropped and reported. An undo that
@@ -104,7 +105,7 @@ def clean_orphans(platform: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
-def reset_mesh(platform: Any) -> dict[str, Any]:
+def reset_mesh(platform: Platform) -> dict[str, Any]:
     """`harness reset`: the declared mesh (Istio resources, knobs, holds, replicas) and no orphan left.
 
     Entries of a process that still runs are kept (that run undoes them itself, after this reset

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from harness.errors import HarnessError, PlatformError
 from harness.files import atomic_write
+from harness.platforms.base import Platform
 from harness.platforms.local.procfs import is_running, start_time_ticks
 
 __all__ = ["KINDS", "FaultLedger", "LedgerEntry", "Owner", "ledger_for", "wait_ready"]
@@ -148,12 +149,12 @@ class FaultLedger:
 
     # -- undoing ----------------------------------------------------------------------------------
 
-    def undo_entry(self, entry: LedgerEntry, platform: Any) -> None:
+    def undo_entry(self, entry: LedgerEntry, platform: Platform) -> None:
         """Undo one entry from any process, then clear it; raises (entry kept) if the undo fails."""
         UNDOERS[entry.kind](platform, entry.undo)
         self.clear(entry.id)
 
-    def undo_orphans(self, platform: Any, *, mesh_up: bool) -> list[dict[str, Any]]:
+    def undo_orphans(self, platform: Platform, *, mesh_up: bool) -> list[dict[str, Any]]:
         """Undo every orphaned entry, newest first; with the mesh down there is nothing left to undo.
 
         Returns one record per entry (for the journal): what it was, and `undone`, `discarded` or
@@ -176,7 +177,7 @@ class FaultLedger:
         return cleaned
 
 
-def ledger_for(platform: Any) -> FaultLedger | None:
+def ledger_for(platform: Platform) -> FaultLedger | None:
     """The ledger of a platform (its `ledger_dir`), or None for a platform that keeps no state."""
     directory = getattr(platform, "ledger_dir", None)
     return FaultLedger(directory) if directory is not None else None
@@ -195,7 +196,7 @@ def _fsync_dir(directory: Path) -> None:
 
 # -- undo from any process ---------------------------------------------------------------------------
 
-def wait_ready(platform: Any, pods: list[str], timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_ready(platform: Platform, pods: list[str], timeout_s: float = READY_TIMEOUT_S) -> None:
     """Until every pod named is ready again (bounded)."""
     deadline = time.monotonic() + timeout_s
     ready: set[str] = set()
@@ -207,14 +208,14 @@ def wait_ready(platform: Any, pods: list[str], timeout_s: float = READY_TIMEOUT_
     raise TimeoutError(f"pods not ready again after {timeout_s} s: {sorted(set(pods) - ready)}")
 
 
-def _undo_istio(platform: Any, undo: dict[str, Any]) -> None:
+def _undo_istio(platform: Platform, undo: dict[str, Any]) -> None:
     if undo.get("delete"):
         platform.apply_documents(undo["delete"], delete=True, source="the fault ledger")
     if undo.get("apply"):
         platform.apply_documents(undo["apply"], source="the fault ledger")
 
 
-def _undo_knobs(platform: Any, undo: dict[str, Any]) -> None:
+def _undo_knobs(platform: Platform, undo: dict[str, Any]) -> None:
     for pod in undo["pods"]:
         try:
             platform.set_knobs(pod, **undo["values"])
@@ -225,17 +226,17 @@ def _undo_knobs(platform: Any, undo: dict[str, Any]) -> None:
                 raise
 
 
-def _undo_hold(platform: Any, undo: dict[str, Any]) -> None:
+def _undo_hold(platform: Platform, undo: dict[str, Any]) -> None:
     for pod in undo["pods"]:
         platform.hold(pod, down=False)
     wait_ready(platform, undo["pods"])
 
 
-def _undo_kill(platform: Any, undo: dict[str, Any]) -> None:
+def _undo_kill(platform: Platform, undo: dict[str, Any]) -> None:
     wait_ready(platform, undo["pods"])
 
 
-def _undo_load(platform: Any, undo: dict[str, Any]) -> None:
+def _undo_load(platform: Platform, undo: dict[str, Any]) -> None:
     """Load that runs outside the harness process (kind --in-cluster: Locust Jobs) is stopped and removed."""
     platform.stop_in_cluster_load()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.platforms.base import Platform
+from harness.platforms.base import Platform, mesh_status
+from harness.platforms.model import MeshStatus, Pod
 
-__all__ = ["DEFAULT_PLATFORM", "Platform", "get_platform", "platform_names"]
+__all__ = ["DEFAULT_PLATFORM", "MeshStatus", "Platform", "Pod", "get_platform", "mesh_status", "platform_names"]
 
 DEFAULT_PLATFORM = "local"
 

@@ -1,10 +1,17 @@
-"""The Platform protocol: what every platform offers the CLI and the experiment runner."""
+"""The Platform protocol: what every platform offers the CLI and the experiment runner.
+
+Answers are JSON-shaped (the local platform's cross a Unix socket); their shared fields are typed in
+platforms/model.py (`mesh_status(platform)` reads a status as a MeshStatus). platforms/fake.py is this
+protocol in memory, for unit tests; tests/platforms/test_platform_seam.py checks that every platform
+and the fake offer every member below.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.platforms.model import MeshStatus
 from harness.platforms.telemetry import TelemetryPipeline
 
 
@@ -21,7 +28,8 @@ class Platform(Protocol):
         """Stop everything this platform started; returns the PIDs it stopped."""
 
     def status(self) -> dict[str, Any]:
-        """platform, ingress_url, prometheus_url and pods (see the README for the fields)."""
+        """model.STATUS_FIELDS (pods with model.POD_FIELDS) and the platform's own fields; `status --json`
+        prints exactly this."""
 
     def apply(self, files: list[Path], *, delete: bool = False) -> dict[str, Any]:
         """Apply (or delete) Istio resources live."""
@@ -33,7 +41,7 @@ class Platform(Protocol):
         """SIGKILL a pod (or only its app); the platform restarts it as a ReplicaSet would."""
 
     def pods(self) -> list[dict[str, Any]]:
-        """Every pod with name, service, app, version, region, ready, restarts."""
+        """Every pod: model.POD_FIELDS (name, service, app, version, region, ready, restarts) and more."""
 
     def hold(self, pod: str, *, down: bool) -> dict[str, Any]:
         """Keep a pod down until released (a failed region, a scale-down)."""
@@ -48,6 +56,24 @@ class Platform(Protocol):
     def set_knobs(self, pod: str, **values: Any) -> dict[str, Any]:
         """Set a pod's app behaviour: latency_ms, error_rate, error_status, hang."""
 
+    @property
+    def ledger_dir(self) -> Path | None:
+        """Where the fault ledger (harness.chaos.ledger) of this mesh lives; None: none is kept."""
+
+    def declared_resources(self) -> list[dict[str, Any]]:
+        """The Istio resources the mesh declares: what `reset` returns to and the audit compares with."""
+
+    def holds(self) -> list[str]:
+        """What is held down now, one line each (a failed region's or a scaled-down service's pods)."""
+
+    def get_knobs(self, pod: str) -> dict[str, Any]:
+        """A pod's app behaviour knobs as its app reports them."""
+
     def telemetry_pipeline(self) -> TelemetryPipeline:
         """The periods of the stages between a request and the series SLO queries read (stats flush,
         scrape, recording rule); the run measures the lag over them (harness/slo/lag.py)."""
+
+
+def mesh_status(platform: Platform) -> MeshStatus:
+    """The platform's status as the typed MeshStatus (the shared fields named, the rest in `extra`)."""
+    return MeshStatus.from_json(platform.status())

@@ -8,16 +8,15 @@ activeDeadlineSeconds is the cluster's backstop when nothing runs the harness ag
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.chaos.ledger import LedgerEntry, ledger_for
 from harness.load._in_cluster import InClusterLoadRun
 from harness.load._spec import LoadSpec
+from harness.platforms.base import Platform
 
 DESCRIPTION = "Locust master and workers as Jobs in parallel-ai (--in-cluster)"
 
 
-def in_cluster_load_run(spec: LoadSpec, platform: Any) -> InClusterLoadRun:
+def in_cluster_load_run(spec: LoadSpec, platform: Platform) -> InClusterLoadRun:
     """An InClusterLoadRun whose Jobs are in the platform's fault ledger while they exist."""
     ledger = ledger_for(platform)
     entries: list[LedgerEntry] = []

@@ -18,6 +18,7 @@ from harness import tracing
 from harness.errors import HarnessError
 from harness.mesh.loader import declared_model
 from harness.platforms import get_platform
+from harness.platforms.base import Platform
 from harness.run import control, evaluation
 from harness.run.overrides import RunOverrides, collect, settings_for
 from harness.run.session import HarnessRun
@@ -101,7 +102,7 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
             platform.down()
 
 
-def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform: Any, run_dir: Path,
+def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform: Platform, run_dir: Path,
                  progress: bool, *, cleaned: list[dict[str, Any]] | None = None,
                  expected: dict[Any, Any] | None = None) -> RunOutcome:
     """One experiment through chaostoolkit-lib, with the harness session installed around it.
@@ -146,7 +147,7 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
     return RunOutcome(code, run_dir, journal)
 
 
-def _audit(journal: dict[str, Any], session: HarnessRun, platform: Any, expected: dict[Any, Any] | None) -> None:
+def _audit(journal: dict[str, Any], session: HarnessRun, platform: Platform, expected: dict[Any, Any] | None) -> None:
     """The residual-fault audit: anything the run left in the mesh is an error (exit 2) naming it."""
     try:
         leftovers = residual_faults(platform, expected, ledger_for(platform))
