@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,8 @@ from harness.errors import LoadError
 logger = logging.getLogger("harness.run")
 LOAD_SIGNAL = signal.SIGUSR2
 START_TIMEOUT_S = 60.0  # Locust imports gevent and the locustfile; on a busy 2-core machine that takes seconds
-CHECK_INTERVAL_S = 0.25  # how soon a dead load stops the run
+CHECK_INTERVAL_S = 0.5  # how soon a dead load stops the run; a load run may set its own `check_interval_s`
+CONFIRMATIONS = 2  # consecutive "not running" answers: an in-cluster check (kubectl exec) can fail once
 LOG_TAIL_BYTES = 1500
 WATCHED_PHASES = ("warmup", "baseline", "chaos", "recovery")
 
@@ -69,11 +71,24 @@ class LoadGuard:
 
     def check(self) -> None:
         """Before the method: LoadFailed when the load failed or is no longer running."""
-        if self.failure is None and self.load is not None and not self.load.running:
+        if self.failure is None and self.load is not None and self._stopped():
             self._fail(f"the load stopped during {self.session.current_phase}, so no fault was injected; "
                        f"{self.session.run_dir / 'locust.log'} ends with:\n{log_tail(self.session.run_dir)}")
         if self.failure is not None:
             raise LoadFailed(self.failure)
+
+    def _stopped(self) -> bool:
+        """True when the load answers "not running" CONFIRMATIONS times in a row (one check may fail)."""
+        interval = float(getattr(self.load, "check_interval_s", CHECK_INTERVAL_S))
+        for attempt in range(CONFIRMATIONS):
+            try:
+                if self.load.running:
+                    return False
+            except Exception as exc:  # the check itself failed: ask again
+                logger.warning("could not tell whether the load runs: %s: %s", type(exc).__name__, exc)
+            if attempt + 1 < CONFIRMATIONS:
+                time.sleep(interval)
+        return True
 
     @property
     def stopping(self) -> bool:
@@ -87,8 +102,16 @@ class LoadGuard:
             self._thread.join(timeout=5)
 
     def _watch(self) -> None:
-        while not self._stop.wait(CHECK_INTERVAL_S):
-            if self.load.running:
+        interval = float(getattr(self.load, "check_interval_s", CHECK_INTERVAL_S))
+        misses = 0
+        while not self._stop.wait(interval):
+            try:
+                running = bool(self.load.running)
+            except Exception as exc:  # the check itself failed (a cluster unreachable): not proof of death
+                logger.warning("could not tell whether the load runs: %s: %s", type(exc).__name__, exc)
+                running = False
+            misses = 0 if running else misses + 1
+            if misses < CONFIRMATIONS:
                 continue
             phase = self.session.current_phase
             if self._stop.is_set() or phase not in WATCHED_PHASES:
