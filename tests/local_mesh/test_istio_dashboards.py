@@ -55,5 +55,6 @@ def test_at_least_95_percent_of_istios_http_dashboard_panels_show_data(mesh: Mes
                 else:
                     empty.append(f"{dashboard['name']} / {panel['title']} {pick}")
     total = shown + len(empty)
+    print(f"Istio dashboards: {shown}/{total} HTTP panels show data; empty: {empty}")
     assert total >= 50
     assert shown / total >= 0.95, f"{shown}/{total} HTTP panels show data; empty: {empty}"
