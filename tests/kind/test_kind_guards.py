@@ -98,3 +98,23 @@ def test_a_resource_exported_beyond_parallel_ai_is_refused_naming_the_field(mesh
     with pytest.raises(ConfigError, match=r"spec.exportTo: .*expected exportTo \[\"\.\"\] or none, got \['\*'\]"):
         platform.apply_documents([wide], source="wide.yaml")
     assert len(mesh.requests("PATCH")) == before  # nothing applied
+
+
+def test_the_harness_gateways_select_only_its_own_gateway_pods(mesh, platform) -> None:
+    """Istio's Gateway reference: a Gateway applies to gateway workloads matching its selector in every
+    namespace unless PILOT_SCOPE_GATEWAY_TO_NAMESPACE is set; `istio: ingressgateway` alone would also
+    configure an existing cluster's istio-system ingress gateway. The harness's pods carry one more label."""
+    gateways = [d for d in render.istio_documents() + render.multicluster_documents() if d["kind"] == "Gateway"]
+    cluster_own_ingress = {"app": "istio-ingressgateway", "istio": "ingressgateway"}  # istio-system's, as installed
+    ours = next(d for d in render.ingress_gateway_documents() if d["kind"] == "Deployment")
+    our_labels = ours["spec"]["template"]["metadata"]["labels"]
+    (eastwest,) = render.eastwest_operator(KindSettings(clusters=3).cluster_specs()[0])["spec"]["components"][
+        "ingressGateways"]
+    for gateway in gateways:
+        selector = gateway["spec"]["selector"]
+        assert not selector.items() <= cluster_own_ingress.items(), gateway["metadata"]["name"]
+        assert selector.items() <= our_labels.items() or selector.items() <= eastwest["label"].items()
+    wide = {"apiVersion": "networking.istio.io/v1beta1", "kind": "Gateway", "metadata": {"name": "any"},
+            "spec": {"selector": {"app": "something-else"}, "servers": gateways[0]["spec"]["servers"]}}
+    with pytest.raises(ConfigError, match="spec.selector: .*configures only its own gateways"):
+        platform.apply_documents([wide], source="wide.yaml")

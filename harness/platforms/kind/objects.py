@@ -39,15 +39,17 @@ def istio_resource(doc: dict[str, Any], *, source: str | Path, index: int = 0) -
 
 
 def in_namespace(doc: dict[str, Any], *, source: str | Path, index: int = 0) -> dict[str, Any]:
-    """The document with metadata.namespace parallel-ai (any other namespace is refused) and, where the
-    kind has it, exportTo ["."] (render.exported_here)."""
+    """The document with metadata.namespace parallel-ai (any other namespace is refused), exportTo ["."]
+    where the kind has it (render.exported_here), and a Gateway selecting only the harness's gateway pods
+    (render.own_gateway)."""
     namespace = (doc.get("metadata") or {}).get("namespace", NAMESPACE)
     if namespace != NAMESPACE:
         raise ConfigError(f"document {index} ({doc.get('kind')}/{doc['metadata'].get('name')}): the harness touches "
                           f"only namespace {NAMESPACE!r}, got {namespace!r}", file=str(source),
                           field="metadata.namespace")
-    return render.exported_here({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}}, source=source,
-                                index=index)
+    scoped = render.exported_here({**doc, "metadata": {**doc["metadata"], "namespace": NAMESPACE}}, source=source,
+                                  index=index)
+    return render.own_gateway(scoped, source=source, index=index)
 
 
 def as_manifest(obj: dict[str, Any], resource: Resource, kind: str) -> dict[str, Any]:

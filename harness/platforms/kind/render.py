@@ -265,6 +265,28 @@ def exported_here(doc: dict, *, source: str | Path = "the harness", index: int =
     return {**doc, "spec": {**spec, "exportTo": list(LOCAL_EXPORT)}}
 
 
+#: The label only the harness's own gateway pods carry; every Gateway it applies selects it too.
+GATEWAY_LABEL = "harness.parallel-ai/gateway"
+OWN_GATEWAYS = {"ingressgateway": "ingress", "eastwestgateway": "eastwest"}  # `istio` label -> GATEWAY_LABEL
+
+
+def own_gateway(doc: dict, *, source: str | Path = "the harness", index: int = 0) -> dict:
+    """A Gateway that selects only the harness's gateway pods. Istio applies a Gateway to matching gateway
+    workloads in every namespace (unless PILOT_SCOPE_GATEWAY_TO_NAMESPACE), so `istio: ingressgateway`
+    alone would also configure a cluster's own istio-system ingress gateway; the harness's pods carry
+    GATEWAY_LABEL and the selector is narrowed to it. Any other selector is refused, naming the field."""
+    if doc.get("kind") != "Gateway":
+        return doc
+    spec = doc.get("spec") or {}
+    selector = spec.get("selector") or {}
+    which = OWN_GATEWAYS.get(str(selector.get("istio")))
+    if which is None or selector.get(GATEWAY_LABEL, which) != which:
+        raise ConfigError(f"document {index} (Gateway/{(doc.get('metadata') or {}).get('name')}): the harness "
+                          f"configures only its own gateways, selected by istio: {' or '.join(OWN_GATEWAYS)}; got "
+                          f"{selector!r}", file=str(source), field="spec.selector")
+    return {**doc, "spec": {**spec, "selector": {**selector, GATEWAY_LABEL: which}}}
+
+
 def istio_documents() -> list[dict]:
     """The declared Istio resources (harness/mesh/manifests/istio) as kind runs them, which `reset`
     restores: each kind overlay (external/service-entry.yaml) in place of the shipped resource it names,
@@ -275,7 +297,8 @@ def istio_documents() -> list[dict]:
     if unmatched:
         raise ManifestError(f"the overlay names no shipped Istio resource: {unmatched}",
                             file=KIND_MANIFESTS / SERVICE_ENTRY_OVERLAY)
-    return [exported_here(overlays.get(_key(doc), doc), source=MANIFESTS_DIR / "istio") for doc in shipped]
+    return [own_gateway(exported_here(overlays.get(_key(doc), doc), source=MANIFESTS_DIR / "istio"),
+                        source=MANIFESTS_DIR / "istio") for doc in shipped]
 
 
 def _key(doc: dict) -> tuple[str, str, str]:
@@ -283,7 +306,7 @@ def _key(doc: dict) -> tuple[str, str, str]:
 
 
 def multicluster_documents() -> list[dict]:
-    return _mesh("multicluster")
+    return [own_gateway(doc, source=MANIFESTS_DIR / "multicluster") for doc in _mesh("multicluster")]
 
 
 def sample_image() -> str:
