@@ -112,7 +112,7 @@ def _availability(row: SloRow, fault: FaultWindow, service: str, target: str | N
         reset = not fault.details.get("app_only", False)
         why = ", which does not retry a connection reset by a killed pod" if reset else ""
         return (_retries(service, routes, why, needs="reset" if reset else "5xx")
-                + _outlier(service, fault, mesh))
+                + _retry_budget(service, mesh) + _outlier(service, fault, mesh))
     if fault.kind == "abort":
         return _retries(service, routes, "", needs="5xx") + _outlier(service, fault, mesh)
     if fault.kind == "delay":
@@ -185,6 +185,23 @@ def _timeouts(row: SloRow, fault: FaultWindow, service: str, routes: list[RouteR
             fixes.append(Fix(resource=ref.resource, field=f"{ref.path}.retries", file=ref.file, text=(
                 f"route {ref.description} cuts calls at timeout {timeout:g}s without retries: {advice}")))
     return fixes
+
+
+def _retry_budget(service: str, mesh: MeshView) -> list[Fix]:
+    """connectionPool.http.maxRetries caps the retries in flight to all of a service's hosts at once
+    (Envoy's circuit breaker max_retries; Istio's DestinationRule reference: unset, Istio allows
+    2^32-1). When a killed pod's requests all come back 503 together, the retries past the cap are
+    not made (Envoy counts them as upstream_rq_retry_overflow) and those requests fail."""
+    rule = mesh.destination_rule(service)
+    pool = rule.policy.pool if rule is not None and rule.policy is not None else None
+    if pool is None or pool.max_retries is None:
+        return []
+    return [Fix(resource=f"DestinationRule/{rule.name}", field=f"{TRAFFIC_POLICY}.connectionPool.http.maxRetries",
+                file=mesh.file_of("DestinationRule", rule.name), text=(
+        f"connectionPool.http.maxRetries {pool.max_retries} lets only {pool.max_retries} retries to {service} run at "
+        f"once across all its hosts: when a killed pod's in-flight requests fail together, the retries past "
+        f"{pool.max_retries} are not made and those requests fail (Envoy: upstream_rq_retry_overflow); raise it to "
+        f"at least the requests in flight at peak load, or remove it (Istio then allows 2^32-1)"))]  # fmt: skip
 
 
 def _outlier(service: str, fault: FaultWindow, mesh: MeshView) -> list[Fix]:

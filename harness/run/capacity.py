@@ -119,7 +119,8 @@ def check_experiment(experiment: Mapping[str, Any], capacity: CapacitySettings |
 
 def climb() -> dict[str, Any]:
     """Chaos Toolkit action: raise the load step by step (the session's capacity settings); returns the
-    steps it ran. Stops early once a step's client SLOs broke (the mesh ones are judged afterwards)."""
+    steps it ran. Stops early once a step's client SLOs broke or Locust fell short of its rate (the mesh
+    SLOs are judged afterwards)."""
     from harness.run.control import session as current_session
 
     session = current_session()
@@ -138,8 +139,8 @@ def climb() -> dict[str, Any]:
             steps.append({"target_rps": rps, "users": users, "start": started, "end": None})
             time.sleep(capacity.step_s)
             steps[-1]["end"] = time.time()
-            if client_slos and _client_broke(session, client_slos, started + capacity.settle_s, steps[-1]["end"]):
-                logger.info("capacity: client SLOs broke at %g req/s; climbing no further", rps)
+            if _client_broke(session, client_slos, started + capacity.settle_s, steps[-1]["end"], rps):
+                logger.info("capacity: the step at %g req/s broke on the client side; climbing no further", rps)
                 break
     finally:  # the recovery window runs at the first step again, as the baseline did
         atomic_write(target, json.dumps({"users": capacity.users_for(capacity.start_rps),
@@ -147,13 +148,17 @@ def climb() -> dict[str, Any]:
     return {"steps": len(steps), "last_rps": steps[-1]["target_rps"] if steps else None}
 
 
-def _client_broke(session: Any, slos: list[Any], start: float, end: float) -> bool:
+def _client_broke(session: Any, slos: list[Any], start: float, end: float, target_rps: float) -> bool:
+    """A client SLO failed over the step, or Locust did not reach its rate: no higher step can hold."""
     from harness.slo import evaluate
 
     try:
         samples = session.load.samples()
     except (OSError, ValueError):
         return False
+    sent = step_metrics(samples, start, end)["throughput_rps"]
+    if sent is not None and sent < REACHED * target_rps:
+        return True
     return any(r.verdict == "fail" for r in evaluate(slos, "chaos", start, end, None, samples=samples))
 
 
@@ -235,10 +240,13 @@ def judge(session: Any) -> None:
         else:
             for step in steps:
                 _judge_step(session, step, samples, None)
-        unjudged = [s for s in steps for r in s["broken"] if r["verdict"] in ("no_data", "error")]
-        if unjudged:
-            raise InconclusiveError(f"the step at {unjudged[0]['target_rps']:g} req/s could not be judged: "
-                                    f"{unjudged[0]['why']}")
+        for step in steps:  # up to the first step that did not hold; what came after it changes nothing
+            if step["held"]:
+                continue
+            definite = not step["reached"] or any(r["verdict"] == "fail" for r in step["broken"])
+            if not definite:
+                raise InconclusiveError(f"the step at {step['target_rps']:g} req/s could not be judged: {step['why']}")
+            break
     except InconclusiveError as exc:
         result["inconclusive"] = result.get("inconclusive") or f"capacity: {exc}"
     summary = summarise(steps, capacity)

@@ -105,10 +105,31 @@ def test_a_tier_slo_looks_only_at_the_route_that_tier_takes(run_dir: RunFactory)
 
     assert not [f for f in fixes if f.resource == "VirtualService/ai-agent-routing"], \
         "the premium route retries on 5xx, which an app-only kill returns; the other routes are not premium's"
-    (outlier,) = fixes
+    budget, outlier = fixes  # the seed's maxRetries: 3 caps the retries the premium route makes
+    assert (budget.resource, budget.field) == ("DestinationRule/ai-agent-destination",
+                                               "spec.trafficPolicy.connectionPool.http.maxRetries")
     assert (outlier.resource, outlier.field) == ("DestinationRule/ai-agent-destination",
                                                  "spec.trafficPolicy.outlierDetection")
     assert outlier.faults == ("kill ai-agent-v1-us-west-0", "kill ai-agent-v1-us-east-0"), "one fix for the kills"
+
+
+def test_pod_kills_breaking_availability_name_the_seeds_max_retries(run_dir: RunFactory) -> None:
+    """Istio's DestinationRule reference, ConnectionPoolSettings.HTTPSettings.maxRetries: the retries
+    outstanding to all hosts of a cluster at once (Envoy's circuit breaker max_retries); unset, Istio
+    allows 2^32-1. The seed declares 3 on ai-agent-destination."""
+    journal = journal_of(PASSING)
+    chaos_start, chaos_end = _chaos(PASSING)
+    results = [{"name": "ai-agent-availability", "phase": "chaos", "value": 0.98, "objective": 0.99,
+                "comparator": ">=", "verdict": "fail", "window_start": chaos_start, "window_end": chaos_end,
+                "source": "mesh", "detail": "", "query": "sum(rate(istio_requests_total{destination_service_name="
+                                                         "\"ai-agent-service\"}[10s]))"}]
+    directory = run_dir(PASSING, slo_results=results, chaos=journal["harness"]["chaos"], exit_code=1)
+
+    fixes = {f.field: f for f in _fixes(directory)}
+
+    budget = fixes["spec.trafficPolicy.connectionPool.http.maxRetries"]
+    assert budget.resource == "DestinationRule/ai-agent-destination"
+    assert "maxRetries 3" in budget.text and "upstream_rq_retry_overflow" in budget.text
 
 
 def test_a_breach_no_declared_setting_explains_is_still_listed(run_dir: RunFactory) -> None:
