@@ -51,13 +51,14 @@ def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
 
 class FakePlatform:
     """The mesh as data. `up_now=False` starts it down (as a fresh machine); `pods` default to the
-    shipped mesh's; `declared` to its Istio resources."""
+    shipped mesh's; `declared` to its Istio resources; `ingress_url` to a loopback port nothing
+    listens on (give a test server's URL to send load somewhere)."""
 
     name = "fake"
 
     def __init__(self, *, up_now: bool = True, pods: Sequence[Pod] | None = None,
                  declared: Iterable[dict[str, Any]] | None = None, profile: str = "dev",
-                 ledger_dir: Path | None = None,
+                 ledger_dir: Path | None = None, ingress_url: str | None = None, ingress_host: str = INGRESS_HOST,
                  pipeline: TelemetryPipeline = TelemetryPipeline(stats_flush_s=1.0, scrape_s=1.0, rule_s=1.0)) -> None:
         self.up_now = up_now
         self.profile = profile
@@ -70,7 +71,10 @@ class FakePlatform:
         self._knobs = {name: dict(CLEARED_KNOBS) for name in self._pods}
         self._declared = [copy.deepcopy(d) for d in (_declared_istio() if declared is None else declared)]
         self._resources = {_key(d): copy.deepcopy(d) for d in self._declared}
-        self._ingress_port, self._prometheus_port = free_port(), free_port()
+        # By default nothing listens on either port: a query fails as against an unreachable Prometheus.
+        self.ingress_url = ingress_url or f"http://127.0.0.1:{free_port()}"
+        self.ingress_host = ingress_host
+        self.prometheus_url = f"http://127.0.0.1:{free_port()}"
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -109,8 +113,8 @@ class FakePlatform:
                          extra={**p.extra, "held": name in self._held})
                      for name, p in self._pods.items())
         return MeshStatus(platform=self.name, profile=self.profile, up=self.up_now,
-                          ingress_url=f"http://127.0.0.1:{self._ingress_port}", ingress_host=INGRESS_HOST,
-                          prometheus_url=f"http://127.0.0.1:{self._prometheus_port}", pods=pods)
+                          ingress_url=self.ingress_url, ingress_host=self.ingress_host,
+                          prometheus_url=self.prometheus_url, pods=pods)
 
     def status(self) -> dict[str, Any]:
         return self.mesh_status().to_json()

@@ -20,9 +20,10 @@ import pytest
 
 from harness.cli import main
 from harness.load._cpu import CPU_FILE, CpuSampler, read_cpu
+from harness.platforms.fake import FakePlatform
 from harness.run import generator
 from tests.load.loadkit import ChatTarget
-from tests.run.test_no_chaos_without_load import MARKER_MODULE, StandInPlatform
+from tests.run.test_no_chaos_without_load import MARKER_MODULE
 
 
 def test_the_sampler_reads_each_process_cpu_from_proc_as_psutil_does(tmp_path: Path) -> None:
@@ -126,9 +127,7 @@ def test_a_run_whose_locust_warned_of_its_cpu_is_inconclusive_and_the_report_sho
                 "arguments": {"marker": str(tmp_path / "m")}}}]}
         path = tmp_path / "plain.json"
         path.write_text(json.dumps(document))
-        platform = StandInPlatform()
-        platform.status = lambda: {"ingress_url": chat.url, "ingress_host": "h",  # type: ignore[method-assign]
-                                   "prometheus_url": f"http://127.0.0.1:{platform.prometheus}"}
+        platform = FakePlatform(pods=[], declared=[], ingress_url=chat.url, ingress_host="h")
         monkeypatch.setattr("harness.run.runner.get_platform", lambda *_a, **_k: platform)
         monkeypatch.syspath_prepend(str(tmp_path))
         for name in ("HARNESS_BASELINE_S", "HARNESS_RECOVERY_S", "HARNESS_WARMUP_S"):

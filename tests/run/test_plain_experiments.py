@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.platforms.fake import FakePlatform
 from tests.load.loadkit import ChatTarget
-from tests.run.test_no_chaos_without_load import MARKER_MODULE, StandInPlatform
+from tests.run.test_no_chaos_without_load import MARKER_MODULE
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACEPARENT = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
@@ -65,9 +66,7 @@ def chat() -> ChatTarget:
 def test_a_plain_experiment_runs_under_harness_run_with_load_and_slos_from_the_command_line(
         tmp_path: Path, chat: ChatTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     path, marker = plain_experiment(tmp_path, chat)
-    platform = StandInPlatform()
-    platform.status = lambda: {"ingress_url": chat.url, "ingress_host": "ai-agent.test",  # type: ignore[method-assign]
-                               "prometheus_url": f"http://127.0.0.1:{platform.prometheus}"}
+    platform = FakePlatform(pods=[], declared=[], ingress_url=chat.url, ingress_host="ai-agent.test")
     monkeypatch.setattr("harness.run.runner.get_platform", lambda *_a, **_k: platform)
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("HARNESS_BASELINE_S", "HARNESS_RECOVERY_S", "HARNESS_WARMUP_S"):
@@ -114,9 +113,7 @@ def test_a_steady_state_not_met_before_the_method_fails_the_run_instead_of_passi
     document = json.loads(path.read_text())
     document["steady-state-hypothesis"]["probes"][0]["tolerance"] = 201  # the chat answers 200
     path.write_text(json.dumps(document))
-    platform = StandInPlatform()
-    platform.status = lambda: {"ingress_url": chat.url, "ingress_host": "ai-agent.test",  # type: ignore[method-assign]
-                               "prometheus_url": f"http://127.0.0.1:{platform.prometheus}"}
+    platform = FakePlatform(pods=[], declared=[], ingress_url=chat.url, ingress_host="ai-agent.test")
     monkeypatch.setattr("harness.run.runner.get_platform", lambda *_a, **_k: platform)
     monkeypatch.syspath_prepend(str(tmp_path))
     for name in ("HARNESS_BASELINE_S", "HARNESS_RECOVERY_S", "HARNESS_WARMUP_S"):
