@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.cli import build_parser, platform_options
 from harness.errors import LoadError
@@ -247,3 +248,29 @@ def test_the_in_cluster_load_is_in_the_fault_ledger_while_its_jobs_exist(target:
     finally:
         run.stop()
     assert ledger.entries() == []
+
+
+def test_the_platform_side_against_the_emulated_api_server(cluster, runner, target: ChatTarget) -> None:
+    """start_in_cluster_load (leftovers deleted first, then one server-side apply), in_cluster_pods (asked
+    of the API server by label), in_cluster_exec and stop_in_cluster_load, on kmock."""
+    from tests.kind.kindkit import make_platform
+
+    platform = make_platform({cluster.context: cluster}, runner)
+    for index, role in enumerate(("master", "worker", "worker")):
+        cluster.put("v1/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": f"locust-{role}-{index}", "namespace": "parallel-ai", "labels": {"app": "locust", "role": role}}})
+    cluster.put("v1/pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "other-worker", "namespace": "parallel-ai", "labels": {"app": "other", "role": "worker"}}})
+    assert platform.in_cluster_pods("worker") == ["locust-worker-1", "locust-worker-2"]
+    assert any(r.params.get("labelSelector") == "app=locust,role=worker" for r in cluster.requests("GET"))
+    platform.start_in_cluster_load(in_cluster_load(chat_spec(target, users=2, workers=1)))
+    delete, apply = runner.commands
+    assert delete.argv[:6] == ("kubectl", "--context", "kind-parallel-ai", "-n", "parallel-ai", "delete")
+    assert apply.argv[3:5] == ("apply", "--server-side") and "Job parallel-ai/locust-worker" in apply.stdin_summary
+    docs = list(yaml.safe_load_all(apply.stdin))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Job", "Service", "Job"]
+    platform.in_cluster_exec("locust-worker-1", "true")
+    assert runner.commands[-1].argv[5:] == ("exec", "locust-worker-1", "-c", "locust", "--", "sh", "-c", "true")
+    platform.stop_in_cluster_load()
+    assert runner.commands[-1].argv[6:10] == ("job/locust-master", "job/locust-worker", "service/locust-master",
+                                              "configmap/harness-load")
