@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from harness import environment, tracing
+from harness.chaos import context
 from harness.chaos.context import current_platform
 from harness.errors import HarnessError
 from harness.run.session import HarnessRun
@@ -22,22 +22,19 @@ from harness.run.settings import check_report_dir, parse_settings
 from harness.run.validate import check_load_declared
 
 logger = logging.getLogger("harness.run")
-_lock = threading.Lock()
-_session: HarnessRun | None = None
 _brought_up: Any = None  # under plain `chaos run`: the platform this control stood up, to take down
 _not_configured: str | None = None  # under plain `chaos run`: why configure_control built no session
 
 
 def set_session(session: HarnessRun | None) -> None:
-    """`harness run` installs its session before Chaos Toolkit starts the experiment."""
-    global _session
-    with _lock:
-        _session = session
+    """Plain `chaos run`: the control puts the session it builds into the current run context
+    (harness.chaos.context); `harness run` installs its own with run_context instead."""
+    context.current().session = session
 
 
 def session() -> HarnessRun | None:
-    with _lock:
-        return _session
+    """The current run context's session, if a run is on."""
+    return context.current().session
 
 
 def configure_control(experiment: dict[str, Any] | None = None, **arguments: Any) -> None:

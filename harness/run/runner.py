@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos.audit import clean_orphans, residual_faults, snapshot_resources
-from harness.chaos.context import use_platform
+from harness.chaos.context import run_context
 from harness.chaos.ledger import check_no_foreign, ledger_for
 from harness import tracing
 from harness.errors import HarnessError
 from harness.mesh.loader import declared_model
 from harness.platforms import get_platform
 from harness.platforms.base import Platform
-from harness.run import control, evaluation
+from harness.run import evaluation
 from harness.run.overrides import RunOverrides, collect, settings_for
 from harness.run.session import HarnessRun
 from harness.run.settings import check_report_dir, parse_settings, with_workers
@@ -115,23 +115,21 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
     session = HarnessRun(experiment=experiment, experiment_path=path.resolve(), settings=settings,
                          platform=platform, run_dir=run_dir, show_progress=progress)
     session.cleaned_before_run = cleaned or []
-    use_platform(platform)
-    control.set_session(session)
     previous = session.install_signal_handlers()
     try:
-        session.write_partial("starting")
-        with tracing.experiment_span(experiment.get("title", "")):
-            journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)
+        with run_context(platform=platform, session=session):  # every action, probe and control reads it
+            session.write_partial("starting")
+            with tracing.experiment_span(experiment.get("title", "")):
+                journal = run_experiment(experiment, settings=ROLLBACKS_ALWAYS)
     except KeyboardInterrupt:  # before Chaos Toolkit's own handling starts, or after it ends
         session.interrupted_by = session.interrupted_by or "SIGINT"
         journal = {"experiment": experiment, "status": "interrupted"}
         if session.current_phase != "done":
-            journal = session.finish(journal)
+            with run_context(platform=platform, session=session):
+                journal = session.finish(journal)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        control.set_session(None)
-        use_platform(None)
     if journal.get("status") == "interrupted" and session.interrupted_by is None:
         session.interrupted_by = "SIGINT"
     journal.setdefault("harness", session.harness_section())

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.chaos.context import run_context
 from harness.suite.model import Decision, RunFunction
 from harness.suite.walk import Walk
 
@@ -71,7 +72,6 @@ def run_gameday(path: Path, *, platform_name: str, report_dir: Path | None = Non
     """
     from harness.run.runner import default_run_dir, run_file
     from harness.run.validate import load_experiment_file
-    from harness.suite import gameday_control
     from harness.suite.live import session_slo_state
 
     experiment = load_experiment_file(path)
@@ -82,12 +82,11 @@ def run_gameday(path: Path, *, platform_name: str, report_dir: Path | None = Non
     walked_path.write_text(json.dumps(walked, indent=2, default=str), encoding="utf-8")
     walk = Walk(total=count_actions(walked), prompt=prompt, show=show, yes=yes,
                 slo_state=slo_state or session_slo_state)
-    gameday_control.install(walk)
     try:
-        outcome = (run or run_file)(walked_path, platform_name=platform_name, report_dir=run_dir,
-                                    keep_up=keep_up, progress=yes)  # a live progress line would garble prompts
+        with run_context(walk=walk):  # the run's own context inherits it; gameday_control reads it there
+            outcome = (run or run_file)(walked_path, platform_name=platform_name, report_dir=run_dir,
+                                        keep_up=keep_up, progress=yes)  # a progress line would garble prompts
     finally:
-        gameday_control.install(None)
         record_decisions(run_dir, walk.decisions, source=path, rehearsal=yes)
     return outcome.exit_code
 

@@ -17,32 +17,22 @@ a failure to ask the operator is turned into an abort here.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from chaoslib.exceptions import InterruptExecution
 
+from harness.chaos.context import current as run_context_now
 from harness.suite.model import Decision
 from harness.suite.walk import Walk
 
 logger = logging.getLogger("harness.suite")
 OPERATOR_ABORT = "operator (game day abort)"
-_lock = threading.Lock()
-_walk: Walk | None = None
-_originals: dict[int, dict[str, Any]] = {}  # id(activity) -> the provider and pauses a skip replaced
-
-
-def install(walk: Walk | None) -> None:
-    """harness gameday installs its walk before the run and removes it after."""
-    global _walk
-    with _lock:
-        _walk = walk
-        _originals.clear()
 
 
 def current() -> Walk | None:
-    with _lock:
-        return _walk
+    """The game day's walk in the current run context (harness.suite.gameday installs it); None
+    under a plain run."""
+    return run_context_now().walk
 
 
 def before_method_control(context: Any, **_: Any) -> None:
@@ -75,8 +65,8 @@ def before_activity_control(context: dict[str, Any], **_: Any) -> None:
 
 
 def after_activity_control(context: dict[str, Any], **_: Any) -> None:
-    with _lock:
-        original = _originals.pop(id(context), None)
+    walk = current()
+    original = walk.restore_after_skip(context) if walk is not None else None
     if original is None:
         return
     context["provider"] = original["provider"]
@@ -93,8 +83,9 @@ def _skip(activity: dict[str, Any], decision: Decision) -> None:
     provider = activity.get("provider") or {}
     parts = [str(p) for p in (provider.get("module"), provider.get("func")) if p]
     function = ".".join(parts) or str(provider.get("type"))
-    with _lock:
-        _originals[id(activity)] = {"provider": provider, "pauses": activity.get("pauses")}
+    walk = current()
+    if walk is not None:
+        walk.remember_skipped(activity)
     activity.pop("pauses", None)
     activity["provider"] = {"type": "python", "module": __name__, "func": "skipped",
                             "arguments": {"activity": decision.activity, "function": function, "note": decision.note}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +42,8 @@ class Walk:
         self.slo_state = slo_state
         self.decisions: list[Decision] = []
         self.in_method = False  # set by the control between before/after_method_control
+        self._skipped: dict[int, dict[str, Any]] = {}  # id(activity) -> the provider and pauses a skip replaced
+        self._lock = threading.Lock()  # Chaos Toolkit may call the control hooks from its threads
         self._seen = 0
 
     def before_action(self, activity: dict[str, Any]) -> Decision:
@@ -57,6 +60,17 @@ class Walk:
             self.record(step.name, "abort", "interrupted while waiting for the operator")
             raise
         return self.record(step.name, choice, note)
+
+    def remember_skipped(self, activity: dict[str, Any]) -> None:
+        """What a skip replaces in the activity Chaos Toolkit is about to run, to put back afterwards."""
+        with self._lock:
+            self._skipped[id(activity)] = {"provider": activity.get("provider") or {},
+                                           "pauses": activity.get("pauses")}
+
+    def restore_after_skip(self, activity: dict[str, Any]) -> dict[str, Any] | None:
+        """The provider and pauses a skip replaced in this activity (once), or None if it was not skipped."""
+        with self._lock:
+            return self._skipped.pop(id(activity), None)
 
     def record(self, activity: str, choice: Choice, note: str) -> Decision:
         decision = Decision(activity=activity, decision=choice, note=note, at=time.time())
