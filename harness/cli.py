@@ -238,6 +238,8 @@ def _dispatch(args: argparse.Namespace, platform: Platform) -> int:
             return 0
         if status.get("already_up"):
             print(f"the mesh is already up ({status['platform']}); nothing changed")
+        for what, how in (status.get("install") or {}).items():  # kind: image loading, CA, Istio found
+            print(f"{what}: {how}")
         _print_status(status)
     elif args.command == "down":
         stopped = platform.down()

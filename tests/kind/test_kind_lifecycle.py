@@ -232,3 +232,22 @@ def test_the_cross_cluster_rule_leaves_sidecarless_collectors_and_the_stand_in_a
     # Every parallel-ai host has its rule without it (the seed's "*.local" never applied to them).
     assert _applicable_rule("any-new-service.parallel-ai.svc.cluster.local", rules)["metadata"]["name"] == \
         "connection-pool-settings"
+
+
+def test_up_says_how_the_image_was_loaded_and_where_the_ca_came_from(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import cli
+
+    class Up:
+        def up(self, **_: object) -> dict:
+            return {"platform": "kind", "profile": "dev", "ingress_url": "http://127.0.0.1:18080",
+                    "prometheus_url": "http://127.0.0.1:19090", "pods": [],
+                    "install": {"image_load": {"parallel-ai": "kind load image-archive (kind load docker-image "
+                                                              "failed: snapshotter)"},
+                                "mesh_ca": "re-used from istio-system/cacerts"}}
+
+    monkeypatch.setattr(cli, "get_platform", lambda name, **options: Up())
+    assert cli.main(["up", "--platform", "kind"]) == 0
+    out = capsys.readouterr().out
+    assert "image_load: {'parallel-ai': 'kind load image-archive (kind load docker-image failed" in out
+    assert "mesh_ca: re-used from istio-system/cacerts" in out
