@@ -202,7 +202,8 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
                     found = evaluate(client_slos, name, start, phase.end, None, samples=samples)
                     for group, own_lag in _by_reporting_proxy(mesh_slos, lag):
                         if name in {p for s in group for p in s.phases}:
-                            found += evaluate(group, name, *_mesh_window(name, start, phase.end, own_lag), client)
+                            first, last = _mesh_window(name, start, phase.end, own_lag)
+                            found += _thin_windows(evaluate(group, name, first, last, client), client)
                     order = [s.name for s in slos]
                     results += [dataclasses.asdict(r) for r in sorted(found, key=lambda r: order.index(r.name))]
     except InconclusiveError as exc:
@@ -228,6 +229,26 @@ def _by_reporting_proxy(slos: list[Slo], lag: TelemetryLag | None) -> list[tuple
     others = [s for s in slos if s not in gateway]
     groups = [(gateway, None if lag is None else lag.of_gateway()), (others, lag)]
     return [(group, own) for group, own in groups if group]
+
+
+def _thin_windows(results: list[Any], client: Any) -> list[Any]:
+    """no_data where Prometheus itself recorded fewer than two samples in the window (its rule
+    evaluations or scrapes fell behind, e.g. on a starved machine) says nothing about the mesh: an
+    error (the run is inconclusive) that says so, not a failed SLO."""
+    from harness.slo import prometheus_duration
+
+    checked = []
+    for result in results:
+        if result.verdict == "no_data":
+            window = prometheus_duration(result.window_end - result.window_start)
+            recorded = client.query(f"max(count_over_time(istio_requests_total[{window}]))", at=result.window_end)
+            if recorded is None or recorded < 2:
+                result = dataclasses.replace(result, verdict="error", detail=(
+                    f"Prometheus recorded {0 if recorded is None else int(recorded)} sample(s) of istio_requests_total "
+                    f"in the {result.phase} window ({window}): its rule evaluations or scrapes fell behind, so the "
+                    f"window cannot say whether the mesh served requests"))
+        checked.append(result)
+    return checked
 
 
 def _mesh_window(phase: str, start: float, end: float, lag: TelemetryLag | None) -> tuple[float, float]:

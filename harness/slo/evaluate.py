@@ -1,9 +1,9 @@
 """Judge SLOs over a phase window, check their PromQL up front, and watch for a breach while chaos runs.
 
 Called by the runner: `validate_slos` before any load starts, `watch_for_breach` in a thread while
-chaos runs, `evaluate` for each phase once its window is over. Prometheus scrapes and evaluates its
-recording rules every scrape interval, so the runner should wait about two of them after a window
-ends before evaluating it, or the window's last samples are not in Prometheus yet.
+chaos runs, `evaluate` for each phase once its window is over. `evaluate` judges exactly the window it
+is given: the runner places a phase's mesh window by the telemetry lag it measured (harness/slo/lag.py,
+run/evaluation.py) and waits until Prometheus holds the window's last samples.
 """
 
 from __future__ import annotations

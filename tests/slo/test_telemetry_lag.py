@@ -91,3 +91,20 @@ def test_the_readiness_gate_gives_up_at_its_deadline_naming_the_query_without_da
         wait_until_ready([slo], PrometheusOnly(prometheus.url), measured, deadline=time.monotonic() + 1.0)
     assert time.monotonic() - started < 10
     assert "ai-agent-latency-p99" in str(caught.value) and "istio_request_duration_milliseconds_bucket" in str(caught.value)
+
+
+def test_no_data_in_a_window_prometheus_barely_recorded_is_an_error_not_a_failed_slo(prometheus: Any) -> None:
+    """A window without requests (the test data's silence, 300 to 400 s, sampled each second) stays
+    no_data, an SLO failure; a window where Prometheus recorded fewer than two samples (its rule
+    evaluations fell behind; here: a window holding only the data's last sample) is an error, which makes the
+    run inconclusive."""
+    from harness.run.evaluation import _thin_windows
+    from harness.slo import PrometheusClient, evaluate
+
+    slo = Slo(name="ai-agent-availability", template="availability", service="ai-agent-service",
+              objective=0.995, comparator=">=")
+    with PrometheusClient(prometheus.url) as client:
+        silent = _thin_windows(evaluate([slo], "recovery", prometheus.at(320), prometheus.at(330), client), client)
+        unrecorded = _thin_windows(evaluate([slo], "recovery", prometheus.at(399.5), prometheus.at(420), client), client)
+    assert silent[0].verdict == "no_data"
+    assert unrecorded[0].verdict == "error" and "fell behind" in unrecorded[0].detail
