@@ -200,3 +200,21 @@ def test_a_run_killed_with_sigkill_leaves_nothing_the_next_command_does_not_undo
         assert {c["outcome"] for c in journal["cleaned_before_run"]} == {"undone"}
         assert journal["residual_faults"] == []
     assert_declared(mesh)
+
+
+def test_a_fault_the_run_did_not_undo_is_named_and_the_run_is_an_error(clean_mesh: Mesh, tmp_path: Path) -> None:
+    """The residual-fault audit at the end of every run: a knob an action set behind the harness's back
+    (no undo registered) is still set after the rollbacks; the verdict is exit 2 naming it, not a pass."""
+    method = [{"type": "action", "name": "slow-user-quietly", "pauses": {"after": 2}, "provider": {
+        "type": "python", "module": "tests.local_mesh.unrecorded_actions", "func": "set_knobs_without_undo",
+        "arguments": {"pod": "user-v1-eu-west-0", "latency_ms": 1}}}]
+    report_dir = tmp_path / "run"
+    process = harness(clean_mesh, "run", str(experiment(tmp_path, "latency-injection", method)), "--report-dir",
+                      str(report_dir), "--no-progress")
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 2, stdout + stderr
+    leftover = "pod user-v1-eu-west-0 has fault knobs set: latency_ms=1.0"  # as the app reports it
+    assert leftover in stderr
+    journal = json.loads((report_dir / "journal.json").read_text())["harness"]
+    assert journal["residual_faults"] == [leftover]
+    assert leftover in journal["error"]

@@ -1,0 +1,14 @@
+"""A Chaos Toolkit action that changes the mesh behind the harness's back (no undo, no ledger entry).
+
+Only for the residual-fault audit's test: what it leaves must be found at the end of the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.chaos.context import current_platform
+
+
+def set_knobs_without_undo(pod: str, **values: Any) -> dict[str, Any]:
+    return current_platform().set_knobs(pod, **values)
