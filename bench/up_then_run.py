@@ -17,15 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+from _common import free_block
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "up_then_run.json"
-BASE = 37000
+PREFERRED_BASE = 30000  # below Linux's ephemeral ports (32768 on), which the load's client sockets take
 PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "8", "HARNESS_RECOVERY_S": "8"}  # short; 2 s over the suite's
 
 
-def environment(state_dir: Path) -> dict[str, str]:
-    return {**os.environ, **PHASES, "HARNESS_STATE_DIR": str(state_dir), "HARNESS_BASE_PORT": str(BASE),
-            "HARNESS_INGRESS_PORT": str(BASE + 980), "HARNESS_PROMETHEUS_PORT": str(BASE + 990)}
+def environment(state_dir: Path, base: int) -> dict[str, str]:
+    return {**os.environ, **PHASES, "HARNESS_STATE_DIR": str(state_dir), "HARNESS_BASE_PORT": str(base),
+            "HARNESS_INGRESS_PORT": str(base + 980), "HARNESS_PROMETHEUS_PORT": str(base + 990)}
 
 
 def harness(args: list[str], env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
@@ -36,7 +38,7 @@ def harness(args: list[str], env: dict[str, str], timeout_s: float) -> subproces
 def one(index: int, work: Path) -> dict[str, object]:
     state, report = work / f"state-{index}", work / f"run-{index}"
     shutil.rmtree(report, ignore_errors=True)
-    env = environment(state)
+    env = environment(state, free_block(PREFERRED_BASE))
     started = time.monotonic()
     up = harness(["up"], env, 120)
     up_s = time.monotonic() - started

@@ -70,6 +70,8 @@ class PrometheusClient:
             raise InconclusiveError(f"Prometheus at {self.url} is unreachable: {exc}") from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise InconclusiveError(f"{self.url} answered /api/v1/targets without a target list") from exc
+        if not targets:  # discovery has not handed any target to the scrapers yet
+            return ["(no active target yet)"]
         return [str(t.get("scrapeUrl", "?")) for t in targets if t.get("health") == "unknown"]
 
     def validate(self, promql: str) -> None:
