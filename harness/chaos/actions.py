@@ -10,12 +10,10 @@ import random
 import time
 from typing import Any
 
-from harness.chaos.context import current_platform
+from harness.chaos.context import current, current_platform
 from harness.chaos.faults import istio_fault, plan_fault
 from harness.chaos.ledger import FaultLedger, ledger_for, wait_ready
-from harness.chaos.record import RECORDER
 from harness.chaos.selectors import resolve_service, select_pods
-from harness.chaos.undo import REGISTRY
 from harness.errors import ConfigError
 
 __all__ = ["fail_region", "inject_abort", "inject_delay", "kill_pods", "remove_faults", "restore_region", "scale"]
@@ -49,19 +47,19 @@ def kill_pods(service: str, version: str | None = None, region: str | None = Non
     rng = random.Random(seed)
     killed: list[dict[str, Any]] = []
     victims_all: list[str] = []
-    token = REGISTRY.register(f"wait for killed {service} pods to be ready", lambda: _wait_ready(victims_all),
+    token = current().undo.register(f"wait for killed {service} pods to be ready", lambda: _wait_ready(victims_all),
                               ledger=_ledger(), kind="kill", undo={"pods": []})
     for round_index in range(repeat):
         if round_index:
             time.sleep(interval_s)
         victims = select_pods(platform.pods(), service, version=version, region=region, count=count,
                               percent=percent, max_percent=max_percent, rng=rng)
-        REGISTRY.update_entry(token, {"pods": sorted(set(victims_all) | set(victims))})  # before the kills
+        current().undo.update_entry(token, {"pods": sorted(set(victims_all) | set(victims))})  # before the kills
         for pod in victims:
-            record = RECORDER.fault("kill", pod, service=service, app_only=app_only, round=round_index)
+            record = current().recorder.fault("kill", pod, service=service, app_only=app_only, round=round_index)
             result = platform.kill(pod, app_only=app_only)
             record.applied_at = time.time()
-            RECORDER.kill(pod, result.get("killed_pids", {}))
+            current().recorder.kill(pod, result.get("killed_pids", {}))
             victims_all.append(pod)
             killed.append({"pod": pod, **result})
     return killed
@@ -72,7 +70,7 @@ def _source_fault(service: str, fault: dict[str, Any], headers: dict[str, str] |
     platform = current_platform()
     host = resolve_service(platform.pods(), service).service
     plan = plan_fault(platform.resources(), host, fault, headers)
-    record = RECORDER.fault(kind, host, side="source", headers=headers or {}, **details)
+    record = current().recorder.fault(kind, host, side="source", headers=headers or {}, **details)
 
     def undo() -> None:
         record.reverted_requested_at = time.time()
@@ -82,7 +80,7 @@ def _source_fault(service: str, fault: dict[str, Any], headers: dict[str, str] |
             platform.apply_documents(plan.undo_apply)
         record.reverted_at = time.time()
 
-    REGISTRY.register(f"remove {kind} fault on {host}", undo, ledger=_ledger(), kind="istio",
+    current().undo.register(f"remove {kind} fault on {host}", undo, ledger=_ledger(), kind="istio",
                       undo={"delete": plan.undo_delete, "apply": plan.undo_apply})
     result = platform.apply_documents(plan.apply)
     record.applied_at = time.time()
@@ -94,7 +92,7 @@ def _destination_fault(service: str, knobs: dict[str, Any], kind: str, details: 
     platform = current_platform()
     target = resolve_service(platform.pods(), service)
     pods = [p["name"] for p in platform.pods() if p["service"] == target.service]
-    record = RECORDER.fault(kind, target.service, side="destination", pods=pods, **details)
+    record = current().recorder.fault(kind, target.service, side="destination", pods=pods, **details)
     cleared = {key: (False if key == "hang" else 500 if key == "error_status" else 0) for key in knobs}
 
     def undo() -> None:
@@ -103,7 +101,7 @@ def _destination_fault(service: str, knobs: dict[str, Any], kind: str, details: 
             platform.set_knobs(pod, **cleared)
         record.reverted_at = time.time()
 
-    REGISTRY.register(f"clear {kind} knobs on {target.service}", undo, ledger=_ledger(), kind="knobs",
+    current().undo.register(f"clear {kind} knobs on {target.service}", undo, ledger=_ledger(), kind="knobs",
                       undo={"pods": pods, "values": cleared})
     for pod in pods:
         platform.set_knobs(pod, **knobs)
@@ -163,7 +161,7 @@ def inject_abort(service: str, http_status: int = 503, percentage: float = 100.0
 
 def remove_faults() -> dict[str, Any]:
     """Undo every fault still in place (newest first) and wait for killed pods to be back."""
-    undone = REGISTRY.run_all()
+    undone = current().undo.run_all()
     return {"undone": [u.description for u in undone], "errors": [u.error for u in undone if u.error]}
 
 
@@ -174,7 +172,7 @@ def fail_region(region: str) -> dict[str, Any]:
     if not pods:
         regions = sorted({p["region"] for p in platform.pods()})
         raise ConfigError(f"no pods in region {region!r}; regions: {', '.join(regions)}", field="region")
-    _hold_down(pods, RECORDER.fault("region", region, pods=pods), f"restore region {region}")
+    _hold_down(pods, current().recorder.fault("region", region, pods=pods), f"restore region {region}")
     return {"region": region, "pods": pods}
 
 
@@ -199,7 +197,7 @@ def _hold_down(pods: list[str], record: Any, undo_description: str) -> None:
     rows = platform.pods()
     deployments = {_deployment_of(p) for p in rows if p["name"] in pods}
     declared = {d: sum(1 for p in rows if _deployment_of(p) == d) for d in sorted(deployments)}
-    REGISTRY.register(undo_description, undo, ledger=_ledger(), kind="hold",
+    current().undo.register(undo_description, undo, ledger=_ledger(), kind="hold",
                       undo={"pods": pods, "deployments": declared})
     for pod in pods:
         platform.hold(pod, down=True)
@@ -212,7 +210,7 @@ def _deployment_of(pod: dict[str, Any]) -> str:
 
 def restore_region(region: str) -> dict[str, Any]:
     """Bring a failed region back (runs the undo that fail_region registered) and wait for its pods."""
-    if not REGISTRY.run_matching(f"restore region {region}"):
+    if not current().undo.run_matching(f"restore region {region}"):
         _release([p["name"] for p in current_platform().pods() if p["region"] == region])
     return {"region": region, "restored": True}
 
@@ -230,6 +228,6 @@ def scale(service: str, replicas: int, version: str | None = None) -> dict[str, 
     keep, drop = [p["name"] for p in pods[:replicas]], [p["name"] for p in pods[replicas:]]
     for pod in keep:
         platform.hold(pod, down=False)
-    _hold_down(drop, RECORDER.fault("scale", target.service, replicas=replicas, version=version, held=drop),
+    _hold_down(drop, current().recorder.fault("scale", target.service, replicas=replicas, version=version, held=drop),
                f"scale {target.service} back")
     return {"service": target.service, "replicas": replicas, "running": keep, "held_down": drop}

@@ -11,9 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.context import current_platform
-from harness.chaos.record import RECORDER
-from harness.chaos.undo import REGISTRY
+from harness.chaos.context import current, current_platform
 from harness.errors import ConfigError
 from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 
@@ -47,10 +45,10 @@ def apply_policy(manifest: str) -> dict[str, Any]:
         raise ConfigError(f"{manifest}: expected only {' and '.join(POLICY_KINDS)} documents, got "
                           f"{', '.join(others) or 'none'}", field="manifest")
     platform = current_platform()
-    current = {_key(d): d for d in platform.resources()}
-    undo_apply = [current[_key(d)] for d in documents if _key(d) in current]
-    undo_delete = [d for d in documents if _key(d) not in current]
-    record = RECORDER.fault("policy", manifest, documents=[f"{k}/{n}" for k, _, n in map(_key, documents)])
+    present = {_key(d): d for d in platform.resources()}
+    undo_apply = [present[_key(d)] for d in documents if _key(d) in present]
+    undo_delete = [d for d in documents if _key(d) not in present]
+    record = current().recorder.fault("policy", manifest, documents=[f"{k}/{n}" for k, _, n in map(_key, documents)])
 
     def undo() -> None:
         record.reverted_requested_at = time.time()
@@ -60,7 +58,7 @@ def apply_policy(manifest: str) -> dict[str, Any]:
             platform.apply_documents(undo_apply)
         record.reverted_at = time.time()
 
-    REGISTRY.register(f"restore the policies {manifest} replaced", undo)
+    current().undo.register(f"restore the policies {manifest} replaced", undo)
     result = platform.apply_documents(documents)
     record.applied_at = time.time()
     return {"manifest": manifest, "applied": [f"{k}/{n}" for k, _, n in map(_key, documents)],

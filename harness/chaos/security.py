@@ -23,8 +23,7 @@ from typing import Any
 
 import httpx
 
-from harness.chaos.context import current_platform
-from harness.chaos.record import RECORDER
+from harness.chaos.context import current, current_platform
 from harness.errors import ConfigError, HarnessError
 from harness.pki import MeshCA, WorkloadCert
 
@@ -120,12 +119,12 @@ def verdict(name: str, expected: str, observed: dict[str, str]) -> dict[str, Any
     run's report, plus `expected` and `observed` per attempt."""
     matching = sum(1 for answer in observed.values() if answer == expected)
     now = time.time()
-    row = {"name": f"security:{name}", "phase": RECORDER.phase_now(), "source": "security",
+    row = {"name": f"security:{name}", "phase": current().recorder.phase_now(), "source": "security",
            "query": f"every attempt answers {expected}", "value": matching / len(observed), "objective": 1.0,
            "comparator": ">=", "verdict": "pass" if matching == len(observed) else "fail",
            "window_start": now, "window_end": now,
            "detail": "; ".join(f"{attempt}: {answer}" for attempt, answer in observed.items())}
-    RECORDER.check(row)
+    current().recorder.check(row)
     return {**row, "expected": expected, "observed": observed}
 
 
