@@ -83,6 +83,14 @@ def number_problem(name: str, value: object) -> str | None:
     return NUMBER_RULES[name].problem(value)
 
 
+def locustfile_problem(path: Path) -> str | None:
+    """Why `path` cannot be run as a locustfile, or None. Locust takes a comma-separated -f list, and the
+    harness adds its sample recorder to it, so a path with a comma would be split."""
+    if path.suffix != ".py" or "," in str(path):
+        return f"expected a .py file whose path has no comma, got {path}"
+    return None
+
+
 def think_time_problem(think: object) -> str | None:
     """Why `think` is not (min, max) seconds with 0 <= min <= max <= MAX_THINK_TIME_S, or None."""
     ok = isinstance(think, (tuple, list)) and len(think) == 2 and all(
@@ -168,9 +176,9 @@ class LoadSpec:
         path = Path(self.locustfile).expanduser().absolute()
         if not path.is_file():
             raise ConfigError(f"no locustfile at {path}", file=self.source or path, field="locustfile")
-        if path.suffix != ".py" or "," in str(path):
-            # Locust takes a comma-separated -f list, and we add the sample recorder to it.
-            raise self._fail("locustfile", f"expected a .py file whose path has no comma, got {path}")
+        problem = locustfile_problem(path)
+        if problem:
+            raise self._fail("locustfile", problem)
         object.__setattr__(self, "locustfile", path)
 
     def _check_numbers(self) -> None:

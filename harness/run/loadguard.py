@@ -65,6 +65,9 @@ class LoadGuard:
         except LoadError as exc:
             self._fail(f"the load did not start, so no fault was injected: {exc}")
             raise LoadFailed(self.failure) from exc
+        except Exception as exc:  # anything else (a bad spec, the platform's status): Chaos Toolkit would drop it
+            self._fail(f"the load did not start, so no fault was injected: {type(exc).__name__}: {exc}")
+            raise LoadFailed(self.failure) from exc
         self._thread = threading.Thread(target=self._watch, name="harness-load-watch", daemon=True)
         self._thread.start()
         return self.load

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from harness import environment
 from harness.errors import ConfigError
-from harness.load._spec import SHAPES, number_problem, think_time_problem
+from harness.load._spec import SHAPES, locustfile_problem, number_problem, think_time_problem
 from harness.pathcheck import checked_path
 from harness.run.capacity import CapacitySettings, parse_capacity
 
@@ -198,6 +198,9 @@ def _load(raw: Any, base_dir: Path, where: str) -> LoadSettings:
     locustfile = resolve_path(path_field(raw["locustfile"], f"{where}.locustfile"), base_dir)
     if not locustfile.is_file():
         raise ConfigError(f"no locustfile at {locustfile}", field=f"{where}.locustfile")
+    problem = locustfile_problem(locustfile)
+    if problem:
+        raise ConfigError(problem, field=f"{where}.locustfile")
     think = raw.get("think_time_s")
     if think is not None:
         problem = think_time_problem(think)

@@ -126,6 +126,7 @@ EXPERIMENTS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
     "locustfile-with-nul": (setter(_load, "locustfile", "locustfiles/ai\0agent.py"), f"{LOAD}.locustfile"),
     "locustfile-5000-char-name": (setter(_load, "locustfile", "l" * 5000 + ".py"), f"{LOAD}.locustfile"),
     "locustfile-missing": (setter(_load, "locustfile", "locustfiles/none.py"), f"{LOAD}.locustfile"),
+    "locustfile-not-python": (setter(_load, "locustfile", "README.md"), f"{LOAD}.locustfile"),
     "users-1e9": (setter(_load, "users", 1_000_000_000), f"{LOAD}.users"),
     "users-1e9-float": (setter(_load, "users", 1e9), f"{LOAD}.users"),
     "users-zero": (setter(_load, "users", 0), f"{LOAD}.users"),

@@ -99,6 +99,21 @@ def test_a_load_that_fails_to_start_stops_the_run_before_any_fault_with_exit_2_a
     assert "broken on purpose" in capsys.readouterr().err
 
 
+def test_any_error_while_starting_the_load_stops_the_run_before_any_fault(
+        tmp_path: Path, stand_in: StandInPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only LoadError: Chaos Toolkit would drop any exception of the hook and run the method."""
+    def broken_start(*_: Any) -> None:
+        raise RuntimeError("the platform's status could not be read")
+
+    monkeypatch.setattr("harness.run.evaluation.start_load", broken_start)
+    path, marker = experiment(tmp_path, DIES_AFTER_START)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(path), "--report-dir", str(run_dir), "--no-progress"]) == 2
+    assert not marker.exists()
+    error = json.loads((run_dir / "journal.json").read_text())["harness"]["error"]
+    assert "RuntimeError: the platform's status could not be read" in error
+
+
 def test_a_load_that_dies_in_the_baseline_stops_the_run_before_any_fault_with_exit_2(
         tmp_path: Path, stand_in: FakePlatform) -> None:
     path, marker = experiment(tmp_path, DIES_AFTER_START, baseline_s=20)
