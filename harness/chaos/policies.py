@@ -2,7 +2,9 @@
 
 The policy replaces the mesh's resource of the same kind, namespace and name (or is added); its undo,
 registered first, puts back exactly what was there (or deletes what was added), so rollbacks, Ctrl-C
-and `harness reset` leave the mesh as declared.
+and `harness reset` leave the mesh as declared. Registering also writes the fault ledger's "istio"
+entry (the same documents to delete and re-apply) before the policy is applied, so a SIGKILLed run's
+policy is undone by the next `harness run`/`up`/`reset` and the end-of-run audit names one not undone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos.context import current, current_platform
+from harness.chaos.ledger import ledger_for
 from harness.errors import ConfigError
 from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 
@@ -58,7 +61,8 @@ def apply_policy(manifest: str) -> dict[str, Any]:
             platform.apply_documents(undo_apply)
         record.reverted_at = time.time()
 
-    current().undo.register(f"restore the policies {manifest} replaced", undo)
+    current().undo.register(f"restore the policies {manifest} replaced", undo, ledger=ledger_for(platform),
+                            kind="istio", undo={"delete": undo_delete, "apply": undo_apply})
     result = platform.apply_documents(documents)
     record.applied_at = time.time()
     return {"manifest": manifest, "applied": [f"{k}/{n}" for k, _, n in map(_key, documents)],
