@@ -27,6 +27,7 @@ import yaml
 
 from harness.errors import ConfigError, MissingDependencyError
 from harness.files import atomic_write
+from harness.platforms.local.recording_rules import metric_relabel_configs
 
 RECORDING_RULES = Path(__file__).with_name("prometheus") / "recording-rules.yaml"
 
@@ -96,6 +97,8 @@ def render_config(*, targets_dir: Path, rules_path: Path, scrape_interval_s: flo
                 "file_sd_configs": [
                     {"files": [str(targets_file(targets_dir, job))], "refresh_interval": FILE_SD_REFRESH}
                 ],
+                # Istio's labels finished once per new series (recording_rules.metric_relabel_configs).
+                **({"metric_relabel_configs": metric_relabel_configs()} if job == "envoy" else {}),
             }
             for job, path in JOBS.items()
         ],

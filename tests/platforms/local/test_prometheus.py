@@ -298,6 +298,12 @@ def test_prometheus_records_istio_requests_from_real_envoys(
     print(f"istio_requests_total complete {time.monotonic() - started:.1f} s after Prometheus started")
     by_code = 'sum by (response_code, response_code_details) (istio_requests_total{reporter="destination"})'
     assert _query(port, by_code) == {("200",): 45, ("403", "rbac_access_denied"): 5}
+    # Empty labels read "unknown" (written at scrape time): the external API has no workload, and the
+    # plaintext caller of user's inbound no peer metadata.
+    external = 'sum by (destination_workload, destination_principal) (istio_requests_total{destination_service_name="api.openai.com"})'
+    assert _query(port, external) == {("unknown", "unknown"): 3}
+    callers = 'sum by (source_workload, connection_security_policy) (istio_requests_total{reporter="destination"})'
+    assert _query(port, callers) == {("none", "unknown"): 50}
     # Histograms reach the admin endpoint on Envoy's stats flush (1 s with envoy_stats_bootstrap()).
     # Requests denied by RBAC are timed too: the duration is the whole request's, as in Istio.
     latency = "sum by (reporter) (istio_request_duration_milliseconds_count)"
