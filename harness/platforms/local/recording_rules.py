@@ -13,8 +13,9 @@ Prometheus scrapes it (`metric_relabel_configs` of job envoy, cached per series 
 - keep `response_code_details` only on RBAC denials ("rbac_access_denied"), so a denial can be told
   from a 403 the app returned without one series per Envoy detail string.
 The recording rules then only rename `envoy_istio_<metric>` to `istio_<metric>` (Envoy prefixes
-every stat with envoy_). Relabeling per scrape instead of nested label_replace() every second cut the
-local Prometheus's memory by about a third (bench/memory.py).
+every stat with envoy_). Relabeling per scrape instead of nested label_replace() every second: in
+bench/memory.py (after load) the local Prometheus took 205 MB RSS instead of 238 MB (179 MB before
+Istio's full label set).
 Each output series is one Envoy series (no aggregation): counter resets of a restarted proxy stay
 visible to rate(). Target labels of job "envoy" (pod, app, ...) describe the reporting proxy.
 """
