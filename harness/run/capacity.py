@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("harness.run")
 FIELDS = {"start_rps", "step_rps", "step_s", "ceiling_rps", "user_rps", "settle_s", "min_rps", "spawn_rate"}
+FLUSH_S = 1.5  # the recorder plugin flushes samples every second (TICK_S), plus a margin
 REACHED = 0.9  # Locust sent at least this share of a step's rate, or the step did not hold
 MAX_STEPS = 200
 CLIENT_GROUP = "client"  # the service name of client SLOs in per-service capacity
@@ -139,7 +140,9 @@ def climb() -> dict[str, Any]:
             steps.append({"target_rps": rps, "users": users, "start": started, "end": None})
             time.sleep(capacity.step_s)
             steps[-1]["end"] = time.time()
-            if _client_broke(session, client_slos, started + capacity.settle_s, steps[-1]["end"], rps):
+            # Locust's recorder writes its samples once a second: the last second is not on disk yet
+            seen_until = steps[-1]["end"] - FLUSH_S
+            if _client_broke(session, client_slos, started + capacity.settle_s, seen_until, rps):
                 logger.info("capacity: the step at %g req/s broke on the client side; climbing no further", rps)
                 break
     finally:  # the recovery window runs at the first step again, as the baseline did
@@ -155,6 +158,8 @@ def _client_broke(session: Any, slos: list[Any], start: float, end: float, targe
     try:
         samples = session.load.samples()
     except (OSError, ValueError):
+        return False
+    if end - start < 1.0:
         return False
     sent = step_metrics(samples, start, end)["throughput_rps"]
     if sent is not None and sent < REACHED * target_rps:

@@ -139,6 +139,7 @@ class HarnessRun:
             self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
             self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
             self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
+            self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
         except LoadFailed as exc:
             self.load = self.load_guard.load
             raise InterruptExecution(str(exc)) from exc
@@ -160,6 +161,7 @@ class HarnessRun:
             probe.start()
         self.pod_watcher = PodWatcher(self.platform)
         self.pod_watcher.start()
+        self._change_mesh()  # the whole run, baseline included, on the settings the experiment names
         if self.settings.load is not None:
             self._start_load()  # returns once users run; a failure stops the run before any fault
         self.progress.start()
@@ -271,6 +273,13 @@ class HarnessRun:
             return 0.0
         return started + load.duration_s - time.time()
 
+    def _load_left_s(self) -> float:
+        """With a load `duration_s`, the recovery window lasts until the load has run that long."""
+        load, started = self.settings.load, getattr(self, "load_started_at", None)
+        if load is None or load.duration_s is None or started is None:
+            return 0.0
+        return started + load.duration_s - time.time()
+
     def _recovery_window(self) -> bool:
         """Load keeps running on the restored mesh; False when an interrupt cut it short."""
         self.phases["recovery"].start = time.time()
@@ -288,6 +297,7 @@ class HarnessRun:
         self.load_guard.stop_watching()  # the load stops next, as planned
         if self.load is not None:
             self.load.stop()
+        self._restore_mesh()
         self.progress.stop()
         if self.live_slos is not None:
             self.live_slos.stop()
@@ -296,6 +306,11 @@ class HarnessRun:
             self.pod_watcher.stop()
         self.enter("evaluation")
         self.result = evaluation.evaluate_run(self, interrupted=interrupted)
+        if self.settings.capacity is not None:
+            from harness.run import capacity
+
+            capacity.judge(self)
+        self._judge_generator()
         if self.settings.capacity is not None:
             from harness.run import capacity
 
@@ -313,6 +328,22 @@ class HarnessRun:
         self.journal.write(final)
         return final
 
+
+    def _change_mesh(self) -> None:
+        from harness.chaos.tuning import apply_mesh_change
+
+        self.mesh_restores = getattr(self, "mesh_restores", [])
+        for manifest in self.settings.mesh:
+            self.mesh_restores.append((manifest, apply_mesh_change(self.platform, manifest)))
+
+    def _restore_mesh(self) -> None:
+        """After the load stopped: the seed's rules back; a failure is the harness's error (exit 2)."""
+        while getattr(self, "mesh_restores", []):
+            manifest, restore = self.mesh_restores.pop()
+            try:
+                restore()
+            except Exception as exc:  # the next restore still runs; the audit names what is left
+                self.error = self.error or f"could not restore the mesh after {manifest}: {exc}"
 
     def _judge_generator(self) -> None:
         """Locust's CPU over each judged window; a saturated generator makes the run inconclusive."""
@@ -334,6 +365,31 @@ class HarnessRun:
         self.result["generator"] = generator.judge(self.run_dir, windows, workers, samples)
         if self.settings.capacity is not None:
             capacity.attach_generator(self, self.result["generator"])
+        if self.settings.capacity is not None:
+            capacity.attach_generator(self, self.result["generator"])
+        reason = generator.inconclusive(self.result["generator"])
+        if reason and not self.result.get("inconclusive"):
+            self.result["inconclusive"] = reason
+
+
+    def _judge_generator(self) -> None:
+        """Locust's CPU over each judged window; a saturated generator makes the run inconclusive."""
+        from harness.run import generator
+
+        if self.load is None or self.result is None:
+            return
+        windows = {n: (p.start, p.end) for n, p in self.phases.items() if p.start is not None and p.end is not None}
+        if self.settings.capacity is not None:  # the steps are judged, not the chaos phase as a whole
+            from harness.run import capacity
+
+            windows.pop("chaos", None)
+            windows.update(capacity.generator_windows(self))
+        workers = self.settings.load.workers if self.settings.load is not None else 0
+        try:
+            samples = self.load.samples()
+        except (OSError, ValueError):
+            samples = None
+        self.result["generator"] = generator.judge(self.run_dir, windows, workers, samples)
         reason = generator.inconclusive(self.result["generator"])
         if reason and not self.result.get("inconclusive"):
             self.result["inconclusive"] = reason

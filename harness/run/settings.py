@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SLO_FILE = PROJECT_ROOT / "slos" / "default.yaml"
 LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env", "rate", "duration_s"}
 PHASE_DEFAULTS = {"warmup_s": 3.0, "baseline_s": 10.0, "recovery_s": 10.0}
-ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir", "capacity"}
+ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir", "capacity", "mesh"}
 TIMED_SHAPES = ("ramp", "spike", "soak")  # shapes whose steps are fractions of the load's duration
 MAX_PHASE_S = 24 * 3600.0  # a day: longer is a typo, and NaN or infinity would never end the phase
 
@@ -47,6 +47,7 @@ class ExperimentSettings:
     baseline_s: float = 10.0  # steady load before chaos
     recovery_s: float = 10.0  # load after every fault is undone, before the verdict
     capacity: CapacitySettings | None = None  # steps of load in the chaos phase (harness/run/capacity.py)
+    mesh: tuple[str, ...] = ()  # shipped DestinationRule manifests the whole run uses (harness/chaos/tuning.py)
 
 
 def _env_number(raw: str, name: str) -> float:
@@ -157,7 +158,7 @@ def parse_settings(arguments: Mapping[str, Any], base_dir: Path, *, file: Path |
             warmup_s=_number(phases["warmup_s"], f"{prefix}.warmup_s"),
             baseline_s=_number(phases["baseline_s"], f"{prefix}.baseline_s", minimum=1.0),
             recovery_s=_number(phases["recovery_s"], f"{prefix}.recovery_s", minimum=1.0),
-            capacity=capacity,
+            capacity=capacity, mesh=_mesh(arguments.get("mesh"), f"{prefix}.mesh"),
         )
     except ConfigError as exc:
         if file is not None and exc.file is None:
@@ -173,6 +174,22 @@ def _check_slo_names(names: list[str], slo_file: Path, where: str) -> None:
     unknown = [name for name in names if name not in known]
     if unknown:
         raise ConfigError(f"no SLO named {', '.join(unknown)} in {slo_file}; it has {', '.join(known)}", field=where)
+
+
+def _mesh(raw: Any, where: str) -> tuple[str, ...]:
+    """Manifests under harness/mesh/manifests holding only DestinationRules, checked before anything starts."""
+    from harness.chaos.tuning import mesh_change_documents
+
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(m, str) for m in raw):
+        raise ConfigError("expected a list of manifests such as [variants/connection-pool-for-load.yaml]", field=where)
+    for index, manifest in enumerate(raw):
+        try:
+            mesh_change_documents(manifest)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field=f"{where}[{index}]") from exc
+    return tuple(raw)
 
 
 def _capacity_load(load: LoadSettings | None, raw: Any, capacity: CapacitySettings, where: str) -> LoadSettings:

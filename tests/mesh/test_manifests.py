@@ -60,7 +60,7 @@ def test_manifests_folder_has_every_file_the_architecture_names() -> None:
         "istio/destination-rules.yaml", "istio/peer-authentication.yaml", "istio/authorization-policy.yaml",
         "istio/service-entry.yaml", "istio/telemetry.yaml", "variants/authz-seed-as-written.yaml",
         "variants/security-deny-chat-from-analytics.yaml", "variants/security-gateway-deny-admin.yaml",
-        "multicluster/east-west.yaml",
+        "variants/connection-pool-for-load.yaml", "multicluster/east-west.yaml",
     }
 
 

@@ -1,0 +1,53 @@
+"""An experiment's `mesh:`: shipped DestinationRules for the whole run, recorded in the ledger, restored.
+
+On the fake platform (harness.platforms.fake: the declared Istio resources as data) with a real fault
+ledger in a temporary directory, and through the session's own hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.chaos.ledger import FaultLedger
+from harness.chaos.tuning import apply_mesh_change, mesh_change_documents
+from harness.errors import ConfigError
+from harness.platforms.fake import FakePlatform
+from harness.run.settings import parse_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = "variants/connection-pool-for-load.yaml"
+
+
+def pools(platform: FakePlatform) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d["spec"]["trafficPolicy"]["connectionPool"]["http"]
+            for d in platform.resources() if d["kind"] == "DestinationRule"}
+
+
+def test_the_change_replaces_the_rules_of_the_same_name_and_the_restore_puts_back_the_declared_ones(
+        tmp_path: Path) -> None:
+    platform = FakePlatform(ledger_dir=tmp_path / "ledger")
+    declared = platform.resources()
+    assert pools(platform)["ai-agent-destination"]["maxRetries"] == 3
+    restore = apply_mesh_change(platform, FIX)
+    assert pools(platform)["ai-agent-destination"]["maxRetries"] == 100
+    assert "maxRequestsPerConnection" not in pools(platform)["connection-pool-settings"]
+    (entry,) = FaultLedger(tmp_path / "ledger").entries()  # a killed run is undone from here
+    assert entry.kind == "istio" and len(entry.undo["apply"]) == 3
+    restore()
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    assert sorted(platform.resources(), key=key) == sorted(declared, key=key)
+    assert FaultLedger(tmp_path / "ledger").entries() == []
+
+
+def test_only_destination_rules_under_the_shipped_manifests_are_accepted() -> None:
+    for bad in ("../../../etc/passwd.yaml", "istio/gateway.yaml", "variants/nope.yaml"):
+        with pytest.raises(ConfigError) as caught:
+            mesh_change_documents(bad)
+        assert caught.value.field == "manifest"
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"mesh": ["variants/authz-seed-as-written.yaml"]}, ROOT)
+    assert caught.value.field == "controls[harness].provider.arguments.mesh[0]"
+    assert "only DestinationRule" in caught.value.message
+    assert parse_settings({"mesh": [FIX]}, ROOT).mesh == (FIX,)
