@@ -30,10 +30,18 @@ def run_env(mesh: Mesh) -> dict[str, str]:
             "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port), "HARNESS_AI_LATENCY_MS": "2"}
 
 
+# The pod-kill experiments ship at 30 users and 30 requests/s (what this machine sustains on the fixed
+# mesh, bench/results/realistic_load.json; the seed's connection pool fails there, by design). These
+# tests check the harness, not the machine's capacity, so they run them at the load they always had
+# (3 users, about 10 requests/s) through the command line's overrides, which keeps them stable while
+# other work shares the cores.
+LIVE_LOAD = {"pod-kill": ["--users", "3", "--rate", "10"], "pod-kill-fixed-mesh": ["--users", "3", "--rate", "10"]}
+
+
 def start_run(mesh: Mesh, experiment: Path, report_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(experiment), "--report-dir",
-                             str(report_dir), "--no-progress"], cwd=ROOT, env=run_env(mesh), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             str(report_dir), "--no-progress", *LIVE_LOAD.get(experiment.stem, [])], cwd=ROOT,
+                            env=run_env(mesh), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def run(mesh: Mesh, experiment: Path, report_dir: Path) -> tuple[int, dict[str, Any], str]:
@@ -67,7 +75,7 @@ def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:
     assert journal["harness"]["pending_undo"] == []
 
 
-PASSING = ["pod-kill", "latency-injection", "abort-injection", "cluster-failover", "canary"]
+PASSING = ["pod-kill", "pod-kill-fixed-mesh", "latency-injection", "abort-injection", "cluster-failover", "canary"]
 FAILING = {
     "pod-kill-all-replicas": ("ai-agent-availability-chaos", "chaos"),
     "latency-injection-too-slow": ("ai-agent-latency-p99", "chaos"),
@@ -91,7 +99,7 @@ def test_each_experiment_passes_on_a_healthy_mesh(mesh: Mesh, tmp_path: Path, na
     assert faults and all(f["applied_at"] and f["inject_latency_ms"] is not None for f in faults)
     assert journal["harness"]["load"]["samples"] > 0
     assert {"report.html", "junit.xml", "summary.md"} <= {p.name for p in tmp_path.iterdir()}
-    if name == "pod-kill":
+    if name.startswith("pod-kill"):
         kills = journal["harness"]["chaos"]["pod_kills"]
         assert len(kills) == 3 and all(k["recovery_s"] is not None and k["recovery_s"] > 0 for k in kills)
     assert_mesh_restored(mesh, journal)

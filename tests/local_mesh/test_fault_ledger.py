@@ -32,6 +32,7 @@ ROOT = Path(__file__).parents[2]
 EXPERIMENTS = ROOT / "experiments"
 FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "6", "HARNESS_RECOVERY_S": "6"}  # as test_experiment_runs
 WAIT_S = 120.0
+LIVE_LOAD = {"pod-kill": ["--users", "3", "--rate", "10"]}  # as test_experiment_runs: the load, not the machine
 
 
 def run_env(mesh: Mesh) -> dict[str, str]:
@@ -192,7 +193,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing_the_next_command_does_not_undo
     else:
         next_dir = tmp_path / "next"
         following = harness(mesh, "run", str(EXPERIMENTS / f"{case.then}.yaml"), "--report-dir", str(next_dir),
-                            "--no-progress")
+                            "--no-progress", *LIVE_LOAD.get(case.then, []))
         stdout, stderr = following.communicate(timeout=300)
         journal = json.loads((next_dir / "journal.json").read_text())["harness"]
         assert following.returncode == 0, stdout + stderr
