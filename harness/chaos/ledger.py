@@ -38,7 +38,7 @@ __all__ = ["KINDS", "FaultLedger", "LedgerEntry", "Owner", "ledger_for", "wait_r
 
 logger = logging.getLogger("harness.chaos")
 READY_TIMEOUT_S = 60.0  # how long an undo waits for released or killed pods to be ready again
-KINDS = ("istio", "knobs", "hold", "kill", "load")
+KINDS = ("istio", "knobs", "hold", "kill", "load", "probe")
 CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False}
 
 
@@ -241,8 +241,14 @@ def _undo_load(platform: Platform, undo: dict[str, Any]) -> None:
     platform.stop_in_cluster_load()
 
 
+def _undo_probe(platform: Platform, undo: dict[str, Any]) -> None:
+    """A security probe's client objects in the cluster (kind: its Pod and identities Secret) are deleted."""
+    platform.remove_probe_objects(undo["objects"])
+
+
 UNDOERS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
-    "istio": _undo_istio, "knobs": _undo_knobs, "hold": _undo_hold, "kill": _undo_kill, "load": _undo_load}
+    "istio": _undo_istio, "knobs": _undo_knobs, "hold": _undo_hold, "kill": _undo_kill, "load": _undo_load,
+    "probe": _undo_probe}
 
 
 def describe_orphans(ledger: FaultLedger | None) -> list[str]:

@@ -6,8 +6,12 @@ past a DENY) and returns a verdict shaped like an SLO result: `name`, `expected`
 attempt, `verdict` `pass`/`fail`. The row is also recorded with the run's SLO results (source
 `security`), so the report, junit and the exit code show it. Experiments check it with a regex
 tolerance on `verdict` (`^pass$`), so a hole fails the steady-state hypothesis and the run (exit 1).
-The identities come from the running mesh's own CA (the local platform's state directory); on
-another platform the probes refuse to run.
+The identities come from the running mesh's own CA: locally from the state directory; on kind from
+the plug-in CA istiod signs with (Secret istio-system/cacerts), read through the Kubernetes API, and
+the requests are made inside the cluster by a short-lived client Pod without a sidecar
+(harness/platforms/kind/probes.py), recorded in the fault ledger (kind `probe`) before it is created
+and removed after (also on Ctrl-C; by the next command after SIGKILL). The gateway probe calls the
+ingress on 127.0.0.1 on both platforms. Any other platform: the probes refuse to run.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 import httpx
 
 from harness.chaos.context import current, current_platform
+from harness.chaos.ledger import ledger_for
 from harness.errors import ConfigError, HarnessError
+from harness.files import atomic_write
 from harness.pki import MeshCA, WorkloadCert
 
 __all__ = ["gateway_request_denied", "mtls_refused", "path_bypass_denied", "unauthorised_request_denied"]
@@ -46,12 +52,71 @@ class Target:
     port: int
 
 
-def _status() -> dict[str, Any]:
+def _status(platforms: tuple[str, ...] = ("local",)) -> dict[str, Any]:
     status = current_platform().status()
-    if status.get("platform") != "local" or "state_dir" not in status:
-        raise HarnessError(f"the security probes issue identities from the local platform's CA and reach its "
-                           f"sidecars' ports; not implemented on the {status.get('platform')!r} platform")
+    if status.get("platform") not in platforms or (status.get("platform") == "local" and "state_dir" not in status):
+        raise HarnessError(f"the security probes issue identities from the mesh's CA and reach its sidecars "
+                           f"(local, kind); not implemented on the {status.get('platform')!r} platform")
     return status
+
+
+# -- kind: the same attempts from a client Pod in the cluster ---------------------------------------------
+
+@dataclass(frozen=True)
+class ClusterAttempt:
+    """One request of the in-cluster client: `cert` names an identity `_in_cluster`'s issue() made (None:
+    TLS without a client certificate; ignored without tls)."""
+
+    label: str
+    path: str
+    method: str = "POST"
+    tls: bool = True
+    cert: str | None = None
+
+
+def _in_cluster(status: dict[str, Any], pod: str, attempts: list[ClusterAttempt],
+                issue: dict[str, Any]) -> dict[str, str]:
+    """Run the attempts against `pod` from a probe Pod of its cluster. `issue` maps a cert name to
+    (principal, kind) with kind "mesh", "foreign" or "expired"."""
+    from harness.platforms.kind import probes  # kind's API client only when probing kind
+
+    pods = {p["name"]: p for p in status["pods"]}
+    if pod not in pods:
+        raise ConfigError(f"no pod {pod!r}; pods: {', '.join(sorted(pods))}", field="pod")
+    row, platform = pods[pod], current_platform()
+    dry_run = bool(getattr(getattr(platform, "settings", None), "dry_run", False))
+    if not row.get("pod_ip") and not dry_run:
+        raise HarnessError(f"pod {pod} has no IP (not running): nothing to probe")
+    ca_files = probes.mesh_ca_files(platform, row["context"])
+    files: dict[str, bytes] = {}
+    send_after: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
+        work = Path(tmp)
+        if ca_files is not None:
+            for name, data in ca_files.items():
+                atomic_write(work / "ca" / name, data, mode=0o600)
+            ca = mesh_ca(work, work / "issued", layout=work / "ca")
+            files["root-cert.pem"] = ca.root_cert_path.read_bytes()
+            for name, (principal, kind) in issue.items():
+                if kind == "foreign":
+                    cert = MeshCA.create(work / "foreign").issue_workload(NAMESPACE, principal)
+                else:
+                    validity = {"validity": timedelta(seconds=1)} if kind == "expired" else {}
+                    cert = ca.issue_workload(NAMESPACE, principal, **validity)
+                    if kind == "expired":
+                        send_after[name] = cert.expires_at + 1.0  # notAfter is whole seconds
+                files[f"{name}.crt"] = cert.cert_chain_path.read_bytes()
+                files[f"{name}.key"] = cert.key_path.read_bytes()
+    requests = [{"label": a.label, "host": row.get("pod_ip") or "<pod IP>", "port": int(row["app_port"]),
+                 "path": a.path, "method": a.method, "tls": a.tls, "cert": a.cert,
+                 "send_after": send_after.get(a.cert or "")} for a in attempts]
+    probe = probes.InClusterProbe(platform, row["context"])
+    token = current().undo.register(f"remove security probe {probe.name}", probe.remove,
+                                    ledger=ledger_for(platform), kind="probe", undo={"objects": probe.objects})
+    try:
+        return probe.run(files, requests)
+    finally:
+        current().undo.run(token)
 
 
 def sidecar(status: dict[str, Any], pod: str) -> Target:
@@ -61,9 +126,10 @@ def sidecar(status: dict[str, Any], pod: str) -> Target:
     return Target(Path(status["state_dir"]), "127.0.0.1", int(pods[pod]["inbound_port"]))
 
 
-def mesh_ca(state_dir: Path, workdir: Path) -> MeshCA:
-    """The running mesh's CA, reloaded from its state directory to issue probe identities into `workdir`."""
-    ca = state_dir / "pki" / "mesh" / "ca"
+def mesh_ca(state_dir: Path, workdir: Path, *, layout: Path | None = None) -> MeshCA:
+    """The running mesh's CA, reloaded from its state directory (or a folder in Istio's cacerts `layout`)
+    to issue probe identities into `workdir`."""
+    ca = layout or state_dir / "pki" / "mesh" / "ca"
     return MeshCA.from_files(ca / "root-cert.pem", ca / "cert-chain.pem", ca / "ca-cert.pem", ca / "ca-key.pem",
                              directory=workdir)
 
@@ -130,7 +196,15 @@ def verdict(name: str, expected: str, observed: dict[str, str]) -> dict[str, Any
 
 def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
     """Plaintext, no certificate, a certificate from a foreign CA, an expired certificate: all refused."""
-    status = _status()
+    status = _status(("local", "kind"))
+    if status["platform"] == "kind":
+        allowed = "analytics-service"
+        observed = _in_cluster(status, pod, [
+            ClusterAttempt("plaintext", "/health", "GET", tls=False), ClusterAttempt("no-certificate", "/api/v1/chat"),
+            ClusterAttempt("foreign-ca", "/api/v1/chat", cert="foreign"),
+            ClusterAttempt("expired-certificate", "/api/v1/chat", cert="expired")],
+            {"foreign": (allowed, "foreign"), "expired": (allowed, "expired")})
+        return verdict(f"mtls-refused/{pod}", REFUSED, observed)
     target = sidecar(status, pod)
     observed = {"plaintext": plaintext_attempt(target)}
     with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
@@ -149,7 +223,12 @@ def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
 def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "user-service",
                                 path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
     """A valid mesh identity the authorization policy does not name gets 403 from the sidecar."""
-    status = _status()
+    status = _status(("local", "kind"))
+    if status["platform"] == "kind":
+        label = f"{method} {path} as {principal}"
+        observed = _in_cluster(status, pod, [ClusterAttempt(label, path, method, cert="principal")],
+                               {"principal": (principal, "mesh")})
+        return verdict(f"unauthorised-denied/{pod}", "403", observed)
     target = sidecar(status, pod)
     with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
         ca = mesh_ca(target.state_dir, Path(tmp))
@@ -161,7 +240,11 @@ def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: s
 def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "analytics-service",
                        paths: list[str] | None = None) -> dict[str, Any]:
     """Each path variant of a denied path gets 403 (the experiment applies the DENY first)."""
-    status = _status()
+    status = _status(("local", "kind"))
+    if status["platform"] == "kind":
+        observed = _in_cluster(status, pod, [ClusterAttempt(path, path, cert="principal")
+                                             for path in paths or BYPASS_PATHS], {"principal": (principal, "mesh")})
+        return verdict(f"path-bypass-denied/{pod}", "403", observed)
     target = sidecar(status, pod)
     observed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="harness-probe-") as tmp:
@@ -173,9 +256,10 @@ def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "ana
 
 
 def gateway_request_denied(path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
-    """A request through the ingress gateway gets 403 (the experiment applies a DENY at the gateway first)."""
-    status = _status()
+    """A request through the ingress gateway gets 403 (the experiment applies a DENY at the gateway first).
+    On kind too the ingress is on 127.0.0.1 (the gateway's NodePort mapped by kind-config)."""
+    status = _status(("local", "kind"))
     url = httpx.URL(status["ingress_url"])
-    code = attempt(None, Target(Path(status["state_dir"]), url.host, url.port or 80), path, method,
+    code = attempt(None, Target(Path(status.get("state_dir") or "."), url.host, url.port or 80), path, method,
                    host=status["ingress_host"])
     return verdict("gateway-denied", "403", {f"{method} {path} via ingress": code})

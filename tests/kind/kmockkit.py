@@ -28,7 +28,7 @@ from kubernetes import client
 
 NAMESPACE = "parallel-ai"
 RESOURCES = (
-    "v1/pods", "apps/v1/deployments", "networking.istio.io/v1beta1/virtualservices",
+    "v1/pods", "v1/secrets", "apps/v1/deployments", "networking.istio.io/v1beta1/virtualservices",
     "networking.istio.io/v1beta1/destinationrules", "networking.istio.io/v1beta1/gateways",
     "networking.istio.io/v1beta1/serviceentries", "security.istio.io/v1beta1/peerauthentications",
     "security.istio.io/v1beta1/authorizationpolicies", "telemetry.istio.io/v1alpha1/telemetries",

@@ -43,6 +43,7 @@ class Resource:
 
 PODS = Resource("v1", "pods")
 DEPLOYMENTS = Resource("apps/v1", "deployments")
+SECRETS = Resource("v1", "secrets")  # read: Istio's cacerts; created and deleted: a security probe's identities
 
 
 def selector_text(selector: Mapping[str, str] | None) -> str:
@@ -72,6 +73,9 @@ class KubeApi(Protocol):
 
     def patch(self, resource: Resource, namespace: str, name: str, patch: dict) -> dict:
         """A JSON merge patch (RFC 7386: null removes a key)."""
+
+    def create(self, resource: Resource, namespace: str, document: dict) -> dict:
+        """Create a Pod or Secret (a short-lived security probe); an existing one is an error."""
 
     def delete(self, resource: Resource, namespace: str, name: str, *, grace_period_s: int | None = None) -> bool:
         """Delete the object; False when it was already gone."""
@@ -138,13 +142,15 @@ class ClientKube:
             return self._call(what, self._core.read_namespaced_pod, name, namespace)
         if resource == DEPLOYMENTS:
             return self._call(what, self._apps.read_namespaced_deployment, name, namespace)
+        if resource == SECRETS:
+            return self._call(what, self._core.read_namespaced_secret, name, namespace)
         return self._call(what, self._custom.get_namespaced_custom_object, resource.group, resource.version,
                           namespace, resource.plural, name)
 
     def apply(self, resource: Resource, namespace: str, document: dict) -> dict:
         name = document["metadata"]["name"]
         what = f"server-side apply {resource.path(namespace, name)}"
-        if resource in (PODS, DEPLOYMENTS):
+        if resource in (PODS, DEPLOYMENTS, SECRETS):
             raise PlatformError(f"{what}: the harness applies only Istio objects through the API")
         result = self._call(what, self._custom.patch_namespaced_custom_object, resource.group, resource.version,
                             namespace, resource.plural, name, document, field_manager=FIELD_MANAGER, force=True,
@@ -170,11 +176,25 @@ class ClientKube:
             raise PlatformError(f"Kubernetes API ({self.context}) {what} failed: 404, no such object")
         return result
 
+    def create(self, resource: Resource, namespace: str, document: dict) -> dict:
+        what = f"POST {resource.path(namespace)} ({document['metadata']['name']})"
+        if resource == PODS:
+            result = self._call(what, self._core.create_namespaced_pod, namespace, document)
+        elif resource == SECRETS:
+            result = self._call(what, self._core.create_namespaced_secret, namespace, document)
+        else:
+            raise PlatformError(f"{what}: the harness creates only Pods and Secrets (security probes) this way")
+        if result is None:
+            raise PlatformError(f"Kubernetes API ({self.context}) {what} failed: 404 (namespace {namespace} missing?)")
+        return result
+
     def delete(self, resource: Resource, namespace: str, name: str, *, grace_period_s: int | None = None) -> bool:
         what = f"DELETE {resource.path(namespace, name)}"
         if resource == PODS:
             result = self._call(what, self._core.delete_namespaced_pod, name, namespace,
                                 grace_period_seconds=grace_period_s)
+        elif resource == SECRETS:
+            result = self._call(what, self._core.delete_namespaced_secret, name, namespace)
         elif resource == DEPLOYMENTS:
             raise PlatformError(f"{what}: the harness scales Deployments, it never deletes them")
         else:
@@ -211,6 +231,10 @@ class RecordingKube:
     def patch(self, resource: Resource, namespace: str, name: str, patch: dict) -> dict:
         self._add(f"PATCH {resource.path(namespace, name)} {json.dumps(patch, sort_keys=True)}")
         return patch
+
+    def create(self, resource: Resource, namespace: str, document: dict) -> dict:
+        self._add(f"POST {resource.path(namespace)} ({document['metadata']['name']})")
+        return document
 
     def delete(self, resource: Resource, namespace: str, name: str, *, grace_period_s: int | None = None) -> bool:
         grace = f" gracePeriodSeconds={grace_period_s}" if grace_period_s is not None else ""
@@ -249,6 +273,10 @@ class NamespaceGuard:
     def patch(self, resource: Resource, namespace: str, name: str, patch: dict) -> dict:
         self._check(namespace, f"patch {resource.plural}/{name}")
         return self.inner.patch(resource, namespace, name, patch)
+
+    def create(self, resource: Resource, namespace: str, document: dict) -> dict:
+        self._check(namespace, f"create {resource.plural}/{document['metadata']['name']}")
+        return self.inner.create(resource, namespace, document)
 
     def delete(self, resource: Resource, namespace: str, name: str, *, grace_period_s: int | None = None) -> bool:
         self._check(namespace, f"delete {resource.plural}/{name}")

@@ -480,6 +480,12 @@ class KindPlatform:
         pods = self._kube(self.settings.cluster_specs()[0]).list(PODS, NAMESPACE, {"app": "locust", "role": role})
         return sorted(pod["metadata"]["name"] for pod in pods)
 
+    def remove_probe_objects(self, objects: list[dict[str, str]]) -> None:
+        """Delete a security probe's client Pod and Secret (harness.chaos.ledger kind `probe`)."""
+        from harness.platforms.kind.probes import remove_objects
+
+        remove_objects(self, objects)
+
     def stop_in_cluster_load(self) -> None:
         """Remove the Locust Jobs (their pods with them), Service and ConfigMap; absent ones are fine."""
         spec = self.settings.cluster_specs()[0]
