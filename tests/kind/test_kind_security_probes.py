@@ -294,6 +294,15 @@ def test_a_killed_runs_probe_is_removed_from_the_ledger_by_the_next_command(
     assert kind_mesh.get(f"{PODS}/{probe.name}") is None and kind_mesh.get(f"{SECRETS}/{probe.name}") is None
 
 
+def test_without_the_plug_in_ca_the_probe_says_what_is_missing_and_creates_nothing(
+        mesh: EmulatedCluster, platform: KindPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+    with run_context(platform=platform, undo=UndoRegistry()), \
+            pytest.raises(PlatformError, match="no Secret istio-system/cacerts"):
+        mtls_refused()
+    assert mesh.items(f"{PODS}?labelSelector=app=harness-probe") == [] and mesh.items(SECRETS) == []
+
+
 def test_the_ledger_undo_deletes_only_probe_objects(platform: KindPlatform) -> None:
     with pytest.raises(PlatformError, match="not a security probe object"):
         platform.remove_probe_objects([{"context": "kind-parallel-ai", "kind": "Pod", "name": "ai-agent-v1-us-east-abc"}])
@@ -321,6 +330,7 @@ def test_the_probe_pod_never_carries_a_sidecar_or_a_token(platform: KindPlatform
     pod = InClusterProbe(platform, "kind-parallel-ai").pod_document([{"label": "x"}])
     container = pod["spec"]["containers"][0]
     assert pod["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
     assert pod["spec"]["automountServiceAccountToken"] is False and pod["spec"]["activeDeadlineSeconds"] > 0
     assert container["image"] == "parallel-ai/sample-service:0.1.0" and container["command"][:2] == ["python", "-c"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True

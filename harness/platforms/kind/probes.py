@@ -22,6 +22,15 @@ pilot/pkg/networking/core/v1alpha3 mtlsHTTP11ALPN), so they land on the inbound 
 The Pod and Secret are created by `InClusterProbe.run` and removed by `remove`; the caller records
 `objects` in the fault ledger first (kind `probe`), so a killed run's probe is removed by the next
 command (`KindPlatform.remove_probe_objects`).
+
+What the tests (kmock, and PROBE_SCRIPT against TLS servers on 127.0.0.1) cannot show, and only a real
+cluster will: that the sample-service image runs this script as uid 65534 with a read-only root and
+the Secret mounted 0440/fsGroup; that the kubelet writes the termination message back; that istio-init's
+iptables capture a sidecarless pod's connection to the target pod IP into the inbound listener; that
+Envoy's STRICT chain closes plaintext, no-certificate, foreign-CA and expired attempts (`refused`) and
+answers the harness-issued identity (chained to cacerts, trust domain cluster.local) with RBAC's 403
+or the app's answer; that Istio's BASE normalisation meets each bypass path as the local mesh does;
+and how long the Pod takes to start on a loaded node (RESULT_TIMEOUT_S bounds it).
 """
 
 from __future__ import annotations
@@ -183,7 +192,9 @@ class InClusterProbe:
         return {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": self.name, "namespace": NAMESPACE,
-                         "labels": {"app": "harness-probe", PROBE_LABEL: self.name},
+                         # the label is what Istio's injector reads today; the annotation, older Istio
+                         "labels": {"app": "harness-probe", PROBE_LABEL: self.name,
+                                    "sidecar.istio.io/inject": "false"},
                          "annotations": {"sidecar.istio.io/inject": "false"}},
             "spec": {
                 "restartPolicy": "Never", "activeDeadlineSeconds": DEADLINE_S,
