@@ -217,10 +217,9 @@ def _reset(platform: Platform) -> None:
 
 def _print_steps(platform: Platform) -> bool:
     """A dry run's ordered commands and API calls; True when there were any to print."""
-    steps = getattr(platform, "steps", None)
-    for step in steps or []:
+    for step in platform.steps:
         print(step)
-    return bool(steps)
+    return bool(platform.steps)
 
 
 def _dispatch(args: argparse.Namespace, platform: Platform) -> int:

@@ -57,6 +57,11 @@ class Platform(Protocol):
         """Set a pod's app behaviour: latency_ms, error_rate, error_status, hang."""
 
     @property
+    def steps(self) -> list[str]:
+        """A dry run's commands and API calls so far, in order (`harness ... --dry-run` prints them);
+        [] on a platform or a run that is not a dry run."""
+
+    @property
     def ledger_dir(self) -> Path | None:
         """Where the fault ledger (harness.chaos.ledger) of this mesh lives; None: none is kept."""
 

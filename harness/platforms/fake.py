@@ -15,13 +15,11 @@ from typing import Any
 
 from harness.errors import ConfigError, NotUpError
 from harness.net import free_port
-from harness.platforms.model import MeshStatus, Pod
+from harness.platforms.model import CLEARED_KNOBS, MeshStatus, Pod
 from harness.platforms.telemetry import TelemetryPipeline
 
-__all__ = ["CLEARED_KNOBS", "FakePlatform", "declared_pods"]
+__all__ = ["FakePlatform", "declared_pods"]
 
-#: An app's behaviour knobs with no fault set (the sample services' defaults).
-CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
 INGRESS_HOST = "ai-agent.local"
 
 

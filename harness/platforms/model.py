@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["POD_FIELDS", "STATUS_FIELDS", "MeshStatus", "Pod"]
+__all__ = ["CLEARED_KNOBS", "POD_FIELDS", "STATUS_FIELDS", "MeshStatus", "Pod"]
 
 #: Every platform's pods carry these (`status --json` pods[*]); platforms add their own beside them.
 POD_FIELDS = ("name", "service", "app", "version", "region", "ready", "restarts")
+#: An app's behaviour knobs with no fault set (the sample services' defaults): what `reset` puts back.
+CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
 #: Every platform's status carries these (`status --json`); platforms add their own beside them.
 STATUS_FIELDS = ("platform", "profile", "up", "ingress_url", "ingress_host", "prometheus_url", "pods")
 

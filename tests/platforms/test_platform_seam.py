@@ -12,10 +12,10 @@ import pytest
 from harness import cli
 from harness.errors import ConfigError, NotUpError
 from harness.platforms.base import Platform
-from harness.platforms.fake import CLEARED_KNOBS, FakePlatform
+from harness.platforms.fake import FakePlatform
 from harness.platforms.kind.platform import KindPlatform
 from harness.platforms.local.platform import LocalPlatform
-from harness.platforms.model import POD_FIELDS, STATUS_FIELDS, MeshStatus
+from harness.platforms.model import CLEARED_KNOBS, POD_FIELDS, STATUS_FIELDS, MeshStatus
 
 PROTOCOL = sorted(name for name in vars(Platform) if not name.startswith("_"))
 

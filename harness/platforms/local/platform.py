@@ -29,8 +29,9 @@ from harness.platforms.local.private import knobs_client
 from harness.platforms.local.procfs import is_running, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import reap_leftovers
-from harness.state import claim_state_dir, is_state_dir, mark_state_dir, remove_state
+from harness.platforms.model import CLEARED_KNOBS
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
+from harness.state import claim_state_dir, is_state_dir, mark_state_dir, remove_state
 
 logger = logging.getLogger("harness.platforms")
 POLL_S = 0.05
@@ -51,6 +52,11 @@ class LocalPlatform:
     @property
     def socket(self) -> Path:
         return self.state_dir / SOCKET_FILE
+
+    @property
+    def steps(self) -> list[str]:
+        """What a dry run would have done so far: nothing, the local platform has no dry run."""
+        return []
 
     @property
     def ledger_dir(self) -> Path:
@@ -132,9 +138,7 @@ class LocalPlatform:
             log = self.state_dir / "logs" / "daemon.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             return PlatformError(f"the local control plane exited during start-up:\n{tail}")
-        error = HarnessError(info["message"])
-        error.exit_code = int(info.get("exit_code", 2))
-        return error
+        return HarnessError.from_wire(info)
 
     def down(self) -> list[int]:
         """Stop the daemon (which stops its children), then any leftover by recorded PID."""
@@ -280,7 +284,6 @@ class LocalPlatform:
         return self._request({"op": "resources"})
 
 
-CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
 
 
 def _faulty(knobs: dict[str, Any]) -> bool:
