@@ -16,7 +16,7 @@ import pytest
 
 from harness.chaos import actions
 from harness.chaos.audit import clean_orphans, reset_mesh, residual_faults
-from harness.chaos.context import use_platform
+from harness.chaos.context import run_context
 from harness.chaos.ledger import FaultLedger, ledger_for
 from harness.chaos.undo import UndoRegistry
 from harness.platforms.kind import KindPlatform, render
@@ -53,13 +53,10 @@ def test_a_killed_process_faults_are_undone_through_the_api(controller: Emulated
     """The faults are made by the chaos actions into a registry that is then dropped unrun, as a killed
     process's is; only the ledger is left to undo them, from this process's own platform object."""
     platform = make_platform({controller.context: controller}, runner, max_percent=100)
-    monkeypatch.setattr(actions, "REGISTRY", UndoRegistry())  # dies with the "killed" run, never run
-    use_platform(platform)
-    try:
+    # The registry dies with the "killed" run, never run.
+    with run_context(platform=platform, undo=UndoRegistry()):
         actions.inject_abort(service="ai-agent", http_status=503, percentage=100)
         actions.scale(service="analytics", replicas=0)
-    finally:
-        use_platform(None)
     assert "fault" in str(controller.get(f"{VS_PATH}/ai-agent-routing")["spec"])
     assert controller.get(f"{DEPLOYMENTS_PATH}/analytics-v1-us-west")["spec"]["replicas"] == 0
     ledger = ledger_for(platform)
