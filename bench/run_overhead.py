@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+from _common import free_block
 from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.settings import LocalSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "run_overhead.json"
-BASE = 36000
+PREFERRED_BASE = 30000  # below Linux's ephemeral ports (32768 on): a client socket in TIME_WAIT blocked 36990
 PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "5", "HARNESS_RECOVERY_S": "5"}
 RUNS = 3
 
@@ -40,8 +41,9 @@ def one_run(settings: LocalSettings, report_dir: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    settings = LocalSettings(state_dir=ROOT / "bench" / ".state" / "run_overhead", base_port=BASE,
-                             ingress_port=BASE + 980, prometheus_port=BASE + 990)
+    base = free_block(PREFERRED_BASE)
+    settings = LocalSettings(state_dir=ROOT / "bench" / ".state" / "run_overhead", base_port=base,
+                             ingress_port=base + 980, prometheus_port=base + 990)
     platform = LocalPlatform(settings)
     platform.up()  # a mesh already up, as a nightly suite has it: the run's own overhead only
     try:
