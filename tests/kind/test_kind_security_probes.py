@@ -335,3 +335,33 @@ def test_the_probe_pod_never_carries_a_sidecar_or_a_token(platform: KindPlatform
     assert container["image"] == "parallel-ai/sample-service:0.1.0" and container["command"][:2] == ["python", "-c"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert ALPN[0] == "istio-http/1.1"
+
+
+# -- the security experiments' action on kind --------------------------------------------------------
+
+@pytest.mark.parametrize("manifest, name", [("variants/security-gateway-deny-admin.yaml", "security-gateway-deny-admin"),
+                                            ("variants/authz-seed-as-written.yaml", "ai-agent-authz")])
+def test_apply_policy_on_kind_is_in_the_ledger_and_a_killed_runs_policy_is_undone(
+        mesh: EmulatedCluster, platform: KindPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        manifest: str, name: str) -> None:
+    """The gateway DENY selects istio: ingressgateway, which kind's ingress gateway pods in parallel-ai carry."""
+    from harness.chaos.audit import clean_orphans
+    from harness.chaos.policies import apply_policy
+
+    monkeypatch.setenv("HARNESS_STATE_DIR", str(tmp_path / "state"))
+    path = f"/apis/security.istio.io/v1beta1/namespaces/parallel-ai/authorizationpolicies/{name}"
+    before = mesh.get(path)
+    with run_context(platform=platform, undo=UndoRegistry()):  # never run: the run is "killed"
+        apply_policy(manifest)
+    assert mesh.get(path) is not None and (before is None or mesh.get(path)["spec"] != before["spec"])
+    ledger = FaultLedger(platform.ledger_dir)
+    [entry] = ledger.entries()
+    owner = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True, timeout=60).stdout.strip()
+    data = json.loads((ledger.directory / f"{entry.id}.json").read_text())
+    (ledger.directory / f"{entry.id}.json").write_text(json.dumps({**data, "owner": {**data["owner"],
+                                                                                     "pid": int(owner)}}))
+    [cleaned] = clean_orphans(platform)
+    assert cleaned["outcome"] == "undone"
+    after = mesh.get(path)
+    assert (after is None) if before is None else (after["spec"] == before["spec"])
