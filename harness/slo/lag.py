@@ -34,7 +34,8 @@ from harness.slo.prometheus import PrometheusClient
 from harness.slo.promql import prometheus_duration
 
 PROBE_PATH = "/api/v1/chat"  # POST only: a GET is answered 405 by ai-agent's app (after both proxies)
-PROBE_SELECTOR = 'istio_request_duration_milliseconds_count{destination_service_name="ai-agent-service",response_code="405"}'
+PROBE_SELECTOR = ('istio_request_duration_milliseconds_count'
+                  '{destination_service_name="ai-agent-service",response_code="405"}')
 PROBED_SERVICE = "ai-agent-service"
 PROBE_SPACING_S = 0.125  # probes this far apart meet every eighth of the pipeline's cycle
 MIN_PROBES, MAX_PROBES = 4, 16

@@ -90,7 +90,8 @@ def test_the_readiness_gate_gives_up_at_its_deadline_naming_the_query_without_da
     with pytest.raises(InconclusiveError) as caught:
         wait_until_ready([slo], PrometheusOnly(prometheus.url), measured, deadline=time.monotonic() + 1.0)
     assert time.monotonic() - started < 10
-    assert "ai-agent-latency-p99" in str(caught.value) and "istio_request_duration_milliseconds_bucket" in str(caught.value)
+    message = str(caught.value)
+    assert "ai-agent-latency-p99" in message and "istio_request_duration_milliseconds_bucket" in message
 
 
 def test_no_data_in_a_window_prometheus_barely_recorded_is_an_error_not_a_failed_slo(prometheus: Any) -> None:
@@ -105,6 +106,7 @@ def test_no_data_in_a_window_prometheus_barely_recorded_is_an_error_not_a_failed
               objective=0.995, comparator=">=")
     with PrometheusClient(prometheus.url) as client:
         silent = _thin_windows(evaluate([slo], "recovery", prometheus.at(320), prometheus.at(330), client), client)
-        unrecorded = _thin_windows(evaluate([slo], "recovery", prometheus.at(399.5), prometheus.at(420), client), client)
+        thin = evaluate([slo], "recovery", prometheus.at(399.5), prometheus.at(420), client)
+        unrecorded = _thin_windows(thin, client)
     assert silent[0].verdict == "no_data"
     assert unrecorded[0].verdict == "error" and "fell behind" in unrecorded[0].detail
