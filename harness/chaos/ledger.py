@@ -39,7 +39,6 @@ __all__ = ["KINDS", "FaultLedger", "LedgerEntry", "Owner", "ledger_for", "wait_r
 logger = logging.getLogger("harness.chaos")
 READY_TIMEOUT_S = 60.0  # how long an undo waits for released or killed pods to be ready again
 KINDS = ("istio", "knobs", "hold", "kill", "load", "probe")
-CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False}
 
 
 @dataclass(frozen=True)

@@ -267,9 +267,9 @@ def _mesh_window(phase: str, start: float, end: float, lag: TelemetryLag | None)
 
 
 def _fault_visibility(session: Any, samples: pd.DataFrame | None) -> dict[str, Any]:
-    from harness.chaos.record import RECORDER
+    from harness.chaos.context import current
 
-    snapshot = RECORDER.snapshot()
+    snapshot = current().recorder.snapshot()
     for fault in snapshot["faults"]:
         fault["first_visible_at"] = _first_visible(fault, samples)
         if fault["first_visible_at"] is not None and fault["requested_at"] is not None:

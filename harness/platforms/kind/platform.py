@@ -32,6 +32,7 @@ from harness.platforms.kind.pods import APP_CONTAINER, DeclaredDeployment, decla
 from harness.platforms.kind.safety import check_blast_radius, check_context, context_server
 from harness.platforms.kind.validation import validate_kind_document
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec, KindSettings
+from harness.platforms.model import CLEARED_KNOBS
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
 from harness.state import default_state_dir
 
@@ -71,7 +72,6 @@ APP_KILL_SCRIPT = (
 )
 KNOBS_GET_SCRIPT = ("import urllib.request\n"
                     "print(urllib.request.urlopen('http://127.0.0.1:%d/admin/knobs', timeout=5).read().decode())\n")
-CLEARED_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "error_status": 500, "hang": False, "unhealthy": False}
 
 
 class KindPlatform:
