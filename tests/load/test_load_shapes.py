@@ -96,3 +96,12 @@ def test_a_bad_shape_parameter_names_its_variable(shapes: ModuleType, monkeypatc
 
 def test_no_shape_class_is_runnable_by_locust_on_its_own(shapes: ModuleType) -> None:
     assert all(cls.abstract for cls in shapes.SHAPES.values())
+
+
+def test_the_harness_accepts_exactly_the_shapes_the_shipped_locustfile_has(shapes: ModuleType) -> None:
+    """Two programs share the names: the harness checks HARNESS_LOAD_SHAPE before anything starts
+    (harness.load.SHAPES), and the plain locustfile must run without the harness installed; this pins
+    that both name the same shapes."""
+    from harness.load import SHAPES
+
+    assert sorted(shapes.SHAPES) == sorted(SHAPES)
