@@ -13,9 +13,9 @@ from harness.errors import ConfigError
 from harness.load._spec import SHAPES, locustfile_problem, number_problem, think_time_problem
 from harness.pathcheck import checked_path
 from harness.run.capacity import CapacitySettings, parse_capacity
+from harness.slo.model import DEFAULT_SLO_FILE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SLO_FILE = PROJECT_ROOT / "slos" / "default.yaml"
 LOAD_FIELDS = {"locustfile", "users", "spawn_rate", "shape", "think_time_s", "workers", "env", "rate", "duration_s"}
 PHASE_DEFAULTS = {"warmup_s": 3.0, "baseline_s": 10.0, "recovery_s": 10.0}
 ARGUMENT_FIELDS = {"load", "slo_file", "slos", "baseline_s", "recovery_s", "warmup_s", "run_dir", "capacity", "mesh"}
