@@ -2,9 +2,9 @@
 
 The run's process group is killed (the harness, and with it its Locust processes, which the kernel
 kills when their parent dies) at the moment each kind of fault is in place, found by watching the
-fault ledger and the mesh rather than by sleeping. The next command, `harness reset` or a `harness
-run` of another experiment, must leave the mesh as declared: Istio resources as shipped, no app
-knob set, nothing held down, every pod ready, an empty ledger. A run that follows undoes the
+fault ledger and the mesh rather than by sleeping. The next command, `harness reset`, `harness up`
+or a `harness run` of another experiment, must leave the mesh as declared: Istio resources as
+shipped, no app knob set, nothing held down, every pod ready, an empty ledger. A run that follows undoes the
 faults before its warm-up and journals them (harness.cleaned_before_run), and passes, where the
 left fault (an ai-agent answering 503 to everything, a region held down) would have failed it.
 """
@@ -32,20 +32,22 @@ ROOT = Path(__file__).parents[2]
 EXPERIMENTS = ROOT / "experiments"
 FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "6", "HARNESS_RECOVERY_S": "6"}  # as test_experiment_runs
 WAIT_S = 120.0
+# Phases of a run whose SLO verdicts are not looked at (a killed run, the audit's): short, so the fault comes soon.
+SHORT_PHASES = {"HARNESS_WARMUP_S": "1", "HARNESS_BASELINE_S": "1", "HARNESS_RECOVERY_S": "2"}
 LIVE_LOAD = {"pod-kill": ["--users", "3", "--rate", "10"]}  # as test_experiment_runs: the load, not the machine
 
 
-def run_env(mesh: Mesh) -> dict[str, str]:
+def run_env(mesh: Mesh, phases: dict[str, str] = FAST_PHASES) -> dict[str, str]:
     settings = mesh.platform.settings
-    return {**os.environ, **FAST_PHASES, "HARNESS_STATE_DIR": str(settings.state_dir),
+    return {**os.environ, **phases, "HARNESS_STATE_DIR": str(settings.state_dir),
             "HARNESS_BASE_PORT": str(settings.base_port), "HARNESS_INGRESS_PORT": str(settings.ingress_port),
             "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port), "HARNESS_AI_LATENCY_MS": "2"}
 
 
-def harness(mesh: Mesh, *args: str) -> subprocess.Popen[str]:
+def harness(mesh: Mesh, *args: str, phases: dict[str, str] = FAST_PHASES) -> subprocess.Popen[str]:
     """`harness ...` in a process group of its own (its pid is the group id), as a terminal would start it."""
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=run_env(mesh), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, env=run_env(mesh, phases),
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
 def ledger(mesh: Mesh) -> list[dict[str, Any]]:
@@ -100,7 +102,7 @@ class Case:
     method: list[dict[str, Any]] | None  # replaces its method (None: as shipped)
     ready_to_kill: Callable[[Mesh, Path], bool]  # the fault is in place (or the phase reached)
     left: str | None  # the ledger kind the kill leaves behind, if any
-    then: str  # "reset" or the experiment run next
+    then: str  # "reset", "up" (the mesh is up: it only cleans) or the experiment run next
 
 
 CASES = [
@@ -111,12 +113,14 @@ CASES = [
          [action("inject_abort", 30, service="ai-agent", http_status=503, percentage=100, side="destination")],
          lambda m, d: has_entry(m, "knobs") and knobs(m, "ai-agent-v1-us-east-0")["error_rate"] == 1,
          "knobs", "latency-injection"),
-    Case("pod-kill", "pod-kill", None, lambda m, d: has_entry(m, "kill"), "kill", "reset"),
+    Case("pod-kill", "pod-kill", None, lambda m, d: has_entry(m, "kill"), "kill", "up"),
     Case("region-hold", "cluster-failover", None,
          lambda m, d: has_entry(m, "hold") and "user-v1-us-east-0" in held(m), "hold", "pod-kill"),
     Case("scale", "latency-injection", [action("scale", 30, service="ai-agent", replicas=1)],
          lambda m, d: has_entry(m, "hold") and len(held(m)) == 2, "hold", "reset"),
-    Case("recovery", "abort-injection", None, lambda m, d: phase(d) == "recovery", None, "reset"),
+    Case("recovery", "abort-injection",
+         [action("inject_abort", 1, service="analytics", http_status=503, percentage=50)],
+         lambda m, d: phase(d) == "recovery", None, "reset"),
 ]
 
 
@@ -163,7 +167,7 @@ def test_a_run_killed_with_sigkill_leaves_nothing_the_next_command_does_not_undo
         mesh: Mesh, tmp_path: Path, case: Case) -> None:
     report_dir = (tmp_path / "killed").resolve()
     run = harness(mesh, "run", str(experiment(tmp_path, case.base, case.method)), "--report-dir", str(report_dir),
-                  "--no-progress")
+                  "--no-progress", phases=SHORT_PHASES)
     try:
         wait_until(lambda: case.ready_to_kill(mesh, report_dir), f"the {case.name} moment", run)
         os.killpg(run.pid, signal.SIGKILL)  # the whole group: no handler, no undo, no journal write
@@ -190,6 +194,12 @@ def test_a_run_killed_with_sigkill_leaves_nothing_the_next_command_does_not_undo
         _, stderr = reset.communicate(timeout=120)
         assert reset.returncode == 0, stderr
         assert stderr.count("cleared a fault of a process that is gone") == len(left), stderr
+    elif case.then == "up":
+        up = harness(mesh, "up")
+        stdout, stderr = up.communicate(timeout=120)
+        assert up.returncode == 0, stderr
+        assert "already up" in stdout
+        assert stderr.count("cleaned up a fault of a process that is gone") == len(left), stderr
     else:
         next_dir = tmp_path / "next"
         following = harness(mesh, "run", str(EXPERIMENTS / f"{case.then}.yaml"), "--report-dir", str(next_dir),
@@ -211,7 +221,7 @@ def test_a_fault_the_run_did_not_undo_is_named_and_the_run_is_an_error(clean_mes
         "arguments": {"pod": "user-v1-eu-west-0", "latency_ms": 1}}}]
     report_dir = tmp_path / "run"
     process = harness(clean_mesh, "run", str(experiment(tmp_path, "latency-injection", method)), "--report-dir",
-                      str(report_dir), "--no-progress")
+                      str(report_dir), "--no-progress", phases=SHORT_PHASES)
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 2, stdout + stderr
     leftover = "pod user-v1-eu-west-0 has fault knobs set: latency_ms=1.0"  # as the app reports it
@@ -219,3 +229,21 @@ def test_a_fault_the_run_did_not_undo_is_named_and_the_run_is_an_error(clean_mes
     journal = json.loads((report_dir / "journal.json").read_text())["harness"]
     assert journal["residual_faults"] == [leftover]
     assert leftover in journal["error"]
+
+
+def test_status_from_another_folder_finds_the_running_mesh(mesh: Mesh, tmp_path: Path) -> None:
+    """No HARNESS_STATE_DIR, another working directory: the default state folder
+    ($XDG_STATE_HOME/mesh-harness, here a link to this mesh's) finds the mesh that is up."""
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    (xdg / "mesh-harness").symlink_to(mesh.platform.state_dir)
+    env = {k: v for k, v in run_env(mesh).items() if k != "HARNESS_STATE_DIR"}
+    env["XDG_STATE_HOME"] = str(xdg)
+    elsewhere = tmp_path / "some-project"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "status", "--json"], cwd=elsewhere, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["up"] and status["state_dir"] == str(mesh.platform.state_dir)
+    assert list(elsewhere.iterdir()) == []  # nothing written where the command ran (no ./.harness)
