@@ -17,6 +17,7 @@ from harness.chaos.actions import fail_region, inject_abort, inject_delay, kill_
 from harness.chaos.context import use_platform
 from harness.chaos.undo import REGISTRY
 from harness.errors import ConfigError, ManifestError, PlatformError
+from harness.net import free_port
 from harness.platforms.kind import ClientKube, CommandResult, NamespaceGuard, render
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS
 from harness.platforms.kind.platform import APP_KILL_SCRIPT, HELD_ANNOTATION
@@ -426,9 +427,7 @@ def test_an_unreachable_api_server_means_the_mesh_is_not_up() -> None:
 
     from harness.errors import NotUpError
 
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
+    port = free_port()  # nothing listens there
     configuration = client.Configuration(host=f"http://127.0.0.1:{port}")
     configuration.retries = 0
     kube = ClientKube(client.ApiClient(configuration), "kind-parallel-ai")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError, MissingDependencyError, PlatformError
+from harness.net import free_port
 from harness.platforms.kind import Command, CommandResult, KindPlatform, KindSettings, SubprocessRunner, preflight, \
     render
 from harness.platforms.kind.platform import HELD_ANNOTATION
@@ -315,9 +316,7 @@ def test_the_readiness_probe_waits_for_an_answer_and_gives_up_with_a_clear_messa
     finally:
         server.shutdown()
         server.server_close()
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        closed = unused.getsockname()[1]
+    closed = free_port()  # nothing listens there
     monkeypatch.setattr(install, "PROBE_TIMEOUT_S", 0.3)
     monkeypatch.setattr(install, "PROBE_INTERVAL_S", 0.05)
     with pytest.raises(ReadinessTimeout, match=f"Prometheus did not answer at http://127.0.0.1:{closed}/-/ready "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import socketserver
 import ssl
 import subprocess
@@ -35,6 +34,7 @@ from harness.chaos.ledger import FaultLedger
 from harness.chaos.security import mtls_refused, path_bypass_denied, unauthorised_request_denied
 from harness.chaos.undo import UndoRegistry
 from harness.errors import PlatformError
+from harness.net import free_port
 from harness.pki import MeshCA
 from harness.platforms.kind import KindPlatform
 from harness.platforms.kind.probes import ALPN, PROBE_SCRIPT, InClusterProbe
@@ -121,9 +121,7 @@ def test_the_probe_script_tells_refused_from_answered_as_a_strict_sidecar_would(
 
 
 def test_the_probe_script_reports_a_closed_port_as_refused(tmp_path: Path) -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
+    port = free_port()  # nothing listens there
     attempts = [{"label": "closed", "host": "127.0.0.1", "port": port, "path": "/", "method": "GET", "tls": False,
                  "cert": None, "send_after": None}]
     done = subprocess.run([sys.executable, "-c", PROBE_SCRIPT, json.dumps(attempts), str(tmp_path)],

@@ -4,7 +4,6 @@ the knobs only with the run's token, the state folder and logs only as the user 
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from harness.chaos.security import REFUSED, attempt, sidecar
+from harness.net import free_port
 from harness.platforms.local.private import KNOBS_TOKEN_FILE, SOCKETS_DIR, app_socket
 from tests.local_mesh.meshkit import Mesh
 
@@ -72,10 +72,7 @@ def test_the_knobs_need_the_runs_token(mesh: Mesh) -> None:
 
 def test_the_harness_sets_knobs_with_a_dead_proxy_in_the_environment(clean_mesh: Mesh,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
-    proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
-    dead.close()
+    proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.setenv(name, proxy)
     monkeypatch.delenv("NO_PROXY", raising=False)

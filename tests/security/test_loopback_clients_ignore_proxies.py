@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.net import free_port
 from harness.slo import PrometheusClient
 
 ROOT = Path(__file__).parents[2]
@@ -20,9 +20,7 @@ HTTPX_CALLS = {"Client", "AsyncClient", "get", "post", "put", "delete", "request
 
 
 def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again: nothing listens there
+    return free_port()  # nothing listens there
 
 
 @pytest.fixture
