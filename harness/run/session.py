@@ -137,9 +137,6 @@ class HarnessRun:
         try:
             self.load = self.load_guard.start()
             self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
-            self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
-            self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
-            self.load_started_at = time.time()  # users run from here (load `duration_s` counts from it)
         except LoadFailed as exc:
             self.load = self.load_guard.load
             raise InterruptExecution(str(exc)) from exc
@@ -223,7 +220,9 @@ class HarnessRun:
         self.breach = breach
         self.interrupted_by = "abort_on_breach"
         self.write_partial()
-        signal.raise_signal(signal.SIGUSR1)
+        # To the main thread itself: raise_signal() from this watcher thread is delivered to this thread,
+        # and the main thread, asleep in an activity's pause, would only see it once the pause ended.
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
 
     def finish(self, journal: dict[str, Any] | None) -> dict[str, Any]:
         """After the experiment (always, also when interrupted): undo, recover, evaluate, record.
@@ -251,27 +250,6 @@ class HarnessRun:
             phase = self.phases[name]
             if phase.start is not None and phase.end is None:
                 phase.end = now
-
-    def _load_left_s(self) -> float:
-        """With a load `duration_s`, the recovery window lasts until the load has run that long."""
-        load, started = self.settings.load, getattr(self, "load_started_at", None)
-        if load is None or load.duration_s is None or started is None:
-            return 0.0
-        return started + load.duration_s - time.time()
-
-    def _load_left_s(self) -> float:
-        """With a load `duration_s`, the recovery window lasts until the load has run that long."""
-        load, started = self.settings.load, getattr(self, "load_started_at", None)
-        if load is None or load.duration_s is None or started is None:
-            return 0.0
-        return started + load.duration_s - time.time()
-
-    def _load_left_s(self) -> float:
-        """With a load `duration_s`, the recovery window lasts until the load has run that long."""
-        load, started = self.settings.load, getattr(self, "load_started_at", None)
-        if load is None or load.duration_s is None or started is None:
-            return 0.0
-        return started + load.duration_s - time.time()
 
     def _load_left_s(self) -> float:
         """With a load `duration_s`, the recovery window lasts until the load has run that long."""
@@ -310,12 +288,6 @@ class HarnessRun:
             from harness.run import capacity
 
             capacity.judge(self)
-        self._judge_generator()
-        if self.settings.capacity is not None:
-            from harness.run import capacity
-
-            capacity.judge(self)
-        self._judge_generator()
         self._judge_generator()
         final = journal if journal is not None else {"experiment": self.experiment}
         if interrupted:
@@ -365,49 +337,6 @@ class HarnessRun:
         self.result["generator"] = generator.judge(self.run_dir, windows, workers, samples)
         if self.settings.capacity is not None:
             capacity.attach_generator(self, self.result["generator"])
-        if self.settings.capacity is not None:
-            capacity.attach_generator(self, self.result["generator"])
-        reason = generator.inconclusive(self.result["generator"])
-        if reason and not self.result.get("inconclusive"):
-            self.result["inconclusive"] = reason
-
-
-    def _judge_generator(self) -> None:
-        """Locust's CPU over each judged window; a saturated generator makes the run inconclusive."""
-        from harness.run import generator
-
-        if self.load is None or self.result is None:
-            return
-        windows = {n: (p.start, p.end) for n, p in self.phases.items() if p.start is not None and p.end is not None}
-        if self.settings.capacity is not None:  # the steps are judged, not the chaos phase as a whole
-            from harness.run import capacity
-
-            windows.pop("chaos", None)
-            windows.update(capacity.generator_windows(self))
-        workers = self.settings.load.workers if self.settings.load is not None else 0
-        try:
-            samples = self.load.samples()
-        except (OSError, ValueError):
-            samples = None
-        self.result["generator"] = generator.judge(self.run_dir, windows, workers, samples)
-        reason = generator.inconclusive(self.result["generator"])
-        if reason and not self.result.get("inconclusive"):
-            self.result["inconclusive"] = reason
-
-
-    def _judge_generator(self) -> None:
-        """Locust's CPU over each judged window; a saturated generator makes the run inconclusive."""
-        from harness.run import generator
-
-        if self.load is None or self.result is None:
-            return
-        windows = {n: (p.start, p.end) for n, p in self.phases.items() if p.start is not None and p.end is not None}
-        workers = self.settings.load.workers if self.settings.load is not None else 0
-        try:
-            samples = self.load.samples()
-        except (OSError, ValueError):
-            samples = None
-        self.result["generator"] = generator.judge(self.run_dir, windows, workers, samples)
         reason = generator.inconclusive(self.result["generator"])
         if reason and not self.result.get("inconclusive"):
             self.result["inconclusive"] = reason
