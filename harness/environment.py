@@ -29,6 +29,7 @@ VARIABLES: dict[str, str] = {
     "HARNESS_RECOVERY_S": "every experiment's recovery phase, in seconds",
     "HARNESS_REPORT_DIR": "where a run's or a suite's reports go (--report-dir)",
     "HARNESS_RUN_DIR": "plain `chaos run`: where the harness control writes the run (default runs/<time>-<title>)",
+    "HARNESS_STATE_DIR": "the harness's state folder (default $XDG_STATE_HOME/mesh-harness; LocalSettings too)",
     "HARNESS_TOLERANCE": "`harness compare` tolerances, e.g. p99=10%,availability=0.1 (--tolerance)",
     "HARNESS_WARMUP_S": "every experiment's warm-up before the baseline, in seconds",
     "HARNESS_YES": "1: a game day answers go to every step, a rehearsal (--yes)",

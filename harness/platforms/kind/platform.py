@@ -10,7 +10,6 @@ instead (`steps`).
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness import environment
 from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.loader import load_documents
 from harness.platforms.kind import objects, render
@@ -107,7 +107,7 @@ class KindPlatform:
     def ledger_dir(self) -> Path:
         """The fault ledger (harness.chaos.ledger) of these clusters, in the machine's harness state folder
         (HARNESS_STATE_DIR, else $XDG_STATE_HOME/mesh-harness); kept across `down` of the local mesh."""
-        root = Path(os.environ["HARNESS_STATE_DIR"]) if os.environ.get("HARNESS_STATE_DIR") else default_state_dir()
+        root = environment.get_path("HARNESS_STATE_DIR") or default_state_dir()
         return root / f"kind-ledger-{self.settings.cluster_name}"
 
     @property
