@@ -242,13 +242,8 @@ def _dispatch(args: argparse.Namespace, platform: Platform) -> int:
         _print_status(status)
     elif args.command == "down":
         stopped = platform.down()
-        deleted = getattr(platform, "deleted_clusters", None)
-        if _print_steps(platform):
-            pass
-        elif deleted is not None:
-            print(f"deleted kind cluster(s): {', '.join(deleted) or 'none'}")
-        else:
-            print(f"stopped {len(stopped)} process(es)" if stopped else "nothing was running")
+        if not _print_steps(platform):
+            print(platform.describe_down(stopped))
     elif args.command == "status":
         status = platform.status()
         _print(status) if args.json else _print_status(status)

@@ -27,6 +27,9 @@ class Platform(Protocol):
     def down(self) -> list[int]:
         """Stop everything this platform started; returns the PIDs it stopped."""
 
+    def describe_down(self, stopped: list[int]) -> str:
+        """One line saying what the last `down` did (`stopped`: what it returned), for `harness down`."""
+
     def status(self) -> dict[str, Any]:
         """model.STATUS_FIELDS (pods with model.POD_FIELDS) and the platform's own fields; `status --json`
         prints exactly this."""

@@ -95,6 +95,9 @@ class FakePlatform:
         """What a dry run would have done so far: nothing, the fake never plans a dry run."""
         return []
 
+    def describe_down(self, stopped: list[int]) -> str:
+        return "the fake mesh is down"
+
     @property
     def ledger_dir(self) -> Path | None:
         """The fault ledger's folder; None (no ledger kept, harness.chaos.ledger.ledger_for) unless given."""

@@ -128,3 +128,13 @@ def test_the_fake_applies_files_as_validated_documents(tmp_path: Path) -> None:
                    "spec: {hosts: [x], nonsense: 1}\n")
     with pytest.raises(ConfigError):
         FakePlatform().apply([bad])
+
+
+def test_harness_down_prints_what_the_platform_says_it_did(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakePlatform()
+    monkeypatch.setattr(cli, "get_platform", lambda *_a, **_k: fake)
+
+    assert cli.main(["down"]) == 0
+
+    assert capsys.readouterr().out == "the fake mesh is down\n" and not fake.is_up()

@@ -160,6 +160,9 @@ class KindPlatform:
         self._kubes.clear()
         return []
 
+    def describe_down(self, stopped: list[int]) -> str:
+        return f"deleted kind cluster(s): {', '.join(self.deleted_clusters) or 'none'}"
+
     def is_up(self) -> bool:
         """Every cluster's API answers and every Deployment of the mesh, and the external AI API's
         stand-in, exists in it (a cluster made before the stand-in existed is not up: `up` completes it)."""

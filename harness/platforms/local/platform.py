@@ -140,6 +140,9 @@ class LocalPlatform:
             return PlatformError(f"the local control plane exited during start-up:\n{tail}")
         return HarnessError.from_wire(info)
 
+    def describe_down(self, stopped: list[int]) -> str:
+        return f"stopped {len(stopped)} process(es)" if stopped else "nothing was running"
+
     def down(self) -> list[int]:
         """Stop the daemon (which stops its children), then any leftover by recorded PID."""
         stopped: list[int] = []
