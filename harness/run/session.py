@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from harness import tracing
-from harness.chaos.record import RECORDER
-from harness.chaos.undo import REGISTRY
+from harness.chaos.context import current
 from harness.errors import InconclusiveError
 from harness.platforms.base import Platform
 from harness.run import evaluation
@@ -70,7 +69,7 @@ class HarnessRun:
         self.progress = Progress(self, enabled=self.show_progress)
         self.live_slos: LiveSlos | None = None  # the progress line's SLO state; started with the load
         self.current_phase = "setup"
-        RECORDER.clear()
+        current().recorder.clear()
 
     # -- journal ---------------------------------------------------------------------------------
 
@@ -82,10 +81,10 @@ class HarnessRun:
             "platform": getattr(self.platform, "name", "?"),
             "phase": self.current_phase,
             "phases": {name: {"start": p.start, "end": p.end} for name, p in self.phases.items()},
-            "chaos": RECORDER.snapshot(),
+            "chaos": current().recorder.snapshot(),
             "undo": [{"description": u.description, "registered_at": u.registered_at, "done_at": u.done_at,
-                      "error": u.error} for u in REGISTRY.history()],
-            "pending_undo": REGISTRY.pending(),
+                      "error": u.error} for u in current().undo.history()],
+            "pending_undo": current().undo.pending(),
             "cleaned_before_run": getattr(self, "cleaned_before_run", []),  # a killed run's faults, undone
             "abort_on_breach": self.breach,
             "interrupted_by": self.interrupted_by,
@@ -244,7 +243,7 @@ class HarnessRun:
         if self.breach_watcher is not None:
             self.breach_watcher.join(timeout=5)
         self.enter("rollback")
-        REGISTRY.run_all()
+        current().undo.run_all()
         now = time.time()
         for name in ("baseline", "chaos"):
             phase = self.phases[name]
