@@ -79,3 +79,17 @@ def test_validate_takes_the_same_overrides_as_run(capsys: pytest.CaptureFixture[
     assert main(["validate", str(POD_KILL), "--users", "40", "--rate", "300", "--duration", "60s"]) == 0
     assert main(["validate", str(POD_KILL), "--rate", "-1"]) == 2
     assert "--rate" in capsys.readouterr().err
+
+
+def test_a_load_duration_holds_the_recovery_window_until_the_load_ran_that_long() -> None:
+    """HarnessRun._load_left_s: what the recovery window adds so the load runs `duration_s` from its start."""
+    import time
+    from types import SimpleNamespace
+
+    from harness.run.session import HarnessRun
+
+    settings = apply(harness_settings(), collect({"duration_s": "60s"}, {}))
+    started_10_s_ago = SimpleNamespace(settings=settings, load_started_at=time.time() - 10)
+    assert 49 < HarnessRun._load_left_s(started_10_s_ago) <= 50
+    without = SimpleNamespace(settings=harness_settings(), load_started_at=time.time() - 10)
+    assert HarnessRun._load_left_s(without) == 0.0
