@@ -15,7 +15,7 @@ import logging
 import os
 from typing import Any
 
-from harness.chaos.ledger import FaultLedger, describe_orphans, ledger_for
+from harness.chaos.ledger import UNDOERS, FaultLedger, describe_orphans, ledger_for
 from harness.errors import HarnessError, PlatformError
 from harness.platforms.base import Platform
 
@@ -97,12 +97,23 @@ def clean_orphans(platform: Platform) -> list[dict[str, Any]]:
     ledger = ledger_for(platform)
     if ledger is None or not ledger.orphans():
         return []
+    if _dry_run(platform):  # the undos' calls are only recorded as steps, so the entries stay
+        planned = []
+        for entry in reversed(ledger.orphans()):
+            UNDOERS[entry.kind](platform, entry.undo)
+            planned.append({"description": entry.description, "kind": entry.kind, "owner_pid": entry.owner.pid,
+                            "outcome": "dry run: not undone"})
+        return planned
     cleaned = ledger.undo_orphans(platform, mesh_up=platform.is_up())
     failed = [c for c in cleaned if c["outcome"].startswith("failed")]
     if failed:
         raise PlatformError("a fault left by a process that is gone could not be undone; run `harness reset`: "
                             + "; ".join(f"{c['description']}: {c['outcome']}" for c in failed))
     return cleaned
+
+
+def _dry_run(platform: Platform) -> bool:
+    return bool(getattr(getattr(platform, "settings", None), "dry_run", False))
 
 
 def reset_mesh(platform: Platform) -> dict[str, Any]:
@@ -114,7 +125,7 @@ def reset_mesh(platform: Platform) -> dict[str, Any]:
     ledger = ledger_for(platform)
     orphans = ledger.orphans() if ledger is not None else []
     result = platform.reset()
-    if ledger is not None:
+    if ledger is not None and not _dry_run(platform):  # a dry run changes nothing, the ledger included
         for entry in orphans:
             ledger.clear(entry.id)
         result["orphans_cleared"] = [entry.line() for entry in orphans]

@@ -19,7 +19,7 @@ from harness.chaos.audit import clean_orphans, reset_mesh, residual_faults
 from harness.chaos.context import run_context
 from harness.chaos.ledger import FaultLedger, ledger_for
 from harness.chaos.undo import UndoRegistry
-from harness.platforms.kind import KindPlatform, render
+from harness.platforms.kind import KindPlatform, KindSettings, render
 from harness.platforms.kind.platform import HELD_ANNOTATION
 from tests.kind.kindkit import make_platform
 from tests.kind.kmockkit import NAMESPACE, EmulatedCluster
@@ -107,3 +107,17 @@ def test_reset_restores_replicas_knobs_and_istio_resources_on_kind(controller: E
     assert controller.get(f"{VS_PATH}/ai-agent-routing")["spec"] == declared_vs("ai-agent-routing")["spec"]
     controller.reconcile()
     assert residual_faults(platform) == []
+
+
+def test_a_dry_run_plans_the_undo_of_orphans_and_keeps_them(state_dir: Path) -> None:
+    """`harness up/run/reset --dry-run` on kind: the orphans' undo shows as API steps, nothing is cleared."""
+    ledger = FaultLedger(state_dir / "kind-ledger-parallel-ai")
+    ledger.record("istio", "remove abort fault on ai-agent-service",
+                  {"delete": [], "apply": [declared_vs("ai-agent-routing")]})
+    orphan_every_entry(ledger)
+    platform = KindPlatform(KindSettings(dry_run=True))
+    planned = clean_orphans(platform)
+    assert [p["outcome"] for p in planned] == ["dry run: not undone"]
+    assert any("PATCH" in step and "virtualservices/ai-agent-routing" in step for step in platform.steps)
+    reset_mesh(platform)
+    assert [e.description for e in ledger.orphans()] == ["remove abort fault on ai-agent-service"]
