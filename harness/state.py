@@ -34,6 +34,9 @@ STATE_ENTRIES = (
     "ledger",  # the fault ledger of the local mesh (harness.chaos.ledger)
     "knobs-token", "sockets",  # the apps' knobs token and Unix sockets (platforms/local/private.py)
 )
+# The harness's too, but another platform's: the local mesh's `down` keeps them (a kind cluster's
+# fault ledger outlives the local mesh) and does not report them as someone else's files.
+OTHER_PLATFORMS_PREFIX = "kind-ledger-"
 
 
 def default_state_dir() -> Path:
@@ -95,8 +98,8 @@ def remove_state(path: Path, *, field: str = "HARNESS_STATE_DIR", entries: tuple
             shutil.rmtree(entry)
         elif entry.exists() or entry.is_symlink():
             entry.unlink()
-    left = sorted(p.name for p in path.iterdir() if p.name != MARKER)
-    if not left:
+    remaining = sorted(p.name for p in path.iterdir() if p.name != MARKER)
+    if not remaining:
         (path / MARKER).unlink()
         path.rmdir()
-    return left
+    return [name for name in remaining if not name.startswith(OTHER_PLATFORMS_PREFIX)]

@@ -75,6 +75,9 @@ def test_only_the_harness_entries_are_removed_and_the_folder_once_empty(tmp_path
     assert remove_state(state) == ["added-by-user.txt"]
     assert sorted(p.name for p in state.iterdir()) == sorted([MARKER, "added-by-user.txt"])
     (state / "added-by-user.txt").unlink()
+    (state / "kind-ledger-parallel-ai").mkdir()  # the kind clusters' ledger: kept, and not reported as foreign
+    assert remove_state(state) == [] and (state / "kind-ledger-parallel-ai").is_dir()
+    (state / "kind-ledger-parallel-ai").rmdir()
     assert remove_state(state) == [] and not state.exists()
     assert "ledger" in STATE_ENTRIES
 
