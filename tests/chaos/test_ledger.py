@@ -172,3 +172,17 @@ def test_a_run_refuses_to_start_while_another_live_process_has_faults(tmp_path: 
         other.kill()
         other.wait(timeout=30)
     check_no_foreign(FaultLedger(ledger_dir))  # gone: an orphan now, which the run undoes instead
+
+
+def test_any_command_names_the_faults_of_a_process_that_is_gone(tmp_path: Path) -> None:
+    """Even one that never touches the mesh (`validate`): one stderr line per orphaned entry."""
+    state = tmp_path / "state"
+    record_in_a_process_that_exits(state / "ledger")
+    env = {**os.environ, "HARNESS_STATE_DIR": str(state), "HARNESS_PLATFORM": "local"}
+    root = Path(__file__).parents[2]
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "validate", "experiments/pod-kill.yaml"], cwd=root,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "a fault of a process that is gone" in line]
+    assert len(lines) == 3 and any("restore region us-east" in line for line in lines), result.stderr
+    assert all("`harness reset` undoes it" in line for line in lines)
