@@ -88,10 +88,10 @@ def test_peer_metadata_claiming_another_identity_than_the_peer_certificate_is_re
     ca = mesh_ca(mesh, tmp_path)
     port = mesh.pod(USER_POD)["inbound_port"]
     with client_for(ca.issue_workload("parallel-ai", "analytics-service"), ca.root_cert_path) as client:
-        spoofed = client.get(f"https://127.0.0.1:{port}/health",
-                             headers={"x-mesh-peer-id": SPIFFE + "ai-agent-service", "x-mesh-peer-app": "ai-agent"})
-        honest = client.get(f"https://127.0.0.1:{port}/health",
-                            headers={"x-mesh-peer-id": SPIFFE + "analytics-service", "x-mesh-peer-app": "analytics"})
+        spoofed = client.get(f"https://127.0.0.1:{port}/health", headers={
+            "x-mesh-peer": "ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes|" + SPIFFE + "ai-agent-service"})
+        honest = client.get(f"https://127.0.0.1:{port}/health", headers={
+            "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes|" + SPIFFE + "analytics-service"})
     assert spoofed.status_code == 403 and "RBAC" in spoofed.text
     assert honest.status_code != 403, honest.text
 
@@ -104,8 +104,8 @@ def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_
         "spec": {"selector": {"matchLabels": {"app": "user"}}, "metrics": [{"providers": [{"name": "prometheus"}], "overrides": [
             {"match": {"metric": "REQUEST_COUNT", "mode": "SERVER"},
              "tagOverrides": {"request_host": {"value": "request.host"},
-                              "source_principal": {"operation": "REMOVE"},
-                              "user_tier": {"value": "request.headers['x-user-tier']"}}},
+                              "caller_app": {"value": "downstream_peer.app"},
+                              "source_principal": {"operation": "REMOVE"}}},
             {"match": {"metric": "REQUEST_SIZE", "mode": "SERVER"}, "disabled": True},
         ]}]},
     }
@@ -118,6 +118,7 @@ def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_
     for item in added:
         assert item["metric"]["request_host"] == "user-service"  # the Host the caller's app sends
         assert "source_principal" not in item["metric"]  # REMOVE: absent, not "unknown"
+        assert item["metric"]["caller_app"] == "ai-agent"  # the peer metadata's field, split by Envoy
     # REQUEST_SIZE disabled on the server side: once the old listener has drained (2 s), user's sidecar
     # has no inbound request-size histogram at all, while it still counts requests.
     admin = mesh.pod(USER_POD)["sidecar_admin_url"]

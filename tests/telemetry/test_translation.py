@@ -18,7 +18,7 @@ from harness.mesh.loader import build_model, declared_model, load_documents
 from harness.mesh.schema import default_manifest_paths
 from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode
 from harness.mesh.translate.proxy import translate_proxy
-from harness.mesh.translate.telemetry import PEER_FIELDS, PEER_HEADER, standard_tags
+from harness.mesh.translate.telemetry import PEER_FIELDS, PEER_HEADER, peer_metadata_filter, standard_tags
 
 MODEL = declared_model()
 NOWHERE = Path("/nonexistent")
@@ -51,10 +51,10 @@ def test_the_caller_sends_its_metadata_only_on_routes_to_mesh_services() -> None
         for vhost in route_config["virtual_hosts"]:
             for route in vhost["routes"]:
                 added = {h["header"]["key"]: h["header"]["value"] for h in route.get("request_headers_to_add", [])}
-                (with_headers if PEER_HEADER + "id" in added else without).add(vhost["name"])
+                (with_headers if PEER_HEADER in added else without).add(vhost["name"])
                 if added:
-                    assert added[PEER_HEADER + "workload"] == "ai-agent-v1-us-east"
-                    assert added[PEER_HEADER + "id"] == "spiffe://cluster.local/ns/parallel-ai/sa/ai-agent-service"
+                    assert added[PEER_HEADER] == ("ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes|"
+                                                  "spiffe://cluster.local/ns/parallel-ai/sa/ai-agent-service")
     assert any("user-service" in name for name in with_headers)
     assert any("api.openai.com" in name for name in without) and "block_all" in without
     assert not any("api.openai.com" in name for name in with_headers)
@@ -65,8 +65,7 @@ def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it()
     for chain, hcm in _hcms(config, "virtualInbound").items():
         filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
         rules = filters["istio.peer_metadata"]["request_rules"]
-        assert {r["header"] for r in rules} == {PEER_HEADER + f.replace("_", "-") for f in PEER_FIELDS}
-        assert all(r["remove"] for r in rules)  # never reaches the app
+        assert {r["header"] for r in rules} == {PEER_HEADER} and rules[-1]["remove"]  # never reaches the app
         namespaces = {r["on_header_present"]["metadata_namespace"] for r in rules}
         if chain == "inbound-mtls":
             assert namespaces == {cel.PEER_METADATA_NAMESPACE}
@@ -82,12 +81,12 @@ def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
     state = _state()
     source = standard_tags(state, _node("ai-agent-v1-us-east-0"), "source", mtls=None)
     assert source["source_workload"] == "ai-agent-v1-us-east" and source["source_app"] == "ai-agent"
-    assert source["destination_workload"] == "%METADATA(UPSTREAM_HOST:istio:workload)%"
+    assert source["destination_peer"] == "%METADATA(UPSTREAM_HOST:istio:peer)%"  # split at scrape time
     assert source["destination_principal"] == "%UPSTREAM_PEER_URI_SAN%"
     assert source["connection_security_policy"] == "unknown"
     destination = standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=True)
     assert destination["destination_service"] == "user-service.parallel-ai.svc.cluster.local"
-    assert destination["source_app"] == "%DYNAMIC_METADATA(istio.peer:app)%"
+    assert destination["source_peer"] == "%DYNAMIC_METADATA(istio.peer:peer)%"
     assert destination["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
     assert destination["connection_security_policy"] == "mutual_tls"
     assert standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=False)["connection_security_policy"] == "none"
@@ -168,3 +167,16 @@ def test_envoy_accepts_every_format_the_cel_translation_produces(tmp_path: Path)
     result = subprocess.run([envoy_binary(), "-c", str(path), "--mode", "validate", "--disable-hot-restart"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header() -> None:
+    import re
+
+    rules = peer_metadata_filter(trusted=True, fields={"app", "identity"})["typed_config"]["request_rules"]
+    assert [r["on_header_present"]["key"] for r in rules] == ["app", "identity", "peer"]
+    value = "|".join(f"v-{field}" for field in PEER_FIELDS)
+    for rule in rules[:2]:
+        rewrite = rule["on_header_present"]["regex_value_rewrite"]
+        got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"].replace("\\", "\\"), value)
+        assert got == "v-" + rule["on_header_present"]["key"]
+    assert not any(r.get("remove") for r in rules[:-1])  # removed by the last rule only

@@ -7,6 +7,7 @@ recording-rules.test.yaml) check what the rules compute.
 The proxies' stats access logger (harness/mesh/translate/telemetry.py) already tags every request
 with Istio's labels. What Istio's stats plugin does on top happens once per new series, when
 Prometheus scrapes it (`metric_relabel_configs` of job envoy, cached per series by the scrape loop):
+- split the other side's joined peer metadata (`source_peer` / `destination_peer`) into its labels;
 - write "unknown" where a label's value is missing (Envoy leaves it empty, which Prometheus drops): no
   upstream host, no cluster, no trusted peer metadata, a CEL value that failed;
 - drop a label a Telemetry REMOVE'd (the proxy emits it as REMOVED);
@@ -38,6 +39,10 @@ FILLED = (
     "destination_canonical_service", "destination_canonical_revision", "destination_cluster",
     "request_protocol", "response_flags", "connection_security_policy", "response_code",
 )
+# translate/telemetry.PEER_FIELDS (workload, namespace, app, version, canonical service, canonical revision,
+# cluster, identity) as Istio's label suffixes; the identity is not split out (the certificate gives it).
+PEER_LABELS = ("workload", "workload_namespace", "app", "version", "canonical_service", "canonical_revision",
+               "cluster")
 SERIES = (
     ("requests_total", ""),
     ("request_duration_milliseconds", "_bucket"), ("request_duration_milliseconds", "_sum"),
@@ -60,6 +65,15 @@ _ISTIO = "envoy_istio_.*"
 def metric_relabel_configs() -> list[dict[str, object]]:
     """Relabeling of job envoy's istio series: unknown for empty labels, REMOVED dropped, RBAC details."""
     configs: list[dict[str, object]] = []
+    # The other side's peer metadata arrives as one joined value (`<side>_peer`, fields in the order of
+    # translate/telemetry.PEER_FIELDS): split it into Istio's labels, unless a Telemetry override set one.
+    for side in ("source", "destination"):
+        for index, field in enumerate(PEER_LABELS):
+            label = f"{side}_{field}"
+            configs.append({"source_labels": [label, f"{side}_peer"], "separator": ";",
+                            "regex": ";" + r"[^|]*\|" * index + "([^|]*).*", "target_label": label,
+                            "replacement": "$1"})
+    configs.append({"action": "labeldrop", "regex": "(source|destination)_peer"})
     for label in FILLED:
         configs.append({"source_labels": ["__name__", label], "separator": ";", "regex": f"({_ISTIO});",
                         "target_label": label, "replacement": "unknown"})

@@ -1,0 +1,148 @@
+"""A/B cost of Istio's full label set per Envoy pass: the stats access logger before and after issue 12.
+
+Two Envoys side by side, each in front of the same trivial upstream (`_tiny_http.py`): A with the
+stats logger the sidecars had before (5 tags, a counter and a duration histogram), B with what
+`harness/mesh/translate/telemetry.py` gives an inbound sidecar now (25 tags, a counter and three
+histograms, the header_to_metadata filter reading the peer metadata), the request carrying the
+x-mesh-peer header a caller's sidecar adds. Rounds alternate A and B (sequential keep-alive
+requests) so that a busy machine slows both alike; the figure is B's p50 minus A's, per round.
+
+Run: .venv/bin/python bench/telemetry_tags.py [--rounds 10] [--per-round 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.mesh.loader import declared_model  # noqa: E402
+from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode  # noqa: E402
+from harness.mesh.translate.telemetry import (  # noqa: E402
+    STATS_LOGGER, peer_headers, peer_metadata_filter, request_stats_for,
+)
+from harness.net import free_port  # noqa: E402
+from harness.platforms.local.launch import envoy_binary  # noqa: E402
+
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+
+
+def old_logger() -> dict:
+    """The inbound stats logger before issue 12 (harness 7b1bb84)."""
+    tags = [{"name": "reporter", "value_format": "destination"},
+            {"name": "response_code", "value_format": "%RESPONSE_CODE%"}]
+    counter_tags = tags + [{"name": "response_flags", "value_format": "%RESPONSE_FLAGS%"},
+                           {"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"},
+                           {"name": "response_code_details", "value_format": "%RESPONSE_CODE_DETAILS%"}]
+    hist_tags = tags + [{"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"}]
+    return {"name": "envoy.access_loggers.stats", "typed_config": {
+        "@type": STATS_LOGGER, "stats_scope": {"prefix": "istio"},
+        "counters": [{"stat": {"name": "requests_total", "tags": counter_tags}, "value_fixed": 1}],
+        "histograms": [{"stat": {"name": "request_duration_milliseconds", "tags": hist_tags},
+                        "unit": "Milliseconds", "value_format": "%DURATION%"}]}}
+
+
+def bootstrap(admin: int, listen: int, upstream: int, logger: dict, filters: list[dict]) -> dict:
+    hcm = {"@type": HCM, "stat_prefix": "inbound_8080", "access_log": [logger], "http_filters": [*filters, ROUTER],
+           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"],
+                                               "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]}}
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
+        "stats_flush_interval": "1s",
+        "static_resources": {
+            "listeners": [{"name": "virtualInbound",
+                           "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen}},
+                           "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                                           "typed_config": hcm}]}]}],
+            "clusters": [{"name": "app", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+                "cluster_name": "app", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                    "socket_address": {"address": "127.0.0.1", "port_value": upstream}}}}]}]}}],
+        },
+    }
+
+
+def round_p50(port: int, requests: int, headers: str) -> float:
+    """p50 (ms) of `requests` sequential keep-alive GETs."""
+    request = f"GET / HTTP/1.1\r\nhost: user-service\r\n{headers}\r\n".encode()
+    samples = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for _ in range(requests):
+            started = time.perf_counter()
+            sock.sendall(request)
+            data = b""
+            while not data.endswith(b"ok"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError("connection closed")
+                data += chunk
+            samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=1000)
+    args = parser.parse_args()
+    model = declared_model()
+    state = MeshState(istio=model.istio, topology=model.topology, endpoints={})
+    pod = model.topology.pod("user-v1-us-east-0")
+    caller = model.topology.pod("ai-agent-v1-us-east-0")
+    nowhere = Path("/nonexistent")
+
+    def node(p):
+        return ProxyNode(name=p.name, kind="sidecar", namespace=p.namespace, labels=p.labels, region="us-east",
+                         service_account=p.service_account, certs=CertPaths(nowhere, nowhere, nowhere),
+                         xds_dir=nowhere, admin_port=0)
+
+    new_logger = request_stats_for(state, node(pod), "destination", mtls=True, telemetry=model.istio.telemetry)
+    # Plaintext here (no certificates), so the peer-identity RBAC filter, which would rightly refuse the
+    # header without a certificate, is left out; over mTLS it compares the header with one principal.
+    new_filters = [peer_metadata_filter(trusted=True)]
+    headers = "".join(f"{h['header']['key']}: {h['header']['value']}\r\n" for h in peer_headers(node(caller)))
+    upstream = free_port()
+    procs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            procs.append(subprocess.Popen([sys.executable, str(Path(__file__).with_name("_tiny_http.py")),
+                                           str(upstream), "600"]))
+            ports = {}
+            for name, logger, filters in (("A", old_logger(), []), ("B", new_logger, new_filters)):
+                listen = free_port()
+                config = Path(tmp) / f"{name}.json"
+                config.write_text(json.dumps(bootstrap(free_port(), listen, upstream, logger, filters)))
+                procs.append(subprocess.Popen([envoy_binary(), "-c", str(config), "--disable-hot-restart",
+                                               "--concurrency", "1", "-l", "error", "--base-id", str(len(procs))],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                ports[name] = listen
+            time.sleep(2.0)
+            for name, port in ports.items():  # warm-up
+                round_p50(port, 200, headers if name == "B" else "")
+            a, b = [], []
+            for _ in range(args.rounds):
+                a.append(round_p50(ports["A"], args.per_round, ""))
+                b.append(round_p50(ports["B"], args.per_round, headers))
+            diffs = [y - x for x, y in zip(a, b)]
+            print(f"A (before) p50 per round, ms: {[round(x, 3) for x in a]}")
+            print(f"B (Istio's labels) p50 per round, ms: {[round(x, 3) for x in b]}")
+            print(f"B - A, median of rounds: {statistics.median(diffs) * 1000:.1f} us "
+                  f"({statistics.median(diffs) / statistics.median(a):+.1%} of A's p50 per pass)")
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
