@@ -92,9 +92,10 @@ def test_each_experiment_passes_on_a_healthy_mesh(mesh: Mesh, tmp_path: Path, na
     results = verdicts(journal)
     assert {phase for _, phase in results} == {"baseline", "chaos", "recovery"}
     assert set(results.values()) == {"pass"}
-    # every run (the suite's first, pod-kill, starts right after `up`) measured the telemetry lag and
-    # passed the readiness gate before its baseline
-    assert journal["harness"]["telemetry_lag"]["probes"] >= 4 and journal["harness"]["readiness_wait_s"] is not None
+    # every run with mesh SLOs (the suite's first, pod-kill, starts right after `up`) measured the
+    # telemetry lag and passed the readiness gate before its baseline
+    if any(r["source"] == "mesh" for r in journal["harness"]["slo_results"]):
+        assert journal["harness"]["telemetry_lag"]["probes"] >= 4 and journal["harness"]["readiness_wait_s"] is not None
     faults = journal["harness"]["chaos"]["faults"]
     assert faults and all(f["applied_at"] and f["inject_latency_ms"] is not None for f in faults)
     assert journal["harness"]["load"]["samples"] > 0
