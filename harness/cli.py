@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run", type=Path)
     compare.add_argument("baseline", type=Path, nargs="?", help="default: the saved baseline of the experiment")
     _option(compare, "--tolerance", env="HARNESS_TOLERANCE", default="",
-            help="e.g. p99=10%%,availability=0.1,throughput=10%%")
+            help="e.g. p99=10%%,availability=0.1,throughput=10%%,capacity=10%%")
     baseline = sub.add_parser("baseline", help="manage baselines for sign-off")
     baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
     save = baseline_sub.add_parser("save", help="mark a run as its experiment's baseline")
