@@ -19,7 +19,7 @@ from harness.chaos.ledger import UNDOERS, FaultLedger, describe_orphans, ledger_
 from harness.errors import HarnessError, PlatformError
 from harness.platforms.base import Platform
 
-__all__ = ["clean_orphans", "report_orphans", "reset_mesh", "residual_faults", "snapshot_resources"]
+__all__ = ["audit_run", "clean_orphans", "report_orphans", "reset_mesh", "residual_faults", "snapshot_resources"]
 
 logger = logging.getLogger("harness.chaos")
 FAULT_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "hang": False, "unhealthy": False}
@@ -78,6 +78,15 @@ def residual_faults(platform: Platform, expected: dict[tuple[str, str, str], Any
         me = os.getpid()
         leftovers += [f"fault not undone: {e.description}" for e in ledger.entries() if e.owner.pid == me]
     return leftovers
+
+
+def audit_run(platform: Platform, expected: dict[tuple[str, str, str], Any] | None) -> list[str]:
+    """The end-of-run audit: residual_faults against the run's starting resources and this process's
+    ledger entries; a mesh that cannot be read is itself a leftover (the run cannot vouch for it)."""
+    try:
+        return residual_faults(platform, expected, ledger_for(platform))
+    except HarnessError as exc:
+        return [f"the mesh could not be audited: {exc}"]
 
 
 def report_orphans(platform: Platform) -> list[str]:

@@ -23,6 +23,7 @@ from harness.run.validate import check_load_declared
 
 logger = logging.getLogger("harness.run")
 _brought_up: Any = None  # under plain `chaos run`: the platform this control stood up, to take down
+_plain_expected: dict[Any, Any] | None = None  # under plain `chaos run`: Istio resources at the start, to audit
 _not_configured: str | None = None  # under plain `chaos run`: why configure_control built no session
 
 
@@ -71,15 +72,16 @@ def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
     run_dir = environment.get_path("HARNESS_RUN_DIR") or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{title}"
     check_report_dir(run_dir, source if source.is_file() else None)
     platform = current_platform()
-    from harness.chaos.audit import clean_orphans
+    from harness.chaos.audit import clean_orphans, snapshot_resources
 
     for record in clean_orphans(platform):  # a killed run's faults, undone before this run starts
         logger.warning("cleaned up before the run: %s (left by pid %s): %s", record["description"],
                        record["owner_pid"], record["outcome"])
-    global _brought_up
+    global _brought_up, _plain_expected
     if not platform.is_up():
         platform.up()
         _brought_up = platform
+    _plain_expected = snapshot_resources(platform)  # `harness run` audits itself (runner._audit)
     set_session(HarnessRun(experiment=experiment, experiment_path=source, settings=settings,
                            platform=platform, run_dir=run_dir.resolve()))
 
@@ -126,8 +128,26 @@ def after_experiment_control(context: Any, state: dict[str, Any] | None = None, 
         current.error = f"{type(exc).__name__}: {exc}"
         current.write_partial("failed")
         raise
+    if _plain_expected is not None:
+        _audit_plain_run(current, final)
     if state is not None:
         state["harness"] = final["harness"]
+
+
+def _audit_plain_run(current: HarnessRun, final: dict[str, Any]) -> None:
+    """Plain `chaos run`: the residual-fault audit `harness run` makes, recorded in the run's journal."""
+    from harness.chaos.audit import audit_run
+
+    global _plain_expected
+    expected, _plain_expected = _plain_expected, None
+    leftovers = audit_run(current.platform, expected)
+    final["harness"]["residual_faults"] = leftovers
+    if leftovers:
+        current.error = current.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
+        final["harness"]["error"] = current.error
+        for line in leftovers:
+            logger.error("left in the mesh after the run: %s (`harness reset` restores it)", line)
+    current.journal.write(final)
 
 
 def cleanup_control() -> None:

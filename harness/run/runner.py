@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.audit import clean_orphans, residual_faults, snapshot_resources
+from harness.chaos.audit import audit_run, clean_orphans, snapshot_resources
 from harness.chaos.context import run_context
 from harness.chaos.ledger import check_no_foreign, ledger_for
 from harness import tracing
@@ -147,10 +147,7 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
 
 def _audit(journal: dict[str, Any], session: HarnessRun, platform: Platform, expected: dict[Any, Any] | None) -> None:
     """The residual-fault audit: anything the run left in the mesh is an error (exit 2) naming it."""
-    try:
-        leftovers = residual_faults(platform, expected, ledger_for(platform))
-    except HarnessError as exc:
-        leftovers = [f"the mesh could not be audited: {exc}"]
+    leftovers = audit_run(platform, expected)
     journal["harness"]["residual_faults"] = leftovers
     if leftovers:
         session.error = session.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
