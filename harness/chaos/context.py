@@ -9,8 +9,8 @@
 #
 # Chaos Toolkit runs actions in threads (background activities, the abort watcher), so the current
 # context is process-wide, not a contextvar, and changed under a lock. A process runs one experiment
-# at a time; the undo registry and the recorder are the process's (chaos/undo.py REGISTRY,
-# chaos/record.py RECORDER) and every context shares them.
+# at a time: a context derived with run_context shares the undo registry and the recorder of the one
+# around it (the process default's, unless a caller passes its own, as a test of a killed run does).
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness import environment
-from harness.chaos.record import RECORDER, Recorder
-from harness.chaos.undo import REGISTRY, UndoRegistry
+from harness.chaos.record import Recorder
+from harness.chaos.undo import UndoRegistry
 from harness.platforms import DEFAULT_PLATFORM, get_platform
 from harness.platforms.base import Platform
 
@@ -35,8 +35,8 @@ class RunContext:
     """What one run shares between the harness, Chaos Toolkit's activities and the controls."""
 
     platform: Platform | None = None  # None: from HARNESS_PLATFORM on first use (plain `chaos run`)
-    undo: UndoRegistry = REGISTRY  # every fault registers its undo here before it takes effect
-    recorder: Recorder = RECORDER  # what chaos did and when, for the journal
+    undo: UndoRegistry = field(default_factory=UndoRegistry)  # every fault registers its undo here first
+    recorder: Recorder = field(default_factory=Recorder)  # what chaos did and when, for the journal
     session: Any = None  # harness.run.session.HarnessRun while a run is on (run/ is a higher layer)
     walk: Any = None  # harness.suite.walk.Walk during a game day (suite/ is a higher layer)
 

@@ -77,6 +77,3 @@ class Recorder:
             self.faults.clear()
             self.kills.clear()
             self.checks.clear()
-
-
-RECORDER = Recorder()

@@ -108,6 +108,3 @@ class UndoRegistry:
         undo.done_at = time.time()
         with self._lock:
             self._done.append(undo)
-
-
-REGISTRY = UndoRegistry()

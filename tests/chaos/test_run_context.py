@@ -7,8 +7,6 @@ import threading
 import pytest
 
 from harness.chaos.context import RunContext, current, current_platform, run_context
-from harness.chaos.record import RECORDER
-from harness.chaos.undo import REGISTRY
 from harness.platforms.fake import FakePlatform
 from harness.run import control
 from harness.suite import gameday_control
@@ -21,7 +19,7 @@ def test_a_with_block_installs_the_context_and_the_previous_one_comes_back() -> 
     with run_context(platform=platform, session="the session") as installed:
         assert current() is installed
         assert current_platform() is platform and control.session() == "the session"
-        assert installed.undo is REGISTRY and installed.recorder is RECORDER
+        assert installed.undo is before.undo and installed.recorder is before.recorder  # shared
 
     assert current() is before and control.session() is before.session
 

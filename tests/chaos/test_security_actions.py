@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from harness.chaos.audit import clean_orphans, reset_mesh, residual_faults
-from harness.chaos.context import run_context, use_platform
+from harness.chaos.context import current, run_context, use_platform
 from harness.chaos.ledger import FaultLedger, Owner
 from harness.chaos.policies import apply_policy
-from harness.chaos.record import RECORDER
 from harness.chaos.security import mtls_refused, verdict
-from harness.chaos.undo import REGISTRY, UndoRegistry
+from harness.chaos.undo import UndoRegistry
 from harness.errors import ConfigError, HarnessError
 from harness.platforms.fake import FakePlatform
 
@@ -29,13 +28,13 @@ from harness.platforms.fake import FakePlatform
 def fake() -> Iterator[FakePlatform]:
     platform = FakePlatform()
     use_platform(platform)
-    RECORDER.clear()
+    current().recorder.clear()
     try:
         yield platform
     finally:
-        REGISTRY.run_all()
+        current().undo.run_all()
         use_platform(None)
-        RECORDER.clear()
+        current().recorder.clear()
 
 
 def _policy(platform: FakePlatform, name: str) -> dict | None:
@@ -47,14 +46,14 @@ def test_apply_policy_replaces_the_policy_and_its_undo_restores_the_declared_one
     assert declared is not None and len(declared["spec"]["rules"]) == 1
     apply_policy("variants/authz-seed-as-written.yaml")
     assert len(_policy(fake, "ai-agent-authz")["spec"]["rules"]) == 2
-    REGISTRY.run_all()
+    current().undo.run_all()
     assert _policy(fake, "ai-agent-authz") == declared
 
 
 def test_the_undo_of_an_added_policy_deletes_it(fake: FakePlatform) -> None:
     apply_policy("variants/security-gateway-deny-admin.yaml")
     assert _policy(fake, "security-gateway-deny-admin") is not None
-    REGISTRY.run_all()
+    current().undo.run_all()
     assert _policy(fake, "security-gateway-deny-admin") is None
 
 
@@ -64,7 +63,7 @@ def test_a_manifest_that_is_not_a_shipped_policy_file_is_refused(fake: FakePlatf
     with pytest.raises(ConfigError) as error:
         apply_policy(manifest)
     assert error.value.field == "manifest"
-    assert REGISTRY.run_all() == [], "nothing was registered or applied"
+    assert current().undo.run_all() == [], "nothing was registered or applied"
 
 
 def test_security_probes_refuse_a_platform_they_cannot_probe(fake: FakePlatform) -> None:
@@ -76,7 +75,7 @@ def test_a_verdict_is_an_slo_row_recorded_for_the_report(fake: FakePlatform) -> 
     result = verdict("example", "403", {"a": "403", "b": "200"})
     assert (result["verdict"], result["value"], result["source"], result["phase"]) == ("fail", 0.5, "security",
                                                                                        "baseline")
-    assert RECORDER.snapshot()["security_checks"] == [{k: v for k, v in result.items()
+    assert current().recorder.snapshot()["security_checks"] == [{k: v for k, v in result.items()
                                                        if k not in ("expected", "observed")}]
 
 

@@ -14,8 +14,7 @@ import time
 import pytest
 
 from harness.chaos.actions import fail_region, inject_abort, inject_delay, kill_pods, remove_faults, restore_region
-from harness.chaos.context import use_platform
-from harness.chaos.undo import REGISTRY
+from harness.chaos.context import current, use_platform
 from harness.errors import ConfigError, ManifestError, PlatformError
 from harness.net import free_port
 from harness.platforms.kind import ClientKube, CommandResult, NamespaceGuard, render
@@ -36,7 +35,7 @@ def chaos(platform):
     try:
         yield platform
     finally:
-        REGISTRY.run_all()
+        current().undo.run_all()
         use_platform(None)
 
 
@@ -134,7 +133,7 @@ def test_kill_app_only_stops_the_app_container_in_place(mesh, platform, runner: 
 def test_kill_pods_action_kills_by_service_version_and_waits_for_the_replacement(controller, chaos) -> None:
     killed = kill_pods(service="ai-agent", version="v1", region="us-west", count=1, max_percent=50)
     assert [k["pod"] for k in killed] == ["ai-agent-v1-us-west-0"]
-    undone = REGISTRY.run_all()  # waits until the slot is ready again, with a new pod in it
+    undone = current().undo.run_all()  # waits until the slot is ready again, with a new pod in it
     assert [u.error for u in undone] == [None]
     assert next(p for p in chaos.pods() if p["name"] == "ai-agent-v1-us-west-0")["ready"]
 
@@ -259,7 +258,7 @@ def test_an_undo_registered_first_restores_a_region_when_the_failover_breaks_mid
     with pytest.raises(PlatformError):
         fail_region("us-east")
     assert controller.get(f"{DEPLOYMENTS_PATH}/ai-agent-v1-us-east")["spec"]["replicas"] == 0
-    REGISTRY.run_all()
+    current().undo.run_all()
     assert controller.get(f"{DEPLOYMENTS_PATH}/ai-agent-v1-us-east")["spec"]["replicas"] == 1
 
 
