@@ -202,7 +202,10 @@ def test_a_query_that_is_not_one_number_makes_the_run_inconclusive(mesh: Mesh, t
 """, ["every-series"])
     code, journal, output = run(mesh, path, tmp_path / "run")
     assert code == 3, output
-    assert journal["harness"]["inconclusive"]
+    # the readiness gate found it before the baseline: named, and no fault was injected
+    assert "not ready for the baseline" in journal["harness"]["inconclusive"]
+    assert "every-series" in journal["harness"]["inconclusive"]
+    assert journal["harness"]["chaos"]["faults"] == [] and journal["harness"]["phases"]["baseline"]["start"] is None
     assert_mesh_restored(mesh, journal)
 
 
