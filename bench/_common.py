@@ -21,7 +21,7 @@ from typing import Any
 from harness.errors import PortInUseError
 from harness.platforms.local.launch import PIDS_FILE, envoy_binary
 from harness.platforms.local.platform import LocalPlatform
-from harness.platforms.local.procfs import read_registry, start_time_ticks
+from harness.procfs import read_registry, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from harness.errors import HarnessError, PlatformError
 from harness.files import atomic_write
 from harness.platforms.base import Platform
-from harness.platforms.local.procfs import is_running, start_time_ticks
+from harness.procfs import is_running, start_time_ticks
 
 __all__ = ["KINDS", "FaultLedger", "LedgerEntry", "Owner", "ledger_for", "wait_ready"]
 

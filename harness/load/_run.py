@@ -19,7 +19,7 @@ from harness.load._samples import iter_samples, samples_frame
 from harness.load._spec import LoadSpec
 from harness.load._stats import LoadStats, read_locust_csv, samples_table
 from harness.net import free_port
-from harness.platforms.local.procfs import parent_death_signal
+from harness.procfs import parent_death_signal
 
 if TYPE_CHECKING:
     import pandas

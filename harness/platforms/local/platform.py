@@ -26,11 +26,11 @@ from harness.platforms.local.daemon import DAEMON_FILE, ERROR_FILE, SETTINGS_FIL
 from harness.platforms.local.launch import PIDS_FILE, envoy_binary
 from harness.platforms.local.layout import Layout
 from harness.platforms.local.private import knobs_client
-from harness.platforms.local.procfs import is_running, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import reap_leftovers
 from harness.platforms.model import CLEARED_KNOBS
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
+from harness.procfs import is_running, start_time_ticks
 from harness.state import claim_state_dir, is_state_dir, mark_state_dir, remove_state
 
 logger = logging.getLogger("harness.platforms")

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from harness import procfs
 from harness.errors import ConfigError, MissingDependencyError, PlatformError, ReadinessTimeout
-from harness.platforms.local import procfs
-from harness.platforms.local.procfs import PidRecord, pids_alive, reap_leftovers
+from harness.procfs import PidRecord, pids_alive, reap_leftovers
 
 __all__ = [
     "EventKind",

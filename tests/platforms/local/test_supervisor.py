@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from harness import procfs
 from harness.errors import ConfigError, MissingDependencyError, ReadinessTimeout
 from harness.net import free_port
-from harness.platforms.local import procfs
 from harness.platforms.local.supervisor import (
     ProcessEvent,
     ProcessSpec,

@@ -1,4 +1,7 @@
-"""Linux process identity for the supervisor: /proc start times, pidfds, parent-death signal, PID registry."""
+"""Linux process identity: /proc start times, pidfds, parent-death signal, the supervisor's PID registry."""
+
+# Shared below the layers that need it: the local platform's supervisor, the fault ledger (is a
+# fault's owner still alive?) and the load runner (Locust dies with the harness).
 
 from __future__ import annotations
 
