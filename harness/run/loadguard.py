@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import LoadError
+from harness.slo.model import PHASES
 
 logger = logging.getLogger("harness.run")
 LOAD_SIGNAL = signal.SIGUSR2
@@ -28,7 +29,7 @@ START_TIMEOUT_S = 60.0  # Locust imports gevent and the locustfile; on a busy 2-
 CHECK_INTERVAL_S = 0.5  # how soon a dead load stops the run; a load run may set its own `check_interval_s`
 CONFIRMATIONS = 2  # consecutive "not running" answers: an in-cluster check (kubectl exec) can fail once
 LOG_TAIL_BYTES = 1500
-WATCHED_PHASES = ("warmup", "baseline", "chaos", "recovery")
+WATCHED_PHASES = ("warmup", *PHASES)
 
 
 class LoadFailed(Exception):
