@@ -183,14 +183,21 @@ def test_a_directory_holding_an_earlier_run_is_refused(target: ChatTarget, tmp_p
 
 
 HARNESS_THAT_DIES = """
-import os, sys
+import os, sys, threading
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from harness.load import LoadRun, LoadSpec
 spec = LoadSpec(locustfile=Path({locustfile!r}), users=2, spawn_rate=10, duration_s=60, host={host!r})
 run = LoadRun(spec)
-run.start(Path({run_dir!r}))
-run.wait_started(60)
+def start():
+    run.start(Path({run_dir!r}))
+    run.wait_started(60)
+if {from_thread!r}:
+    starter = threading.Thread(target=start)
+    starter.start()
+    starter.join()
+else:
+    start()
 print(*run.pids, flush=True)
 os._exit(0)  # dies without stopping its load, as a SIGKILLed harness would
 """
@@ -204,13 +211,19 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")  # exited; reaping is up to its new parent
 
 
-def test_load_does_not_outlive_the_harness_process_that_started_it(target: ChatTarget, tmp_path: Path) -> None:
+@pytest.mark.parametrize("from_thread", [False, True], ids=["started-by-main-thread", "started-by-another-thread"])
+def test_load_does_not_outlive_the_harness_process_that_started_it(target: ChatTarget, tmp_path: Path,
+                                                                    from_thread: bool) -> None:
+    """Started from the main thread, Locust gets PR_SET_PDEATHSIG (SIGKILL): the kernel ends it with the
+    harness. Linux ties that signal to the forking thread, so a load started from another thread goes
+    without it; there the recorder plugin sees its parent change and stops Locust itself, saying why."""
     code = HARNESS_THAT_DIES.format(tests=str(Path(__file__).parent), locustfile=str(chat_spec(target).locustfile),
-                                    host=target.url, run_dir=str(tmp_path))
+                                    host=target.url, run_dir=str(tmp_path), from_thread=from_thread)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=WAIT_S, check=True)
     pids = [int(pid) for pid in done.stdout.split()]
     deadline = time.monotonic() + WAIT_S
     while not all(_gone(pid) for pid in pids):
         assert time.monotonic() < deadline, f"Locust {pids} still running without its harness"
         time.sleep(POLL_S)
-    assert "the harness process that started this run is gone" in (tmp_path / "locust.log").read_text()
+    said_why = "the harness process that started this run is gone" in (tmp_path / "locust.log").read_text()
+    assert said_why is from_thread  # the kernel's SIGKILL leaves Locust no time to say anything
