@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from harness.mesh.resources import DestinationRule
 from harness.report.meshview import MeshView, RouteRef, declared_view
 from harness.report.rundata import FaultWindow, RunRecord, SloRow
 
@@ -196,8 +197,7 @@ def _retry_budget(service: str, mesh: MeshView) -> list[Fix]:
     pool = rule.policy.pool if rule is not None and rule.policy is not None else None
     if pool is None or pool.max_retries is None:
         return []
-    return [Fix(resource=f"DestinationRule/{rule.name}", field=f"{TRAFFIC_POLICY}.connectionPool.http.maxRetries",
-                file=mesh.file_of("DestinationRule", rule.name), text=(
+    return [_rule_fix(rule, mesh, f"{TRAFFIC_POLICY}.connectionPool.http.maxRetries", text=(
         f"connectionPool.http.maxRetries {pool.max_retries} lets only {pool.max_retries} retries to {service} run at "
         f"once across all its hosts: when a killed pod's in-flight requests fail together, the retries past "
         f"{pool.max_retries} are not made and those requests fail (Envoy: upstream_rq_retry_overflow); raise it to "
@@ -241,9 +241,8 @@ def _lingering(row: SloRow, fault: FaultWindow, mesh: MeshView) -> list[Fix]:
         rule = mesh.destination_rule(service)
         outlier = rule.policy.outlier if rule and rule.policy else None
         if rule is not None and outlier is not None and outlier.base_ejection_time_s > window:
-            fixes.append(Fix(
-                resource=f"DestinationRule/{rule.name}", field=f"{TRAFFIC_POLICY}.outlierDetection.baseEjectionTime",
-                file=mesh.file_of("DestinationRule", rule.name), faults=(fault.label,), text=(
+            fixes.append(_rule_fix(
+                rule, mesh, f"{TRAFFIC_POLICY}.outlierDetection.baseEjectionTime", faults=(fault.label,), text=(
                     f"baseEjectionTime {outlier.base_ejection_time_s:g}s keeps an ejected {service} host out that "
                     f"long after it is healthy again (longer each time), beyond the {window:.0f}s recovery window: "
                     f"the remaining hosts carry the load; set baseEjectionTime: 15s")))
@@ -322,8 +321,7 @@ def _pool(fault: FaultWindow, service: str, mesh: MeshView) -> list[Fix]:
             f"with {service} scaled to {replicas}, the remaining pods take all its traffic and nothing sizes "
             f"their connection pool: declare one with connectionPool limits sized for the smaller replica count"))]
     pool = rule.policy.pool
-    return [Fix(resource=f"DestinationRule/{rule.name}", field=f"{TRAFFIC_POLICY}.connectionPool",
-                file=mesh.file_of("DestinationRule", rule.name), text=(
+    return [_rule_fix(rule, mesh, f"{TRAFFIC_POLICY}.connectionPool", text=(
         f"with {service} scaled to {replicas}, the remaining pods take all its traffic, but each host accepts at "
         f"most tcp.maxConnections {pool.max_connections} and http.http1MaxPendingRequests "
         f"{pool.http1_max_pending_requests} queued requests, past which Envoy answers 503: raise them for the "
@@ -337,12 +335,17 @@ def _no_fault(row: SloRow, target: str | None, mesh: MeshView) -> list[Fix]:
             f"breached with no fault in effect: the limit is capacity or the objective, not resilience; check the "
             f"load against {target or 'the service'} and the objective {row.comparator} {row.objective:g}"))]
     pool = rule.policy.pool
-    return [Fix(resource=f"DestinationRule/{rule.name}", field=f"{TRAFFIC_POLICY}.connectionPool",
-                file=mesh.file_of("DestinationRule", rule.name), text=(
+    return [_rule_fix(rule, mesh, f"{TRAFFIC_POLICY}.connectionPool", text=(
         f"breached with no fault in effect: the limit is capacity or the objective, not resilience; {target} hosts "
         f"accept tcp.maxConnections {pool.max_connections} and http.http1MaxPendingRequests "
         f"{pool.http1_max_pending_requests}, maxRequestsPerConnection {pool.max_requests_per_connection}: check them "
         f"against the load, or revisit the objective {row.comparator} {row.objective:g}"))]  # fmt: skip
+
+
+def _rule_fix(rule: DestinationRule, mesh: MeshView, field: str, *, text: str, faults: tuple[str, ...] = ()) -> Fix:
+    """A fix to a field of a declared DestinationRule, named with the file that declares it."""
+    return Fix(resource=f"DestinationRule/{rule.name}", field=field, file=mesh.file_of("DestinationRule", rule.name),
+               faults=faults, text=text)
 
 
 def _unexplained(row: SloRow, run: RunRecord) -> Fix:
