@@ -22,19 +22,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any
 
 from harness.errors import HarnessError, LoadError
 from harness.files import atomic_write
 from harness.load import _command
-from harness.load._live import LivePoint, latest_live_point
-from harness.load._samples import iter_samples, samples_frame
+from harness.load._live import LivePoint
+from harness.load._run import RunOutputs
 from harness.load._spec import LoadSpec
-from harness.load._stats import LoadStats, read_locust_csv, samples_table
 from harness.platforms.kind.load import MASTER_JOB, MASTER_PORT, MOUNT, OUT, InClusterLoad, master_host
-
-if TYPE_CHECKING:
-    import pandas
 
 PLUGIN_KEY = "harness_locust_plugin.py"
 POLL_S = 1.0
@@ -68,7 +64,7 @@ def in_cluster_load(spec: LoadSpec) -> InClusterLoad:
                          env=env, workers=spec.workers, deadline_s=deadline)
 
 
-class InClusterLoadRun:
+class InClusterLoadRun(RunOutputs):
     """LoadRun's interface over the in-cluster Jobs of a kind platform (`platform.in_cluster`)."""
 
     def __init__(self, spec: LoadSpec, platform: Any, *, before_start: Callable[[], None] | None = None,
@@ -81,12 +77,6 @@ class InClusterLoadRun:
         self._run_dir: Path | None = None
         self._stopped = False
         self.collected: list[str] = []  # the files copied into the run directory
-
-    @property
-    def run_dir(self) -> Path:
-        if self._run_dir is None:
-            raise LoadError("the load run has not been started")
-        return self._run_dir
 
     @property
     def pids(self) -> tuple[int, ...]:
@@ -140,7 +130,7 @@ class InClusterLoadRun:
         result = self._master(f"cat {OUT}/live.jsonl")
         if result.returncode == 0 and result.stdout:
             atomic_write(self.run_dir / "live.jsonl", result.stdout.encode())
-        return latest_live_point(self.run_dir / "live.jsonl")
+        return super().live()
 
     def wait(self, timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
@@ -210,16 +200,6 @@ class InClusterLoadRun:
                     atomic_write(self.run_dir / target, path.read_bytes())
                     written.append(target)
         return written
-
-    def stats(self) -> LoadStats:
-        return LoadStats(locust=read_locust_csv(self.run_dir / "locust_stats.csv"),
-                         samples=samples_table(iter_samples(self.run_dir)))
-
-    def samples(self) -> pandas.DataFrame:
-        return samples_frame(self.run_dir)
-
-    def __enter__(self) -> Self:
-        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

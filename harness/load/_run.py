@@ -30,7 +30,45 @@ LOG_TAIL_BYTES = 2000
 OUTPUTS = frozenset({"started", "samples.csv", "live.jsonl", "locust_stats.csv", CPU_FILE})  # plus samples-<pid>.csv
 
 
-class LoadRun:
+class RunOutputs:
+    """What every load run reads back from its run directory, where Locust's files are under the names a
+    local run writes (InClusterLoadRun copies its pods' files there first). Subclasses set `_run_dir` in
+    start() and define stop()."""
+
+    _run_dir: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the run writes (set by start())."""
+        if self._run_dir is None:
+            raise LoadError("the load run has not been started")
+        return self._run_dir
+
+    def stats(self) -> LoadStats:
+        """Locust's stats CSV and the samples' own summary (readable during the run too)."""
+        return LoadStats(locust=read_locust_csv(self.run_dir / "locust_stats.csv"),
+                         samples=samples_table(iter_samples(self.run_dir)))
+
+    def samples(self) -> pandas.DataFrame:
+        """Every request recorded (all workers merged), sorted by timestamp; columns SAMPLE_COLUMNS."""
+        return samples_frame(self.run_dir)
+
+    def live(self) -> LivePoint | None:
+        """The latest line of the live feed, or None before the first."""
+        return latest_live_point(self.run_dir / "live.jsonl")
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class LoadRun(RunOutputs):
     """One LoadSpec run. Use as a context manager so the processes are stopped whatever happens:
 
         with LoadRun(spec) as load:
@@ -46,13 +84,6 @@ class LoadRun:
         self._workers: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
         self._cpu: CpuSampler | None = None
-
-    @property
-    def run_dir(self) -> Path:
-        """Where the run writes (set by start())."""
-        if self._run_dir is None:
-            raise LoadError("the load run has not been started")
-        return self._run_dir
 
     @property
     def pids(self) -> tuple[int, ...]:
@@ -161,23 +192,3 @@ class LoadRun:
         for handle in self._logs:
             handle.close()
         self._logs.clear()
-
-    def stats(self) -> LoadStats:
-        """Locust's stats CSV and the samples' own summary (readable during the run too)."""
-        return LoadStats(locust=read_locust_csv(self.run_dir / "locust_stats.csv"),
-                         samples=samples_table(iter_samples(self.run_dir)))
-
-    def samples(self) -> pandas.DataFrame:
-        """Every request recorded (all workers merged), sorted by timestamp; columns SAMPLE_COLUMNS."""
-        return samples_frame(self.run_dir)
-
-    def live(self) -> LivePoint | None:
-        """The latest line of the live feed, or None before the first."""
-        return latest_live_point(self.run_dir / "live.jsonl")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
