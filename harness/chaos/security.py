@@ -52,11 +52,12 @@ class Target:
     port: int
 
 
-def _status(platforms: tuple[str, ...] = ("local",)) -> dict[str, Any]:
+def _status() -> dict[str, Any]:
     status = current_platform().status()
-    if status.get("platform") not in platforms or (status.get("platform") == "local" and "state_dir" not in status):
+    platform = status.get("platform")
+    if platform not in ("local", "kind") or (platform == "local" and "state_dir" not in status):
         raise HarnessError(f"the security probes issue identities from the mesh's CA and reach its sidecars "
-                           f"(local, kind); not implemented on the {status.get('platform')!r} platform")
+                           f"(local, kind); not implemented on the {platform!r} platform")
     return status
 
 
@@ -80,10 +81,7 @@ def _in_cluster(status: dict[str, Any], pod: str, attempts: list[ClusterAttempt]
     (principal, kind) with kind "mesh", "foreign" or "expired"."""
     from harness.platforms.kind import probes  # kind's API client only when probing kind
 
-    pods = {p["name"]: p for p in status["pods"]}
-    if pod not in pods:
-        raise ConfigError(f"no pod {pod!r}; pods: {', '.join(sorted(pods))}", field="pod")
-    row, platform = pods[pod], current_platform()
+    row, platform = _pod_row(status, pod), current_platform()
     dry_run = bool(getattr(getattr(platform, "settings", None), "dry_run", False))
     if not row.get("pod_ip") and not dry_run:
         raise HarnessError(f"pod {pod} has no IP (not running): nothing to probe")
@@ -119,11 +117,16 @@ def _in_cluster(status: dict[str, Any], pod: str, attempts: list[ClusterAttempt]
         current().undo.run(token)
 
 
-def sidecar(status: dict[str, Any], pod: str) -> Target:
+def _pod_row(status: dict[str, Any], pod: str) -> dict[str, Any]:
+    """The status row of `pod`; ConfigError naming the pods there are."""
     pods = {p["name"]: p for p in status["pods"]}
     if pod not in pods:
         raise ConfigError(f"no pod {pod!r}; pods: {', '.join(sorted(pods))}", field="pod")
-    return Target(Path(status["state_dir"]), "127.0.0.1", int(pods[pod]["inbound_port"]))
+    return pods[pod]
+
+
+def sidecar(status: dict[str, Any], pod: str) -> Target:
+    return Target(Path(status["state_dir"]), "127.0.0.1", int(_pod_row(status, pod)["inbound_port"]))
 
 
 def mesh_ca(state_dir: Path, workdir: Path, *, layout: Path | None = None) -> MeshCA:
@@ -196,7 +199,7 @@ def verdict(name: str, expected: str, observed: dict[str, str]) -> dict[str, Any
 
 def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
     """Plaintext, no certificate, a certificate from a foreign CA, an expired certificate: all refused."""
-    status = _status(("local", "kind"))
+    status = _status()
     if status["platform"] == "kind":
         allowed = "analytics-service"
         observed = _in_cluster(status, pod, [
@@ -223,7 +226,7 @@ def mtls_refused(pod: str = "ai-agent-v1-us-east-0") -> dict[str, Any]:
 def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "user-service",
                                 path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
     """A valid mesh identity the authorization policy does not name gets 403 from the sidecar."""
-    status = _status(("local", "kind"))
+    status = _status()
     if status["platform"] == "kind":
         label = f"{method} {path} as {principal}"
         observed = _in_cluster(status, pod, [ClusterAttempt(label, path, method, cert="principal")],
@@ -240,7 +243,7 @@ def unauthorised_request_denied(pod: str = "ai-agent-v1-us-east-0", principal: s
 def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "analytics-service",
                        paths: list[str] | None = None) -> dict[str, Any]:
     """Each path variant of a denied path gets 403 (the experiment applies the DENY first)."""
-    status = _status(("local", "kind"))
+    status = _status()
     if status["platform"] == "kind":
         observed = _in_cluster(status, pod, [ClusterAttempt(path, path, cert="principal")
                                              for path in paths or BYPASS_PATHS], {"principal": (principal, "mesh")})
@@ -258,7 +261,7 @@ def path_bypass_denied(pod: str = "ai-agent-v1-us-east-0", principal: str = "ana
 def gateway_request_denied(path: str = "/api/v1/chat", method: str = "POST") -> dict[str, Any]:
     """A request through the ingress gateway gets 403 (the experiment applies a DENY at the gateway first).
     On kind too the ingress is on 127.0.0.1 (the gateway's NodePort mapped by kind-config)."""
-    status = _status(("local", "kind"))
+    status = _status()
     url = httpx.URL(status["ingress_url"])
     code = attempt(None, Target(Path(status.get("state_dir") or "."), url.host, url.port or 80), path, method,
                    host=status["ingress_host"])
