@@ -85,14 +85,20 @@ class LoadGuard:
         """True when the load answers "not running" CONFIRMATIONS times in a row (one check may fail)."""
         interval = float(getattr(self.load, "check_interval_s", CHECK_INTERVAL_S))
         for attempt in range(CONFIRMATIONS):
-            try:
-                if self.load.running:
-                    return False
-            except Exception as exc:  # the check itself failed: ask again
-                logger.warning("could not tell whether the load runs: %s: %s", type(exc).__name__, exc)
+            if self._answers_running():
+                return False
             if attempt + 1 < CONFIRMATIONS:
                 time.sleep(interval)
         return True
+
+    def _answers_running(self) -> bool:
+        """One look at the load; a look that fails (a cluster unreachable) counts as one miss, not as proof
+        of death: the callers want CONFIRMATIONS misses in a row."""
+        try:
+            return bool(self.load.running)
+        except Exception as exc:
+            logger.warning("could not tell whether the load runs: %s: %s", type(exc).__name__, exc)
+            return False
 
     @property
     def stopping(self) -> bool:
@@ -109,12 +115,7 @@ class LoadGuard:
         interval = float(getattr(self.load, "check_interval_s", CHECK_INTERVAL_S))
         misses = 0
         while not self._stop.wait(interval):
-            try:
-                running = bool(self.load.running)
-            except Exception as exc:  # the check itself failed (a cluster unreachable): not proof of death
-                logger.warning("could not tell whether the load runs: %s: %s", type(exc).__name__, exc)
-                running = False
-            misses = 0 if running else misses + 1
+            misses = 0 if self._answers_running() else misses + 1
             if misses < CONFIRMATIONS:
                 continue
             phase = self.session.current_phase
