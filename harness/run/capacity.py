@@ -17,6 +17,7 @@ highest step below the first one that did not hold; per service, the same over t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -29,12 +30,22 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import ConfigError, InconclusiveError
 from harness.files import atomic_write
 from harness.load._command import TARGET_FILE
+from harness.load._spec import NumberRule
 
 if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger("harness.run")
-FIELDS = {"start_rps", "step_rps", "step_s", "ceiling_rps", "user_rps", "settle_s", "min_rps", "spawn_rate"}
+# The load's own NumberRule (harness/load/_spec.py) checks each field: a number, finite, in bounds.
+NUMBER_RULES = {
+    **{name: NumberRule(integer=False, minimum=0, above_minimum=True, maximum=100_000)
+       for name in ("start_rps", "step_rps", "ceiling_rps", "min_rps")},
+    "step_s": NumberRule(integer=False, minimum=3, maximum=600),
+    "settle_s": NumberRule(integer=False, minimum=0, maximum=60),
+    "user_rps": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=1000),
+    "spawn_rate": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=1000),
+}
+FIELDS = set(NUMBER_RULES)
 FLUSH_S = 1.5  # the recorder plugin flushes samples every second (TICK_S), plus a margin
 REACHED = 0.9  # Locust sent at least this share of a step's rate, or the step did not hold
 MAX_STEPS = 200
@@ -74,19 +85,13 @@ def parse_capacity(raw: Any, where: str) -> CapacitySettings:
     if unknown:
         raise ConfigError(f"unknown field(s) {sorted(unknown)}; expected {sorted(FIELDS)}", field=where)
     values: dict[str, float] = {}
-    limits = {"start_rps": (0, 100_000), "step_rps": (0, 100_000), "ceiling_rps": (0, 100_000),
-              "step_s": (3, 600), "user_rps": (0, 1000), "settle_s": (0, 60), "min_rps": (0, 100_000),
-              "spawn_rate": (0, 1000)}
     for name in ("start_rps", "step_rps", "step_s", "ceiling_rps"):
         if name not in raw:
             raise ConfigError("missing", field=f"{where}.{name}")
     for name, value in raw.items():
-        low, high = limits[name]
-        inclusive = name in ("settle_s", "step_s")
-        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-        if not number or not (low <= value if inclusive else low < value) or value > high:
-            raise ConfigError(f"expected a number {'>=' if inclusive else '>'} {low:g} and <= {high:g}, got {value!r}",
-                              field=f"{where}.{name}")
+        problem = NUMBER_RULES[name].problem(value)
+        if problem is not None:
+            raise ConfigError(problem, field=f"{where}.{name}")
         values[name] = float(value)
     settings = CapacitySettings(**values)  # type: ignore[arg-type]
     if settings.ceiling_rps < settings.start_rps:
@@ -238,13 +243,9 @@ def judge(session: Any) -> None:
         if not steps:
             raise InconclusiveError("the climb ran no step")
         mesh = any(s.source == "mesh" for s in session.slos)
-        if mesh:
-            with prometheus(session.platform) as client:
-                for step in steps:
-                    _judge_step(session, step, samples, client)
-        else:
+        with prometheus(session.platform) if mesh else contextlib.nullcontext() as client:
             for step in steps:
-                _judge_step(session, step, samples, None)
+                _judge_step(session, step, samples, client)
         for step in steps:  # up to the first step that did not hold; what came after it changes nothing
             if step["held"]:
                 continue
