@@ -42,8 +42,8 @@ def test_each_proxy_counts_the_probes_it_saw_in_completion_order() -> None:
               _Probe(10.5, 10.51, "ai-agent-v1-us-east-0")]
     gateway = [(8.0, 7.0), (9.0, 7.0), (10.0, 7.0), (11.0, 7.0), (12.0, 9.0), (13.0, 10.0)]
     agent = [(9.0, 3.0), (12.0, 4.0), (13.0, 5.0)]
-    lags, settled, pending = _match([(GATEWAY, gateway), (AGENT, agent)], probes, started=10.0)
-    assert pending == []
+    lags, settled, pending, foreign, newest = _match([(GATEWAY, gateway), (AGENT, agent)], probes, started=10.0)
+    assert pending == [] and foreign == [] and newest == 13.0
     assert lags["source istio-ingressgateway-0"] == pytest.approx([1.99, 1.74, 2.49])
     assert lags["destination ai-agent-v1-us-east-0"] == pytest.approx([1.99, 2.49])
     assert settled == 13.0
@@ -51,15 +51,29 @@ def test_each_proxy_counts_the_probes_it_saw_in_completion_order() -> None:
 
 def test_probes_not_yet_recorded_are_pending() -> None:
     probes = [_Probe(10.0, 10.01, None), _Probe(10.25, 10.26, None)]
-    _, _, pending = _match([(GATEWAY, [(9.0, 0.0), (11.0, 1.0)])], probes, started=10.0)
+    _, _, pending, _, _ = _match([(GATEWAY, [(9.0, 0.0), (11.0, 1.0)])], probes, started=10.0)
     assert pending == ["source istio-ingressgateway-0: 1 of 2"]
     assert _match([], probes, started=10.0)[2] == ["no gateway series yet"]
 
 
-def test_more_405s_than_probes_is_refused_rather_than_timed() -> None:
-    probes = [_Probe(10.0, 10.01, None)]
-    with pytest.raises(InconclusiveError, match="something else answers 405"):
-        _match([(GATEWAY, [(9.0, 0.0), (11.0, 3.0)])], probes, started=10.0)
+def test_more_405s_than_probes_are_foreign_traffic_not_timed_and_a_sidecar_without_probes_is_left_out() -> None:
+    """Other clients of a shared mesh answer 405 too (tests probing methods, late-counted requests of an
+    earlier test): a proxy that counted more than its probes is reported, not timed; a sidecar that
+    served none of the probes says nothing about them."""
+    probes = [_Probe(10.0, 10.01, "ai-agent-v1-us-east-0")]
+    other = {"reporter": "destination", "pod": "ai-agent-v2-eu-west-0"}
+    lags, _, pending, foreign, _ = _match([(GATEWAY, [(9.0, 0.0), (11.0, 3.0)]), (AGENT, [(9.0, 0.0), (12.0, 1.0)]),
+                                           (other, [(9.0, 0.0), (11.0, 4.0)])], probes, started=10.0)
+    assert foreign == ["source istio-ingressgateway-0 counted 3 requests answered 405 while 1 probes went through it"]
+    assert pending == [] and list(lags) == ["destination ai-agent-v1-us-east-0"]
+
+
+def test_without_a_clean_measurement_the_pipelines_own_bounds_are_used() -> None:
+    from harness.slo.lag import _unmeasured
+
+    fallback = _unmeasured(PIPELINE, ["round 1: foreign"], now=50.0)
+    assert (fallback.lower_s, fallback.upper_s) == (0.0, 3.5) and fallback.of_gateway() is fallback
+    assert fallback.as_dict()["measured"] is False and fallback.settled_at == 50.0
 
 
 def test_pipeline_periods_come_from_durations_as_prometheus_writes_them() -> None:
