@@ -108,8 +108,8 @@ def settings_for(experiment: Mapping[str, Any], path: Path, arguments: Mapping[s
     return settings
 
 
-def _problem(overrides: RunOverrides, name: str, rule: str | None = None) -> None:
-    problem = number_problem(rule or name, getattr(overrides, name))
+def _problem(overrides: RunOverrides, name: str) -> None:
+    problem = number_problem(name, getattr(overrides, name))
     if problem:
         raise ConfigError(problem, field=overrides.sources.get(name, name))
 
