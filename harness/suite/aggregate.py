@@ -103,11 +103,11 @@ def summary_markdown(outcome: SuiteOutcome) -> str:
                      f"{_slo_tally(result)} | {cell} |")
     problems = []
     for result in outcome.results:
-        if result.counted_exit_code == 0:
+        if result.counted_exit_code == ExitCode.PASS:
             continue  # a pass, or a failing variant that failed as it should
         problems += [f"- **{_md(result.name)}** {_md(text)}" for text in _breaches(result)]
         reason = _reason(result)
-        if result.counted_exit_code != 0 and reason:
+        if reason:
             problems.append(f"- **{_md(result.name)}**: {_md(reason)}")
     if problems:
         lines += ["", "## What failed", "", *problems,

@@ -14,7 +14,7 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from harness.errors import verdict_word
+from harness.errors import ExitCode, verdict_word
 from harness.report.xmltext import sanitize_tree
 from harness.suite.model import ExperimentResult
 
@@ -32,7 +32,7 @@ def testsuites_of(result: ExperimentResult) -> list[ET.Element]:
             properties = suite.find("properties")
             if properties is not None:
                 ET.SubElement(properties, "property", name="experiment", value=str(result.path))
-            if result.expect_fail and result.counted_exit_code == 0:
+            if result.expect_fail and result.counted_exit_code == ExitCode.PASS:
                 _as_expected_failures(suite)
         return suites
     return [_unrecorded(result)]
@@ -79,11 +79,11 @@ def _unrecorded(result: ExperimentResult) -> ET.Element:
     reason = result.error or "no journal was written"
     if not result.ran:
         ET.SubElement(case, "skipped", message=reason)
-    elif result.exit_code != 0:
+    elif result.exit_code != ExitCode.PASS:
         ET.SubElement(case, "error", type=verdict_word(result.exit_code).lower(),
                       message=f"{verdict_word(result.exit_code)} (exit {result.exit_code}): {reason}")
     suite.set("tests", "1")
     suite.set("failures", "0")
-    suite.set("errors", "1" if result.ran and result.exit_code != 0 else "0")
+    suite.set("errors", "1" if result.ran and result.exit_code != ExitCode.PASS else "0")
     suite.set("skipped", "0" if result.ran else "1")
     return suite
