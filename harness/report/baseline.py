@@ -20,9 +20,9 @@ import dataclasses
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import ConfigError, ExitCode
@@ -144,7 +144,7 @@ def baseline_for(run: Path, store: Path = DEFAULT_STORE) -> Path | None:
 
 def _check_usable(record: RunRecord, *, force: bool) -> None:
     why = f"{record.verdict} (exit {record.exit_code}){': ' + record.reason if record.reason else ''}"
-    if record.exit_code in (ExitCode.INVALID, ExitCode.INTERRUPTED) or record.exit_code not in ExitCode.__members__.values():
+    if ExitCode.of(record.exit_code) in (ExitCode.INVALID, ExitCode.INTERRUPTED):  # of(): unknown codes are INVALID
         raise ConfigError(f"a baseline must be a run that completed with a verdict; this one is {why}",
                           file=record.run_dir / JOURNAL, field="harness.exit_code")
     if record.exit_code != ExitCode.PASS and not force:

@@ -106,7 +106,7 @@ class Comparison:
     tolerance: Tolerance
     deltas: tuple[Delta, ...]
     notes: tuple[str, ...] = ()
-    run_exit_code: int = 0  # the run's own verdict; anything but 0 is never "no regressions"
+    run_exit_code: int = ExitCode.PASS  # the run's own verdict; anything else is never "no regressions"
 
     @property
     def regressions(self) -> tuple[Delta, ...]:
