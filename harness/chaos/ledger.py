@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -101,7 +101,7 @@ class FaultLedger:
 
     def update(self, entry: LedgerEntry, undo: dict[str, Any]) -> LedgerEntry:
         """The same entry with a grown undo (e.g. each kill round's victims, before they are killed)."""
-        updated = LedgerEntry(entry.id, entry.kind, entry.description, entry.owner, entry.created_at, undo)
+        updated = replace(entry, undo=undo)
         self._write(updated)
         return updated
 
