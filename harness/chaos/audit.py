@@ -17,17 +17,21 @@ from typing import Any
 
 from harness.chaos.ledger import UNDOERS, FaultLedger, describe_orphans, ledger_for
 from harness.errors import HarnessError, PlatformError
+from harness.mesh.resources import NAMESPACE
 from harness.platforms.base import Platform
+from harness.platforms.model import CLEARED_KNOBS
 
 __all__ = ["audit_run", "clean_orphans", "report_orphans", "reset_mesh", "residual_faults", "snapshot_resources"]
 
 logger = logging.getLogger("harness.chaos")
-FAULT_KNOBS = {"latency_ms": 0, "error_rate": 0.0, "hang": False, "unhealthy": False}
+# The knobs that are a fault when set: the cleared values minus error_status, which only says what an
+# error_rate answers (it is not a fault on its own).
+FAULT_KNOBS = {knob: value for knob, value in CLEARED_KNOBS.items() if knob != "error_status"}
 
 
 def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
     meta = doc.get("metadata") or {}
-    return doc.get("kind", "?"), meta.get("namespace") or "parallel-ai", meta.get("name", "?")
+    return doc.get("kind", "?"), meta.get("namespace") or NAMESPACE, meta.get("name", "?")
 
 
 def snapshot_resources(platform: Platform) -> dict[tuple[str, str, str], Any]:

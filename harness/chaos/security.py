@@ -31,11 +31,11 @@ from harness.chaos.context import current, current_platform
 from harness.chaos.ledger import ledger_for
 from harness.errors import ConfigError, HarnessError
 from harness.files import atomic_write
+from harness.mesh.resources import NAMESPACE
 from harness.pki import MeshCA, WorkloadCert
 
 __all__ = ["gateway_request_denied", "mtls_refused", "path_bypass_denied", "unauthorised_request_denied"]
 
-NAMESPACE = "parallel-ai"
 REFUSED = "refused"  # the connection was closed or the handshake failed: no HTTP answer at all
 TIMEOUT_S = 5.0
 # Request paths that mean POST /api/v1/chat once normalised (RFC 3986, as Istio's BASE does), taken from
