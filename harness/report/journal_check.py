@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from harness.errors import ConfigError, ExitCode
 from harness.slo.model import COMPARATORS as _COMPARATORS
+from harness.slo.model import Verdict
 
 MAX_MAGNITUDE = 1e15  # epoch seconds, milliseconds and ratios are far below; past it a number is garbage
-VERDICTS = ("pass", "fail", "no_data", "error")
+VERDICTS = get_args(Verdict)  # the SLO verdicts harness.slo.model defines
 COMPARATORS = tuple(_COMPARATORS)
 
 _FAULT_NUMBERS = ("applied_at", "reverted_at", "inject_latency_ms", "revert_latency_ms", "visible_after_ms",
