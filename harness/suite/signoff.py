@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -86,19 +86,18 @@ def _evidence(result: Any, limits: Any, store: Path) -> Evidence:
     try:
         baseline = baseline_for(Path(result.run_dir), store)
     except HarnessError as exc:
-        return Evidence(**{**base.__dict__, "reason": f"{reason}; baseline: {exc}".strip("; "),
-                           "code": ExitCode.worst([result.exit_code, exc.exit_code])})
+        return replace(base, reason=f"{reason}; baseline: {exc}".strip("; "),
+                       code=ExitCode.worst([result.exit_code, exc.exit_code]))
     if baseline is None:
         why = (f"no baseline saved for this experiment: nothing to compare with (after a run you sign off, "
                f"`harness baseline save {result.run_dir}`)")
-        return Evidence(**{**base.__dict__, "reason": f"{reason}; {why}".strip("; "),
-                           "code": ExitCode.worst([result.exit_code, ExitCode.INCONCLUSIVE])})
+        return replace(base, reason=f"{reason}; {why}".strip("; "),
+                       code=ExitCode.worst([result.exit_code, ExitCode.INCONCLUSIVE]))
     comparison = compare(Path(result.run_dir), baseline, limits)
     regressions = [{"subject": d.subject, "phase": d.phase, "metric": d.metric, "baseline": d.baseline, "run": d.run,
                     "change": None if d.change is None else round(d.change, 2), "unit": d.unit, "limit": d.limit,
                     "note": d.note} for d in comparison.regressions]
-    return Evidence(**{**base.__dict__, "baseline": str(baseline), "regressions": regressions,
-                       "code": comparison_exit_code(comparison)})
+    return replace(base, baseline=str(baseline), regressions=regressions, code=comparison_exit_code(comparison))
 
 
 def _change(r: dict[str, Any]) -> str:
