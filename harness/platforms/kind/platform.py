@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -355,39 +355,39 @@ class KindPlatform:
     def holds(self) -> list[str]:
         """Deployments scaled below their declared replicas (a held pod, a failed region, a scale-down)."""
         found = []
-        for spec in self.settings.cluster_specs():
-            kube = self._kube(spec)
-            for deployment in declared_deployments():
-                if deployment.region not in spec.regions:
-                    continue
-                live = kube.get(DEPLOYMENTS, NAMESPACE, deployment.name) or {}
-                replicas = int((live.get("spec") or {}).get("replicas", deployment.replicas))
-                held = ((live.get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION)
-                if replicas != deployment.replicas or held:
-                    found.append(f"Deployment {deployment.name} in {spec.context} has {replicas} replicas, "
-                                 f"declared {deployment.replicas}")
+        for spec, _, deployment, live in self._live_deployments():
+            live = live or {}
+            replicas = int((live.get("spec") or {}).get("replicas", deployment.replicas))
+            held = ((live.get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION)
+            if replicas != deployment.replicas or held:
+                found.append(f"Deployment {deployment.name} in {spec.context} has {replicas} replicas, "
+                             f"declared {deployment.replicas}")
         return found
 
     def restore_replicas(self) -> list[str]:
         """Every Deployment of the mesh back to its declared replicas, the hold annotation removed."""
         restored = []
+        for spec, kube, deployment, live in self._live_deployments():
+            if live is None and not self.settings.dry_run:
+                raise PlatformError(f"Deployment {deployment.name} does not exist in {spec.context}; "
+                                    "is the mesh up?")
+            replicas = int(((live or {}).get("spec") or {}).get("replicas", -1))
+            held = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION)
+            if live is None or replicas != deployment.replicas or held:
+                kube.patch(DEPLOYMENTS, NAMESPACE, deployment.name,
+                           {"metadata": {"annotations": {HELD_ANNOTATION: None}},
+                            "spec": {"replicas": deployment.replicas}})
+                restored.append(f"Deployment/{deployment.name}")
+        return restored
+
+    def _live_deployments(self) -> Iterator[tuple[ClusterSpec, KubeApi, DeclaredDeployment, dict[str, Any] | None]]:
+        """Each declared Deployment in each cluster that holds its region, with the cluster's API and the
+        live Deployment (None when it does not exist)."""
         for spec in self.settings.cluster_specs():
             kube = self._kube(spec)
             for deployment in declared_deployments():
-                if deployment.region not in spec.regions:
-                    continue
-                live = kube.get(DEPLOYMENTS, NAMESPACE, deployment.name)
-                if live is None and not self.settings.dry_run:
-                    raise PlatformError(f"Deployment {deployment.name} does not exist in {spec.context}; "
-                                        "is the mesh up?")
-                replicas = int(((live or {}).get("spec") or {}).get("replicas", -1))
-                held = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION)
-                if live is None or replicas != deployment.replicas or held:
-                    kube.patch(DEPLOYMENTS, NAMESPACE, deployment.name,
-                               {"metadata": {"annotations": {HELD_ANNOTATION: None}},
-                                "spec": {"replicas": deployment.replicas}})
-                    restored.append(f"Deployment/{deployment.name}")
-        return restored
+                if deployment.region in spec.regions:
+                    yield spec, kube, deployment, kube.get(DEPLOYMENTS, NAMESPACE, deployment.name)
 
     def get_knobs(self, pod: str) -> dict[str, Any]:
         """GET /admin/knobs of a pod's app, from inside its pod (as set_knobs does)."""
