@@ -100,7 +100,7 @@ def test_a_load_that_fails_to_start_stops_the_run_before_any_fault_with_exit_2_a
 
 
 def test_any_error_while_starting_the_load_stops_the_run_before_any_fault(
-        tmp_path: Path, stand_in: StandInPlatform, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, stand_in: FakePlatform, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not only LoadError: Chaos Toolkit would drop any exception of the hook and run the method."""
     def broken_start(*_: Any) -> None:
         raise RuntimeError("the platform's status could not be read")
