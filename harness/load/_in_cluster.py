@@ -187,7 +187,7 @@ class InClusterLoadRun(RunOutputs):
         except (binascii.Error, ValueError):
             return None
 
-    def _unpack(self, data: bytes | None, rename: Any) -> list[str]:
+    def _unpack(self, data: bytes | None, rename: Callable[[str], str | None]) -> list[str]:
         if not data:
             return []
         written = []
