@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from harness.chaos.ledger import UNDOERS, FaultLedger, describe_orphans, ledger_for
-from harness.errors import HarnessError, PlatformError
+from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.resources import NAMESPACE
 from harness.platforms.base import Platform
 from harness.platforms.model import CLEARED_KNOBS
@@ -108,7 +108,16 @@ def clean_orphans(platform: Platform) -> list[dict[str, Any]]:
     fails stops the command (exit 2) naming it: the run would measure on that fault.
     """
     ledger = ledger_for(platform)
-    if ledger is None or not ledger.orphans():
+    if ledger is None:
+        return []
+    unreadable = ledger.unreadable()
+    if unreadable:  # it may record a fault still in the mesh: measuring now could judge the mesh with it
+        path, why = unreadable[0]
+        raise ConfigError(f"cannot be read ({why}); it may stand for a fault a killed run left in the mesh, "
+                          f"which nothing can undo from it: run `harness reset` (restores the declared mesh and "
+                          f"removes {len(unreadable)} unreadable entr{'y' if len(unreadable) == 1 else 'ies'})",
+                          file=path, field="fault ledger entry")
+    if not ledger.orphans():
         return []
     if _dry_run(platform):  # the undos' calls are only recorded as steps, so the entries stay
         planned = []
@@ -142,5 +151,6 @@ def reset_mesh(platform: Platform) -> dict[str, Any]:
         for entry in orphans:
             ledger.clear(entry.id)
         result["orphans_cleared"] = [entry.line() for entry in orphans]
+        result["unreadable_removed"] = ledger.discard_unreadable()  # the declared mesh is back: nothing to undo
         result["live_entries"] = [entry.line() for entry in ledger.live_foreign()]
     return result

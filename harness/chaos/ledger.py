@@ -124,18 +124,34 @@ class FaultLedger:
     # -- reading ----------------------------------------------------------------------------------
 
     def entries(self) -> list[LedgerEntry]:
-        """Every outstanding entry, oldest first; an unreadable file is reported and skipped."""
+        """Every outstanding entry, oldest first; unreadable files are left to `unreadable()`."""
+        return self._read()[0]
+
+    def unreadable(self) -> list[tuple[Path, str]]:
+        """Entry files that cannot be read (a disk fault, a hand edit): each may stand for a fault still in
+        the mesh that no process can undo from its record, so `run` and `up` refuse to start on them."""
+        return self._read()[1]
+
+    def _read(self) -> tuple[list[LedgerEntry], list[tuple[Path, str]]]:
         if not self.directory.is_dir():
-            return []
-        found = []
+            return [], []
+        found, broken = [], []
         for path in sorted(self.directory.glob("*.json")):
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 found.append(LedgerEntry(data["id"], data["kind"], data["description"], Owner(**data["owner"]),
                                          float(data["created_at"]), data["undo"]))
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                logger.warning("unreadable fault ledger entry %s: %s", path, exc)
-        return found
+                broken.append((path, f"{type(exc).__name__}: {exc}"))
+        return found, broken
+
+    def discard_unreadable(self) -> list[str]:
+        """Remove the unreadable entry files (after `harness reset` restored the declared mesh)."""
+        removed = []
+        for path, _ in self.unreadable():
+            path.unlink(missing_ok=True)
+            removed.append(str(path))
+        return removed
 
     def orphans(self) -> list[LedgerEntry]:
         """Entries whose owner is gone: nobody else will undo them."""
@@ -254,7 +270,9 @@ def describe_orphans(ledger: FaultLedger | None) -> list[str]:
     """One line per orphaned entry, for stderr."""
     if ledger is None:
         return []
-    return [f"harness: a fault of a process that is gone is still recorded: {e.line()}" for e in ledger.orphans()]
+    return ([f"harness: a fault of a process that is gone is still recorded: {e.line()}" for e in ledger.orphans()]
+            + [f"harness: a fault ledger entry cannot be read ({why}): {path}; `harness reset` restores the "
+               f"declared mesh and removes it" for path, why in ledger.unreadable()])
 
 
 def check_no_foreign(ledger: FaultLedger | None) -> None:

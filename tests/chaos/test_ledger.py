@@ -14,7 +14,7 @@ import pytest
 from harness.chaos.audit import clean_orphans, reset_mesh, residual_faults
 from harness.chaos.ledger import FaultLedger, Owner, check_no_foreign, describe_orphans
 from harness.chaos.undo import UndoRegistry
-from harness.errors import PlatformError
+from harness.errors import ConfigError, PlatformError
 from harness.platforms.fake import FakePlatform
 from harness.platforms.model import Pod
 
@@ -186,3 +186,23 @@ def test_any_command_names_the_faults_of_a_process_that_is_gone(tmp_path: Path) 
     lines = [line for line in result.stderr.splitlines() if "a fault of a process that is gone" in line]
     assert len(lines) == 3 and any("restore region us-east" in line for line in lines), result.stderr
     assert all("`harness reset` undoes it" in line for line in lines)
+
+
+def test_an_unreadable_entry_stops_run_and_up_until_reset_restores_the_mesh_and_removes_it(tmp_path: Path) -> None:
+    """A torn or hand-edited entry may stand for a fault still in the mesh that no process can undo from
+    it: skipping it would let the next run measure on that fault. It is named by every command, refused
+    (exit 2, the file named) by the clean-up `run` and `up` do first, and removed only by `harness reset`,
+    which restores the declared mesh whatever the entry said."""
+    ledger_dir = tmp_path / "ledger"
+    platform = faulty_mesh(ledger_dir)
+    ledger_dir.mkdir(parents=True, exist_ok=True)
+    broken = ledger_dir / "0001-torn.json"
+    broken.write_text('{"id": "0001-torn", "kind": "istio", "descr')
+    assert any(str(broken) in line for line in describe_orphans(FaultLedger(ledger_dir)))
+    with pytest.raises(ConfigError) as caught:
+        clean_orphans(platform)
+    assert caught.value.exit_code == 2 and caught.value.file == str(broken) and "harness reset" in str(caught.value)
+    assert broken.exists() and len(residual_faults(platform)) == 3  # nothing guessed, nothing half-done
+    result = reset_mesh(platform)
+    assert result["unreadable_removed"] == [str(broken)] and not broken.exists()
+    assert residual_faults(platform) == [] and clean_orphans(platform) == []
