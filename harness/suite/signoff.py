@@ -128,11 +128,14 @@ def _write(signoff: Signoff, tag: str, tolerance: str) -> None:
         for r in e.regressions:
             lines.append(f"- regressed: {r['subject']} {r['metric']} in {r['phase']}: {_g(r['baseline'])} -> "
                          f"{_g(r['run'])} ({_change(r)})")
-    atomic_write(signoff.report_dir / SIGNOFF_MD, "\n".join(lines) + "\n")
+    # Reasons carry error messages, which may hold terminal colour codes: as in the suite's own reports
+    from harness.report.xmltext import xml_safe
+
+    atomic_write(signoff.report_dir / SIGNOFF_MD, xml_safe("\n".join(lines) + "\n"))
     atomic_write(signoff.report_dir / SIGNOFF_JSON, json.dumps(
         {"verdict": word, "exit_code": int(signoff.exit_code), "tag": tag, "tolerance": tolerance,
          "experiments": [e.__dict__ for e in signoff.evidence]}, indent=2, default=str) + "\n")
-    atomic_write(signoff.report_dir / SIGNOFF_HTML, _html(signoff, verdict, tag, tolerance))
+    atomic_write(signoff.report_dir / SIGNOFF_HTML, xml_safe(_html(signoff, verdict, tag, tolerance)))
 
 
 def _html(signoff: Signoff, verdict: str, tag: str, tolerance: str) -> str:

@@ -93,3 +93,13 @@ def test_a_bad_tolerance_is_refused_before_anything_runs(experiments: Path, tmp_
     with pytest.raises(ConfigError) as caught:
         signoff(experiments, tmp_path, "first", run, tolerance="capacity=lots")
     assert caught.value.field == "--tolerance" and run.calls == []
+
+
+def test_an_error_with_terminal_colour_codes_reaches_the_signoff_reports_as_plain_text(experiments: Path,
+                                                                                       tmp_path: Path) -> None:
+    run = FakeRun({"pod-kill": ConfigError("\x1b[31mbad\x1b[0m field\x07", file="pod-kill.yaml")},
+                  slos={"capacity": capacity_slos(200)})
+    result = signoff(experiments, tmp_path, "coloured", run)
+    for name in (SIGNOFF_MD, SIGNOFF_HTML):
+        text = (result.report_dir / name).read_text()
+        assert "bad field" in text and "\x1b" not in text and "\x07" not in text
