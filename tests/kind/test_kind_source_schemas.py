@@ -23,7 +23,8 @@ from harness.platforms.kind.validation import UPSTREAM, istio_operator_schema, k
     validate_kind_document
 
 ONE = KindSettings().cluster_specs()[0]
-SHARED = Path("/work/shared/schemas/istio-operator-1.30.3")
+# The reference copies beside the checkout (CI lays shared/ next to its clone, as for the developers).
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "istio-operator-1.30.3"
 
 
 def _problems(doc: dict) -> str:
