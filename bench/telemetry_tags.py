@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.mesh.loader import declared_model  # noqa: E402
-from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode  # noqa: E402
+from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode, TraceCollector  # noqa: E402
 from harness.mesh.translate.telemetry import (  # noqa: E402
     STATS_LOGGER, peer_headers, peer_metadata_filter, request_stats_for,
 )
@@ -95,7 +95,8 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=1000)
     args = parser.parse_args()
     model = declared_model()
-    state = MeshState(istio=model.istio, topology=model.topology, endpoints={})
+    state = MeshState(istio=model.istio, topology=model.topology, endpoints={},
+                      trace_collector=TraceCollector("127.0.0.1", 4318))
     pod = model.topology.pod("user-v1-us-east-0")
     caller = model.topology.pod("ai-agent-v1-us-east-0")
     nowhere = Path("/nonexistent")

@@ -90,6 +90,7 @@ class TelemetryResource:
     file: str | None
     selector: tuple[tuple[str, str], ...] | None  # None: the whole namespace
     overrides: tuple[MetricOverride, ...] = field(default=())
+    tracing: "TracingEntry | None" = None  # spec.tracing[0], checked
 
 
 def mesh_providers(path: Path = CONTROL_PLANE) -> dict[str, set[str]]:
@@ -180,7 +181,113 @@ def check_telemetry(doc: dict[str, Any], *, file: Any = None,
     return TelemetryResource(name=meta.get("name", "?"), namespace=meta.get("namespace", "parallel-ai"),
                              file=str(file) if file is not None else None,
                              selector=None if selector is None else tuple(sorted(selector.items())),
-                             overrides=tuple(overrides))
+                             overrides=tuple(overrides), tracing=_tracing(doc, file, spec))
+
+
+# -- tracing ------------------------------------------------------------------------------------------
+# Istio's Telemetry API `Tracing` (https://istio.io/latest/docs/reference/config/telemetry/#Tracing):
+# providers, randomSamplingPercentage, customTags (literal, environment or header; Istio's
+# "customTags" task, https://istio.io/latest/docs/tasks/observability/distributed-tracing/telemetry-api/)
+# are translated; every other field of an entry is refused by name (never accepted and ignored).
+TRACING_FIELDS = ("providers", "randomSamplingPercentage", "customTags")
+_TAG_KINDS = {"literal": ("value",), "environment": ("name", "defaultValue"), "header": ("name", "defaultValue")}
+
+
+@dataclass(frozen=True)
+class CustomTag:
+    """One `customTags` entry: a span tag from a literal, an environment variable or a request header."""
+
+    tag: str
+    kind: str  # literal | environment | header
+    name: str  # the header or variable name; the value for a literal
+    default: str | None
+    field: str
+
+
+@dataclass(frozen=True)
+class TracingEntry:
+    """A Telemetry resource's tracing entry, checked: sampling in percent (None: not set here)."""
+
+    providers: tuple[str, ...]
+    sampling_percent: float | None
+    tags: tuple[CustomTag, ...]
+    field: str
+
+
+def _custom_tag(doc: dict[str, Any], file: Any, path: str, tag: str, spec: Any) -> CustomTag:
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in _TAG_KINDS:
+        raise _error(doc, file, path, f"expected exactly one of {', '.join(_TAG_KINDS)}, got {spec!r}")
+    kind, body = next(iter(spec.items()))
+    body = body or {}
+    for key in body:
+        if key not in _TAG_KINDS[kind]:
+            raise _error(doc, file, f"{path}.{kind}.{key}",
+                         f"unknown field; a {kind} tag takes {', '.join(_TAG_KINDS[kind])}")
+    key = "value" if kind == "literal" else "name"
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise _error(doc, file, f"{path}.{kind}.{key}", f"expected a non-empty string, got {value!r}")
+    return CustomTag(tag=tag, kind=kind, name=value, default=body.get("defaultValue"), field=path)
+
+
+def _tracing(doc: dict[str, Any], file: Any, spec: dict[str, Any]) -> TracingEntry | None:
+    entries = spec.get("tracing") or []
+    if not entries:
+        return None
+    for i, entry in enumerate(entries):
+        if not (entry or {}).get("providers"):
+            raise _error(doc, file, f"spec.tracing[{i}].providers",
+                         "an entry without providers applies to the mesh's default tracing provider "
+                         "(meshConfig.defaultProviders.tracing) and the mesh defines none: name the provider "
+                         "in the same entry as the sampling and custom tags")
+    if len(entries) > 1:
+        raise _error(doc, file, "spec.tracing[1]", "the local mesh has one trace collector: give one tracing "
+                     "entry (providers, randomSamplingPercentage and customTags together)")
+    entry = entries[0] or {}
+    for key in entry:
+        if key not in TRACING_FIELDS:
+            raise _error(doc, file, f"spec.tracing[0].{key}",
+                         f"not supported by the local mesh's tracing; supported: {', '.join(TRACING_FIELDS)}")
+    sampling = entry.get("randomSamplingPercentage")
+    if sampling is not None and (isinstance(sampling, bool) or not isinstance(sampling, (int, float))
+                                 or not 0 <= sampling <= 100):
+        raise _error(doc, file, "spec.tracing[0].randomSamplingPercentage",
+                     f"expected a percentage from 0 to 100, got {sampling!r}")
+    tags = tuple(_custom_tag(doc, file, f"spec.tracing[0].customTags.{tag}", tag, value)
+                 for tag, value in (entry.get("customTags") or {}).items())
+    return TracingEntry(providers=tuple(p.get("name") for p in entry.get("providers") or []),
+                        sampling_percent=None if sampling is None else float(sampling), tags=tags,
+                        field="spec.tracing[0]")
+
+
+DEFAULT_SAMPLING_PERCENT = 1.0  # meshConfig.defaultConfig.tracing.sampling's default in Istio
+
+
+@dataclass(frozen=True)
+class TracingPlan:
+    """What one proxy traces: sampling percent and custom tags, merged as Istio merges them."""
+
+    sampling_percent: float
+    tags: tuple[CustomTag, ...]
+
+
+def tracing_plan(resources: Iterable[TelemetryResource], namespace: str,
+                 labels: Iterable[tuple[str, str]]) -> TracingPlan | None:
+    """Root namespace, then namespace, then workload-selecting resources: a more specific resource's
+    sampling replaces the one before and its custom tags replace same-named ones. None: no tracing."""
+    labels = tuple(labels)
+    chosen = [r for r in resources if r.tracing is not None and applies(r, namespace, labels)]
+    if not chosen:
+        return None
+    chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
+    sampling = DEFAULT_SAMPLING_PERCENT
+    tags: dict[str, CustomTag] = {}
+    for resource in chosen:
+        assert resource.tracing is not None
+        if resource.tracing.sampling_percent is not None:
+            sampling = resource.tracing.sampling_percent
+        tags.update({tag.tag: tag for tag in resource.tracing.tags})
+    return TracingPlan(sampling_percent=sampling, tags=tuple(tags.values()))
 
 
 # -- what one proxy emits ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ PORT_BASES = range(22000, 32000, 1000)
 def free_base() -> int:
     """A base port whose whole block (pods, ingress, Prometheus) is free on 127.0.0.1."""
     for base in PORT_BASES:
-        ports = [base + offset for offset in range(0, 80)] + [base + 900, base + 950, base + 980, base + 990]
+        ports = [base + offset for offset in range(0, 80)] + [base + 900, base + 950, base + 960, base + 980, base + 990]
         if all(_free(port) for port in ports):
             return base
     raise RuntimeError("no free block of ports for a test mesh")

@@ -16,7 +16,7 @@ from harness.errors import UnsupportedFieldError
 from harness.mesh import cel
 from harness.mesh.loader import build_model, declared_model, load_documents
 from harness.mesh.schema import default_manifest_paths
-from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode
+from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.proxy import translate_proxy
 from harness.mesh.translate.telemetry import PEER_FIELDS, PEER_HEADER, peer_metadata_filter, standard_tags
 
@@ -36,7 +36,8 @@ def _state() -> MeshState:
     endpoints = {p.name: Endpoint(pod=p.name, address="127.0.0.1", port=10000 + i, ready=True)
                  for i, p in enumerate(MODEL.topology.pods)}
     secrets = {p.service_account: {"name": "default"} for p in MODEL.topology.pods}
-    return MeshState(istio=MODEL.istio, topology=MODEL.topology, endpoints=endpoints, secrets=secrets)
+    return MeshState(istio=MODEL.istio, topology=MODEL.topology, endpoints=endpoints, secrets=secrets,
+                     trace_collector=TraceCollector("127.0.0.1", 4318))
 
 
 def _hcms(config, listener_name: str):

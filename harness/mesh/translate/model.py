@@ -62,6 +62,15 @@ class ExternalEndpoint:
 
 
 @dataclass(frozen=True)
+class TraceCollector:
+    """The OTLP/HTTP endpoint every proxy's tracer sends spans to (127.0.0.0/8 only)."""
+
+    host: str
+    port: int
+    path: str = "/v1/traces"
+
+
+@dataclass(frozen=True)
 class MeshState:
     """Everything the translator needs: declared config plus live endpoints."""
 
@@ -71,6 +80,7 @@ class MeshState:
     external: Mapping[str, ExternalEndpoint] = field(default_factory=dict)  # host -> endpoint
     # service account -> its workload Secret (secrets.workload_secret), loaded once per issuance
     secrets: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    trace_collector: TraceCollector | None = None  # None: a Telemetry asking for traces is refused
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any, Iterable, Literal
 from harness.mesh import cel
 from harness.mesh.telemetry_api import TelemetryResource, metric_plan
 from harness.mesh.topology import Pod, spiffe_id
+from harness.mesh.translate import tracing
 from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
 
 STATS_LOGGER = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
@@ -246,6 +247,9 @@ def peer_authn_filter(identities: Iterable[str]) -> dict[str, Any]:
 
 # -- applying it to one proxy's configuration ------------------------------------------------------------
 
+_CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+
 def _mesh_cluster(name: str) -> bool:
     return name.startswith("outbound|") and name.endswith(".svc.cluster.local")
 
@@ -292,9 +296,18 @@ def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> Pr
     """Give one proxy's resources Istio's telemetry: tags, peer metadata, cluster and endpoint metadata."""
     telemetry = state.istio.telemetry
     identities = [pod.spiffe_id for pod in state.topology.pods] + [spiffe_id(node.namespace, "api-gateway")]
+    traces = tracing.proxy_tracing(state, node)
+    collector = state.trace_collector
+    if traces is not None and collector is not None:  # proxy_tracing refuses a plan without a collector
+        config.clusters.append({**tracing.collector_cluster(collector), "@type": _CLUSTER_TYPE})
     for listener in config.listeners:
         inbound = listener.get("name") == "virtualInbound"
+        if traces is not None and listener.get("name") != "app_metrics":
+            # as Pilot sets it: spans are "ingress"/SERVER on virtualInbound, "egress"/CLIENT elsewhere
+            listener.setdefault("traffic_direction", "INBOUND" if inbound else "OUTBOUND")
         for chain, hcm in _hcms(listener):
+            if traces is not None and collector is not None and listener.get("name") != "app_metrics":
+                hcm["tracing"] = tracing.hcm_tracing(traces, node, collector)  # not on Prometheus' scrapes
             mtls = chain.get("name") == "inbound-mtls" if inbound else None
             reporter: Reporter = "destination" if inbound else "source"
             hcm["access_log"] = [request_stats_for(state, node, reporter, mtls=mtls, telemetry=telemetry)

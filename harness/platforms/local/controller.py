@@ -18,6 +18,7 @@ from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
 from harness.mesh.translate.secrets import workload_secret
+from harness.mesh.translate.model import TraceCollector
 from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
 from harness.platforms.local.private import app_socket
@@ -46,8 +47,10 @@ class MeshController:
     """
 
     def __init__(self, declared: MeshModel, layout: Layout, certs: dict[str, CertPaths],
-                 external: dict[str, ExternalEndpoint], *, access_log: bool = False) -> None:
+                 external: dict[str, ExternalEndpoint], *, access_log: bool = False,
+                 trace_collector: TraceCollector | None = None) -> None:
         self.declared = declared
+        self.trace_collector = trace_collector
         self.model = declared
         self.layout = layout
         self.certs = certs
@@ -97,7 +100,7 @@ class MeshController:
             for pod in model.topology.pods
         }
         return MeshState(istio=model.istio, topology=model.topology, endpoints=endpoints,
-                         external=self.external, secrets=self.secrets)
+                         external=self.external, secrets=self.secrets, trace_collector=self.trace_collector)
 
     def load_certificates(self) -> None:
         """Read every service account's certificate and key, at start and after each reissue; the

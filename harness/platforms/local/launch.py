@@ -17,7 +17,7 @@ from harness.errors import ConfigError, MissingDependencyError, ReadinessTimeout
 from harness.mesh.loader import MeshModel
 from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
-from harness.platforms.local import prometheus
+from harness.platforms.local import prometheus, traces
 from harness.pki import MeshCA
 from harness.platforms.local.controller import MeshController, bootstrap_path
 from harness.platforms.local.inotify import check_inotify_budget
@@ -73,8 +73,11 @@ class MeshProcesses:
         self.external_cert = self.external_ca.issue_server(EXTERNAL_HOST)
         external = {EXTERNAL_HOST: ExternalEndpoint(EXTERNAL_HOST, "127.0.0.1", self.layout.external_port,
                                                     self.external_ca.root_cert_path)}
+        # the user's loopback OTLP endpoint (checked: exit 2 naming the variable) or our own receiver
+        self.trace_collector, self.owns_receiver = traces.collector_for(self.layout.trace_port, os.environ)
         self.controller = MeshController(declared, self.layout, self._workload_certs(), external,
-                                         access_log=settings.profile == "dev")
+                                         access_log=settings.profile == "dev",
+                                         trace_collector=self.trace_collector)
         check_inotify_budget(self.controller.file_subscriptions())
         self.supervisor = Supervisor(
             self.layout.state_dir / PIDS_FILE,
@@ -114,6 +117,11 @@ class MeshProcesses:
         counted from its start, so it is what `up` waits for last.
         """
         await self._start_prometheus()
+        if self.owns_receiver:
+            await self.supervisor.start(ProcessSpec(
+                name=traces.RECEIVER, argv=traces.receiver_argv(self.layout.trace_port), env=self._base_env(),
+                log_path=self.layout.log_path(traces.RECEIVER),
+                ready_url=f"http://127.0.0.1:{self.layout.trace_port}/ready"))
         self.controller.push("initial")
         await self.supervisor.start(self._external_spec())
         pods = self.controller.pods()
@@ -126,7 +134,8 @@ class MeshProcesses:
             await self.supervisor.start(second(pod))
         await self.supervisor.start(self._gateway_spec())
         names = [n for pod in pods for n in (app_name(pod.name), sidecar_name(pod.name))]
-        await self.supervisor.wait_ready([*names, "prometheus", app_name(EXTERNAL_NAME), GATEWAY_NAME],
+        receiver = [traces.RECEIVER] if self.owns_receiver else []
+        await self.supervisor.wait_ready([*names, "prometheus", *receiver, app_name(EXTERNAL_NAME), GATEWAY_NAME],
                                          self.settings.ready_timeout_s)
         await self._wait_all_endpoints()
         self._rotation = asyncio.create_task(self._rotate_certificates(), name="certificate-rotation")
@@ -303,6 +312,9 @@ class MeshProcesses:
                         "admin_url": f"http://127.0.0.1:{self.layout.gateway_admin_port}"},
             "prometheus": {"pid": prom.pid if prom else None, "ready": bool(prom and prom.ready)},
             "external": {"host": EXTERNAL_HOST, "address": f"127.0.0.1:{self.layout.external_port}"},
+            # where the proxies send spans; "owned": the platform's receiver (GET it for the spans as JSON)
+            "traces": {"url": f"http://{self.trace_collector.host}:{self.trace_collector.port}"
+                              f"{self.trace_collector.path}", "owned": self.owns_receiver},
             "pods": pods,
             "daemon_pid": os.getpid(),
             "workload_certs_expire_at": self.certs_expire_at,  # epoch s; reissued at half their lifetime

@@ -32,6 +32,7 @@ class Layout:
     pods: dict[str, PodPorts]
     gateway_admin_port: int
     external_port: int
+    trace_port: int  # the platform's OTLP/HTTP receiver (when OTEL_EXPORTER_OTLP_ENDPOINT is unset)
 
     @classmethod
     def plan(cls, settings: LocalSettings, topology: Topology) -> "Layout":
@@ -41,7 +42,8 @@ class Layout:
                                outbound=base + 10 * i + 2, admin=base + 10 * i + 3)
             for i, pod in enumerate(topology.pods)
         }
-        return cls(settings=settings, pods=pods, gateway_admin_port=base + 900, external_port=base + 950)
+        return cls(settings=settings, pods=pods, gateway_admin_port=base + 900, external_port=base + 950,
+                   trace_port=base + 960)
 
     @property
     def state_dir(self) -> Path:
@@ -56,7 +58,8 @@ class Layout:
     def all_ports(self) -> list[tuple[int, str]]:
         """Every port the mesh binds, with what it is for (for up-front conflict checks)."""
         ports = [(self.settings.ingress_port, "ingress gateway"), (self.settings.prometheus_port, "prometheus"),
-                 (self.gateway_admin_port, "ingress gateway admin"), (self.external_port, "external AI API")]
+                 (self.gateway_admin_port, "ingress gateway admin"), (self.external_port, "external AI API"),
+                 (self.trace_port, "OTLP trace receiver")]
         for name, p in self.pods.items():
             ports += [(p.app, f"{name} app"), (p.inbound, f"{name} sidecar inbound"),
                       (p.outbound, f"{name} sidecar outbound"), (p.admin, f"{name} sidecar admin")]

@@ -28,6 +28,7 @@ from harness.platforms.local.layout import Layout
 from harness.platforms.local.private import knobs_client
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import reap_leftovers
+from harness.platforms.local.traces import user_collector
 from harness.platforms.model import CLEARED_KNOBS
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
 from harness.procfs import is_running, start_time_ticks
@@ -100,6 +101,7 @@ class LocalPlatform:
         envoy_binary(settings.envoy_bin)
         prometheus.find_binaries()
         Layout.plan(settings, model.topology).check_ports_free()
+        user_collector(os.environ)  # a non-loopback OTEL_EXPORTER_OTLP_ENDPOINT: exit 2 before anything starts
         claim_state_dir(self.state_dir)
         os.chmod(self.state_dir, 0o700)  # run state (keys, the knobs token, logs): the user's only
         (self.state_dir / "logs").mkdir(mode=0o700, exist_ok=True)

@@ -19,7 +19,7 @@ from harness.mesh.translate.stats import (
     envoy_stats_config,
 )
 from harness.mesh.loader import declared_model
-from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode
+from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.telemetry import (
     cluster_metadata,
     peer_metadata_filter,
@@ -199,7 +199,8 @@ def _sidecar(b: Any, listener: str, hcm: dict[str, Any], clusters: list[dict[str
 
 
 MODEL = declared_model()
-STATE = MeshState(istio=MODEL.istio, topology=MODEL.topology, endpoints={})
+STATE = MeshState(istio=MODEL.istio, topology=MODEL.topology, endpoints={},
+                  trace_collector=TraceCollector("127.0.0.1", 4318))
 
 
 def _node(pod: str) -> ProxyNode:

@@ -1,0 +1,82 @@
+"""Request traces on the local mesh: Envoy's OpenTelemetry tracer on every proxy, as the seed's Telemetry asks.
+
+Followed: Istio's Telemetry API `Tracing` (https://istio.io/latest/docs/reference/config/telemetry/#Tracing:
+providers, randomSamplingPercentage, customTags with `header`) and its task "Configure tracing using
+the Telemetry API" (https://istio.io/latest/docs/tasks/observability/distributed-tracing/telemetry-api/);
+Envoy 1.40's HttpConnectionManager.Tracing (`random_sampling`, `custom_tags.request_header`) and
+envoy.config.trace.v3.OpenTelemetryConfig (`http_service`, `service_name`: Istio names it
+`<app>.<namespace>`). One trace spans the gateway and both sidecars because the apps pass on
+`traceparent` and `x-request-id` (harness/services/outbound.py) and the first proxy's sampling decision
+travels in x-request-id.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from harness.mesh import MANIFESTS_DIR
+from tests.local_mesh.meshkit import Mesh
+
+FULL_SAMPLING = MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml"
+
+
+def _spans(mesh: Mesh) -> list[dict]:
+    traces = mesh.platform.status()["traces"]
+    assert traces["owned"], "these tests read the platform's own receiver"
+    return httpx.get(traces["url"], timeout=5).json()["spans"]
+
+
+def _clear(mesh: Mesh) -> None:
+    httpx.delete(mesh.platform.status()["traces"]["url"], timeout=5).raise_for_status()
+
+
+def _wait_spans(mesh: Mesh, done, timeout_s: float = 15.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    spans = _spans(mesh)
+    while not done(spans) and time.monotonic() < deadline:
+        time.sleep(0.2)  # Envoy's tracer flushes every 5 s (or every 5 spans)
+        spans = _spans(mesh)
+    return spans
+
+
+def test_one_chat_is_one_trace_through_the_gateway_and_both_sidecars_with_the_user_tag(clean_mesh: Mesh) -> None:
+    clean_mesh.platform.apply([Path(FULL_SAMPLING)])
+    _clear(clean_mesh)
+    response = clean_mesh.chat(headers={"x-user-id": "trace-user-7"})
+    assert response.status_code == 200, response.text
+    tagged = lambda spans: [s for s in spans if s["attributes"].get("user_id") == "trace-user-7"]  # noqa: E731
+
+    def complete(spans: list[dict]) -> bool:
+        first = tagged(spans)
+        if not first:
+            return False
+        same = {s["service_name"] for s in spans if s["trace_id"] == first[0]["trace_id"]}
+        return {"istio-ingressgateway.parallel-ai", "ai-agent.parallel-ai", "user.parallel-ai"} <= same
+
+    spans = _wait_spans(clean_mesh, complete)
+    mine = tagged(spans)
+    assert mine, f"no span carries user_id=trace-user-7 among {len(spans)} spans"
+    trace_id = mine[0]["trace_id"]
+    in_trace = [s for s in spans if s["trace_id"] == trace_id]
+    services = {s["service_name"] for s in in_trace}
+    assert {"istio-ingressgateway.parallel-ai", "ai-agent.parallel-ai", "user.parallel-ai"} <= services, services
+    gateway = [s for s in in_trace if s["service_name"] == "istio-ingressgateway.parallel-ai"]
+    assert gateway[0]["attributes"]["user_id"] == "trace-user-7"
+    assert all(s["attributes"].get("user_id") == "trace-user-7" for s in in_trace
+               if s["service_name"] == "istio-ingressgateway.parallel-ai")
+
+
+def test_the_shipped_one_percent_samples_few_of_two_hundred_chats(clean_mesh: Mesh) -> None:
+    _clear(clean_mesh)
+    for i in range(200):
+        assert clean_mesh.chat(headers={"x-user-id": f"sampling-{i}"}).status_code == 200
+    # Envoy's tracer flushes at most 5 s after a span ends: wait for that, bounded.
+    time.sleep(5.5)
+    spans = _spans(clean_mesh)
+    sampled = {s["attributes"].get("user_id") for s in spans
+               if str(s["attributes"].get("user_id", "")).startswith("sampling-")}
+    # 1% of 200: ~2 expected; 50 or more has probability far below 1e-30 (binomial tail).
+    assert len(sampled) < 50, f"{len(sampled)} of 200 chats were sampled at 1%"
