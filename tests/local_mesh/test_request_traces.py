@@ -63,10 +63,14 @@ def test_one_chat_is_one_trace_through_the_gateway_and_both_sidecars_with_the_us
     in_trace = [s for s in spans if s["trace_id"] == trace_id]
     services = {s["service_name"] for s in in_trace}
     assert {"istio-ingressgateway.parallel-ai", "ai-agent.parallel-ai", "user.parallel-ai"} <= services, services
-    gateway = [s for s in in_trace if s["service_name"] == "istio-ingressgateway.parallel-ai"]
-    assert gateway[0]["attributes"]["user_id"] == "trace-user-7"
-    assert all(s["attributes"].get("user_id") == "trace-user-7" for s in in_trace
-               if s["service_name"] == "istio-ingressgateway.parallel-ai")
+    # the apps pass x-user-id on, so every hop's span carries the custom tag
+    assert {s["attributes"].get("user_id") for s in in_trace} == {"trace-user-7"}
+    kinds = {(s["service_name"], s["kind"]) for s in in_trace}
+    # OTLP SpanKind: 2 SERVER (sidecar inbound), 3 CLIENT (outbound and the gateway, as in Istio)
+    assert ("user.parallel-ai", 2) in kinds and ("ai-agent.parallel-ai", 2) in kinds, kinds
+    assert ("ai-agent.parallel-ai", 3) in kinds and ("istio-ingressgateway.parallel-ai", 3) in kinds, kinds
+    ids = {s["span_id"] for s in in_trace}
+    assert sum(1 for s in in_trace if s["parent_span_id"] not in ids) == 1, "one root: the gateway's span"
 
 
 def test_the_shipped_one_percent_samples_few_of_two_hundred_chats(clean_mesh: Mesh) -> None:
