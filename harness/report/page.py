@@ -13,6 +13,7 @@ from harness.report.score import PHASE_WEIGHTS
 from harness.report.series import Series
 from harness.report.stats import QUANTILES
 from harness.report.svg import PALETTE, Band, Line, Mark, chart
+from harness.report.waterfall import waterfall_html
 from harness.slo.model import PHASES
 
 CSS = """
@@ -45,6 +46,7 @@ def render_html(analysis: Analysis) -> str:
         _load(analysis),
         perf.generator_html(run.journal),
         perf.capacity_html(run.journal),
+        waterfall_html(run.run_dir),
         _score(analysis),
         _undo(run),
     ]

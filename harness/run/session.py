@@ -288,6 +288,7 @@ class HarnessRun:
 
             capacity.judge(self)
         self._judge_generator()
+        self._save_traces()
         final = journal if journal is not None else {"experiment": self.experiment}
         if interrupted:
             final["status"] = "interrupted"
@@ -299,6 +300,21 @@ class HarnessRun:
         self.journal.write(final)
         return final
 
+
+    def _save_traces(self) -> None:
+        """The phases' sampled request traces into the run dir, for the report's waterfall (local only)."""
+        if getattr(self.platform, "name", None) != "local":
+            return
+        from harness.errors import HarnessError
+        from harness.run import traces
+
+        try:
+            status = self.platform.status()
+        except HarnessError as exc:  # the mesh is gone: no traces.json, so the report has no traces section
+            logger.warning("no request traces for this run: %s", exc)
+            return
+        traces.collect(status, {name: (p.start, p.end) for name, p in self.phases.items()}, self.run_dir,
+                       tracing.trace_id())
 
     def _change_mesh(self) -> None:
         from harness.chaos.tuning import apply_mesh_change

@@ -12,6 +12,9 @@ travels in x-request-id.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,3 +87,25 @@ def test_the_shipped_one_percent_samples_few_of_two_hundred_chats(clean_mesh: Me
                if str(s["attributes"].get("user_id", "")).startswith("sampling-")}
     # 1% of 200: ~2 expected; 50 or more has probability far below 1e-30 (binomial tail).
     assert len(sampled) < 50, f"{len(sampled)} of 200 chats were sampled at 1%"
+
+
+def test_a_traced_run_keeps_its_sampled_requests_and_its_report_shows_them_per_phase(
+        clean_mesh: Mesh, tmp_path: Path) -> None:
+    """The harness traces the run into the platform's receiver (OTEL_EXPORTER_OTLP_ENDPOINT, loopback);
+    Locust sends each request under the phase's traceparent, so the proxies' spans are in the run's trace."""
+    from tests.local_mesh.test_experiment_runs import EXPERIMENTS, run_env
+
+    receiver = clean_mesh.platform.status()["traces"]["url"].removesuffix("/v1/traces")
+    process = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(EXPERIMENTS / "latency-injection.yaml"), "--report-dir",
+         str(tmp_path / "run"), "--no-progress"], cwd=Path(__file__).parents[2], text=True, capture_output=True,
+        env={**run_env(clean_mesh), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver}, timeout=300)
+    assert process.returncode == 0, process.stdout + process.stderr
+    journal = json.loads((tmp_path / "run" / "journal.json").read_text())
+    record = json.loads((tmp_path / "run" / "traces.json").read_text())
+    run_trace = journal["harness"]["trace_id"]
+    assert run_trace and record["run_trace_id"] == run_trace
+    in_run = [s for s in record["spans"] if s["trace_id"] == run_trace]
+    assert {s["service_name"] for s in in_run} >= {"istio-ingressgateway.parallel-ai", "ai-agent.parallel-ai"}
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "Slowest sampled traces" in html and run_trace in html and "(in the run's trace)" in html
