@@ -130,7 +130,7 @@ spec:
 def test_down_stops_every_process_and_is_safe_twice(tmp_path: Path) -> None:
     platform = LocalPlatform(settings_for(tmp_path / "state", free_base()))
     status = platform.up()
-    pids = [status["daemon_pid"], status["gateway"]["pid"], status["prometheus"]["pid"]]
+    pids = [status["daemon_pid"], status["gateway"]["pid"], status["prometheus"]["pid"], status["traces"]["pid"]]
     pids += [pid for pod in status["pods"] for pid in (pod["pid"], pod["sidecar_pid"])]
     assert all(alive(pid) for pid in pids)
     platform.down()
@@ -145,7 +145,7 @@ def test_down_after_a_crashed_control_plane_finds_the_leftovers(tmp_path: Path) 
     pods = [pid for pod in status["pods"] for pid in (pod["pid"], pod["sidecar_pid"])]
     os.kill(status["daemon_pid"], 9)  # the children die with it (PDEATHSIG) or are reaped by down
     platform.down()
-    assert [pid for pid in pods + [status["prometheus"]["pid"]] if alive(pid)] == []
+    assert [pid for pid in pods + [status["prometheus"]["pid"], status["traces"]["pid"]] if alive(pid)] == []
     assert not (tmp_path / "state").exists()
 
 

@@ -299,6 +299,7 @@ class MeshProcesses:
             })
         gateway = states.get(GATEWAY_NAME)
         prom = states.get("prometheus")
+        receiver = states.get(traces.RECEIVER)
         return {
             "platform": "local",
             "profile": self.settings.profile,
@@ -314,7 +315,8 @@ class MeshProcesses:
             "external": {"host": EXTERNAL_HOST, "address": f"127.0.0.1:{self.layout.external_port}"},
             # where the proxies send spans; "owned": the platform's receiver (GET it for the spans as JSON)
             "traces": {"url": f"http://{self.trace_collector.host}:{self.trace_collector.port}"
-                              f"{self.trace_collector.path}", "owned": self.owns_receiver},
+                              f"{self.trace_collector.path}", "owned": self.owns_receiver,
+                       "pid": receiver.pid if receiver else None},
             "pods": pods,
             "daemon_pid": os.getpid(),
             "workload_certs_expire_at": self.certs_expire_at,  # epoch s; reissued at half their lifetime
