@@ -124,3 +124,14 @@ def test_no_data_in_a_window_prometheus_barely_recorded_is_an_error_not_a_failed
         unrecorded = _thin_windows(thin, client)
     assert silent[0].verdict == "no_data"
     assert unrecorded[0].verdict == "error" and "fell behind" in unrecorded[0].detail
+
+
+def test_a_proxy_that_restarted_counts_from_zero_again() -> None:
+    """A pod an earlier run held down comes back with a new Envoy: its counter starts at 0, below the
+    value Prometheus last had, and the probes it then counts are still its probes."""
+    probes = [_Probe(10.0, 10.01, "ai-agent-v1-us-east-0"), _Probe(10.5, 10.51, "ai-agent-v1-us-east-0")]
+    restarted = [(9.0, 50.0), (11.0, 0.0), (12.0, 1.0), (13.0, 2.0)]
+    lags, _, pending, foreign, _ = _match([(GATEWAY, [(9.0, 5.0), (12.0, 7.0)]), (AGENT, restarted)], probes,
+                                          started=10.0)
+    assert pending == [] and foreign == []
+    assert lags["destination ai-agent-v1-us-east-0"] == pytest.approx([1.99, 2.49])
