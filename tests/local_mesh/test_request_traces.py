@@ -95,6 +95,7 @@ def test_a_traced_run_keeps_its_sampled_requests_and_its_report_shows_them_per_p
     Locust sends each request under the phase's traceparent, so the proxies' spans are in the run's trace."""
     from tests.local_mesh.test_experiment_runs import EXPERIMENTS, run_env
 
+    clean_mesh.platform.apply([Path(FULL_SAMPLING)])  # at the shipped 1% a short run may sample nothing
     receiver = clean_mesh.platform.status()["traces"]["url"].removesuffix("/v1/traces")
     process = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", str(EXPERIMENTS / "latency-injection.yaml"), "--report-dir",
@@ -107,5 +108,9 @@ def test_a_traced_run_keeps_its_sampled_requests_and_its_report_shows_them_per_p
     assert run_trace and record["run_trace_id"] == run_trace
     in_run = [s for s in record["spans"] if s["trace_id"] == run_trace]
     assert {s["service_name"] for s in in_run} >= {"istio-ingressgateway.parallel-ai", "ai-agent.parallel-ai"}
+    windows = journal["harness"]["phases"]
+    for phase in ("baseline", "chaos"):  # every request sampled: each phase has its traces
+        lo, hi = windows[phase]["start"] * 1e9, windows[phase]["end"] * 1e9
+        assert any(lo <= s["start_ns"] <= hi for s in in_run), phase
     html = (tmp_path / "run" / "report.html").read_text()
     assert "Slowest sampled traces" in html and run_trace in html and "(in the run's trace)" in html
