@@ -50,7 +50,8 @@ class MeshController:
                  external: dict[str, ExternalEndpoint], *, access_log: bool = False,
                  trace_collector: TraceCollector | None = None) -> None:
         self.declared = declared
-        self.trace_collector = trace_collector
+        # None: the platform's own receiver on its planned port (launch passes the user's endpoint)
+        self.trace_collector = trace_collector or TraceCollector("127.0.0.1", layout.trace_port)
         self.model = declared
         self.layout = layout
         self.certs = certs
