@@ -54,9 +54,12 @@ inotify:
 		fi; \
 	fi
 
-# The headline experiment: ai-agent pods killed under load, judged by SLOs in Prometheus.
+# The headline experiment: ai-agent pods killed under load, judged by SLOs in Prometheus. A verdict,
+# pass (0) or fail (1), is the job done; invalid input (2), inconclusive (3) or an interrupt fail make.
 run: setup
-	$(BIN)/harness run experiments/pod-kill.yaml
+	@$(BIN)/harness run experiments/pod-kill.yaml; code=$$?; \
+	if [ $$code -gt 1 ]; then exit $$code; fi; \
+	echo "make run: the run gave its verdict (harness exit $$code); the report is in the run directory above"
 
 # The layer contracts (.importlinter) first: a broken layer fails in a second, before the tests.
 test: setup inotify chromium
