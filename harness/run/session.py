@@ -158,10 +158,13 @@ class HarnessRun:
         self.pod_watcher = PodWatcher(self.platform)
         self.pod_watcher.start()
         self._change_mesh()  # the whole run, baseline included, on the settings the experiment names
+        # The warm-up counts from the moment the load is asked to start: Locust's start-up and the
+        # spawning of its users are part of the traffic settling that warmup_s declares, not extra time.
+        warm_until = time.monotonic() + self.settings.warmup_s
         if self.settings.load is not None:
             self._start_load()  # returns once users run; a failure stops the run before any fault
         self.progress.start()
-        time.sleep(self.settings.warmup_s)
+        time.sleep(max(0.0, warm_until - time.monotonic()))
         if probe is not None:
             self._readiness_gate(probe, time.monotonic() + evaluation.READINESS_TIMEOUT_S)
         if self.show_progress and mesh:
