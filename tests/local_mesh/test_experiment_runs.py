@@ -75,7 +75,10 @@ def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:
     assert journal["harness"]["pending_undo"] == []
 
 
-PASSING = ["pod-kill", "pod-kill-fixed-mesh", "latency-injection", "abort-injection", "cluster-failover", "canary"]
+# pod-kill-fixed-mesh is pod-kill with a mesh variant applied for the run: at this test's load (LIVE_LOAD)
+# the two runs show the same thing, so only the headline runs here; the variant's apply and restore are
+# tested in tests/chaos/test_mesh_change.py and the file itself by tests/experiments.
+PASSING = ["pod-kill", "latency-injection", "abort-injection", "cluster-failover", "canary"]
 FAILING = {
     "pod-kill-all-replicas": ("ai-agent-availability-chaos", "chaos"),
     "latency-injection-too-slow": ("ai-agent-latency-p99", "chaos"),
