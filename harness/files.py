@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "fsync_dir"]
 
 
 def atomic_write(path: str | os.PathLike[str], data: str | bytes, *, mode: int = 0o644,
@@ -41,8 +41,18 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes, *, mode: int =
         temp.unlink(missing_ok=True)
         raise
     if durable:
-        directory = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_dir(target.parent)
+
+
+def fsync_dir(directory: str | os.PathLike[str], *, missing_ok: bool = False) -> None:
+    """Make a rename or removal in `directory` survive a crash (fsync of the folder itself)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if missing_ok:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError, PlatformError
-from harness.files import atomic_write
+from harness.files import atomic_write, fsync_dir
 from harness.platforms.base import Platform
 from harness.procfs import is_running, start_time_ticks
 
@@ -112,7 +112,7 @@ class FaultLedger:
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory, missing_ok=True)
 
     def _write(self, entry: LedgerEntry) -> None:
         atomic_write(self._path(entry.id), json.dumps(entry.as_dict(), sort_keys=True) + "\n", mode=0o600,
@@ -196,17 +196,6 @@ def ledger_for(platform: Platform) -> FaultLedger | None:
     """The ledger of a platform (its `ledger_dir`), or None for a platform that keeps no state."""
     directory = getattr(platform, "ledger_dir", None)
     return FaultLedger(directory) if directory is not None else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- undo from any process ---------------------------------------------------------------------------
