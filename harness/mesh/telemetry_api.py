@@ -343,12 +343,21 @@ def check_translatable(resource: TelemetryResource) -> None:
     value harness/mesh/cel.py cannot translate (never accepted and ignored)."""
     from harness.errors import UnsupportedFieldError
 
+    from harness.mesh.translate.telemetry import ISTIO_LABELS, MAX_USER_TAGS
+
     node = {"id": "", "cluster": "", "metadata": {"NAME": "", "NAMESPACE": "", "WORKLOAD_NAME": "",
                                                   "CLUSTER_ID": "", "LABELS": {}}}
+    added: set[str] = set()
     for override in resource.overrides:
         for tag in override.tags:
             if tag.value is None:
                 continue
+            if tag.tag not in ISTIO_LABELS:
+                added.add(tag.tag)
+                if len(added) > MAX_USER_TAGS:  # each added tag needs a slot of the scrape's relabeling
+                    raise UnsupportedFieldError(f"Telemetry {resource.name!r}: the local mesh carries at most "
+                                                f"{MAX_USER_TAGS} added tags (not Istio's labels) per metric",
+                                                file=resource.file, field=tag.field)
             for reporter in ("source", "destination"):
                 try:
                     cel.to_envoy_format(tag.value, reporter=reporter, node=node)

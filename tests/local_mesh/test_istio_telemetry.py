@@ -105,6 +105,7 @@ def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_
             {"match": {"metric": "REQUEST_COUNT", "mode": "SERVER"},
              "tagOverrides": {"request_host": {"value": "request.host"},
                               "caller_app": {"value": "downstream_peer.app"},
+                              "user_tier": {"value": "request.headers['x-missing']"},
                               "source_principal": {"operation": "REMOVE"}}},
             {"match": {"metric": "REQUEST_SIZE", "mode": "SERVER"}, "disabled": True},
         ]}]},
@@ -119,6 +120,7 @@ def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_
         assert item["metric"]["request_host"] == "user-service"  # the Host the caller's app sends
         assert "source_principal" not in item["metric"]  # REMOVE: absent, not "unknown"
         assert item["metric"]["caller_app"] == "ai-agent"  # the peer metadata's field, split by Envoy
+        assert item["metric"]["user_tier"] == "unknown"  # no such header: istio_stats.cc writes "unknown"
     # REQUEST_SIZE disabled on the server side: once the old listener has drained (2 s), user's sidecar
     # has no inbound request-size histogram at all, while it still counts requests.
     admin = mesh.pod(USER_POD)["sidecar_admin_url"]

@@ -57,8 +57,9 @@ def test_the_caller_sends_its_metadata_only_on_routes_to_mesh_services() -> None
                     assert added[PEER_HEADER] == ("ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes|"
                                                   "spiffe://cluster.local/ns/parallel-ai/sa/ai-agent-service")
     assert any("user-service" in name for name in with_headers)
-    assert any("api.openai.com" in name for name in without) and "block_all" in without
-    assert not any("api.openai.com" in name for name in with_headers)
+    assert "block_all" in without
+    # api.openai.com's port is HTTPS: passed through by SNI (translate/passthrough.py), no HTTP virtual host
+    assert not any("api.openai.com" in name for name in with_headers | without)
 
 
 def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it() -> None:
@@ -181,3 +182,49 @@ def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header()
         got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"].replace("\\", "\\"), value)
         assert got == "v-" + rule["on_header_present"]["key"]
     assert not any(r.get("remove") for r in rules[:-1])  # removed by the last rule only
+
+
+def _added_tags_telemetry(tags: dict[str, str]) -> dict:
+    return {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+            "metadata": {"name": "added", "namespace": "parallel-ai"},
+            "spec": {"metrics": [{"providers": [{"name": "prometheus"}], "overrides": [
+                {"match": {"metric": "REQUEST_COUNT"}, "tagOverrides": {t: {"value": v} for t, v in tags.items()}}]}]}}
+
+
+def test_an_added_tag_travels_with_its_name_so_a_missing_value_reads_unknown() -> None:
+    """istio/proxy istio_stats.cc writes "unknown" for a CEL tag that evaluates to nothing; Envoy's stats
+    logger omits an empty value and Prometheus drops an empty label. So an added tag (not one of Istio's
+    labels) is emitted as mesh_user_tag_<i> = "<tag>=<value>", never empty, and the scrape's relabeling
+    (recording_rules.metric_relabel_configs, fixed when Prometheus starts) restores <tag>, "unknown" when
+    the value part is empty. An override of one of Istio's own labels stays in place."""
+    from harness.mesh.telemetry_api import check_telemetry
+    from harness.mesh.translate.telemetry import MAX_USER_TAGS, USER_TAG, request_stats_for
+    from harness.platforms.local import recording_rules
+
+    resource = check_telemetry(_added_tags_telemetry({"user_tier": "request.headers['x-missing']",
+                                                      "request_protocol": "request.protocol"}))
+    logger = request_stats_for(_state(), _node("user-v1-us-east-0"), "destination", mtls=True, telemetry=[resource])
+    (counter,) = logger["typed_config"]["counters"]
+    tags = {t["name"]: t["value_format"] for t in counter["stat"]["tags"]}
+    assert tags[USER_TAG + "0"] == "user_tier=%REQ(x-missing)%"
+    assert "user_tier" not in tags
+    assert tags["request_protocol"] == "%PROTOCOL%"
+    assert (USER_TAG, MAX_USER_TAGS) == (recording_rules.USER_TAG, recording_rules.MAX_USER_TAGS)
+    relabel = [c for c in recording_rules.metric_relabel_configs() if c.get("source_labels") == [USER_TAG + "0"]]
+    assert [(c["regex"], c["target_label"], c["replacement"]) for c in relabel] == [
+        ("([a-zA-Z_][a-zA-Z0-9_]*)=(.+)", "$1", "$2"), ("([a-zA-Z_][a-zA-Z0-9_]*)=", "$1", "unknown")]
+    assert {"action": "labeldrop", "regex": USER_TAG + "[0-9]+"} in recording_rules.metric_relabel_configs()
+
+
+def test_more_added_tags_than_the_relabeling_has_slots_are_refused_naming_the_file_and_field(tmp_path: Path) -> None:
+    import yaml
+
+    from harness.mesh.translate.telemetry import MAX_USER_TAGS
+
+    path = tmp_path / "telemetry.yaml"
+    tags = {f"t{i}": "request.method" for i in range(MAX_USER_TAGS + 1)}
+    path.write_text(yaml.safe_dump(_added_tags_telemetry(tags)), encoding="utf-8")
+    with pytest.raises(UnsupportedFieldError) as caught:
+        build_model(load_documents([*default_manifest_paths(), path]))
+    assert caught.value.file == str(path)
+    assert caught.value.field == f"spec.metrics[0].overrides[0].tagOverrides.t{MAX_USER_TAGS}"

@@ -24,7 +24,14 @@ Where each label comes from, as in istio_stats.cc:
 
 Telemetry `metrics` overrides (harness/mesh/telemetry_api.py) apply per proxy and reporter: a disabled
 metric is not emitted, a REMOVE'd tag is emitted as REMOVED (the rules drop the label), an UPSERT sets
-the tag from the CEL value translated by harness/mesh/cel.py.
+the tag from the CEL value translated by harness/mesh/cel.py. A tag the user adds (not one of Istio's
+labels) whose value is missing reads "unknown", as istio_stats.cc writes for a CEL tag that evaluates
+to nothing. Envoy's stats logger leaves such a value empty (its tag formatters omit empty values) and
+Prometheus drops empty labels, while the scrape's relabeling, fixed when Prometheus starts, cannot
+know the names of tags a Telemetry applied later adds. So each added tag is emitted as
+`mesh_user_tag_<i>` = "<tag>=<value>" (never empty: a tag name is a label name, without "="), and the
+relabeling (platforms/local/recording_rules.py) turns it back into `<tag>`, "unknown" when the value
+part is empty.
 
 The stats extension is marked work-in-progress upstream; here every peer is a local process the harness
 started, which is the trust model it asks for.
@@ -35,6 +42,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Literal
 
+from harness.errors import ConfigError
 from harness.mesh import cel
 from harness.mesh.telemetry_api import TelemetryResource, metric_plan
 from harness.mesh.topology import Pod, spiffe_id
@@ -55,6 +63,20 @@ PEER_FIELDS = ("workload", "namespace", "app", "version", "canonical_service", "
 PEER_KEY = "peer"
 PEER_RBAC_FILTER = "istio.peer_metadata_authn"
 PEER_HEADERS_FILTER = "istio.peer_metadata"
+
+# A tag a Telemetry adds travels as USER_TAG<i> = "<tag>=<value>" (recording_rules.USER_TAG, MAX_USER_TAGS
+# there too: the relabeling has one rule pair per slot).
+USER_TAG = "mesh_user_tag_"
+MAX_USER_TAGS = 8
+# Istio's standard labels (istio_stats.cc) plus response_code_details: an override of one of these sets it
+# in place; any other tag is one the user adds.
+ISTIO_LABELS = frozenset(
+    {"reporter", "request_protocol", "response_code", "response_flags", "grpc_response_status",
+     "connection_security_policy", "destination_service", "destination_service_name",
+     "destination_service_namespace", "response_code_details"}
+    | {f"{side}_{field}" for side in ("source", "destination")
+       for field in ("workload", "workload_namespace", "principal", "app", "version", "canonical_service",
+                     "canonical_revision", "cluster")})
 
 Reporter = Literal["source", "destination"]
 HTTP_METRICS = ("requests_total", "request_duration_milliseconds", "request_bytes", "response_bytes")
@@ -186,9 +208,18 @@ def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, 
         tags = dict(base)
         for tag in plan.removed.get(metric, ()):
             tags[tag] = REMOVED
+        added = 0
         for tag, override in plan.upserts.get(metric, {}).items():
             assert override.value is not None
-            tags[tag] = cel.to_envoy_format(override.value, reporter=reporter, node=envoy_node(node))
+            value = cel.to_envoy_format(override.value, reporter=reporter, node=envoy_node(node))
+            if tag in ISTIO_LABELS:
+                tags[tag] = value
+                continue
+            if added == MAX_USER_TAGS:
+                raise ConfigError(f"the local mesh carries at most {MAX_USER_TAGS} added tags per metric; "
+                                  f"{tag!r} would be the {MAX_USER_TAGS + 1}th on {metric}", field=override.field)
+            tags[f"{USER_TAG}{added}"] = f"{tag}={value}"  # "unknown" when the value is empty: see the docstring
+            added += 1
         if metric == "requests_total":
             if reporter == "destination":  # names RBAC denials (the rules keep only those)
                 tags["response_code_details"] = "%RESPONSE_CODE_DETAILS%"

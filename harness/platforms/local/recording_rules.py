@@ -10,6 +10,9 @@ Prometheus scrapes it (`metric_relabel_configs` of job envoy, cached per series 
 - split the other side's joined peer metadata (`source_peer` / `destination_peer`) into its labels;
 - write "unknown" where a label's value is missing (Envoy leaves it empty, which Prometheus drops): no
   upstream host, no cluster, no trusted peer metadata, a CEL value that failed;
+- turn each tag a Telemetry added, which the proxy emits as `mesh_user_tag_<i>` = "<tag>=<value>"
+  (translate/telemetry.py says why), into `<tag>`, "unknown" when its value is missing, as Istio's stats
+  plugin writes for a CEL tag without a value (istio/proxy istio_stats.cc);
 - drop a label a Telemetry REMOVE'd (the proxy emits it as REMOVED);
 - keep `response_code_details` only on RBAC denials ("rbac_access_denied"), so a denial can be told
   from a 403 the app returned without one series per Envoy detail string.
@@ -60,6 +63,9 @@ HEADER = """\
 # renames one input: envoy_istio_<metric> -> istio_<metric>.
 """
 _ISTIO = "envoy_istio_.*"
+USER_TAG = "mesh_user_tag_"  # translate/telemetry.USER_TAG and MAX_USER_TAGS (the layers keep two copies)
+MAX_USER_TAGS = 8
+_LABEL_NAME = "[a-zA-Z_][a-zA-Z0-9_]*"
 
 
 def metric_relabel_configs() -> list[dict[str, object]]:
@@ -74,6 +80,13 @@ def metric_relabel_configs() -> list[dict[str, object]]:
                             "regex": ";" + r"[^|]*\|" * index + "([^|]*).*", "target_label": label,
                             "replacement": "$1"})
     configs.append({"action": "labeldrop", "regex": "(source|destination)_peer"})
+    # Added tags: the label name is the value's part before "=" (target_label expands regex groups).
+    for slot in range(MAX_USER_TAGS):
+        configs.append({"source_labels": [f"{USER_TAG}{slot}"], "regex": f"({_LABEL_NAME})=(.+)",
+                        "target_label": "$1", "replacement": "$2"})
+        configs.append({"source_labels": [f"{USER_TAG}{slot}"], "regex": f"({_LABEL_NAME})=",
+                        "target_label": "$1", "replacement": "unknown"})
+    configs.append({"action": "labeldrop", "regex": USER_TAG + "[0-9]+"})
     for label in FILLED:
         configs.append({"source_labels": ["__name__", label], "separator": ";", "regex": f"({_ISTIO});",
                         "target_label": label, "replacement": "unknown"})
