@@ -80,7 +80,7 @@ def test_dry_run_up_prints_every_command_and_api_call_in_order(no_subprocess: No
         f"$ {APPLY} <<< ServiceAccount istio-system/prometheus, ClusterRole harness-prometheus, ClusterRoleBinding "
         "harness-prometheus, ConfigMap istio-system/prometheus, Deployment istio-system/prometheus, Service "
         "istio-system/prometheus, Deployment istio-system/jaeger, Service istio-system/tracing, Service "
-        "istio-system/zipkin",
+        "istio-system/zipkin, Service istio-system/jaeger-collector",
         f"$ {APPLY} <<< {EXTERNAL_AI}",
         f"$ {APPLY} <<< Namespace parallel-ai, ServiceAccount parallel-ai/ai-agent-service, ServiceAccount "
         "parallel-ai/analytics-service, ServiceAccount parallel-ai/user-service, ServiceAccount "

@@ -226,7 +226,8 @@ def test_the_cross_cluster_rule_leaves_sidecarless_collectors_and_the_stand_in_a
     (no sidecar: every span lost with 3 clusters) and the external AI API's stand-in, and only them:
     connection-pool-settings is the more specific rule for every parallel-ai host. So it is left out."""
     rules = [d for d in render.istio_documents() + render.multicluster_documents() if d["kind"] == "DestinationRule"]
-    for host in ("zipkin.istio-system.svc.cluster.local", "external-ai-api.external-ai.svc.cluster.local"):
+    for host in ("zipkin.istio-system.svc.cluster.local", "jaeger-collector.istio-system.svc.cluster.local",
+                 "external-ai-api.external-ai.svc.cluster.local"):
         assert _applicable_rule(host, rules) is None, host
     assert [d["metadata"]["name"] for d in render.multicluster_documents()] == ["cross-cluster-gateway"]
     # Every parallel-ai host has its rule without it (the seed's "*.local" never applied to them).

@@ -52,8 +52,8 @@ def test_istio_operator_carries_the_seed_mesh_id_registry_only_and_the_jaeger_pr
     assert spec["values"]["global"]["tag"] == "1.30.3"
     assert spec["meshConfig"]["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     assert spec["meshConfig"]["trustDomain"] == "cluster.local"
-    assert {"name": "jaeger", "zipkin": {"service": "zipkin.istio-system.svc.cluster.local", "port": 9411}} in \
-        spec["meshConfig"]["extensionProviders"]
+    assert {"name": "jaeger", "opentelemetry": {"service": "jaeger-collector.istio-system.svc.cluster.local",
+                                                "port": 4317}} in spec["meshConfig"]["extensionProviders"]
     assert "EXTERNAL_CA" not in spec["values"]["pilot"]["env"], "the plug-in CA (cacerts) must not be bypassed"
 
 
@@ -91,7 +91,7 @@ def test_istio_operator_schema_rejects_an_unknown_field_and_names_it() -> None:
 def test_istio_operator_schema_rejects_a_wrong_enum_and_two_members_of_a_oneof() -> None:
     operator = render.istio_operator("dev", ONE, "1.30.3")
     operator["spec"]["meshConfig"]["outboundTrafficPolicy"]["mode"] = "ALLOW_SOME"
-    operator["spec"]["meshConfig"]["extensionProviders"][0]["opentelemetry"] = {"service": "otel", "port": 4317}
+    operator["spec"]["meshConfig"]["extensionProviders"][0]["zipkin"] = {"service": "zipkin", "port": 9411}
     problems = _problems(operator)
     assert ("spec.meshConfig.outboundTrafficPolicy.mode: expected one of REGISTRY_ONLY, ALLOW_ANY (or its number), "
             "got 'ALLOW_SOME'") in problems
