@@ -90,6 +90,14 @@ class Chain:
     path: tuple[str | int, ...]
 
 
+def load_parser() -> None:
+    """Build cel-python's parser now: it takes a quarter of a second, once per process (a run's report
+    reads the Telemetry resources again), so a thread can do it ahead of need."""
+    import celpy
+
+    celpy.Environment()
+
+
 @lru_cache(maxsize=256)
 def _parse(text: str) -> Tree:
     import celpy  # cel-python: only when a Telemetry resource is read

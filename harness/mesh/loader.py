@@ -59,6 +59,13 @@ def merge_documents(base: Iterable[Located], changes: Iterable[Located], *,
     return list(merged.values())
 
 
+def declared_topology(*, validate: bool = True) -> Topology:
+    """The shipped mesh's services and pods alone: no Istio resources parsed (their CEL is not checked)."""
+    from harness.mesh.schema import default_manifest_paths
+
+    return build_topology(load_documents(default_manifest_paths(("kubernetes",)), validate=validate))
+
+
 def declared_model(paths: Iterable[Path] | None = None, *, validate: bool = True) -> MeshModel:
     """The mesh as shipped (kubernetes + istio folders), or as the given files declare it."""
     from harness.mesh.schema import default_manifest_paths

@@ -28,6 +28,35 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("harness.run")
 
+# What the end of a run imports (samples, evaluation, reports, the audit): pandas alone takes 0.4 s
+# and more on a busy machine, and the report's advice reads the Telemetry resources again, which needs
+# cel-python's parser (another 0.3 s). Done in the warm-up, which is not judged and where the main
+# thread only waits, they are off the path from the last phase to the verdict.
+END_OF_RUN_MODULES = ("pandas", "pyarrow.parquet", "harness.slo.client_side", "harness.report.write",
+                      "harness.run.traces", "harness.chaos.audit", "harness.run.verdict", "harness.mesh.cel")
+
+
+def _import_ahead(modules: tuple[str, ...]) -> threading.Thread:
+    """Import `modules` in a thread; the main thread's own import of one waits for it (import lock)."""
+    import importlib
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:  # optional (pyarrow) or broken: the main thread's import says so
+                logger.debug("not imported ahead: %s (%s)", name, exc)
+        from harness.mesh import cel
+
+        try:
+            cel.load_parser()
+        except ImportError as exc:
+            logger.debug("cel-python's parser not built ahead: %s", exc)
+
+    thread = threading.Thread(target=load, name="harness-import-ahead", daemon=True)
+    thread.start()
+    return thread
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM or an abort_on_breach stop, delivered to the main thread like Ctrl-C."""
@@ -163,6 +192,7 @@ class HarnessRun:
         warm_until = time.monotonic() + self.settings.warmup_s
         if self.settings.load is not None:
             self._start_load()  # returns once users run; a failure stops the run before any fault
+        _import_ahead(END_OF_RUN_MODULES)
         self.progress.start()
         time.sleep(max(0.0, warm_until - time.monotonic()))
         if probe is not None:
