@@ -83,6 +83,10 @@ def headline(capacity: Mapping[str, Any]) -> str:
         text += f"; broke at {broke['target_rps']:g} req/s: {broke['why']}"
     elif capacity.get("steps"):
         text += " (held up to the ceiling)"
+    blips = capacity.get("blips") or []
+    if blips:
+        text += (f"; not counted as the break, as the next step held: {', '.join(format(b['target_rps'], 'g') for b in blips)}"
+                 " req/s")
     return text
 
 

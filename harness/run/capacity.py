@@ -12,7 +12,13 @@ recorder plugin hands to Locust's runner.start (harness/load/_locust_plugin.py).
 over [its start + settle_s, its end]: every SLO of the run (whatever its phases) from the client
 samples, and mesh SLOs from Prometheus over the window shifted by the measured telemetry lag. A step
 holds when every SLO passes and Locust sent at least REACHED of the step's rate. The capacity is the
-highest step below the first one that did not hold; per service, the same over that service's SLOs.
+highest step below the first break; per service, the same over that service's SLOs.
+
+A break counts once it is confirmed: the `confirm_steps - 1` steps after it, each with more load, did not
+hold either (default 2: the next step too). On a shared machine one 8 s window now and then fails on a
+burst of errors that the next, heavier step does not repeat; such a blip is reported, and the climb
+goes on. With load only ever rising, a mesh that broke for good breaks again at the next step; a step
+with none run after it (the ceiling, or a stopped climb) counts as confirmed.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ NUMBER_RULES = {
     "settle_s": NumberRule(integer=False, minimum=0, maximum=60),
     "user_rps": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=1000),
     "spawn_rate": NumberRule(integer=False, minimum=0, above_minimum=True, maximum=1000),
+    "confirm_steps": NumberRule(integer=True, minimum=1, maximum=5),
 }
 FIELDS = set(NUMBER_RULES)
 FLUSH_S = 1.5  # the recorder plugin flushes samples every second (TICK_S), plus a margin
@@ -64,6 +71,7 @@ class CapacitySettings:
     settle_s: float = 2.0  # a step's window opens this long after its users were asked for
     spawn_rate: float = 100.0  # users started per second when a step adds users
     min_rps: float | None = None  # the run fails when the capacity is below this
+    confirm_steps: int = 2  # a break counts when this many steps in a row (it and those after) broke
 
     def targets(self) -> list[float]:
         count = int(math.floor((self.ceiling_rps - self.start_rps) / self.step_rps + 1e-9)) + 1
@@ -92,7 +100,7 @@ def parse_capacity(raw: Any, where: str) -> CapacitySettings:
         problem = NUMBER_RULES[name].problem(value)
         if problem is not None:
             raise ConfigError(problem, field=f"{where}.{name}")
-        values[name] = float(value)
+        values[name] = int(value) if NUMBER_RULES[name].integer else float(value)
     settings = CapacitySettings(**values)  # type: ignore[arg-type]
     if settings.ceiling_rps < settings.start_rps:
         raise ConfigError(f"expected ceiling_rps >= start_rps ({settings.start_rps:g})", field=f"{where}.ceiling_rps")
@@ -137,6 +145,7 @@ def climb() -> dict[str, Any]:
     session.capacity_steps = steps
     target = session.load.run_dir / TARGET_FILE
     client_slos = [dataclasses.replace(s, phases=("chaos",)) for s in session.slos if s.source != "mesh"]
+    broken_in_a_row = 0
     try:
         for rps in capacity.targets():
             users = capacity.users_for(rps)
@@ -147,9 +156,15 @@ def climb() -> dict[str, Any]:
             steps[-1]["end"] = time.time()
             # Locust's recorder writes its samples once a second: the last second is not on disk yet
             seen_until = steps[-1]["end"] - FLUSH_S
-            if _client_broke(session, client_slos, started + capacity.settle_s, seen_until, rps):
-                logger.info("capacity: the step at %g req/s broke on the client side; climbing no further", rps)
+            if not _client_broke(session, client_slos, started + capacity.settle_s, seen_until, rps):
+                broken_in_a_row = 0
+                continue
+            broken_in_a_row += 1
+            if broken_in_a_row >= capacity.confirm_steps:
+                logger.info("capacity: %d steps in a row up to %g req/s broke on the client side; climbing no "
+                            "further", broken_in_a_row, rps)
                 break
+            logger.info("capacity: the step at %g req/s broke on the client side; the next one confirms it", rps)
     finally:  # the recovery window runs at the first step again, as the baseline did
         atomic_write(target, json.dumps({"users": capacity.users_for(capacity.start_rps),
                                          "spawn_rate": capacity.spawn_rate}))
@@ -246,13 +261,12 @@ def judge(session: Any) -> None:
         with prometheus(session.platform) if mesh else contextlib.nullcontext() as client:
             for step in steps:
                 _judge_step(session, step, samples, client)
-        for step in steps:  # up to the first step that did not hold; what came after it changes nothing
-            if step["held"]:
-                continue
+        index = first_break([step["held"] for step in steps], capacity.confirm_steps)
+        for step in steps[index:index + capacity.confirm_steps] if index is not None else []:
+            # the confirmed break: each of its steps failed an SLO or its rate; a step without data is no break
             definite = not step["reached"] or any(r["verdict"] == "fail" for r in step["broken"])
             if not definite:
                 raise InconclusiveError(f"the step at {step['target_rps']:g} req/s could not be judged: {step['why']}")
-            break
     except InconclusiveError as exc:
         result["inconclusive"] = result.get("inconclusive") or f"capacity: {exc}"
     summary = summarise(steps, capacity)
@@ -260,27 +274,37 @@ def judge(session: Any) -> None:
     result.setdefault("slo_results", []).append(_verdict_row(summary, capacity, steps))
 
 
+def first_break(held: list[bool], confirm: int) -> int | None:
+    """The index of the first step that did not hold and whose next `confirm - 1` steps did not either
+    (fewer when the climb ran no more); None when there is none."""
+    for index, ok in enumerate(held):
+        if not ok and not any(held[index + 1:index + confirm]):
+            return index
+    return None
+
+
+def _highest_before(steps: list[dict[str, Any]], held: list[bool], confirm: int) -> tuple[float | None, int | None]:
+    index = first_break(held, confirm)
+    below = steps if index is None else steps[:index]
+    return max((s["target_rps"] for s, ok in zip(below, held) if ok), default=None), index
+
+
 def summarise(steps: list[dict[str, Any]], capacity: CapacitySettings) -> dict[str, Any]:
-    """Capacity overall and per service, where it broke and why."""
-    held = None
-    broke_at = None
-    for step in steps:
-        if not step.get("held"):
-            broke_at = {"target_rps": step["target_rps"], "why": step.get("why", "not judged")}
-            break
-        held = step["target_rps"]
+    """Capacity overall and per service, where it broke and why, and the blips below it."""
+    held_flags = [bool(step.get("held")) for step in steps]
+    held, index = _highest_before(steps, held_flags, capacity.confirm_steps)
+    broke_at = None if index is None else {"target_rps": steps[index]["target_rps"],
+                                           "why": steps[index].get("why", "not judged")}
+    blips = [{"target_rps": s["target_rps"], "why": s.get("why", "not judged")}
+             for s, ok in zip(steps[:index] if index is not None else steps, held_flags) if not ok]
     services = sorted({g for s in steps for g in s.get("services", {})})
     per_service: dict[str, float | None] = {}
     for group in services:
-        best = None
-        for step in steps:
-            if not step.get("services", {}).get(group, False) or not step.get("reached"):
-                break
-            best = step["target_rps"]
-        per_service[group] = best
+        flags = [bool(s.get("services", {}).get(group, False) and s.get("reached")) for s in steps]
+        per_service[group] = _highest_before(steps, flags, capacity.confirm_steps)[0]
     from harness.report.perf import headline
 
-    summary = {"capacity_rps": held, "per_service": per_service, "broke_at": broke_at,
+    summary = {"capacity_rps": held, "per_service": per_service, "broke_at": broke_at, "blips": blips,
                "settings": dataclasses.asdict(capacity), "steps": steps}
     summary["headline"] = headline(summary)  # "capacity at SLO: N req/s; broke at ..."
     return summary
@@ -301,14 +325,11 @@ def _verdict_row(summary: dict[str, Any], capacity: CapacitySettings, steps: lis
 
 
 def generator_windows(session: Any) -> dict[str, tuple[float, float]]:
-    """The steps up to the first that broke: a saturated Locust above them changes nothing measured."""
-    windows: dict[str, tuple[float, float]] = {}
-    for step in getattr(session, "capacity_steps", []):
-        if step.get("window"):
-            windows[f"step {step['target_rps']:g} req/s"] = (step["window"][0], step["window"][1])
-        if not step.get("held"):
-            break
-    return windows
+    """The steps up to the confirmed break: a saturated Locust above it changes nothing measured."""
+    steps = getattr(session, "capacity_steps", [])
+    index = first_break([bool(s.get("held")) for s in steps], session.settings.capacity.confirm_steps)
+    return {f"step {s['target_rps']:g} req/s": (s["window"][0], s["window"][1])
+            for s in (steps if index is None else steps[:index + 1]) if s.get("window")}
 
 
 def attach_generator(session: Any, generator: dict[str, Any]) -> None:

@@ -131,3 +131,35 @@ def test_no_step_is_no_capacity_and_the_run_is_inconclusive() -> None:
     capacity.judge(session)
     assert "climb ran no step" in session.result["inconclusive"]
     assert summarise([], settings)["capacity_rps"] is None
+
+
+def _judged(held: list[bool], confirm: int) -> dict[str, Any]:
+    steps = [{"target_rps": 10.0 * (i + 1), "held": ok, "reached": True, "services": {"client": ok},
+              "why": "" if ok else "client-ok fail: 0.98 (objective >= 0.99)"} for i, ok in enumerate(held)]
+    settings = CapacitySettings(start_rps=10, step_rps=10, step_s=10, ceiling_rps=10.0 * len(held), user_rps=5,
+                                confirm_steps=confirm)
+    return summarise(steps, settings)
+
+
+def test_a_break_counts_once_the_next_heavier_step_breaks_too_and_a_blip_is_reported() -> None:
+    """One step's window failing on a burst that the next, heavier step does not repeat is a blip, not
+    the capacity: the climb goes on and the report says so. confirm_steps: 1 judges every break at once."""
+    summary = _judged([True, False, True, True, False, False], confirm=2)
+    assert summary["capacity_rps"] == 40 and summary["broke_at"]["target_rps"] == 50
+    assert summary["per_service"] == {"client": 40}
+    assert [b["target_rps"] for b in summary["blips"]] == [20]
+    assert "next step held: 20 req/s" in summary["headline"]
+    once = _judged([True, False, True, True, False, False], confirm=1)
+    assert once["capacity_rps"] == 10 and once["broke_at"]["target_rps"] == 20 and once["blips"] == []
+    # a break at the last step the climb ran has no step after it: it counts
+    assert _judged([True, True, False], confirm=2)["capacity_rps"] == 20
+    assert capacity.first_break([True, False, True, False, True], 2) is None
+
+
+def test_confirm_steps_is_a_whole_number_from_1_to_5() -> None:
+    raw = {"start_rps": 10, "step_rps": 10, "step_s": 10, "ceiling_rps": 50}
+    assert parse_capacity({**raw, "confirm_steps": 3}, WHERE).confirm_steps == 3
+    for bad in (0, 6, 1.5, "2"):
+        with pytest.raises(ConfigError) as caught:
+            parse_capacity({**raw, "confirm_steps": bad}, WHERE)
+        assert caught.value.field == f"{WHERE}.confirm_steps"
