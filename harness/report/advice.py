@@ -65,14 +65,22 @@ def describe_breach(row: SloRow) -> str:
 def _fixes_for(row: SloRow, run: RunRecord, mesh: MeshView) -> tuple[list[Fix], bool]:
     """The fixes for one breach, and whether it came after its fault was reverted."""
     target = row.service or (mesh.ingress_service() if row.source == "client" else None)
-    during = [f for f in run.faults if f.overlaps(row.window_start, row.window_end)]
+    start, end = _request_window(row, run)
+    during = [f for f in run.faults if f.overlaps(start, end)]
     if during:
         return [fix for fault in during for fix in _for_fault(row, fault, target, run.faults, mesh)], False
-    before = [f for f in run.faults if f.end <= row.window_start]
+    before = [f for f in run.faults if f.end <= start]
     if before and row.phase == "recovery":
         last = max(before, key=lambda f: f.end)
         return _lingering(row, last, mesh) + _for_fault(row, last, target, run.faults, mesh), True
     return _no_fault(row, target, mesh), False
+
+
+def _request_window(row: SloRow, run: RunRecord) -> tuple[float, float]:
+    """When the requests a row judges were made (its phase), the time base of fault windows. A mesh row's
+    own window is in Prometheus' sample time, later by the telemetry lag, so it reaches into the next
+    phase: a baseline breach would be matched to the chaos's first fault."""
+    return run.phases.get(row.phase, (row.window_start, row.window_end))
 
 
 def _for_fault(row: SloRow, fault: FaultWindow, target: str | None, faults: Sequence[FaultWindow],
@@ -329,6 +337,46 @@ def _pool(fault: FaultWindow, service: str, mesh: MeshView) -> list[Fix]:
 
 
 def _no_fault(row: SloRow, target: str | None, mesh: MeshView) -> list[Fix]:
+    entry = row.kind == "availability" and target is not None and target == mesh.ingress_service()
+    pools = _dependency_pools(target, mesh) if entry else []
+    return _target_pool(row, target, mesh) + pools
+
+
+def _dependency_pools(target: str | None, mesh: MeshView) -> list[Fix]:
+    """Requests lost with no fault in effect: the connection pools of the services the target calls. Istio's
+    ConnectionPoolSettings.HTTPSettings: past http1MaxPendingRequests requests waiting for a connection to
+    a host, the caller's sidecar answers 503 at once (Envoy's circuit breaker max_pending_requests,
+    counted as upstream_rq_pending_overflow), and maxRequestsPerConnection closes a connection after that
+    many requests, so under load requests wait for new ones; unset, Istio leaves both unlimited. Only for
+    the ingress service: its every request fans out to its upstreams, while a leaf service's own losses
+    are its own pool's (_target_pool), and the manifests do not say which services are leaves."""
+    callers: dict[str, list[str]] = {}
+    rules: dict[str, DestinationRule] = {}
+    for dependency in mesh.dependencies(target) if target else []:
+        rule = mesh.destination_rule(dependency)
+        pool = rule.policy.pool if rule is not None and rule.policy is not None else None
+        if rule is not None and pool is not None and (
+                pool.http1_max_pending_requests is not None or pool.max_requests_per_connection is not None):
+            callers.setdefault(rule.name, []).append(dependency)
+            rules[rule.name] = rule
+    fixes = []
+    for name, dependencies in callers.items():
+        pool = rules[name].policy.pool  # type: ignore[union-attr]
+        limits = [f"http1MaxPendingRequests {pool.http1_max_pending_requests} requests waiting for a connection"
+                  ] if pool.http1_max_pending_requests is not None else []
+        if pool.max_requests_per_connection is not None:
+            limits.append(f"maxRequestsPerConnection {pool.max_requests_per_connection} requests per connection")
+        fixes.append(_rule_fix(rules[name], mesh, f"{TRAFFIC_POLICY}.connectionPool.http", text=(
+            f"{target} calls {' and '.join(dependencies)} for each request, and this rule allows each "
+            f"{'of their hosts' if len(dependencies) > 1 else 'host'} {' and '.join(limits)}: under load the queue overflows and the caller's sidecar answers 503 "
+            f"at once (Envoy: upstream_rq_pending_overflow), so {target} fails the request; raise "
+            f"http1MaxPendingRequests to the requests in flight at peak load and remove maxRequestsPerConnection "
+            f"(Istio leaves both unlimited), as harness/mesh/manifests/variants/connection-pool-for-load.yaml does"
+        )))  # fmt: skip
+    return fixes
+
+
+def _target_pool(row: SloRow, target: str | None, mesh: MeshView) -> list[Fix]:
     rule = mesh.destination_rule(target) if target else None
     if rule is None or rule.policy is None:
         return [Fix(resource="SLO objective", field=row.name, text=(
@@ -350,7 +398,7 @@ def _rule_fix(rule: DestinationRule, mesh: MeshView, field: str, *, text: str, f
 
 def _unexplained(row: SloRow, run: RunRecord) -> Fix:
     """A breach no declared setting explains: say so rather than leave it out."""
-    faults = tuple(f.label for f in run.faults if f.overlaps(row.window_start, row.window_end))
+    faults = tuple(f.label for f in run.faults if f.overlaps(*_request_window(row, run)))
     return Fix(resource="(no mesh setting found)", field=row.name, faults=faults, text=(
         "the routes and DestinationRules on the path already declare what this fault calls for (retries, "
         "timeouts, outlier detection); look at the service itself, the load, or the objective"))

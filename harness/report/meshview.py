@@ -95,6 +95,20 @@ class MeshView:
                 return service.name
         return target.split(".")[0]
 
+    def dependencies(self, service: str) -> list[str]:
+        """The other mesh services the service's pods are configured to call (their `*_SERVICE_HOST`
+        variables, from which the apps take each upstream's host: harness/services/config.py), in
+        declaration order. The seed gives every app the same variables, so this holds for a service that
+        calls upstreams at all (the ingress service, ai-agent), not for a leaf such as user."""
+        topology = self.model.topology
+        try:
+            pods = topology.pods_of(topology.service(self.service_of(service)))
+        except KeyError:
+            return []
+        names = [s.name for s in topology.services]
+        called = {value.split(".")[0] for pod in pods for key, value in pod.env if key.endswith("_SERVICE_HOST")}
+        return [name for name in names if name in called and name != self.service_of(service)]
+
     def services_in(self, region: str) -> list[str]:
         """Services with a pod in the region, in declaration order."""
         topology = self.model.topology

@@ -202,6 +202,55 @@ def test_a_breach_with_no_fault_points_at_capacity(run_dir: RunFactory) -> None:
     assert fix.faults == () and fix.text.startswith("breached with no fault in effect")
 
 
+def test_chats_lost_with_no_fault_name_the_connection_pools_of_the_services_ai_agent_calls(run_dir: RunFactory) -> None:
+    """Istio's DestinationRule reference, ConnectionPoolSettings.HTTPSettings: http1MaxPendingRequests caps
+    the requests waiting for a connection to a host (Envoy's circuit breaker max_pending_requests: past it
+    the caller's sidecar answers 503, upstream_rq_pending_overflow) and maxRequestsPerConnection closes a
+    connection after that many; Istio leaves both unlimited when unset. At 30 requests/s the seed's 10 and
+    2 on user-service (failover-config) and analytics (connection-pool-settings) overflowed in ai-agent's
+    sidecars in the baseline, and ai-agent answered those chats 502 (bench/results/experiment_loads.json)."""
+    results = _breach(journal_of(PASSING)["harness"]["slo_results"], "ai-agent-availability", "baseline", 0.87)
+
+    fixes = _by_field(_fixes(run_dir(PASSING, slo_results=results, exit_code=1)))
+
+    user = fixes[("DestinationRule/failover-config", "spec.trafficPolicy.connectionPool.http")]
+    analytics = fixes[("DestinationRule/connection-pool-settings", "spec.trafficPolicy.connectionPool.http")]
+    assert "ai-agent-service calls user-service for each request" in user.text
+    assert "ai-agent-service calls analytics-service for each request" in analytics.text
+    for fix in (user, analytics):
+        assert "http1MaxPendingRequests 10 requests waiting" in fix.text and "maxRequestsPerConnection 2" in fix.text
+        assert "upstream_rq_pending_overflow" in fix.text and "connection-pool-for-load.yaml" in fix.text
+        assert fix.faults == () and fix.slos == ("ai-agent-availability in baseline (0.87 against >= 0.995)",)
+        assert fix.file == "harness/mesh/manifests/istio/destination-rules.yaml"
+
+
+def test_a_leaf_service_losing_requests_with_no_fault_is_pointed_only_at_its_own_pool(run_dir: RunFactory) -> None:
+    """The seed gives every app the same *_SERVICE_HOST variables, so only the ingress service's calls are
+    known from the manifests: user-service's breach names user-service's rule, not analytics'."""
+    results = _breach(journal_of(PASSING)["harness"]["slo_results"], "user-availability", "baseline", 0.96)
+
+    fixes = _fixes(run_dir(PASSING, slo_results=results, exit_code=1))
+
+    assert [(f.resource, f.field) for f in fixes] == [("DestinationRule/failover-config",
+                                                       "spec.trafficPolicy.connectionPool")]
+
+
+def test_a_baseline_breach_is_not_matched_to_the_first_fault_though_its_samples_reach_into_the_chaos(
+        run_dir: RunFactory) -> None:
+    """A mesh SLO's window is in Prometheus' sample time, later than its requests by the telemetry lag
+    (about 1.5 to 2.5 s here), so the baseline's reaches into the chaos phase; fault times are request
+    times, so a breach is matched with its phase's requests: a baseline breach had no fault in effect."""
+    lag = 2.5
+    shifted = [dict(r, window_start=r["window_start"] + lag, window_end=r["window_end"] + lag)
+               if r["source"] == "mesh" else r for r in journal_of(PASSING)["harness"]["slo_results"]]
+    results = _breach(shifted, "ai-agent-availability", "baseline", 0.9)
+
+    fixes = _fixes(run_dir(PASSING, slo_results=results, exit_code=1))
+
+    assert fixes and all(f.faults == () for f in fixes), [(f.resource, f.faults) for f in fixes]
+    assert fixes[0].text.startswith("breached with no fault in effect")
+
+
 def test_a_breach_in_recovery_after_a_kill_points_at_the_base_ejection_time(run_dir: RunFactory) -> None:
     results = _breach(journal_of(PASSING)["harness"]["slo_results"], "ai-agent-availability", "recovery", 0.98)
 
