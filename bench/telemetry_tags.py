@@ -3,17 +3,20 @@
 Two Envoys side by side, each in front of the same trivial upstream (`_tiny_http.py`): A with the
 stats logger the sidecars had before (5 tags, a counter and a duration histogram), B with what
 `harness/mesh/translate/telemetry.py` gives an inbound sidecar now (25 tags, a counter and three
-histograms, the header_to_metadata filter reading the peer metadata), the request carrying the
-x-mesh-peer header a caller's sidecar adds. Rounds alternate A and B (sequential keep-alive
+histograms, the header_to_metadata filter reading the peer metadata) and the seed's tracing at its 1 %
+random sampling with its custom tags (OpenTelemetry tracer, spans to the harness's own OTLP receiver
+run standalone), the request carrying the x-mesh-peer header a caller's sidecar adds. Rounds alternate A and B (sequential keep-alive
 requests) so that a busy machine slows both alike; the figure is B's p50 minus A's, per round.
 
-Run: .venv/bin/python bench/telemetry_tags.py [--rounds 10] [--per-round 1000]
+Run: .venv/bin/python bench/telemetry_tags.py [--rounds 10] [--per-round 1000] [--no-tracing]
+Writes bench/results/telemetry_tags.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.mesh.loader import declared_model  # noqa: E402
 from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode, TraceCollector  # noqa: E402
+from harness.mesh.translate.tracing import collector_cluster, hcm_tracing, proxy_tracing  # noqa: E402
 from harness.mesh.translate.telemetry import (  # noqa: E402
     STATS_LOGGER, peer_headers, peer_metadata_filter, request_stats_for,
 )
@@ -52,11 +56,14 @@ def old_logger() -> dict:
                         "unit": "Milliseconds", "value_format": "%DURATION%"}]}}
 
 
-def bootstrap(admin: int, listen: int, upstream: int, logger: dict, filters: list[dict]) -> dict:
+def bootstrap(admin: int, listen: int, upstream: int, logger: dict, filters: list[dict],
+              tracing: tuple[dict, dict] | None = None) -> dict:
     hcm = {"@type": HCM, "stat_prefix": "inbound_8080", "access_log": [logger], "http_filters": [*filters, ROUTER],
            "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"],
                                                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]}}
-    return {
+    if tracing is not None:
+        hcm["tracing"] = tracing[0]
+    config = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
         "stats_flush_interval": "1s",
         "static_resources": {
@@ -69,6 +76,9 @@ def bootstrap(admin: int, listen: int, upstream: int, logger: dict, filters: lis
                     "socket_address": {"address": "127.0.0.1", "port_value": upstream}}}}]}]}}],
         },
     }
+    if tracing is not None:
+        config["static_resources"]["clusters"].append(tracing[1])
+    return config
 
 
 def round_p50(port: int, requests: int, headers: str) -> float:
@@ -93,10 +103,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=1000)
+    parser.add_argument("--no-tracing", action="store_true", help="B without the seed's tracing")
     args = parser.parse_args()
     model = declared_model()
-    state = MeshState(istio=model.istio, topology=model.topology, endpoints={},
-                      trace_collector=TraceCollector("127.0.0.1", 4318))
+    collector = TraceCollector("127.0.0.1", free_port())
+    state = MeshState(istio=model.istio, topology=model.topology, endpoints={}, trace_collector=collector)
     pod = model.topology.pod("user-v1-us-east-0")
     caller = model.topology.pod("ai-agent-v1-us-east-0")
     nowhere = Path("/nonexistent")
@@ -110,6 +121,8 @@ def main() -> None:
     # Plaintext here (no certificates), so the peer-identity RBAC filter, which would rightly refuse the
     # header without a certificate, is left out; over mTLS it compares the header with one principal.
     new_filters = [peer_metadata_filter(trusted=True)]
+    plan = None if args.no_tracing else proxy_tracing(state, node(pod))
+    tracing = None if plan is None else (hcm_tracing(plan, node(pod), collector), collector_cluster(collector))
     headers = "".join(f"{h['header']['key']}: {h['header']['value']}\r\n" for h in peer_headers(node(caller)))
     upstream = free_port()
     procs = []
@@ -117,11 +130,14 @@ def main() -> None:
         try:
             procs.append(subprocess.Popen([sys.executable, str(Path(__file__).with_name("_tiny_http.py")),
                                            str(upstream), "600"]))
+            if tracing is not None:
+                procs.append(subprocess.Popen([sys.executable, "-m", "harness.platforms.local.otlp_receiver",
+                                               "--port", str(collector.port)], stdout=subprocess.DEVNULL))
             ports = {}
-            for name, logger, filters in (("A", old_logger(), []), ("B", new_logger, new_filters)):
+            for name, logger, filters, traces in (("A", old_logger(), [], None), ("B", new_logger, new_filters, tracing)):
                 listen = free_port()
                 config = Path(tmp) / f"{name}.json"
-                config.write_text(json.dumps(bootstrap(free_port(), listen, upstream, logger, filters)))
+                config.write_text(json.dumps(bootstrap(free_port(), listen, upstream, logger, filters, traces)))
                 procs.append(subprocess.Popen([envoy_binary(), "-c", str(config), "--disable-hot-restart",
                                                "--concurrency", "1", "-l", "error", "--base-id", str(len(procs))],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -136,8 +152,27 @@ def main() -> None:
             diffs = [y - x for x, y in zip(a, b)]
             print(f"A (before) p50 per round, ms: {[round(x, 3) for x in a]}")
             print(f"B (Istio's labels) p50 per round, ms: {[round(x, 3) for x in b]}")
+            share = statistics.median(diffs) / statistics.median(a)
             print(f"B - A, median of rounds: {statistics.median(diffs) * 1000:.1f} us "
-                  f"({statistics.median(diffs) / statistics.median(a):+.1%} of A's p50 per pass)")
+                  f"({share:+.1%} of A's p50 per pass; target within 5 %)")
+            # Issue 12's limit is 5 % of the per-pass figure bench/latency_overhead.py measured before it
+            # (an inbound mTLS pass, sequential): the increment measured here is what the labels and
+            # tracing add to every such pass.
+            before = json.loads((Path(__file__).resolve().parent / "results" / "latency_overhead.json").read_text())
+            inbound = next(p for p in before["configs"]["concurrency=1, dev (harness defaults)"]["sequential"]
+                           ["per_pass_ms"] if p["mesh"] == "user.inbound")
+            of_pass = statistics.median(diffs) / inbound["p50"]
+            print(f"that is {of_pass:+.1%} of the inbound sidecar pass p50 ({inbound['p50']} ms, "
+                  f"bench/results/latency_overhead.json of {before['machine']['date'][:10]})")
+            results = Path(__file__).resolve().parent / "results" / "telemetry_tags.json"
+            results.write_text(json.dumps({
+                "benchmark": "telemetry_tags", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "loadavg": os.getloadavg(), "tracing_percent": None if plan is None else plan.sampling_percent,
+                "rounds": args.rounds, "per_round": args.per_round,
+                "a_p50_ms": [round(x, 4) for x in a], "b_p50_ms": [round(x, 4) for x in b],
+                "b_minus_a_us_median": round(statistics.median(diffs) * 1000, 1),
+                "b_minus_a_share_of_a": round(share, 4), "inbound_pass_p50_ms_before": inbound["p50"],
+                "b_minus_a_share_of_inbound_pass": round(of_pass, 4), "target_share": 0.05}, indent=1) + "\n")
         finally:
             for proc in procs:
                 proc.terminate()
