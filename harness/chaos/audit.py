@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.chaos.ledger import UNDOERS, FaultLedger, describe_orphans, ledger_for
 from harness.errors import ConfigError, HarnessError, PlatformError
-from harness.mesh.resources import NAMESPACE
+from harness.mesh.loader import resource_key
 from harness.platforms.base import Platform
 from harness.platforms.model import CLEARED_KNOBS
 
@@ -29,14 +29,9 @@ logger = logging.getLogger("harness.chaos")
 FAULT_KNOBS = {knob: value for knob, value in CLEARED_KNOBS.items() if knob != "error_status"}
 
 
-def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
-    meta = doc.get("metadata") or {}
-    return doc.get("kind", "?"), meta.get("namespace") or NAMESPACE, meta.get("name", "?")
-
-
 def snapshot_resources(platform: Platform) -> dict[tuple[str, str, str], Any]:
     """The Istio resources of the mesh now (kind, namespace, name -> spec), to audit against later."""
-    return {_key(doc): doc.get("spec") for doc in platform.resources()}
+    return {resource_key(doc): doc.get("spec") for doc in platform.resources()}
 
 
 def _resource_leftovers(live: dict[tuple[str, str, str], Any], expected: dict[tuple[str, str, str], Any],
@@ -61,7 +56,7 @@ def residual_faults(platform: Platform, expected: dict[tuple[str, str, str], Any
     """
     against = "declared"
     if expected is None:
-        expected = {_key(doc): doc.get("spec") for doc in platform.declared_resources()}
+        expected = {resource_key(doc): doc.get("spec") for doc in platform.declared_resources()}
     else:
         against = "run's starting"
     leftovers = _resource_leftovers(snapshot_resources(platform), expected, against)

@@ -16,16 +16,12 @@ from typing import Any
 from harness.chaos.context import current, current_platform
 from harness.chaos.ledger import ledger_for
 from harness.errors import ConfigError
+from harness.mesh.loader import resource_key
 from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 
 __all__ = ["apply_policy"]
 
 POLICY_KINDS = ("AuthorizationPolicy", "PeerAuthentication")
-
-
-def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
-    meta = doc.get("metadata") or {}
-    return doc.get("kind", ""), meta.get("namespace", "parallel-ai"), meta.get("name", "")
 
 
 def _manifest(manifest: str) -> Path:
@@ -48,10 +44,10 @@ def apply_policy(manifest: str) -> dict[str, Any]:
         raise ConfigError(f"{manifest}: expected only {' and '.join(POLICY_KINDS)} documents, got "
                           f"{', '.join(others) or 'none'}", field="manifest")
     platform = current_platform()
-    present = {_key(d): d for d in platform.resources()}
-    undo_apply = [present[_key(d)] for d in documents if _key(d) in present]
-    undo_delete = [d for d in documents if _key(d) not in present]
-    record = current().recorder.fault("policy", manifest, documents=[f"{k}/{n}" for k, _, n in map(_key, documents)])
+    present = {resource_key(d): d for d in platform.resources()}
+    undo_apply = [present[resource_key(d)] for d in documents if resource_key(d) in present]
+    undo_delete = [d for d in documents if resource_key(d) not in present]
+    record = current().recorder.fault("policy", manifest, documents=[f"{k}/{n}" for k, _, n in map(resource_key, documents)])
 
     def undo() -> None:
         record.reverted_requested_at = time.time()
@@ -65,5 +61,5 @@ def apply_policy(manifest: str) -> dict[str, Any]:
                             kind="istio", undo={"delete": undo_delete, "apply": undo_apply})
     result = platform.apply_documents(documents)
     record.applied_at = time.time()
-    return {"manifest": manifest, "applied": [f"{k}/{n}" for k, _, n in map(_key, documents)],
+    return {"manifest": manifest, "applied": [f"{k}/{n}" for k, _, n in map(resource_key, documents)],
             "acknowledged_ms": result.get("acknowledged_ms")}

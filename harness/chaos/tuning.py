@@ -17,17 +17,13 @@ from typing import Any
 
 from harness.chaos.ledger import ledger_for
 from harness.errors import ConfigError
+from harness.mesh.loader import resource_key
 from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 from harness.platforms.base import Platform
 
 __all__ = ["apply_mesh_change", "mesh_change_documents"]
 
 KIND = "DestinationRule"
-
-
-def _key(doc: dict[str, Any]) -> tuple[str, str, str]:
-    meta = doc.get("metadata") or {}
-    return doc.get("kind", ""), meta.get("namespace", "parallel-ai"), meta.get("name", "")
 
 
 def mesh_change_documents(manifest: str) -> list[dict[str, Any]]:
@@ -49,9 +45,9 @@ def mesh_change_documents(manifest: str) -> list[dict[str, Any]]:
 def apply_mesh_change(platform: Platform, manifest: str) -> Callable[[], None]:
     """Apply the manifest's DestinationRules now; returns the restore (call it once, after the load)."""
     documents = mesh_change_documents(manifest)
-    present = {_key(d): d for d in platform.resources()}
-    undo_apply = [present[_key(d)] for d in documents if _key(d) in present]
-    undo_delete = [d for d in documents if _key(d) not in present]
+    present = {resource_key(d): d for d in platform.resources()}
+    undo_apply = [present[resource_key(d)] for d in documents if resource_key(d) in present]
+    undo_delete = [d for d in documents if resource_key(d) not in present]
     ledger = ledger_for(platform)
     entry = ledger.record("istio", f"restore the DestinationRules {manifest} replaced",
                           {"delete": undo_delete, "apply": undo_apply}) if ledger is not None else None

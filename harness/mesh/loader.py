@@ -38,8 +38,10 @@ def load_documents(paths: Iterable[Path], *, validate: bool = True) -> list[Loca
 
 
 def resource_key(doc: dict[str, Any]) -> tuple[str, str, str]:
+    """(kind, namespace, name), as kubectl apply matches resources; the namespace defaults to parallel-ai.
+    Tolerant of a document without kind or name (a live resource as a platform lists it): "?"."""
     meta = doc.get("metadata") or {}
-    return doc["kind"], meta.get("namespace", "parallel-ai"), meta["name"]
+    return doc.get("kind") or "?", meta.get("namespace") or "parallel-ai", meta.get("name") or "?"
 
 
 def build_model(documents: Iterable[Located]) -> MeshModel:
