@@ -1,8 +1,9 @@
 """Reads a service's environment into one frozen ServiceConfig; the same variables on kind and locally.
 
-Two are set by one platform only: MESH_OUTBOUND by the local platform (its sidecar originates TLS to the
-external AI API), EXTERNAL_AI_CA_FILE by the kind platform (there the app calls https://EXTERNAL_AI_HOST
-itself, and the stand-in behind it has a certificate from a run-time CA, not a public one).
+MESH_OUTBOUND is set by the local platform only (no iptables there: every outbound call goes to the
+sidecar's outbound address). EXTERNAL_AI_CA_FILE is set by both platforms: the app originates TLS to
+EXTERNAL_AI_HOST itself (the sidecar passes it through, as Istio does for a ServiceEntry port of protocol
+HTTPS), and the stand-in behind it has a certificate from a run-time CA, not a public one.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class ServiceConfig:
     mesh_outbound: str | None  # MESH_OUTBOUND: sidecar outbound listener URL, local only
     tls_cert_file: Path | None  # TLS_CERT_FILE: external-ai-api serves HTTPS with it
     tls_key_file: Path | None  # TLS_KEY_FILE: the key of TLS_CERT_FILE
-    # EXTERNAL_AI_CA_FILE: PEM roots trusted besides the public CAs for https://EXTERNAL_AI_HOST (direct mode)
+    # EXTERNAL_AI_CA_FILE: PEM roots trusted besides the public CAs for the TLS to EXTERNAL_AI_HOST
     external_ai_ca_file: Path | None
     upstream_timeout_s: float  # UPSTREAM_TIMEOUT_S: whole-request timeout of one outbound call, seconds
     # UDS: listen on this Unix socket instead of HOST:PORT (local only: a 0700 folder keeps every process
@@ -65,7 +66,7 @@ def from_env(environ: Mapping[str, str]) -> ServiceConfig:
     _check_tls(service_name, cert, key)
     mesh_outbound = env.base_url("MESH_OUTBOUND")
     external_ai_ca_file = env.path("EXTERNAL_AI_CA_FILE")
-    _check_external_ai_ca(external_ai_ca_file, mesh_outbound)
+    _check_external_ai_ca(external_ai_ca_file)
     return ServiceConfig(
         service_name=service_name,
         service_version=env.name("SERVICE_VERSION", "v1"),
@@ -226,16 +227,10 @@ def _check_tls(service_name: ServiceName, cert: Path | None, key: Path | None) -
         ) from exc
 
 
-def _check_external_ai_ca(ca_file: Path | None, mesh_outbound: str | None) -> None:
-    """The extra roots are for the app's own TLS (direct mode), and the file must hold a PEM certificate."""
+def _check_external_ai_ca(ca_file: Path | None) -> None:
+    """The extra roots are for the app's own TLS to the external AI API; the file must hold a PEM certificate."""
     if ca_file is None:
         return
-    if mesh_outbound is not None:
-        raise ConfigError(
-            "is used only in direct mode; with MESH_OUTBOUND the sidecar originates TLS to the external AI "
-            "API and the app never verifies it: unset one of the two",
-            field="EXTERNAL_AI_CA_FILE",
-        )
     try:
         ssl.create_default_context(cafile=str(ca_file))
     except (ssl.SSLError, OSError) as exc:

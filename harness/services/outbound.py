@@ -1,8 +1,13 @@
 """Outbound calls of a service: where they go (MESH_OUTBOUND or direct), which headers travel, what failed.
 
-In direct mode (no MESH_OUTBOUND: Kubernetes, where the sidecar captures traffic itself) the app calls
-https://EXTERNAL_AI_HOST and verifies its certificate against the public CAs, plus the roots of
-EXTERNAL_AI_CA_FILE when set: on kind the stand-in behind api.openai.com has a run-time CA's certificate.
+The app itself originates TLS to the external AI API on both platforms, as with Istio for a ServiceEntry
+port of protocol HTTPS (the sidecar passes the TLS through by SNI), and verifies its certificate against
+the public CAs plus the roots of EXTERNAL_AI_CA_FILE when set (the stand-in behind api.openai.com has a
+run-time CA's certificate). In direct mode (no MESH_OUTBOUND: Kubernetes, where iptables hand every
+connection to the sidecar) it calls https://EXTERNAL_AI_HOST. With MESH_OUTBOUND (local, no iptables) it
+makes the same TLS connection to the sidecar's outbound address, with EXTERNAL_AI_HOST as the TLS server
+name (SNI, which the sidecar routes on, and the name the certificate must carry) and `Host`; mesh
+services are plain HTTP to that address with the destination as `Host`.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from harness.services.config import ServiceConfig
 from harness.services.metrics import Metrics
@@ -77,11 +83,21 @@ class UpstreamError(Exception):
 def target(config: ServiceConfig, destination: Destination, path: str) -> tuple[str, str | None]:
     """The URL to call and the `Host` header to set (None: the URL's own) for `path` at `destination`."""
     if config.mesh_outbound is not None:
+        if destination.external:  # TLS to the sidecar, which passes it through (see server_name)
+            return f"https://{urlsplit(config.mesh_outbound).netloc}{path}", destination.host
         return f"{config.mesh_outbound}{path}", destination.host
     if destination.external:
         return f"https://{destination.host}{path}", None
     host = destination.host if ":" in destination.host else f"{destination.host}:{MESH_PORT}"
     return f"http://{host}{path}", None
+
+
+def server_name(config: ServiceConfig, destination: Destination) -> str | None:
+    """The TLS server name (SNI) to send when the URL's host is not the destination's: the external host
+    through MESH_OUTBOUND; None otherwise (the URL's host is the name)."""
+    if config.mesh_outbound is None or not destination.external:
+        return None
+    return urlsplit(f"//{destination.host}").hostname
 
 
 def external_tls_context(config: ServiceConfig) -> ssl.SSLContext | None:
@@ -148,6 +164,8 @@ class Outbound:
         if self._client is None:
             raise RuntimeError("Outbound.call before start(): the ASGI lifespan did not run")
         url, host_header = target(self._config, destination, path)
+        sni = server_name(self._config, destination)
+        extensions = {"sni_hostname": sni} if sni is not None else None
         headers = propagated(inbound_headers)
         if host_header is not None:
             headers["host"] = host_header
@@ -155,7 +173,8 @@ class Outbound:
         timeout_s = self._config.upstream_timeout_s
         try:
             async with asyncio.timeout(timeout_s):  # the whole call, however its time is spent
-                response = await self._client.request(method, url, headers=headers, json=json)
+                response = await self._client.request(method, url, headers=headers, json=json,
+                                                      extensions=extensions)
         except TimeoutError as exc:
             self._metrics.count_upstream(destination=name, code=0)
             raise UpstreamError(name, None, f"Timeout: no answer within {timeout_s:g} s") from exc

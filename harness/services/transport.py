@@ -21,7 +21,9 @@ MAX_RESPONSE_BYTES = 8 << 20
 MAX_HEAD_BYTES = 64 << 10
 _NO_BODY_STATUSES = frozenset({204, 304})
 
-Origin = tuple[str, str, int]
+# scheme, host, port and the TLS server name (the `sni_hostname` request extension, as httpcore names it;
+# None: the host): a connection is reused only for the same name.
+Origin = tuple[str, str, int, str | None]
 
 
 class _StaleConnection(Exception):
@@ -72,7 +74,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
-        origin = _origin(request.url)
+        origin = _origin(request.url, request.extensions.get("sni_hostname"))
         data = _request_head(request) + await request.aread()
         try:
             async with asyncio.timeout(timeouts.get("pool")):
@@ -120,12 +122,12 @@ class PooledTransport(httpx.AsyncBaseTransport):
     async def _connect(
         self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
     ) -> _Connection:
-        scheme, host, port = origin
+        scheme, host, port, sni = origin
         tls = self._tls_context() if scheme == "https" else None
         try:
             async with asyncio.timeout(timeouts.get("connect")):
                 reader, writer = await asyncio.open_connection(
-                    host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_HEAD_BYTES
+                    host, port, ssl=tls, server_hostname=(sni or host) if tls else None, limit=MAX_HEAD_BYTES
                 )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"connect to {host}:{port} timed out", request=request) from exc
@@ -171,9 +173,9 @@ class PooledTransport(httpx.AsyncBaseTransport):
         )
 
 
-def _origin(url: httpx.URL) -> Origin:
+def _origin(url: httpx.URL, sni: str | None = None) -> Origin:
     default_port = 443 if url.scheme == "https" else 80
-    return url.scheme, url.host, url.port or default_port
+    return url.scheme, url.host, url.port or default_port, sni if url.scheme == "https" else None
 
 
 async def _send(

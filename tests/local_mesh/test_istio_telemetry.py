@@ -24,6 +24,8 @@ USER_POD = "user-v1-us-east-0"
 SPIFFE = "spiffe://cluster.local/ns/parallel-ai/sa/"
 KIALI = ('sum(rate(istio_requests_total{reporter="source"}[1m])) by (source_workload, source_workload_namespace, '
          'destination_service_name, destination_workload, response_code)')
+KIALI_TCP = ('sum(rate(istio_tcp_sent_bytes_total{reporter="source"}[1m])) by (source_workload, '
+             'source_workload_namespace, destination_service_name, destination_workload)')
 
 
 def _chats(mesh: Mesh, count: int) -> None:
@@ -43,18 +45,23 @@ def _wait(mesh: Mesh, promql: str, check, timeout_s: float = 20.0) -> list[dict]
 def test_kialis_graph_query_yields_the_real_call_graph(mesh: Mesh) -> None:
     _chats(mesh, 40)
     edges = {(r["metric"]["source_workload"], r["metric"]["destination_service_name"],
-              r["metric"]["destination_workload"]) for r in _wait(mesh, KIALI, lambda r: len(r) >= 7)}
+              r["metric"]["destination_workload"]) for r in _wait(mesh, KIALI, lambda r: len(r) >= 5)}
     expected = {
         ("istio-ingressgateway", "ai-agent-service", "ai-agent-v1-us-east"),
         ("istio-ingressgateway", "ai-agent-service", "ai-agent-v2-eu-west"),
         ("ai-agent-v1-us-east", "user-service", "user-v1-us-east"),
         ("ai-agent-v1-us-east", "analytics-service", "analytics-v1-us-west"),
-        ("ai-agent-v1-us-east", "api.openai.com", "unknown"),  # outside the mesh: no workload, as in Istio
         ("ai-agent-v2-eu-west", "user-service", "user-v1-eu-west"),
-        ("ai-agent-v2-eu-west", "api.openai.com", "unknown"),
     }
     assert expected <= edges, edges
     assert all(r["metric"]["source_workload_namespace"] == "parallel-ai" for r in query(mesh, KIALI))
+    # The external API's port is HTTPS, passed through as TCP: Kiali draws that edge from its TCP query
+    # (outside the mesh: no destination workload, as in Istio). A connection is counted when it closes
+    # (the stand-in ends idle ones after 5 s), hence the longer wait.
+    external = {(r["metric"]["source_workload"], r["metric"]["destination_service_name"],
+                 r["metric"]["destination_workload"]) for r in _wait(mesh, KIALI_TCP, lambda r: len(r) >= 2, 30.0)}
+    assert {("ai-agent-v1-us-east", "api.openai.com", "unknown"),
+            ("ai-agent-v2-eu-west", "api.openai.com", "unknown")} <= external, external
 
 
 def test_every_standard_label_is_on_every_request_series_of_both_reporters(mesh: Mesh) -> None:

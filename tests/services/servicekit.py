@@ -3,6 +3,7 @@ sidecar's outbound listener, and a self-signed certificate for the external AI A
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import os
@@ -181,45 +182,101 @@ class Seen:
 
 
 class OutboundRouter:
-    """Stands in for the sidecar's plaintext outbound listener: routes by `Host`, records what it forwards.
+    """Stands in for the sidecar's outbound listener: routes by `Host`, records what it forwards.
 
-    Like Envoy it answers 404 for an unknown host and 503 when the upstream refuses the connection, and it
-    originates TLS where the route's URL says https (the local mesh's way to reach the external AI API).
+    Like Envoy it answers 404 for an unknown host and 503 when the upstream refuses the connection. Like the
+    local sidecar's listener it takes plaintext HTTP and TLS on one port (the first byte tells them apart,
+    as Envoy's tls_inspector does) and records each TLS connection's server name (SNI) in `server_names`.
+    Where the sidecar passes TLS through to the external AI API, this stand-in terminates it with `tls`
+    (a certificate for api.openai.com the app must trust) so tests can see the requests inside, then calls
+    the route's https URL.
     """
 
-    def __init__(self, verify: ssl.SSLContext | bool = True) -> None:
+    def __init__(self, verify: ssl.SSLContext | bool = True, tls: "TlsPair | None" = None) -> None:
         self.routes: dict[str, str] = {}
         self.seen: list[Seen] = []
+        self.server_names: list[str | None] = []
         self.port = free_port()
         self._verify = verify
-        self._client: httpx.AsyncClient | None = None
-        config = uvicorn.Config(
-            self,
-            host="127.0.0.1",
-            port=self.port,
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="outbound-router", daemon=True)
+        self._clients: dict[int, httpx.AsyncClient] = {}  # one per server's event loop
+        self._plain_port = free_port()
+        self._tls_port = free_port() if tls is not None else None
+        self._servers = [self._server(self._plain_port)]
+        if tls is not None:
+            self._servers.append(self._server(self._tls_port, ssl_certfile=str(tls.cert_file),
+                                              ssl_keyfile=str(tls.key_file)))
+        self._threads = [threading.Thread(target=server.run, name="outbound-router", daemon=True)
+                         for server in self._servers]
+        self._front_loop: asyncio.AbstractEventLoop | None = None
+        self._front_thread = threading.Thread(target=self._run_front, name="outbound-front", daemon=True)
+        self._front_ready = threading.Event()
+
+    def _server(self, port: int | None, **tls: str) -> uvicorn.Server:
+        assert port is not None
+        return uvicorn.Server(uvicorn.Config(self, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+                                             access_log=False, ws="none", timeout_graceful_shutdown=2, **tls))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
+        self._front_thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self._server.started and time.monotonic() < deadline:
+        while not all(server.started for server in self._servers) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert self._server.started, "outbound router did not start"
+        assert all(server.started for server in self._servers), "outbound router did not start"
+        assert self._front_ready.wait(STARTUP_TIMEOUT_S), "outbound router's front did not start"
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=STOP_TIMEOUT_S)
+        for server in self._servers:
+            server.should_exit = True
+        if self._front_loop is not None:
+            self._front_loop.call_soon_threadsafe(self._front_loop.stop)
+        for thread in (*self._threads, self._front_thread):
+            thread.join(timeout=STOP_TIMEOUT_S)
+
+    # -- the front: one port for plaintext and TLS -------------------------------------------------
+
+    def _run_front(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._front_loop = loop
+        server = loop.run_until_complete(asyncio.start_server(self._front, "127.0.0.1", self.port))
+        self._front_ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            server.close()
+            pending = asyncio.all_tasks(loop)  # connections still piped: end them before the loop goes
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(server.wait_closed())
+            loop.close()
+
+    async def _front(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            first = await asyncio.wait_for(reader.read(1), STOP_TIMEOUT_S)
+            if not first:
+                return
+            head = first
+            port = self._plain_port
+            if first == b"\x16":  # a TLS handshake record: read the whole ClientHello for its SNI
+                header = first + await reader.readexactly(4)
+                head = header + await reader.readexactly(int.from_bytes(header[3:5], "big"))
+                self.server_names.append(server_name(head))
+                if self._tls_port is None:
+                    return  # no TLS route: closed, as the sidecar's BlackHoleCluster does
+                port = self._tls_port
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+            up_writer.write(head)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client or the server went away: the connection just ends, as through a proxy
+        finally:
+            writer.close()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -250,12 +307,12 @@ class OutboundRouter:
         base = self.routes.get(host)
         if base is None:
             return 404, [("content-type", "text/plain")], b"no route (NR)"
-        assert self._client is not None
+        client = self._clients[id(asyncio.get_running_loop())]
         query = scope.get("query_string", b"").decode("latin-1")
         url = f"{base}{scope['path']}" + (f"?{query}" if query else "")
         forwarded = {k: v for k, v in headers.items() if k not in _NOT_FORWARDED}
         try:
-            upstream = await self._client.request(scope["method"], url, headers=forwarded, content=body)
+            upstream = await client.request(scope["method"], url, headers=forwarded, content=body)
         except httpx.TransportError as exc:
             return (
                 503,
@@ -269,13 +326,41 @@ class OutboundRouter:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self._client = httpx.AsyncClient(verify=self._verify, trust_env=False, timeout=10.0)
+                self._clients[id(asyncio.get_running_loop())] = httpx.AsyncClient(
+                    verify=self._verify, trust_env=False, timeout=10.0)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._client is not None:
-                    await self._client.aclose()
+                client = self._clients.pop(id(asyncio.get_running_loop()), None)
+                if client is not None:
+                    await client.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+def server_name(record: bytes) -> str | None:
+    """The SNI of a TLS ClientHello record (RFC 8446 4.1.2, RFC 6066 section 3); None without one."""
+    at = 5 + 4 + 2 + 32  # record header, handshake header, legacy_version, random
+    at += 1 + record[at]  # legacy_session_id
+    at += 2 + int.from_bytes(record[at:at + 2], "big")  # cipher_suites
+    at += 1 + record[at]  # legacy_compression_methods
+    end = at + 2 + int.from_bytes(record[at:at + 2], "big")
+    at += 2
+    while at + 4 <= end:
+        kind, size = int.from_bytes(record[at:at + 2], "big"), int.from_bytes(record[at + 2:at + 4], "big")
+        if kind == 0:  # server_name: list length, name type (0: host_name), name length, name
+            length = int.from_bytes(record[at + 7:at + 9], "big")
+            return record[at + 9:at + 9 + length].decode("ascii")
+        at += 4 + size
+    return None
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,10 @@ class Mesh:
 
 @pytest.fixture(scope="module")
 def mesh(module_launcher: Launcher, tls_pair: TlsPair) -> Iterator[Mesh]:
-    """The four apps; api.openai.com serves TLS with its own certificate, which the router trusts and
-    originates TLS to, as the local sidecar does for the ServiceEntry."""
-    router = OutboundRouter(verify=tls_pair.client_context())
+    """The four apps; api.openai.com serves TLS with its own certificate. ai-agent trusts it
+    (EXTERNAL_AI_CA_FILE) and makes its TLS to the router with SNI api.openai.com, as to the local sidecar
+    (which passes it through); the router terminates it with the same certificate to see the requests."""
+    router = OutboundRouter(verify=tls_pair.client_context(), tls=tls_pair)
     router.start()
     try:
         user = module_launcher.spawn("user", "user-v1-us-east-0")
@@ -70,6 +71,7 @@ def mesh(module_launcher: Launcher, tls_pair: TlsPair) -> Iterator[Mesh]:
             "ai-agent",
             "ai-agent-v1-us-east-0",
             MESH_OUTBOUND=router.url,
+            EXTERNAL_AI_CA_FILE=str(tls_pair.cert_file),
             UPSTREAM_TIMEOUT_S=str(UPSTREAM_TIMEOUT_S),
         )
         for proc in (user, analytics, ai, agent):
@@ -134,6 +136,9 @@ def test_every_outbound_call_goes_to_mesh_outbound_with_the_destination_as_host(
         ("api.openai.com", "POST", "/v1/chat/completions"),
         ("analytics-service", "POST", "/api/v1/events"),
     }
+    # The AI API call was the app's own TLS to the listener, named api.openai.com by SNI (what the sidecar
+    # routes on); mesh services stay plaintext to it.
+    assert set(mesh.router.server_names) == {"api.openai.com"}
 
 
 def test_tracing_and_routing_headers_are_propagated_to_every_upstream(mesh: Mesh) -> None:

@@ -157,12 +157,15 @@ def test_an_unreadable_ca_file_is_an_error_naming_the_variable(tmp_path: Path, l
         from_env({"SERVICE_NAME": "ai-agent", "EXTERNAL_AI_CA_FILE": str(locked)})
 
 
-def test_the_ca_file_with_mesh_outbound_is_an_error_because_the_sidecar_verifies_then(
+def test_the_ca_file_applies_with_mesh_outbound_too_because_the_app_originates_the_tls(
     localhost_pair: TlsPair,
 ) -> None:
-    with pytest.raises(ConfigError, match="EXTERNAL_AI_CA_FILE: is used only in direct mode; with MESH_OUTBOUND"):
-        from_env({"SERVICE_NAME": "ai-agent", "MESH_OUTBOUND": "http://127.0.0.1:15001",
-                  "EXTERNAL_AI_CA_FILE": str(localhost_pair.cert_file)})
+    """Locally the sidecar passes the app's TLS through by SNI (Istio's treatment of a ServiceEntry port of
+    protocol HTTPS), so the app verifies the certificate on both platforms."""
+    config = from_env({"SERVICE_NAME": "ai-agent", "MESH_OUTBOUND": "http://127.0.0.1:15001",
+                       "EXTERNAL_AI_CA_FILE": str(localhost_pair.cert_file)})
+    assert config.external_ai_ca_file == localhost_pair.cert_file
+    assert external_tls_context(config) is not None
 
 
 def test_a_missing_ca_file_makes_the_process_exit_2_naming_the_variable(tmp_path: Path) -> None:

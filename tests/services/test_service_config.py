@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.services import from_env
-from harness.services.outbound import Destination, target
+from harness.services.outbound import Destination, server_name, target
 from tests.services.servicekit import REPO, TlsPair, service_env
 
 
@@ -119,10 +119,15 @@ def test_with_mesh_outbound_every_call_goes_to_the_listener_with_the_destination
         "http://127.0.0.1:15001/api/v1/users/a",
         "user-service",
     )
-    assert target(config, Destination("api.openai.com", external=True), "/v1/chat/completions") == (
-        "http://127.0.0.1:15001/v1/chat/completions",
+    # The external API: the app's own TLS to the same listener, named by SNI (the sidecar passes it through).
+    external = Destination("api.openai.com", external=True)
+    assert target(config, external, "/v1/chat/completions") == (
+        "https://127.0.0.1:15001/v1/chat/completions",
         "api.openai.com",
     )
+    assert server_name(config, external) == "api.openai.com"
+    assert server_name(config, Destination("user-service")) is None
+    assert server_name(from_env({"SERVICE_NAME": "ai-agent"}), external) is None  # direct: the URL names it
 
 
 def test_without_mesh_outbound_mesh_services_are_called_on_8080_and_the_ai_api_over_https() -> None:

@@ -176,25 +176,11 @@ def service_clusters(node: ProxyNode, topology: Topology, service: Service,
 
 def external_cluster(node: ProxyNode, entry: ServiceEntry, host: str, port: int,
                      endpoint: ExternalEndpoint | None, effective: EffectivePolicy) -> dict[str, Any]:
-    """A MESH_EXTERNAL host: the sidecar originates TLS to the local stand-in."""
+    """A MESH_EXTERNAL host's HTTPS/TLS port: the app's own TLS passes through to the endpoint
+    (translate/passthrough.py), so the cluster carries bytes only: no TLS origination, no HTTP options."""
     name = cluster_name("outbound", port, None, host)
     cluster = _base_cluster(node, name, effective.policy)
-    if endpoint is not None and endpoint.ca_file is not None:
-        cluster["transport_socket"] = {
-            "name": TLS_SOCKET,
-            "typed_config": {
-                "@type": UPSTREAM_TLS,
-                "sni": host,
-                "common_tls_context": {
-                    "validation_context": {
-                        "trusted_ca": {"filename": str(endpoint.ca_file)},
-                        "match_typed_subject_alt_names": [
-                            {"san_type": "DNS", "matcher": {"exact": host}}
-                        ],
-                    }
-                },
-            },
-        }
+    cluster.pop("typed_extension_protocol_options", None)
     return cluster
 
 

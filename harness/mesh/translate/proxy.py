@@ -16,6 +16,9 @@ from harness.mesh.translate.listeners import (
 )
 from harness.mesh.translate.metrics_port import app_metrics_listener
 from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
+from harness.mesh.translate.passthrough import (
+    blackhole_cluster, check_passthrough, passthrough_chains, tls_hosts, with_passthrough,
+)
 from harness.mesh.translate.policy import EffectivePolicy, effective_policy
 from harness.mesh.translate.rbac import applies_to, per_route_rbac
 from harness.mesh.translate.routes import outbound_route_config
@@ -80,12 +83,16 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
     """Listeners, clusters, routes and endpoints for one sidecar or gateway."""
     hosts = known_hosts(state)
     policies = {host: effective_policy(state.istio, host) for host in hosts}
+    passed = tls_hosts(state)  # ServiceEntry HTTPS/TLS ports: passed through by SNI, no HTTP routes
+    check_passthrough(passed, policies, state.istio.virtual_services)
+    hosts = {host: port for host, port in hosts.items() if host not in passed}
     clusters, assignments = _clusters_and_endpoints(state, node, policies)
     listeners: list[dict[str, Any]] = []
     routes: dict[str, dict[str, Any]] = {}
     if node.kind == "sidecar":
-        clusters.append(inbound_cluster(node))
-        listeners += [inbound_listener(node, mtls_mode(state, node)), outbound_listener(node)]
+        clusters += [inbound_cluster(node), blackhole_cluster()]
+        listeners += [inbound_listener(node, mtls_mode(state, node)),
+                      with_passthrough(outbound_listener(node), passthrough_chains(state, node, passed))]
         if node.app_socket is not None:  # the app is on a socket: Prometheus scrapes it through here
             listeners.append(app_metrics_listener(node))
         mesh_services = [vs for vs in state.istio.virtual_services if _bound_to(vs, None)]

@@ -8,12 +8,13 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, MissingDependencyError, ReadinessTimeout
+from harness.errors import ConfigError, MissingDependencyError, PortInUseError, ReadinessTimeout
 from harness.mesh.loader import MeshModel
 from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
@@ -87,6 +88,7 @@ class MeshProcesses:
         self.ready_processes: set[str] = set()
         self.cert_rotations = 0
         self._rotation: asyncio.Task[None] | None = None
+        self._receiver: Any = None  # the platform's OTLP receiver (otlp_receiver.serve), when it owns one
         self.kills: list[dict[str, Any]] = []
         self.up = False
 
@@ -118,10 +120,7 @@ class MeshProcesses:
         """
         await self._start_prometheus()
         if self.owns_receiver:
-            await self.supervisor.start(ProcessSpec(
-                name=traces.RECEIVER, argv=traces.receiver_argv(self.layout.trace_port), env=self._base_env(),
-                log_path=self.layout.log_path(traces.RECEIVER),
-                ready_url=f"http://127.0.0.1:{self.layout.trace_port}/ready"))
+            self._start_receiver()
         self.controller.push("initial")
         await self.supervisor.start(self._external_spec())
         pods = self.controller.pods()
@@ -134,12 +133,27 @@ class MeshProcesses:
             await self.supervisor.start(second(pod))
         await self.supervisor.start(self._gateway_spec())
         names = [n for pod in pods for n in (app_name(pod.name), sidecar_name(pod.name))]
-        receiver = [traces.RECEIVER] if self.owns_receiver else []
-        await self.supervisor.wait_ready([*names, "prometheus", *receiver, app_name(EXTERNAL_NAME), GATEWAY_NAME],
+        await self.supervisor.wait_ready([*names, "prometheus", app_name(EXTERNAL_NAME), GATEWAY_NAME],
                                          self.settings.ready_timeout_s)
         await self._wait_all_endpoints()
         self._rotation = asyncio.create_task(self._rotate_certificates(), name="certificate-rotation")
         self.up = True
+
+    def _start_receiver(self) -> None:
+        """The OTLP receiver as threads of this control-plane process, not an interpreter of its own.
+
+        A process of its own cost ~25 MB RSS / 14 MB PSS (bench/memory.py); here it adds its protobuf
+        and http.server modules only. Same server (bounded ring, 127.0.0.1 only); it stops with this
+        process, which `down` stops by its PID, and `stop` shuts it down first.
+        """
+        from harness.platforms.local import otlp_receiver  # protobuf only when the platform owns the receiver
+
+        try:
+            self._receiver = otlp_receiver.serve(self.layout.trace_port)
+        except OSError as exc:  # taken since check_ports_free
+            raise PortInUseError(self.layout.trace_port, "the OTLP trace receiver") from exc
+        self._receiver.daemon_threads = True
+        threading.Thread(target=self._receiver.serve_forever, name=traces.RECEIVER, daemon=True).start()
 
     async def _rotate_certificates(self) -> None:
         """Reissue every workload certificate at half its lifetime, as Istio's agent does.
@@ -171,6 +185,9 @@ class MeshProcesses:
         env = {**self._base_env(), **dict(pod.env), "SERVICE_NAME": pod.app, "SERVICE_VERSION": pod.version,
                "POD_NAME": pod.name, "REGION": pod.region, "HOST": "127.0.0.1", "PORT": str(ports.app),
                "MESH_OUTBOUND": f"http://127.0.0.1:{ports.outbound}",
+               # The app originates TLS to api.openai.com through its sidecar, which passes it through by
+               # SNI (translate/passthrough.py); the stand-in's certificate is from this run's CA.
+               "EXTERNAL_AI_CA_FILE": str(self.external_ca.root_cert_path),
                # The app listens only on its socket, which only this user's processes (the sidecar, the
                # harness) can open; its knobs need the run's token.
                "UDS": str(app_socket(self.layout.state_dir, pod.name)),
@@ -299,7 +316,6 @@ class MeshProcesses:
             })
         gateway = states.get(GATEWAY_NAME)
         prom = states.get("prometheus")
-        receiver = states.get(traces.RECEIVER)
         return {
             "platform": "local",
             "profile": self.settings.profile,
@@ -316,7 +332,7 @@ class MeshProcesses:
             # where the proxies send spans; "owned": the platform's receiver (GET it for the spans as JSON)
             "traces": {"url": f"http://{self.trace_collector.host}:{self.trace_collector.port}"
                               f"{self.trace_collector.path}", "owned": self.owns_receiver,
-                       "pid": receiver.pid if receiver else None},
+                       "pid": os.getpid() if self._receiver is not None else None},  # threads of this process
             "pods": pods,
             "daemon_pid": os.getpid(),
             "workload_certs_expire_at": self.certs_expire_at,  # epoch s; reissued at half their lifetime
@@ -331,4 +347,8 @@ class MeshProcesses:
         try:
             await self.supervisor.stop_all(grace_s=3.0)
         finally:
+            if self._receiver is not None:
+                await asyncio.to_thread(self._receiver.shutdown)  # waits for serve_forever's poll (<= 0.5 s)
+                self._receiver.server_close()
+                self._receiver = None
             await self.controller.close()
