@@ -250,13 +250,18 @@ def judge(session: Any) -> None:
     capacity: CapacitySettings = session.settings.capacity
     steps = [s for s in getattr(session, "capacity_steps", []) if s.get("end") is not None]
     result = session.result
+    samples, unreadable = None, None
     try:
         samples = session.load.samples() if session.load is not None else None
-    except (OSError, ValueError):
-        samples = None
+    except (OSError, ValueError) as exc:
+        unreadable = exc
     try:
         if not steps:
             raise InconclusiveError("the climb ran no step")
+        if unreadable is not None or samples is None:
+            # no samples is no step's figures: that is not knowing the capacity, not a capacity of 0
+            raise InconclusiveError(f"the load's samples could not be read ({unreadable or 'no load'}), so no step "
+                                    f"can be judged")
         mesh = any(s.source == "mesh" for s in session.slos)
         with prometheus(session.platform) if mesh else contextlib.nullcontext() as client:
             for step in steps:

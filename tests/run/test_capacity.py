@@ -163,3 +163,16 @@ def test_confirm_steps_is_a_whole_number_from_1_to_5() -> None:
         with pytest.raises(ConfigError) as caught:
             parse_capacity({**raw, "confirm_steps": bad}, WHERE)
         assert caught.value.field == f"{WHERE}.confirm_steps"
+
+
+def test_unreadable_samples_make_the_capacity_inconclusive_not_a_failure() -> None:
+    settings = CapacitySettings(start_rps=10, step_rps=10, step_s=10, ceiling_rps=20, user_rps=5, settle_s=0)
+    steps = [{"target_rps": 10, "users": 2, "start": 0.0, "end": 10.0}]
+    session = fake_session(settings, samples([]), steps)
+
+    def unreadable() -> pd.DataFrame:
+        raise ValueError("samples.csv: latency_ms is not a number in row 3")
+
+    session.load = SimpleNamespace(samples=unreadable)
+    capacity.judge(session)
+    assert "could not be read" in session.result["inconclusive"] and "row 3" in session.result["inconclusive"]
