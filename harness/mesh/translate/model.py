@@ -35,7 +35,7 @@ class ProxyNode:
     inbound_port: int | None = None  # sidecar: mTLS listener in front of the app
     app_port: int | None = None  # sidecar: the app's /metrics for Prometheus, served by the sidecar
     app_socket: Path | None = None  # sidecar: the Unix socket the app listens on (folder 0700)
-    outbound_port: int | None = None  # sidecar: plaintext listener the app sends requests to
+    outbound_port: int | None = None  # sidecar: the app sends requests (plain HTTP, or its TLS by SNI) here
     gateway_ports: Mapping[int, int] = field(default_factory=dict)  # gateway: server port -> local port
     access_log: bool = False  # meshConfig.accessLogFile: /dev/stdout (the dev profile)
     path_normalization: str = "BASE"  # meshConfig.pathNormalization.normalization (Istio's default)
