@@ -9,7 +9,6 @@ mesh's traffic stays on loopback, and anything else is refused naming the variab
 from __future__ import annotations
 
 import ipaddress
-import sys
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -17,7 +16,7 @@ from harness.errors import ConfigError
 from harness.mesh.translate.model import TraceCollector
 
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
-RECEIVER = "otlp-receiver"  # the supervised process's name
+RECEIVER = "otlp-receiver"  # the receiver's thread name, in the daemon (launch.MeshProcesses._start_receiver)
 
 
 def user_collector(environ: Mapping[str, str]) -> TraceCollector | None:
@@ -50,6 +49,3 @@ def collector_for(receiver_port: int, environ: Mapping[str, str]) -> tuple[Trace
         return user, False
     return TraceCollector(host="127.0.0.1", port=receiver_port), True
 
-
-def receiver_argv(port: int) -> list[str]:
-    return [sys.executable, "-m", "harness.platforms.local.otlp_receiver", "--port", str(port)]
