@@ -21,7 +21,7 @@ from typing import Any
 from harness.errors import PortInUseError
 from harness.platforms.local.launch import PIDS_FILE, envoy_binary
 from harness.platforms.local.platform import LocalPlatform
-from harness.procfs import read_registry, start_time_ticks
+from harness.procfs import cpu_seconds, machine_jiffies, read_registry, start_time_ticks
 from harness.platforms.local.settings import LocalSettings
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -117,14 +117,6 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process so far, in seconds."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def boot_time_wall() -> float:
@@ -286,13 +278,10 @@ def _cpu_ticks() -> dict[int, tuple[int, int, int]]:
 
 
 def _busy_fraction(seconds: float) -> float:
-    def read() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-    total0, idle0 = read()
+    busy0, total0 = machine_jiffies()
     time.sleep(seconds)
-    total1, idle1 = read()
-    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+    busy1, total1 = machine_jiffies()
+    return (busy1 - busy0) / max(1.0, total1 - total0)
 
 
 _BENCH_LOCK: list[int] = []  # the lock file's descriptor, held until this process exits

@@ -1,4 +1,4 @@
-"""Linux process identity: /proc start times, pidfds, parent-death signal, the supervisor's PID registry."""
+"""Linux processes from /proc: identity (start times), CPU time, pidfds, parent-death signal, the PID registry."""
 
 # Shared below the layers that need it: the local platform's supervisor, the fault ledger (is a
 # fault's owner still alive?) and the load runner (Locust dies with the harness).
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 KILL_WAIT_S = 5.0  # after SIGKILL only a process stuck in the kernel (D state) takes longer
 _REAP_POLL_S = 0.02  # reap_leftovers' interval between checks of /proc
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _GONE_STATES = frozenset("ZX")  # zombie or dead: exited, whatever the parent does about it
 
@@ -30,7 +31,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     """Fields 3.. of /proc/<pid>/stat; comm (field 2) may hold spaces and parens, so split after it."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # gone (ENOENT, ESRCH) or not ours to read
         return None
     return raw[raw.rindex(")") + 2 :].split()
 
@@ -42,6 +43,26 @@ def start_time_ticks(pid: int) -> int | None:
     """
     fields = _stat_fields(pid)
     return int(fields[22 - 3]) if fields else None
+
+
+def is_gone(pid: int) -> bool:
+    """True when `pid` has exited: no such process, or a zombie waiting for its parent."""
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] in _GONE_STATES
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of `pid` so far (proc(5): stat fields 14 and 15); None when it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (int(fields[14 - 3]) + int(fields[15 - 3])) / TICKS_PER_S
+
+
+def machine_jiffies() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far, from /proc/stat's first line; busy excludes idle and iowait."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    total = sum(values[:8])
+    return float(total - idle), float(total)
 
 
 def is_running(pid: int, start_ticks: int) -> bool:

@@ -10,34 +10,16 @@ machine Locust took.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.procfs import cpu_seconds, machine_jiffies
+
 CPU_FILE = "generator_cpu.jsonl"
 INTERVAL_S = 1.0
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of `pid` so far; None when it is gone (proc(5): fields 14 and 15)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs from /proc/stat; busy excludes idle and iowait."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)
-    total = sum(values[:8])
-    return float(total - idle), float(total)
 
 
 @dataclass(frozen=True)
@@ -59,15 +41,15 @@ class CpuSampler(threading.Thread):
 
     def run(self) -> None:
         last: dict[int, tuple[float, float]] = {}
-        busy0, total0 = machine_busy()
+        busy0, total0 = machine_jiffies()
         with open(self._path, "a") as out:
             while not self._stopping.wait(self._interval):
                 now, wall = time.time(), time.monotonic()
-                busy, total = machine_busy()
+                busy, total = machine_jiffies()
                 machine = 100.0 * (busy - busy0) / (total - total0) if total > total0 else 0.0
                 busy0, total0 = busy, total
                 for pid, role in self._roles().items():
-                    cpu = process_cpu_s(pid)
+                    cpu = cpu_seconds(pid)
                     if cpu is None:
                         continue
                     if pid in last:

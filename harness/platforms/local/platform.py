@@ -31,7 +31,7 @@ from harness.platforms.local.supervisor import reap_leftovers
 from harness.platforms.local.traces import user_collector
 from harness.platforms.model import CLEARED_KNOBS
 from harness.platforms.telemetry import TelemetryPipeline, duration_s
-from harness.procfs import is_running, start_time_ticks
+from harness.procfs import is_gone, is_running, start_time_ticks
 from harness.state import claim_state_dir, is_state_dir, mark_state_dir, remove_state
 
 logger = logging.getLogger("harness.platforms")
@@ -312,15 +312,10 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
                 return True
         except ChildProcessError:
             pass
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+        if is_gone(pid):
             return True
         time.sleep(POLL_S)
     return False
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
+
