@@ -316,6 +316,3 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
             return True
         time.sleep(POLL_S)
     return False
-
-
-
