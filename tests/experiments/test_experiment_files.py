@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from harness.chaos.tuning import mesh_change_documents
 from harness.errors import ConfigError
 from harness.run.runner import check_only
 
@@ -28,6 +30,47 @@ def test_the_five_experiments_and_their_failing_variants_are_shipped() -> None:
     assert {"pod-kill", "latency-injection", "abort-injection", "cluster-failover", "canary"} <= names
     tagged = {p.stem for p in EXPERIMENTS if "failing-variant" in yaml.safe_load(p.read_text()).get("tags", [])}
     assert len(tagged) >= 5
+
+
+FIXED_MESH = [p for p in EXPERIMENTS if p.stem.endswith("-fixed-mesh")]
+CAPACITY = Path(__file__).parents[2] / "bench" / "results" / "capacity.json"
+
+
+def arguments_of(doc: dict) -> dict:
+    return doc["controls"][0]["provider"]["arguments"]
+
+
+def test_every_load_experiment_ships_a_realistic_open_model_load_and_says_why() -> None:
+    """Issue 14: each shipped experiment drives at least 30 users at an open-model `rate` (requests/s)
+    below the capacity at SLO measured on this machine, and its description says why that load. The
+    security experiments are probes whose 2 users only show that legitimate chats still pass (chaos never
+    runs without load); the capacity experiments climb their own load."""
+    lowest = min(json.loads(CAPACITY.read_text())["capacities_rps"])
+    checked = []
+    for path in EXPERIMENTS:
+        doc = yaml.safe_load(path.read_text())
+        load = arguments_of(doc).get("load")
+        if load is None or "capacity" in arguments_of(doc) or "security" in doc["tags"]:
+            continue
+        assert load["users"] >= 30 and 0 < load["rate"] < lowest and "think_time_s" not in load, path.name
+        assert "bench/results/capacity.json" in doc["description"] or "-fixed-mesh" in path.stem, path.name
+        checked.append(path.stem)
+    assert len(checked) >= 13, checked
+
+
+@pytest.mark.parametrize("path", FIXED_MESH, ids=lambda p: p.name)
+def test_a_fixed_mesh_variant_is_its_experiment_with_only_the_pool_sized_for_the_load(path: Path) -> None:
+    """A `*-fixed-mesh` file is the experiment of the same name on a shipped DestinationRule variant
+    (the control's `mesh:`): same load, SLOs, phases, method and rollbacks, so its pass against the
+    experiment's fail is the setting's doing alone."""
+    fixed = yaml.safe_load(path.read_text())
+    seed = yaml.safe_load((path.parent / path.name.replace("-fixed-mesh", "")).read_text())
+    mesh = arguments_of(fixed).pop("mesh")
+    assert mesh == ["variants/connection-pool-for-load.yaml"] and "mesh" not in arguments_of(seed)
+    assert all(mesh_change_documents(manifest) for manifest in mesh)
+    for key in ("controls", "steady-state-hypothesis", "method", "rollbacks"):
+        assert fixed[key] == seed[key], key
+    assert "fixed-mesh" in fixed["tags"] and "nightly" in fixed["tags"] and "nightly" not in seed["tags"]
 
 
 def broken(tmp_path: Path, change) -> Path:

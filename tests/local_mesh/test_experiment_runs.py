@@ -25,17 +25,22 @@ FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "6", "HARNESS_RECO
 
 def run_env(mesh: Mesh) -> dict[str, str]:
     settings = mesh.platform.settings
-    return {**os.environ, **FAST_PHASES, "HARNESS_STATE_DIR": str(settings.state_dir),
+    return {**os.environ, **FAST_PHASES, **LIVE_DEFAULT, "HARNESS_STATE_DIR": str(settings.state_dir),
             "HARNESS_BASE_PORT": str(settings.base_port), "HARNESS_INGRESS_PORT": str(settings.ingress_port),
             "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port), "HARNESS_AI_LATENCY_MS": "2"}
 
 
-# The pod-kill experiments ship at 30 users and 30 requests/s (what this machine sustains on the fixed
-# mesh, bench/results/realistic_load.json; the seed's connection pool fails there, by design). These
-# tests check the harness, not the machine's capacity, so they run them at the load they always had
-# (3 users, about 10 requests/s) through the command line's overrides, which keeps them stable while
-# other work shares the cores.
-LIVE_LOAD = {"pod-kill": ["--users", "3", "--rate", "10"], "pod-kill-fixed-mesh": ["--users", "3", "--rate", "10"]}
+# The experiments ship at 30 users and 30 requests/s (latency-injection*: 60 users; below what this
+# machine sustains within the SLOs, bench/results/capacity.json; the seed's connection pools overflow
+# there, by design, bench/results/experiment_loads.json). These tests check the harness, not the
+# machine's capacity, so they run each at about the load it always had here: 10 users at 30 requests/s
+# (a think time of 0.1-0.3 s gave 30-50) through HARNESS_USERS/HARNESS_RATE, which also reach the
+# edited copies below and a plain `chaos run`, and the pod-kill ones at 3 users (5 for all replicas)
+# through the command line's flags, which win over the variables. That keeps them stable while other
+# work shares the cores.
+LIVE_DEFAULT = {"HARNESS_USERS": "10", "HARNESS_RATE": "30"}
+LIVE_LOAD = {"pod-kill": ["--users", "3", "--rate", "10"], "pod-kill-fixed-mesh": ["--users", "3", "--rate", "10"],
+             "pod-kill-all-replicas": ["--users", "5", "--rate", "15"]}
 
 
 def start_run(mesh: Mesh, experiment: Path, report_dir: Path) -> subprocess.Popen[str]:
@@ -75,10 +80,13 @@ def assert_mesh_restored(mesh: Mesh, journal: dict[str, Any]) -> None:
     assert journal["harness"]["pending_undo"] == []
 
 
-# pod-kill-fixed-mesh is pod-kill with a mesh variant applied for the run: at this test's load (LIVE_LOAD)
-# the two runs show the same thing, so only the headline runs here; the variant's apply and restore are
-# tested in tests/chaos/test_mesh_change.py and the file itself by tests/experiments.
-PASSING = ["pod-kill", "latency-injection", "abort-injection", "cluster-failover", "canary"]
+# A *-fixed-mesh experiment is its experiment with a mesh variant applied for the run (tests/experiments
+# checks that nothing else differs). The nightly suite runs the fixed-mesh ones, so they run here, on
+# the real mesh with its DestinationRules replaced and restored (assert_mesh_restored); pod-kill is the
+# headline (`make run`) and stays as written (pod-kill-fixed-mesh: bench/up_then_run.py). The failing
+# variants run on the same variant.
+PASSING = ["pod-kill", "latency-injection-fixed-mesh", "abort-injection-fixed-mesh", "cluster-failover-fixed-mesh",
+           "canary-fixed-mesh"]
 FAILING = {
     "pod-kill-all-replicas": ("ai-agent-availability-chaos", "chaos"),
     "latency-injection-too-slow": ("ai-agent-latency-p99", "chaos"),

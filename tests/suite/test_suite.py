@@ -215,11 +215,16 @@ def test_an_unreadable_experiment_file_counts_as_invalid_rather_than_dropping_ou
     assert outcome.exit_code == 2
 
 
-def test_the_shipped_nightly_suite_is_the_five_experiments_without_their_failing_variants() -> None:
+def test_the_shipped_nightly_suite_is_the_five_experiments_on_the_mesh_sized_for_their_load() -> None:
+    """Nightly must pass whenever the harness and the mesh are healthy, so it holds what passes at the
+    realistic load (issue 14): the fixed-mesh variants, since on the seed's connection pools that load
+    overflows and the experiments as written fail (by design, with advice naming the settings:
+    bench/results/experiment_loads.json); no failing variants."""
     from harness.suite import entries_tagged
 
     nightly = [e.name for e in entries_tagged("nightly", Path(__file__).resolve().parents[2] / "experiments")]
-    assert nightly == ["abort-injection", "canary", "cluster-failover", "latency-injection", "pod-kill"]
+    assert nightly == ["abort-injection-fixed-mesh", "canary-fixed-mesh", "cluster-failover-fixed-mesh",
+                       "latency-injection-fixed-mesh", "pod-kill-fixed-mesh"]
 
 
 def test_the_public_surface_is_one_sorted_all_and_every_module_opens_with_a_one_line_docstring() -> None:
