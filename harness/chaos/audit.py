@@ -114,7 +114,7 @@ def clean_orphans(platform: Platform) -> list[dict[str, Any]]:
                           file=path, field="fault ledger entry")
     if not ledger.orphans():
         return []
-    if _dry_run(platform):  # the undos' calls are only recorded as steps, so the entries stay
+    if platform.dry_run:  # the undos' calls are only recorded as steps, so the entries stay
         planned = []
         for entry in reversed(ledger.orphans()):
             UNDOERS[entry.kind](platform, entry.undo)
@@ -129,10 +129,6 @@ def clean_orphans(platform: Platform) -> list[dict[str, Any]]:
     return cleaned
 
 
-def _dry_run(platform: Platform) -> bool:
-    return bool(getattr(getattr(platform, "settings", None), "dry_run", False))
-
-
 def reset_mesh(platform: Platform) -> dict[str, Any]:
     """`harness reset`: the declared mesh (Istio resources, knobs, holds, replicas) and no orphan left.
 
@@ -142,7 +138,7 @@ def reset_mesh(platform: Platform) -> dict[str, Any]:
     ledger = ledger_for(platform)
     orphans = ledger.orphans() if ledger is not None else []
     result = platform.reset()
-    if ledger is not None and not _dry_run(platform):  # a dry run changes nothing, the ledger included
+    if ledger is not None and not platform.dry_run:  # a dry run changes nothing, the ledger included
         for entry in orphans:
             ledger.clear(entry.id)
         result["orphans_cleared"] = [entry.line() for entry in orphans]

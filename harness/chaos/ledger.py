@@ -194,7 +194,7 @@ class FaultLedger:
 
 def ledger_for(platform: Platform) -> FaultLedger | None:
     """The ledger of a platform (its `ledger_dir`), or None for a platform that keeps no state."""
-    directory = getattr(platform, "ledger_dir", None)
+    directory = platform.ledger_dir
     return FaultLedger(directory) if directory is not None else None
 
 

@@ -82,8 +82,7 @@ def _in_cluster(status: dict[str, Any], pod: str, attempts: list[ClusterAttempt]
     from harness.platforms.kind import probes  # kind's API client only when probing kind
 
     row, platform = _pod_row(status, pod), current_platform()
-    dry_run = bool(getattr(getattr(platform, "settings", None), "dry_run", False))
-    if not row.get("pod_ip") and not dry_run:
+    if not row.get("pod_ip") and not platform.dry_run:
         raise HarnessError(f"pod {pod} has no IP (not running): nothing to probe")
     ca_files = probes.mesh_ca_files(platform, row["context"])
     files: dict[str, bytes] = {}

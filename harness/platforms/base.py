@@ -65,6 +65,10 @@ class Platform(Protocol):
         [] on a platform or a run that is not a dry run."""
 
     @property
+    def dry_run(self) -> bool:
+        """True when calls are only planned and recorded (`steps`), nothing changes: the ledger stays."""
+
+    @property
     def ledger_dir(self) -> Path | None:
         """Where the fault ledger (harness.chaos.ledger) of this mesh lives; None: none is kept."""
 

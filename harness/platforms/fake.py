@@ -99,6 +99,10 @@ class FakePlatform:
         return "the fake mesh is down"
 
     @property
+    def dry_run(self) -> bool:
+        return False
+
+    @property
     def ledger_dir(self) -> Path | None:
         """The fault ledger's folder; None (no ledger kept, harness.chaos.ledger.ledger_for) unless given."""
         return self._ledger_dir

@@ -48,6 +48,9 @@ class LocalPods:
     class _Runner:
         dry_run = False
 
+    ledger_dir = None  # keeps no fault ledger (harness.chaos.ledger.ledger_for)
+    dry_run = False
+
     def __init__(self, root: Path, target_url: str) -> None:
         self.root, self.target_url = root, target_url
         self.runner = self._Runner()

@@ -240,6 +240,8 @@ def test_up_says_how_the_image_was_loaded_and_where_the_ca_came_from(monkeypatch
     from harness import cli
 
     class Up:
+        ledger_dir = None  # keeps no fault ledger
+
         def up(self, **_: object) -> dict:
             return {"platform": "kind", "profile": "dev", "ingress_url": "http://127.0.0.1:18080",
                     "prometheus_url": "http://127.0.0.1:19090", "pods": [],

@@ -111,6 +111,10 @@ class KindPlatform:
         return root / f"kind-ledger-{self.settings.cluster_name}"
 
     @property
+    def dry_run(self) -> bool:
+        return self.settings.dry_run
+
+    @property
     def steps(self) -> list[str]:
         """What a dry run would have done so far, in order."""
         return list(self.recorder.steps) if self.recorder is not None else []

@@ -60,6 +60,10 @@ class LocalPlatform:
         return []
 
     @property
+    def dry_run(self) -> bool:
+        return False  # the local platform has no dry run
+
+    @property
     def ledger_dir(self) -> Path:
         """The fault ledger (harness.chaos.ledger) of this mesh; removed with the mesh by `down`."""
         return self.state_dir / "ledger"
