@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import tarfile
 import tempfile
 import time
@@ -32,6 +33,7 @@ from harness.load._run import RunOutputs
 from harness.load._spec import LoadSpec
 from harness.platforms.kind.load import MASTER_JOB, MASTER_PORT, MOUNT, OUT, InClusterLoad, master_host
 
+logger = logging.getLogger("harness.load")
 PLUGIN_KEY = "harness_locust_plugin.py"
 POLL_S = 1.0
 COLLECT_WAIT_S = 30.0  # after SIGTERM, how long the master may take to stop its workers and write its CSVs
@@ -205,6 +207,9 @@ class InClusterLoadRun(RunOutputs):
                  tb: TracebackType | None) -> None:
         try:
             self.stop()
-        except HarnessError:
+        except HarnessError as stop_error:
             if exc is None:
                 raise
+            # the error in flight is the one to report; this one travels with it instead of vanishing
+            exc.add_note(f"and stopping the in-cluster load failed too: {stop_error}")
+            logger.error("stopping the in-cluster load failed: %s", stop_error)

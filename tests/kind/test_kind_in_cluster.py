@@ -277,3 +277,24 @@ def test_the_platform_side_against_the_emulated_api_server(cluster, runner, targ
     platform.stop_in_cluster_load()
     assert runner.commands[-1].argv[6:10] == ("job/locust-master", "job/locust-worker", "service/locust-master",
                                               "configmap/harness-load")
+
+
+def test_a_failed_stop_travels_with_the_error_in_flight_instead_of_vanishing() -> None:
+    """Leaving the run's `with` on an exception, a stop that fails too is attached to that exception as a
+    note (and logged), so neither cause is lost; without an exception in flight the stop's error is raised."""
+    from harness.errors import LoadError
+    from harness.load._in_cluster import InClusterLoadRun
+
+    run = object.__new__(InClusterLoadRun)
+
+    def stop() -> None:
+        raise LoadError("the locust master Job could not be deleted")
+
+    run.stop = stop  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError) as caught:
+        with run:
+            raise RuntimeError("the run failed")
+    assert any("could not be deleted" in note for note in caught.value.__notes__)
+    with pytest.raises(LoadError):
+        with run:
+            pass
