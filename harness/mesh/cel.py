@@ -19,9 +19,12 @@ expression over Envoy's own attributes as Envoy's `%CEL(...)%` formatter. Anythi
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from lark import Token, Tree
@@ -90,22 +93,39 @@ class Chain:
     path: tuple[str | int, ...]
 
 
+@lru_cache(maxsize=1)
+def _parser() -> Any:
+    """cel-python's parser (celpy/celparser.py, which needs only lark), without the `celpy` package.
+
+    `celpy.Environment().compile(text)` is `CELParser(tree_class=lark.Tree).parse(text)`, but importing
+    the package also loads its evaluator (pendulum, dateutil, re2, ...), which nothing here runs: ~7 MB
+    RSS more in the local daemon and in every CLI process that reads a Telemetry resource.
+    """
+    spec = importlib.util.find_spec("celpy")  # finds the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("cel-python (celpy) is not installed")
+    location = Path(list(spec.submodule_search_locations)[0]) / "celparser.py"
+    module_spec = importlib.util.spec_from_file_location("harness_celpy_celparser", location)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 2500))  # what celpy.Environment() sets for CEL's depths
+    return module.CELParser()
+
+
 def load_parser() -> None:
     """Build cel-python's parser now: it takes a quarter of a second, once per process (a run's report
     reads the Telemetry resources again), so a thread can do it ahead of need."""
-    import celpy
-
-    celpy.Environment()
+    _parser()
 
 
 @lru_cache(maxsize=256)
 def _parse(text: str) -> Tree:
-    import celpy  # cel-python: only when a Telemetry resource is read
-
     if not isinstance(text, str) or not text.strip():
         raise CelError("an empty expression (a CEL expression is expected, e.g. string(response.code))")
+    parser = _parser()  # cel-python: only when a Telemetry resource is read
     try:
-        return celpy.Environment().compile(text)
+        return parser.parse(text)
     except Exception as exc:  # celpy raises CELParseError (and lark errors) with the position
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CelError(f"not a CEL expression: {text!r} ({first})") from exc
