@@ -233,7 +233,10 @@ class HarnessRun:
         self.enter("chaos")
         breach_slos = [s for s in self.slos if s.abort_on_breach]
         if breach_slos:
-            since = now
+            # Samples up to the telemetry lag's upper bound after the chaos starts still hold baseline
+            # requests: the watch judges only what follows, as the chaos phase's own window does.
+            lag = self.telemetry_lag
+            since = now + (lag.upper_s if lag is not None else 0.0)
 
             def watch() -> None:
                 try:

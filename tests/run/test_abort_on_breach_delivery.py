@@ -32,3 +32,22 @@ def test_a_breach_found_by_the_watcher_thread_cuts_the_main_threads_pause_short(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     assert run.interrupted_by == "abort_on_breach" and run.breach == {"slo": "ai-agent-availability"}
+
+
+def test_the_breach_watch_judges_only_samples_after_the_lag_that_hold_chaos_requests(monkeypatch) -> None:
+    """Samples stamped up to the telemetry lag's upper bound after the chaos starts still hold baseline
+    requests (harness/slo/lag.py), so the watch starts there, as the chaos phase's own window does: a
+    breach in the baseline never stops the chaos as if the fault had caused it."""
+    from harness.run import evaluation
+    from harness.run.session import Phase
+
+    seen: list[float] = []
+    monkeypatch.setattr(evaluation, "breach_watch", lambda slos, platform, since, stop: seen.append(since))
+    slo = SimpleNamespace(abort_on_breach=True)
+    run = SimpleNamespace(settings=SimpleNamespace(load=None), phases={p: Phase(p) for p in ("baseline", "chaos")},
+                          enter=lambda phase: None, slos=[slo], platform=None, _breach_stop=threading.Event(),
+                          telemetry_lag=SimpleNamespace(upper_s=2.4), breach_watcher=None)
+    before = time.time()
+    HarnessRun.method_starts(run)  # type: ignore[arg-type]
+    run.breach_watcher.join(5)
+    assert seen and seen[0] >= before + 2.4 and seen[0] == pytest.approx(run.phases["chaos"].start + 2.4)
