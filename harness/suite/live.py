@@ -38,12 +38,19 @@ def session_slo_state(window_s: float = WINDOW_S) -> list[str]:
     if session is None:
         return ["live SLOs: no harness session (is the experiment running under `harness gameday`?)"]
     samples = _samples(session)
+    # As the run's own live line (harness.run.live): the window ends the measured telemetry lag ago, the
+    # newest moment whose requests are all in Prometheus; client samples are judged over the same window.
+    lag = session.telemetry_lag
+    lag_s = lag.upper_s if lag is not None else 0.0
     try:
         with PrometheusClient(session.platform.status()["prometheus_url"]) as client:
-            results = evaluate_live(session.slos, client, now=time.time(), window_s=window_s, samples=samples)
+            results = evaluate_live(session.slos, client, now=time.time() - lag_s, window_s=window_s, samples=samples)
     except HarnessError as exc:  # Prometheus or the platform unreachable: say so, the operator decides
         return [f"live SLOs: not available ({exc})"]
-    return format_results(results, window_s=window_s)
+    lines = format_results(results, window_s=window_s)
+    if lag is not None and results:
+        lines[0] = f"live SLOs (last {window_s:g} s, ending {lag_s:.1f} s ago: the measured telemetry lag):"
+    return lines
 
 
 def _samples(session: Any) -> pd.DataFrame | None:

@@ -67,9 +67,43 @@ def test_the_running_sessions_slos_are_asked_of_its_prometheus_and_an_unreachabl
     from harness.run import control
 
     platform = FakePlatform()  # its Prometheus URL names a loopback port nothing listens on
-    control.set_session(SimpleNamespace(slos=[AVAILABILITY], platform=platform, load=None))  # type: ignore[arg-type]
+    control.set_session(SimpleNamespace(slos=[AVAILABILITY], platform=platform, load=None,  # type: ignore[arg-type]
+                                        telemetry_lag=None))
     try:
         lines = session_slo_state()
     finally:
         control.set_session(None)
     assert len(lines) == 1 and lines[0].startswith("live SLOs: not available (Prometheus at http://127.0.0.1:")
+
+
+def test_the_game_day_window_ends_the_measured_telemetry_lag_ago_as_the_runs_own_live_line(monkeypatch) -> None:
+    """Samples newer than the lag's upper bound do not yet hold every request (harness/slo/lag.py): the
+    operator's window ends there, and the heading says so."""
+    import time
+    from types import SimpleNamespace
+
+    import harness.slo
+    from harness.run import control
+
+    prometheus = FakePrometheus({"availability": 0.999, "latency": 120.0})
+
+    class Client:
+        def __init__(self, url: str) -> None:
+            pass
+
+        def __enter__(self) -> FakePrometheus:
+            return prometheus
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(harness.slo, "PrometheusClient", Client)
+    control.set_session(SimpleNamespace(slos=[AVAILABILITY], platform=FakePlatform(), load=None,  # type: ignore[arg-type]
+                                        telemetry_lag=SimpleNamespace(upper_s=2.5)))
+    try:
+        before = time.time()
+        lines = session_slo_state()
+    finally:
+        control.set_session(None)
+    assert lines[0] == "live SLOs (last 30 s, ending 2.5 s ago: the measured telemetry lag):"
+    assert prometheus.asked and all(before - 2.5 - 1 < at <= time.time() - 2.5 for _, at in prometheus.asked)
