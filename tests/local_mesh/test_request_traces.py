@@ -48,7 +48,12 @@ def _wait_spans(mesh: Mesh, done, timeout_s: float = 15.0) -> list[dict]:
 def test_one_chat_is_one_trace_through_the_gateway_and_both_sidecars_with_the_user_tag(clean_mesh: Mesh) -> None:
     clean_mesh.platform.apply([Path(FULL_SAMPLING)])
     _clear(clean_mesh)
-    response = clean_mesh.chat(headers={"x-user-id": "trace-user-7"})
+    # A new connection: one the session's client kept alive from an earlier test stays on the gateway's
+    # previous listener, with its 1 % sampling, until that listener drains (Envoy applies a listener
+    # update to new connections only, in Istio too).
+    with httpx.Client(timeout=10.0) as fresh:
+        response = fresh.post(f"{clean_mesh.ingress}/api/v1/chat", json={"user_id": "u1", "prompt": "hello"},
+                              headers={"host": clean_mesh.status["ingress_host"], "x-user-id": "trace-user-7"})
     assert response.status_code == 200, response.text
     tagged = lambda spans: [s for s in spans if s["attributes"].get("user_id") == "trace-user-7"]  # noqa: E731
 
