@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.errors import ConfigError, UnsupportedFieldError
+from harness.errors import UnsupportedFieldError
 from harness.mesh import cel
 from harness.mesh.resources import ServiceEntry, VirtualService
 from harness.mesh.telemetry_api import TelemetryResource, metric_plan
@@ -31,7 +31,7 @@ from harness.mesh.translate.clusters import cluster_name
 from harness.mesh.translate.model import MeshState, ProxyNode
 from harness.mesh.translate.policy import EffectivePolicy
 from harness.mesh.translate.telemetry import (
-    ISTIO_LABELS, MAX_USER_TAGS, METADATA_NAMESPACE, REMOVED, STATS_LOGGER, USER_TAG, envoy_node, standard_tags,
+    METADATA_NAMESPACE, STATS_LOGGER, envoy_node, overridden_tags, standard_tags,
 )
 
 PASSTHROUGH_PROTOCOLS = ("HTTPS", "TLS")
@@ -144,21 +144,7 @@ def tcp_stats(state: MeshState, node: ProxyNode, telemetry: Iterable[TelemetryRe
     for metric, amount in TCP_METRICS.items():
         if metric in plan.disabled:
             continue
-        tags = dict(base)
-        for tag in plan.removed.get(metric, ()):
-            tags[tag] = REMOVED
-        added = 0
-        for tag, override in plan.upserts.get(metric, {}).items():  # as translate/telemetry.py does for HTTP
-            assert override.value is not None
-            tag_value = _tcp_value(override.value, node)
-            if tag in ISTIO_LABELS:
-                tags[tag] = tag_value
-                continue
-            if added == MAX_USER_TAGS:
-                raise ConfigError(f"the local mesh carries at most {MAX_USER_TAGS} added tags per metric; "
-                                  f"{tag!r} would be the {MAX_USER_TAGS + 1}th on {metric}", field=override.field)
-            tags[f"{USER_TAG}{added}"] = f"{tag}={tag_value}"
-            added += 1
+        tags = overridden_tags(plan, metric, base, lambda text: _tcp_value(text, node))
         counter: dict[str, Any] = {"stat": {"name": metric, "tags": [{"name": k, "value_format": v}
                                                                      for k, v in tags.items()]}}
         if amount is None:

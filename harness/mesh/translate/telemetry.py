@@ -40,11 +40,12 @@ started, which is the trust model it asks for.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Iterable, Literal
 
 from harness.errors import ConfigError
 from harness.mesh import cel
-from harness.mesh.telemetry_api import TelemetryResource, metric_plan
+from harness.mesh.telemetry_api import MetricPlan, TelemetryResource, metric_plan
 from harness.mesh.topology import Pod, spiffe_id
 from harness.mesh.translate import tracing
 from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
@@ -196,6 +197,29 @@ def _ordered(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": name, "value_format": value} for name, value in tags.items()]
 
 
+def overridden_tags(plan: MetricPlan, metric: str, base: dict[str, str],
+                    value_of: Callable[[str], str]) -> dict[str, str]:
+    """One metric's tags: the proxy's own, then the Telemetry's REMOVEs and UPSERTs (`value_of` turns a
+    CEL value into the logger's format). A tag that is not one of Istio's labels travels as
+    `<USER_TAG><i>` = "<tag>=<value>", which the scrape's relabeling turns back ("unknown" when empty)."""
+    tags = dict(base)
+    for tag in plan.removed.get(metric, ()):
+        tags[tag] = REMOVED
+    added = 0
+    for tag, override in plan.upserts.get(metric, {}).items():
+        assert override.value is not None
+        value = value_of(override.value)
+        if tag in ISTIO_LABELS:
+            tags[tag] = value
+            continue
+        if added == MAX_USER_TAGS:
+            raise ConfigError(f"the local mesh carries at most {MAX_USER_TAGS} added tags per metric; "
+                              f"{tag!r} would be the {MAX_USER_TAGS + 1}th on {metric}", field=override.field)
+        tags[f"{USER_TAG}{added}"] = f"{tag}={value}"
+        added += 1
+    return tags
+
+
 def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls: bool | None,
                       telemetry: Iterable[TelemetryResource]) -> dict[str, Any]:
     """The stats access logger of one HCM: Istio's HTTP metrics with this proxy's tags and overrides."""
@@ -205,21 +229,8 @@ def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, 
     for metric in HTTP_METRICS:
         if metric in plan.disabled:
             continue
-        tags = dict(base)
-        for tag in plan.removed.get(metric, ()):
-            tags[tag] = REMOVED
-        added = 0
-        for tag, override in plan.upserts.get(metric, {}).items():
-            assert override.value is not None
-            value = cel.to_envoy_format(override.value, reporter=reporter, node=envoy_node(node))
-            if tag in ISTIO_LABELS:
-                tags[tag] = value
-                continue
-            if added == MAX_USER_TAGS:
-                raise ConfigError(f"the local mesh carries at most {MAX_USER_TAGS} added tags per metric; "
-                                  f"{tag!r} would be the {MAX_USER_TAGS + 1}th on {metric}", field=override.field)
-            tags[f"{USER_TAG}{added}"] = f"{tag}={value}"  # "unknown" when the value is empty: see the docstring
-            added += 1
+        tags = overridden_tags(plan, metric, base, lambda text: cel.to_envoy_format(
+            text, reporter=reporter, node=envoy_node(node)))
         if metric == "requests_total":
             if reporter == "destination":  # names RBAC denials (the rules keep only those)
                 tags["response_code_details"] = "%RESPONSE_CODE_DETAILS%"
