@@ -21,6 +21,8 @@ DEFAULT_RETRIES = ("Istio's default retry policy (2 retries on connect-failure, 
 RETRIES = "{attempts: 3, perTryTimeout: 2s, retryOn: 5xx,reset,connect-failure,refused-stream}"
 OUTLIER = "{consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 15s}"
 TRAFFIC_POLICY = "spec.trafficPolicy"
+POOL_FIX = ("raise http1MaxPendingRequests to the requests in flight at peak load and remove maxRequestsPerConnection "
+            "(Istio leaves both unlimited), as harness/mesh/manifests/variants/connection-pool-for-load.yaml does")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +92,7 @@ def _for_fault(row: SloRow, fault: FaultWindow, target: str | None, faults: Sequ
     for service in services:
         if fault.kind == "region":
             fixes += _failover(row, fault, service, faults, mesh)
+            fixes += _surviving_pool(fault, service, faults, mesh) if row.kind == "availability" else []
         elif fault.kind == "scale":
             fixes += _pool(fault, service, mesh)
         elif row.kind == "latency":
@@ -361,19 +364,39 @@ def _dependency_pools(target: str | None, mesh: MeshView) -> list[Fix]:
             rules[rule.name] = rule
     fixes = []
     for name, dependencies in callers.items():
-        pool = rules[name].policy.pool  # type: ignore[union-attr]
-        limits = [f"http1MaxPendingRequests {pool.http1_max_pending_requests} requests waiting for a connection"
-                  ] if pool.http1_max_pending_requests is not None else []
-        if pool.max_requests_per_connection is not None:
-            limits.append(f"maxRequestsPerConnection {pool.max_requests_per_connection} requests per connection")
         fixes.append(_rule_fix(rules[name], mesh, f"{TRAFFIC_POLICY}.connectionPool.http", text=(
             f"{target} calls {' and '.join(dependencies)} for each request, and this rule allows each "
-            f"{'of their hosts' if len(dependencies) > 1 else 'host'} {' and '.join(limits)}: under load the queue overflows and the caller's sidecar answers 503 "
-            f"at once (Envoy: upstream_rq_pending_overflow), so {target} fails the request; raise "
-            f"http1MaxPendingRequests to the requests in flight at peak load and remove maxRequestsPerConnection "
-            f"(Istio leaves both unlimited), as harness/mesh/manifests/variants/connection-pool-for-load.yaml does"
-        )))  # fmt: skip
+            f"{'of their hosts' if len(dependencies) > 1 else 'host'} {_pool_limits(rules[name])}: under load the "
+            f"queue overflows and the caller's sidecar answers 503 at once (Envoy: upstream_rq_pending_overflow), so "
+            f"{target} fails the request; {POOL_FIX}")))
     return fixes
+
+
+def _surviving_pool(fault: FaultWindow, service: str, faults: Sequence[FaultWindow], mesh: MeshView) -> list[Fix]:
+    """A region down: the service's hosts elsewhere take all its traffic through the same per-host pool
+    limits (http1MaxPendingRequests, maxRequestsPerConnection; see _dependency_pools), so a pool sized for
+    the load spread over every region overflows on the hosts left."""
+    down = {fault.target} | {f.target for f in faults if f.kind == "region" and f.overlaps(fault.start, fault.end)}
+    alive = [r for r in mesh.regions_of(service) if r not in down]
+    rule = mesh.destination_rule(service)
+    pool = rule.policy.pool if rule is not None and rule.policy is not None else None
+    if not alive or rule is None or pool is None or (
+            pool.http1_max_pending_requests is None and pool.max_requests_per_connection is None):
+        return []
+    return [_rule_fix(rule, mesh, f"{TRAFFIC_POLICY}.connectionPool.http", text=(
+        f"with {', '.join(sorted(down))} down, {service}'s hosts in {', '.join(alive)} take all its traffic, and this "
+        f"rule allows each host {_pool_limits(rule)}: past that the callers' sidecars answer 503 at once (Envoy: "
+        f"upstream_rq_pending_overflow); size the pool for the traffic the remaining regions must carry: {POOL_FIX}"))]
+
+
+def _pool_limits(rule: DestinationRule) -> str:
+    """e.g. "http1MaxPendingRequests 10 requests waiting for a connection and maxRequestsPerConnection 2 ..."."""
+    pool = rule.policy.pool  # type: ignore[union-attr]
+    limits = [f"http1MaxPendingRequests {pool.http1_max_pending_requests} requests waiting for a connection"
+              ] if pool.http1_max_pending_requests is not None else []
+    if pool.max_requests_per_connection is not None:
+        limits.append(f"maxRequestsPerConnection {pool.max_requests_per_connection} requests per connection")
+    return " and ".join(limits)
 
 
 def _target_pool(row: SloRow, target: str | None, mesh: MeshView) -> list[Fix]:

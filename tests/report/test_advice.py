@@ -160,6 +160,28 @@ def test_a_region_failure_with_no_target_points_at_the_subset_and_the_failover_c
     assert "every region with analytics-service pods" in analytics.text
 
 
+def test_a_region_failure_losing_requests_names_the_pool_of_the_hosts_left_in_other_regions(run_dir: RunFactory) -> None:
+    """With us-east down, user-service's one host left (eu-west) takes all its calls through the same
+    per-host limits (Istio ConnectionPoolSettings.HTTPSettings; Envoy's max_pending_requests circuit
+    breaker answers 503 past it). cluster-failover on the seed's pools at 30 requests/s broke
+    availability after the failover this way, while the same run on connection-pool-for-load.yaml held
+    (bench/results/experiment_loads.json). A service with no host left (v1 in the no-target case) gets no
+    pool advice: there is nothing to size."""
+    start, end = _chaos(FAILING)
+    directory = run_dir(FAILING, chaos={"faults": [_fault("region", "us-east", start + 0.5, end - 0.5, pods=[])],
+                                        "pod_kills": []})
+
+    fixes = _by_field(_fixes(directory))
+
+    user = fixes[("DestinationRule/failover-config", "spec.trafficPolicy.connectionPool.http")]
+    assert "with us-east down, user-service's hosts in eu-west take all its traffic" in user.text
+    assert "http1MaxPendingRequests 10" in user.text and "maxRequestsPerConnection 2" in user.text
+    assert "upstream_rq_pending_overflow" in user.text and user.faults == ("region us-east down",)
+    assert "ai-agent-availability in chaos (0.572 against >= 0.995)" in user.slos
+    ai_agent = fixes[("DestinationRule/ai-agent-destination", "spec.trafficPolicy.connectionPool.http")]
+    assert "hosts in eu-west, us-west take all its traffic" in ai_agent.text
+
+
 def test_a_region_failure_without_a_failover_entry_names_the_missing_entry(run_dir: RunFactory, tmp_path: Path) -> None:
     from harness.mesh.loader import declared_model
     from harness.mesh.schema import default_manifest_paths
