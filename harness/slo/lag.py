@@ -12,9 +12,13 @@ The marked request: GET on the chat route through the ingress. ai-agent routes o
 its app answers 405: a response code the load never produces, counted like any request by the ingress
 gateway (reporter="source", the series the ai-agent SLOs read) and by the ai-agent sidecar that served
 it (reporter="destination"; the same proxy reports ai-agent's calls to user and analytics). The probe
-times, per proxy, when the count of `istio_request_duration_milliseconds_count` (the latency
-histogram, the slowest path: Envoy folds histograms only at a flush) first includes each probe, from
-the raw samples Prometheus stored, so the polling rate does not enter the figure.
+times, per proxy, when each probe is first counted, from the raw samples Prometheus stored (so the
+polling rate does not enter the figure), on both paths an SLO reads: the latency histogram
+(`istio_request_duration_milliseconds_count`, the slowest: Envoy folds histograms only at a stats
+flush) and the request counter (`istio_requests_total`, which availability reads: Envoy's admin
+endpoint shows a counter's value at once, so it skips the flush and reaches Prometheus up to a flush
+period sooner). The window of a phase ends at the fastest path's lower bound and starts at the
+slowest one's upper bound, so neither path's samples of the phase before or after fall into it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from harness.slo.promql import prometheus_duration
 PROBE_PATH = "/api/v1/chat"  # POST only: a GET is answered 405 by ai-agent's app (after both proxies)
 PROBE_SELECTOR = ('istio_request_duration_milliseconds_count'
                   '{destination_service_name="ai-agent-service",response_code="405"}')
+COUNTER_SELECTOR = 'istio_requests_total{destination_service_name="ai-agent-service",response_code="405"}'
+# The paths a probe is timed on, and how their proxies' keys are marked in `by_proxy`.
+PATHS = ((PROBE_SELECTOR, ""), (COUNTER_SELECTOR, " (counter)"))
 PROBED_SERVICE = "ai-agent-service"
 PROBE_SPACING_S = 0.125  # probes this far apart meet every eighth of the pipeline's cycle
 MIN_PROBES, MAX_PROBES = 4, 16
@@ -196,8 +203,13 @@ def _one_round(status: dict[str, Any], pipeline: TelemetryPipeline, client: Prom
         sent.append(_Probe(sent_at, done_at, response.headers.get("x-served-by")))
     while True:
         window = prometheus_duration(max(1.0, clock() - started + 2 * pipeline.period_s + 1))
-        series = client.samples(f"{PROBE_SELECTOR}[{window}]", clock())
-        lags, settled, pending, foreign, newest = _match(series, sent, started)
+        lags, settled, pending, foreign, newest = {}, started, [], [], math.inf
+        for selector, mark in PATHS:
+            path = _match(client.samples(f"{selector}[{window}]", clock()), sent, started, mark)
+            lags.update(path[0])
+            settled, newest = max(settled, path[1]), min(newest, path[4])  # a sample after it on each path
+            pending += path[2]
+            foreign += path[3]
         if foreign:
             raise _Foreign("; ".join(foreign))
         # One more sample after the last arrival: a foreign 405 counted before a probe would pass for it.
@@ -223,21 +235,22 @@ def _one_round(status: dict[str, Any], pipeline: TelemetryPipeline, client: Prom
 
 
 def _match(series: list[tuple[dict[str, str], list[tuple[float, float]]]], probes: list[_Probe],
-           started: float) -> tuple[dict[str, list[float]], float, list[str], list[str], float]:
+           started: float, mark: str = "") -> tuple[dict[str, list[float]], float, list[str], list[str], float]:
     """Per reporting proxy, the i-th count increase after `started` is the i-th probe it saw (a proxy
     counts requests in the order they complete). The gateway saw every probe (several gateway
     replicas are taken together), an ai-agent sidecar those it served (x-served-by). Returns the lags,
     the last arrival, the proxies still waiting, those that counted more than their probes (foreign
-    405s) and the newest sample's time. A sidecar that served no probe is left out."""
+    405s) and the newest sample's time. A sidecar that served no probe is left out. `mark` ends each
+    proxy's key (which path its series is)."""
     arrivals: dict[str, list[float]] = {}
     expected: dict[str, list[float]] = {}
     gateways = sorted({labels.get("pod", "?") for labels, _ in series if labels.get("reporter") != "destination"})
     for labels, values in series:
         pod = labels.get("pod", "?")
         if labels.get("reporter") == "destination":
-            key, mine = f"destination {pod}", [p.done_at for p in probes if p.served_by == pod]
+            key, mine = f"destination {pod}{mark}", [p.done_at for p in probes if p.served_by == pod]
         else:
-            key, mine = f"source {'+'.join(gateways)}", [p.done_at for p in probes]
+            key, mine = f"source {'+'.join(gateways)}{mark}", [p.done_at for p in probes]
         expected[key] = mine
         before = [v for t, v in values if t < started]  # a sample stamped before the first probe holds none
         last = before[-1] if before else 0.0
@@ -252,7 +265,7 @@ def _match(series: list[tuple[dict[str, str], list[tuple[float, float]]]], probe
                 arrived.append(t)
         arrivals[key] = sorted(arrivals.get(key, []) + arrived)
     lags: dict[str, list[float]] = {}
-    pending = [] if gateways else ["no gateway series yet"]
+    pending = [] if gateways else [f"no gateway series yet{mark}"]
     foreign: list[str] = []
     settled = started
     newest = max((t for _, values in series for t, _ in values), default=started)

@@ -135,3 +135,72 @@ def test_a_proxy_that_restarted_counts_from_zero_again() -> None:
                                           started=10.0)
     assert pending == [] and foreign == []
     assert lags["destination ai-agent-v1-us-east-0"] == pytest.approx([1.99, 2.49])
+
+
+class _Answers405:
+    """ai-agent's answer to a GET on the chat route, on 127.0.0.1: 405, served by one pod; keeps when each
+    request was answered."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        answered = self.answered = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+                self.send_response(405)
+                self.send_header("x-served-by", "ai-agent-v1-us-east-0")
+                self.send_header("content-length", "0")
+                self.end_headers()
+                answered.append(time.time())
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _TwoPaths:
+    """Prometheus as the probe reads it: one recorded sample per second for the gateway, each 405 counted
+    `counter_lag_s` after it was answered in istio_requests_total and `histogram_lag_s` after in the
+    latency histogram's count (Envoy shows counters at once, folds histograms at its stats flush)."""
+
+    def __init__(self, server: _Answers405, counter_lag_s: float, histogram_lag_s: float) -> None:
+        self.server, self.lags = server, {"counter": counter_lag_s, "histogram": histogram_lag_s}
+
+    def unscraped_targets(self) -> list[str]:
+        return []
+
+    def samples(self, query: str, at: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        lag_s = self.lags["counter" if query.startswith("istio_requests_total") else "histogram"]
+        ticks = [float(t) for t in range(int(time.time()) - 8, int(time.time()) + 1)]
+        return [(GATEWAY, [(t, float(sum(1 for done in self.server.answered if done + lag_s <= t))) for t in ticks])]
+
+
+def test_a_phase_window_ends_by_the_counters_faster_path_and_starts_after_the_histograms_slower_one() -> None:
+    """Availability reads istio_requests_total, a counter Envoy's admin endpoint shows at once; latency
+    reads the histogram, folded only at the stats flush (Envoy docs, "Statistics": histograms are
+    flushed to sinks/admin at the flush interval). Measured here a flush period apart (0.88 against
+    1.88 s for one probe). Timing only the histogram put a phase's window end up to a second too late
+    for the counter, into the next phase's requests (a fault's fast 503s counted in the baseline)."""
+    from harness.slo.lag import measure_lag
+
+    server = _Answers405()
+    try:
+        lag = measure_lag({"ingress_url": server.url}, PIPELINE, _TwoPaths(server, 0.2, 1.2),
+                          deadline=time.monotonic() + 30)
+    finally:
+        server.close()
+    assert set(lag.by_proxy) == {"source istio-ingressgateway-0", "source istio-ingressgateway-0 (counter)"}
+    assert max(lag.by_proxy["source istio-ingressgateway-0 (counter)"]) < min(lag.by_proxy["source istio-ingressgateway-0"])
+    counter_min = min(lag.by_proxy["source istio-ingressgateway-0 (counter)"])
+    histogram_max = max(lag.by_proxy["source istio-ingressgateway-0"])
+    assert lag.lower_s <= counter_min and lag.upper_s >= histogram_max
+    assert lag.of_gateway().lower_s == lag.lower_s  # the gateway's own lag keeps both paths
