@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import os
+import random
 import re
 import signal
 import time
@@ -211,9 +212,29 @@ class Recorder:
 
 
 def apply_rate(environment: Environment, per_user: float) -> None:
-    """Every user class waits with constant_throughput(per_user): the rate replaces the think time."""
+    """Every user class waits with constant_throughput(per_user): the rate replaces the think time.
+
+    Each user also starts at its own random moment within one period (1 / per_user s). Locust spawns
+    the users of one spawn_rate second together, and constant_throughput keeps each user on the phase
+    it started on, so without this every user of a run fired in the same few milliseconds each period:
+    30 users at 30 requests/s were 30 chats at once every second (measured: all in one 100 ms slice),
+    not the steady 30 requests/s the rate states, and the mesh met 30 times the concurrency."""
+    period = 1.0 / per_user
     for user_class in environment.user_classes:
         user_class.wait_time = constant_throughput(per_user)
+        user_class.on_start = _after_a_random_phase(user_class.on_start, period)
+
+
+def _after_a_random_phase(on_start: Any, period: float) -> Any:
+    def started(user: Any) -> None:
+        gevent.sleep(random.uniform(0.0, period))
+        # constant_pacing (behind constant_throughput) paces from `_cp_last_run`, which Locust 2.47 sets when
+        # the user is made (locust/user/users.py, "used by constant_pacing wait_time"): left there, the next
+        # wait takes the offset back and the user returns to the common phase.
+        user._cp_last_run = time.perf_counter()
+        on_start(user)
+
+    return started
 
 
 def follow_target(environment: Environment, path: Path) -> None:

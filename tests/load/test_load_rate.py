@@ -71,3 +71,25 @@ def test_the_user_count_follows_what_the_harness_writes_mid_run(target: ChatTarg
             time.sleep(0.2)
         load.stop()
     assert 6 in users_seen
+
+
+def test_users_at_a_rate_start_at_their_own_phase_so_requests_are_spread_not_in_lockstep(
+        target: ChatTarget, tmp_path: Path) -> None:
+    """Locust spawns one spawn_rate second's users together and constant_throughput keeps each on the phase
+    it started on: without a random first offset all 30 users fire in the same few ms every second, 30
+    chats at once instead of the 30 requests/s the rate states (measured: one 100 ms slice held them all).
+    With it the starts are uniform over the period: no 100 ms slice holds half of a second's requests
+    (30 uniform starts over 10 slices put 15 in one with a chance below 1e-7)."""
+    spec = chat_spec(target, think_time_s=None, users=30, rate=30.0, spawn_rate=1000.0, duration_s=4)
+    with LoadRun(spec) as load:
+        load.start(tmp_path / "run")
+        load.wait(spec.duration_s + 30)
+    stamps = sorted(load.samples()["timestamp"].astype(float))
+    assert len(stamps) >= 60
+    first = stamps[0] + 1.0  # past the first period, when every user has started
+    slices: dict[int, int] = {}
+    for stamp in stamps:
+        if first <= stamp < first + 2.0:
+            slices[int((stamp - first) * 10)] = slices.get(int((stamp - first) * 10), 0) + 1
+    per_second = sum(slices.values()) / 2.0
+    assert per_second >= 20 and max(slices.values()) < per_second / 2, slices
