@@ -70,7 +70,7 @@ def test_a_fixed_mesh_variant_is_its_experiment_with_only_the_pool_sized_for_the
     assert all(mesh_change_documents(manifest) for manifest in mesh)
     for key in ("controls", "steady-state-hypothesis", "method", "rollbacks"):
         assert fixed[key] == seed[key], key
-    assert "fixed-mesh" in fixed["tags"] and "nightly" in fixed["tags"] and "nightly" not in seed["tags"]
+    assert "fixed-mesh" in fixed["tags"] and "nightly" not in fixed["tags"] and "nightly" in seed["tags"]
 
 
 def broken(tmp_path: Path, change) -> Path:
