@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from harness.slo.lag import TelemetryLag
 
 logger = logging.getLogger("harness.run")
+EJECTIONS = "envoy_cluster_outlier_detection_ejections_active"  # Envoy's gauge, per proxy and cluster
+EJECTION_WAIT_S = 120.0  # the seed's baseEjectionTime is 30 s, times the number of ejections in a row
 READINESS_TIMEOUT_S = 30.0  # past the warm-up: Prometheus picks up targets within ~5 s of starting
 EVALUATION_SLACK_S = 0.5  # a rule sample stamped t is written once its evaluation is done, shortly after t
 LOAD_CEILING_S = 6 * 3600  # the load is stopped by the run; this only bounds a forgotten one
@@ -132,6 +134,31 @@ class LagProbe(threading.Thread):
         if self.lag is None:
             raise InconclusiveError("the telemetry lag probe did not finish by its deadline")
         return self.lag
+
+
+def wait_for_ejections(platform: Platform, timeout_s: float = EJECTION_WAIT_S) -> dict[str, Any]:
+    """Before the run's own load: hosts that outlier detection ejected on earlier traffic (a previous
+    run's faults) stay out for baseEjectionTime times their ejections, and a baseline measured while
+    they are out measures what that run left behind. Waits (bounded) until Envoy's gauge shows none;
+    InconclusiveError naming them past `timeout_s`. Returns what it saw: seconds waited, the hosts at
+    first, and whether the gauge is exported at all (a mesh whose proxies do not export outlier stats,
+    as Istio's default proxyStatsMatcher does not, cannot show them: said, not assumed clean)."""
+    started = time.monotonic()
+    first: list[str] | None = None
+    with prometheus(platform) as client:
+        while True:
+            series = client.samples(f"{EJECTIONS}[5s]", time.time())
+            ejected = sorted(f"{labels.get('pod', labels.get('instance', '?'))}: {labels.get('cluster_name', '?')} "
+                             f"({values[-1][1]:g})" for labels, values in series if values and values[-1][1] > 0)
+            first = ejected if first is None else first
+            if not ejected:
+                return {"waited_s": round(time.monotonic() - started, 3), "ejected_at_start": first,
+                        "visible": bool(series)}
+            if time.monotonic() - started > timeout_s:
+                raise InconclusiveError(f"hosts ejected by outlier detection before this run's load started are "
+                                        f"still out after {timeout_s:g} s (an earlier run's faults): "
+                                        f"{'; '.join(ejected[:5])}; the baseline would measure them")
+            time.sleep(1.0)
 
 
 def wait_until_ready(slos: list[Slo], platform: Platform, lag: TelemetryLag, deadline: float) -> float:

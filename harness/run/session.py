@@ -97,6 +97,7 @@ class HarnessRun:
         self._breach_stop = threading.Event()
         self.progress = Progress(self, enabled=self.show_progress)
         self.live_slos: LiveSlos | None = None  # the progress line's SLO state; started with the load
+        self.ejections: dict[str, Any] | None = None  # evaluation.wait_for_ejections, before the load
         self.current_phase = "setup"
         current().recorder.clear()
 
@@ -115,6 +116,7 @@ class HarnessRun:
                       "error": u.error} for u in current().undo.history()],
             "pending_undo": current().undo.pending(),
             "cleaned_before_run": getattr(self, "cleaned_before_run", []),  # a killed run's faults, undone
+            "ejections_before_load": self.ejections,  # hosts out on an earlier run's traffic, waited for
             "abort_on_breach": self.breach,
             "interrupted_by": self.interrupted_by,
             "error": self.error,
@@ -180,6 +182,8 @@ class HarnessRun:
         self.enter("warmup")
         self.telemetry_lag, self.not_ready, self.readiness_s = None, None, None
         mesh = any(slo.source == "mesh" for slo in self.slos)
+        if mesh:
+            self._ejections_gate()
         deadline = time.monotonic() + self.settings.warmup_s + evaluation.READINESS_TIMEOUT_S
         probe = evaluation.LagProbe(self.platform, deadline) if mesh else None
         if probe is not None:
@@ -206,6 +210,20 @@ class HarnessRun:
         self.phases["baseline"].start = time.time()
         self.enter("baseline")
         time.sleep(self.settings.baseline_s)
+
+    def _ejections_gate(self) -> None:
+        """No baseline on hosts an earlier run's faults got ejected: wait until they are back (bounded)."""
+        from chaoslib.exceptions import InterruptExecution
+
+        try:
+            self.ejections = evaluation.wait_for_ejections(self.platform)
+            if self.ejections["ejected_at_start"]:
+                logger.warning("waited %.1f s before the load for hosts outlier detection had ejected on earlier "
+                               "traffic: %s", self.ejections["waited_s"], "; ".join(self.ejections["ejected_at_start"]))
+        except InconclusiveError as exc:
+            self.not_ready = f"not ready for the baseline: {exc}"
+            self.write_partial()
+            raise InterruptExecution(self.not_ready) from exc
 
     def _readiness_gate(self, probe: evaluation.LagProbe, deadline: float) -> None:
         from chaoslib.exceptions import InterruptExecution
