@@ -23,9 +23,11 @@ EXPERIMENTS = ROOT / "experiments"
 FAST_PHASES = {"HARNESS_WARMUP_S": "2", "HARNESS_BASELINE_S": "6", "HARNESS_RECOVERY_S": "6"}
 
 
-def run_env(mesh: Mesh) -> dict[str, str]:
+def run_env(mesh: Mesh, *, load_defaults: bool = True) -> dict[str, str]:
+    """`load_defaults=False` for a capacity run, which climbs its own load and refuses users or a rate."""
     settings = mesh.platform.settings
-    return {**os.environ, **FAST_PHASES, **LIVE_DEFAULT, "HARNESS_STATE_DIR": str(settings.state_dir),
+    defaults = LIVE_DEFAULT if load_defaults else {}
+    return {**os.environ, **FAST_PHASES, **defaults, "HARNESS_STATE_DIR": str(settings.state_dir),
             "HARNESS_BASE_PORT": str(settings.base_port), "HARNESS_INGRESS_PORT": str(settings.ingress_port),
             "HARNESS_PROMETHEUS_PORT": str(settings.prometheus_port), "HARNESS_AI_LATENCY_MS": "2"}
 
@@ -43,14 +45,16 @@ LIVE_LOAD = {"pod-kill": ["--users", "3", "--rate", "10"], "pod-kill-fixed-mesh"
              "pod-kill-all-replicas": ["--users", "5", "--rate", "15"]}
 
 
-def start_run(mesh: Mesh, experiment: Path, report_dir: Path) -> subprocess.Popen[str]:
+def start_run(mesh: Mesh, experiment: Path, report_dir: Path, *, load_defaults: bool = True) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(experiment), "--report-dir",
                              str(report_dir), "--no-progress", *LIVE_LOAD.get(experiment.stem, [])], cwd=ROOT,
-                            env=run_env(mesh), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=run_env(mesh, load_defaults=load_defaults), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
 
 
-def run(mesh: Mesh, experiment: Path, report_dir: Path) -> tuple[int, dict[str, Any], str]:
-    process = start_run(mesh, experiment, report_dir)
+def run(mesh: Mesh, experiment: Path, report_dir: Path, *,
+        load_defaults: bool = True) -> tuple[int, dict[str, Any], str]:
+    process = start_run(mesh, experiment, report_dir, load_defaults=load_defaults)
     output, _ = process.communicate(timeout=300)
     journal = json.loads((report_dir / "journal.json").read_text())
     return process.returncode, journal, output
