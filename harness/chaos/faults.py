@@ -6,6 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.mesh.loader import resource_key
 from harness.mesh.resources import fqdn
 
 FAULT_VS_PREFIX = "harness-fault-"
@@ -18,6 +19,19 @@ class FaultPlan:
     apply: list[dict[str, Any]]
     undo_apply: list[dict[str, Any]] = field(default_factory=list)
     undo_delete: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def undo(self) -> dict[str, list[dict[str, Any]]]:
+        """The undo as the fault ledger keeps it (kind "istio"; harness.chaos.ledger.restore_documents)."""
+        return {"delete": self.undo_delete, "apply": self.undo_apply}
+
+
+def replacement_plan(present: list[dict[str, Any]], documents: list[dict[str, Any]]) -> FaultPlan:
+    """Apply `documents` as `kubectl apply` would; the undo puts back each resource they replace
+    (same kind, namespace and name among `present`) and deletes each one they add."""
+    live = {resource_key(d): d for d in present}
+    return FaultPlan(apply=documents, undo_apply=[live[resource_key(d)] for d in documents if resource_key(d) in live],
+                     undo_delete=[d for d in documents if resource_key(d) not in live])
 
 
 def istio_fault(*, delay_ms: float | None = None, abort_status: int | None = None,

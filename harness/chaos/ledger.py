@@ -212,11 +212,13 @@ def wait_ready(platform: Platform, pods: list[str], timeout_s: float = READY_TIM
     raise TimeoutError(f"pods not ready again after {timeout_s} s: {sorted(set(pods) - ready)}")
 
 
-def _undo_istio(platform: Platform, undo: dict[str, Any]) -> None:
+def restore_documents(platform: Platform, undo: dict[str, Any], *, source: str = "the fault ledger") -> None:
+    """Undo an Istio change ({"delete": [...], "apply": [...]}, FaultPlan.undo): delete what it added, then
+    put back what it replaced. The same from the run that made the change and from a later command."""
     if undo.get("delete"):
-        platform.apply_documents(undo["delete"], delete=True, source="the fault ledger")
+        platform.apply_documents(undo["delete"], delete=True, source=source)
     if undo.get("apply"):
-        platform.apply_documents(undo["apply"], source="the fault ledger")
+        platform.apply_documents(undo["apply"], source=source)
 
 
 def _undo_knobs(platform: Platform, undo: dict[str, Any]) -> None:
@@ -251,7 +253,7 @@ def _undo_probe(platform: Platform, undo: dict[str, Any]) -> None:
 
 
 UNDOERS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
-    "istio": _undo_istio, "knobs": _undo_knobs, "hold": _undo_hold, "kill": _undo_kill, "load": _undo_load,
+    "istio": restore_documents, "knobs": _undo_knobs, "hold": _undo_hold, "kill": _undo_kill, "load": _undo_load,
     "probe": _undo_probe}
 
 
