@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 from harness import tracing
 from harness.chaos.context import current
@@ -33,7 +33,7 @@ logger = logging.getLogger("harness.run")
 # cel-python's parser (another 0.3 s). Done in the warm-up, which is not judged and where the main
 # thread only waits, they are off the path from the last phase to the verdict.
 END_OF_RUN_MODULES = ("pandas", "pyarrow.parquet", "harness.slo.client_side", "harness.report.write",
-                      "harness.run.traces", "harness.chaos.audit", "harness.run.verdict", "harness.mesh.cel")
+                      "harness.run.traces", "harness.chaos.audit", "harness.run.verdict")
 
 
 def _import_ahead(modules: tuple[str, ...]) -> threading.Thread:
@@ -213,28 +213,28 @@ class HarnessRun:
 
     def _ejections_gate(self) -> None:
         """No baseline on hosts an earlier run's faults got ejected: wait until they are back (bounded)."""
-        from chaoslib.exceptions import InterruptExecution
-
         try:
             self.ejections = evaluation.wait_for_ejections(self.platform)
-            if self.ejections["ejected_at_start"]:
-                logger.warning("waited %.1f s before the load for hosts outlier detection had ejected on earlier "
-                               "traffic: %s", self.ejections["waited_s"], "; ".join(self.ejections["ejected_at_start"]))
         except InconclusiveError as exc:
-            self.not_ready = f"not ready for the baseline: {exc}"
-            self.write_partial()
-            raise InterruptExecution(self.not_ready) from exc
+            self._not_ready(exc)
+        if self.ejections["ejected_at_start"]:
+            logger.warning("waited %.1f s before the load for hosts outlier detection had ejected on earlier "
+                           "traffic: %s", self.ejections["waited_s"], "; ".join(self.ejections["ejected_at_start"]))
 
     def _readiness_gate(self, probe: evaluation.LagProbe, deadline: float) -> None:
-        from chaoslib.exceptions import InterruptExecution
-
         try:
             self.telemetry_lag = probe.result()
             self.readiness_s = evaluation.wait_until_ready(self.slos, self.platform, self.telemetry_lag, deadline)
         except InconclusiveError as exc:
-            self.not_ready = f"not ready for the baseline: {exc}"
-            self.write_partial()
-            raise InterruptExecution(self.not_ready) from exc  # the one exception Chaos Toolkit lets through
+            self._not_ready(exc)
+
+    def _not_ready(self, exc: InconclusiveError) -> NoReturn:
+        """A gate before the baseline gave up: no fault is injected, the run is inconclusive (exit 3)."""
+        from chaoslib.exceptions import InterruptExecution
+
+        self.not_ready = f"not ready for the baseline: {exc}"
+        self.write_partial()
+        raise InterruptExecution(self.not_ready) from exc  # the one exception Chaos Toolkit lets through
 
     def method_starts(self) -> None:
         if self.settings.load is not None:
@@ -353,7 +353,6 @@ class HarnessRun:
         final["harness"]["phase"] = "done"
         self.journal.write(final)
         return final
-
 
     def _save_traces(self) -> None:
         """The phases' sampled request traces into the run dir, for the report's waterfall (local only)."""
