@@ -9,6 +9,8 @@ from typing import Any, Literal, Mapping
 from harness.mesh.resources import IstioConfig
 from harness.mesh.topology import Topology
 
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"  # a CDS resource's @type
+
 
 @dataclass(frozen=True)
 class CertPaths:

@@ -28,17 +28,15 @@ from harness.mesh import cel
 from harness.mesh.resources import ServiceEntry, VirtualService
 from harness.mesh.telemetry_api import TelemetryResource, metric_plan
 from harness.mesh.translate.clusters import cluster_name
-from harness.mesh.translate.model import MeshState, ProxyNode
+from harness.mesh.translate.model import CLUSTER_TYPE, MeshState, ProxyNode
 from harness.mesh.translate.policy import EffectivePolicy
 from harness.mesh.translate.telemetry import (
-    METADATA_NAMESPACE, STATS_LOGGER, envoy_node, overridden_tags, standard_tags,
+    BLACKHOLE, METADATA_NAMESPACE, STATS_LOGGER, envoy_node, overridden_tags, standard_tags,
 )
 
 PASSTHROUGH_PROTOCOLS = ("HTTPS", "TLS")
-BLACKHOLE_CLUSTER = "BlackHoleCluster"
 TCP_PROXY_NAME = "envoy.filters.network.tcp_proxy"
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 TLS_INSPECTOR = {
     "name": "envoy.filters.listener.tls_inspector",
     "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
@@ -113,14 +111,14 @@ def check_passthrough(hosts: dict[str, tuple[int, ServiceEntry]], policies: dict
 
 def blackhole_cluster() -> dict[str, Any]:
     """Istio's BlackHoleCluster: no endpoints, so every connection to it is closed at once."""
-    return {"@type": CLUSTER, "name": BLACKHOLE_CLUSTER, "type": "STATIC", "connect_timeout": "10s"}
+    return {"@type": CLUSTER_TYPE, "name": BLACKHOLE, "type": "STATIC", "connect_timeout": "10s"}
 
 
 def _tcp_tags(state: MeshState, node: ProxyNode, *, blackhole: bool) -> dict[str, str]:
     tags = standard_tags(state, node, "source", mtls=None)
     tags.pop("response_code", None)  # HTTP only (the plugin's TCP path never adds it)
     tags["destination_service"] = f"%CLUSTER_METADATA({METADATA_NAMESPACE}:host)%"
-    tags["destination_service_name"] = (BLACKHOLE_CLUSTER if blackhole
+    tags["destination_service_name"] = (BLACKHOLE if blackhole
                                         else f"%CLUSTER_METADATA({METADATA_NAMESPACE}:name)%")
     tags.update({"request_protocol": "tcp", "response_flags": "%RESPONSE_FLAGS%",
                  "connection_security_policy": "unknown"})
@@ -176,8 +174,8 @@ def passthrough_chains(state: MeshState, node: ProxyNode,
         chains.append({"name": cluster,
                        "filter_chain_match": {"transport_protocol": "tls", "server_names": [host]},
                        "filters": [_tcp_proxy(cluster, tcp_stats(state, node, telemetry, blackhole=False))]})
-    chains.append({"name": BLACKHOLE_CLUSTER, "filter_chain_match": {"transport_protocol": "tls"},
-                   "filters": [_tcp_proxy(BLACKHOLE_CLUSTER, tcp_stats(state, node, telemetry, blackhole=True))]})
+    chains.append({"name": BLACKHOLE, "filter_chain_match": {"transport_protocol": "tls"},
+                   "filters": [_tcp_proxy(BLACKHOLE, tcp_stats(state, node, telemetry, blackhole=True))]})
     return chains
 
 

@@ -15,7 +15,7 @@ from harness.mesh.translate.listeners import (
     outbound_listener,
 )
 from harness.mesh.translate.metrics_port import app_metrics_listener
-from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
+from harness.mesh.translate.model import CLUSTER_TYPE, MeshState, ProxyConfig, ProxyNode
 from harness.mesh.translate.passthrough import (
     blackhole_cluster, check_passthrough, passthrough_chains, tls_hosts, with_passthrough,
 )
@@ -26,7 +26,6 @@ from harness.mesh.translate.secrets import WORKLOAD_SECRET
 from harness.mesh.translate.telemetry import with_telemetry
 
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 APP_CONTAINER_PORT = 8080  # the one container port of every workload, which the sidecar's inbound fronts
 
 
@@ -112,7 +111,7 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
                 routes[name]["typed_per_filter_config"] = rbac
             listeners.append(gateway_listener(node, server_port, local_port))
     for cluster in clusters:
-        cluster["@type"] = CLUSTER
+        cluster["@type"] = CLUSTER_TYPE
     for route in routes.values():
         route["@type"] = ROUTE_CONFIG
     return with_telemetry(ProxyConfig(listeners=listeners, clusters=clusters, routes=routes, endpoints=assignments,

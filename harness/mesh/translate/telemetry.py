@@ -48,7 +48,7 @@ from harness.mesh import cel
 from harness.mesh.telemetry_api import MetricPlan, TelemetryResource, metric_plan
 from harness.mesh.topology import Pod, spiffe_id
 from harness.mesh.translate import tracing
-from harness.mesh.translate.model import MeshState, ProxyConfig, ProxyNode
+from harness.mesh.translate.model import CLUSTER_TYPE, MeshState, ProxyConfig, ProxyNode
 
 STATS_LOGGER = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
 HEADER_TO_METADATA = "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config"
@@ -289,8 +289,6 @@ def peer_authn_filter(identities: Iterable[str]) -> dict[str, Any]:
 
 # -- applying it to one proxy's configuration ------------------------------------------------------------
 
-_CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-
 
 def _mesh_cluster(name: str) -> bool:
     return name.startswith("outbound|") and name.endswith(".svc.cluster.local")
@@ -341,7 +339,7 @@ def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> Pr
     traces = tracing.proxy_tracing(state, node)
     collector = state.trace_collector
     if traces is not None and collector is not None:  # proxy_tracing refuses a plan without a collector
-        config.clusters.append({**tracing.collector_cluster(collector), "@type": _CLUSTER_TYPE})
+        config.clusters.append({**tracing.collector_cluster(collector), "@type": CLUSTER_TYPE})
     for listener in config.listeners:
         inbound = listener.get("name") == "virtualInbound"
         if traces is not None and listener.get("name") != "app_metrics":
