@@ -68,6 +68,26 @@ def test_kialis_graph_query_yields_the_real_call_graph(mesh: Mesh) -> None:
     assert wanted <= external, external
 
 
+def test_a_dev_proxy_exports_istios_stats_and_the_profiles_not_every_envoy_stat(mesh: Mesh) -> None:
+    """Istio's default stats inclusion plus the dev profile's proxyStatsMatcher (".*_cx_.*", ".*_rq_.*"),
+    as istio.io "Envoy Statistics" describes; the rest of Envoy's stats are never created, so neither the
+    proxy nor Prometheus holds them. The ejection gauge and the xDS versions are the harness's own reads."""
+    _chats(mesh, 3)
+    admin = mesh.pod(USER_POD)["sidecar_admin_url"]
+    names = {line.partition(": ")[0] for line in mesh.client.get(f"{admin}/stats").text.splitlines()}
+    inbound = "cluster.inbound|8080||."
+    assert f"{inbound}upstream_rq_total" in names and f"{inbound}upstream_cx_active" in names  # the profile's
+    outlier = [name for name in names if ".outlier_detection." in name]
+    assert outlier and all(name.endswith(".outlier_detection.ejections_active") for name in outlier)  # the gate's
+    assert "cluster_manager.cds.version_text" in names and "server.live" in names  # Istio's prefixes
+    assert any(name.startswith("istio.requests_total") for name in names)  # the standard metrics
+    assert f"{inbound}membership_healthy" not in names and f"{inbound}lb_healthy_panic" not in names
+    assert not [name for name in names if name.startswith("tracing.")]
+    exported = {r["metric"]["__name__"] for r in query(mesh, 'count by (__name__) ({job="envoy"})')}
+    assert "envoy_cluster_upstream_rq_total" in exported and "envoy_istio_requests_total" in exported
+    assert "envoy_cluster_membership_healthy" not in exported
+
+
 def test_every_standard_label_is_on_every_request_series_of_both_reporters(mesh: Mesh) -> None:
     _chats(mesh, 5)
     expected = set(STANDARD_TAGS) - {"grpc_response_status"}  # empty for HTTP in Istio too: no label

@@ -249,13 +249,3 @@ def test_the_receiver_decodes_otlp_protobuf_chunked_or_not_and_keeps_only_the_la
         server.shutdown()
         server.server_close()
 
-
-def test_the_trace_collectors_cluster_stats_are_not_exported() -> None:
-    """The collector's cluster is no mesh service; Istio's default proxy stats inclusion does not export
-    such a cluster (istio.io "Envoy Statistics"). Its ~250 stats per proxy are excluded in the bootstrap;
-    the tracer's own stats (tracing.opentelemetry.spans_sent, spans_dropped) still show span export."""
-    from harness.mesh.translate.stats import envoy_stats_bootstrap
-    from harness.mesh.translate.tracing import COLLECTOR_CLUSTER
-
-    matcher = envoy_stats_bootstrap()["stats_config"]["stats_matcher"]  # type: ignore[index]
-    assert matcher == {"exclusion_list": {"patterns": [{"prefix": f"cluster.{COLLECTOR_CLUSTER}."}]}}

@@ -28,7 +28,7 @@ def bootstrap(node: ProxyNode, external_hosts: Sequence[str] = ()) -> dict[str, 
             "locality": {"region": node.region},
         },
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": node.admin_port}}},
-        **envoy_stats_bootstrap(external_hosts=external_hosts),
+        **envoy_stats_bootstrap(external_hosts=external_hosts, inclusion=node.stats_inclusion),
         "dynamic_resources": {"lds_config": _file_source(node, "lds.json"),
                               "cds_config": _file_source(node, "cds.json")},
     }

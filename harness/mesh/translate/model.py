@@ -22,6 +22,16 @@ class CertPaths:
 
 
 @dataclass(frozen=True)
+class StatsInclusion:
+    """ProxyConfig.proxyStatsMatcher's inclusion matchers (istio/api mesh/v1alpha1/proxy.proto), added to
+    the stats Istio always includes (translate/stats.ISTIO_INCLUSION)."""
+
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    regexps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ProxyNode:
     """One Envoy: a pod's sidecar or the ingress gateway."""
 
@@ -40,6 +50,7 @@ class ProxyNode:
     outbound_port: int | None = None  # sidecar: the app sends requests (plain HTTP, or its TLS by SNI) here
     gateway_ports: Mapping[int, int] = field(default_factory=dict)  # gateway: server port -> local port
     access_log: bool = False  # meshConfig.accessLogFile: /dev/stdout (the dev profile)
+    stats_inclusion: StatsInclusion = StatsInclusion()  # meshConfig.defaultConfig.proxyStatsMatcher
     path_normalization: str = "BASE"  # meshConfig.pathNormalization.normalization (Istio's default)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from harness.mesh.translate.tracing import COLLECTOR_CLUSTER
+from harness.mesh.translate.model import StatsInclusion
 
 # Istio's own bootstrap regex: it captures cluster names up to `.svc.cluster.local`, so the dots of a
 # Kubernetes FQDN do not end the name early.
@@ -39,24 +39,62 @@ def envoy_stats_config(*, external_hosts: Sequence[str] = ()) -> dict[str, objec
 
 
 # Envoy's default histogram buckets (0.5, 1, 5, 10, 25, 50, 100, 250 ms ...) are too coarse for p99
-# objectives in the tens of milliseconds; these are in ms like upstream_rq_time itself.
+# objectives in the tens of milliseconds; these are in ms like the request duration itself. Only the
+# request duration gets them (as Istio's `sidecar.istio.io/statsHistogramBuckets` annotation sets buckets
+# by stat prefix): every other histogram keeps Envoy's 19 default buckets, as on an Istio proxy, which
+# keeps each native histogram at 20 series instead of 32.
+LATENCY_HISTOGRAM = "istio.request_duration_milliseconds"
 LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 250, 300, 400, 500,
                       750, 1000, 1500, 2000, 3000, 5000, 10000, 30000, 60000, 300000)
 
 
-def envoy_stats_bootstrap(*, external_hosts: Sequence[str] = ()) -> dict[str, object]:
-    """The bootstrap's top-level stats fields: `stats_config` and `stats_flush_interval`."""
+# What an Istio proxy exports whatever its ProxyConfig says (istio/istio pkg/bootstrap/config.go:
+# v2Prefixes, requiredEnvoyStatsMatcherInclusionPrefixes, v2Suffix, rbacEnvoyStatsMatcherInclusionSuffix,
+# requiredEnvoyStatsMatcherInclusionRegexes; istio.io "Envoy Statistics"). `istio` is the prefix of the
+# standard metrics (translate/telemetry.py's stats scope); `downstream_cx_active` is added by Istio only
+# for exitOnZeroActiveConnections, which nothing here sets.
+ISTIO_INCLUSION = StatsInclusion(
+    prefixes=("reporter=", "cluster_manager", "listener_manager", "server", "cluster.xds-grpc", "wasm",
+              "component", "istio"),
+    suffixes=("rbac.allowed", "rbac.denied", "shadow_allowed", "shadow_denied"),
+    regexps=(r"vhost\..*\.route\..*",),
+)
+
+# What the harness itself reads, beyond Istio's: the local control plane's push acknowledgements
+# (platforms/local/acks.py: every subscription's version_text and refusal counters) and the gauge of
+# ejected hosts the run's ejection gate reads (run/evaluation.EJECTIONS). On kind, istio-agent plays the
+# first part and the gate reports the gauge as not exported.
+HARNESS_INCLUSION = StatsInclusion(
+    regexps=(r".*\.(version_text|update_rejected|update_failure)", r"cluster\..*\.outlier_detection\.ejections_active"),
+)
+
+
+def stats_matcher(extra: StatsInclusion = StatsInclusion()) -> dict[str, object]:
+    """Envoy's `stats_matcher` as Istio's bootstrap template writes it (an inclusion list: prefixes,
+    suffixes, then regexps as safe_regex), from Istio's own, the harness's and the profile's matchers.
+
+    Stats outside it are never created: they cost neither proxy memory nor Prometheus series. Istio's
+    inclusion is the same for a sidecar and a gateway."""
+    parts = (ISTIO_INCLUSION, HARNESS_INCLUSION, extra)
+    patterns: list[dict[str, object]] = []
+    for kind, values in (("prefix", [p for part in parts for p in part.prefixes]),
+                         ("suffix", [s for part in parts for s in part.suffixes])):
+        patterns += [{kind: value} for value in dict.fromkeys(values)]
+    patterns += [{"safe_regex": {"regex": r}} for r in dict.fromkeys(r for part in parts for r in part.regexps)]
+    return {"inclusion_list": {"patterns": patterns}}
+
+
+def envoy_stats_bootstrap(*, external_hosts: Sequence[str] = (),
+                          inclusion: StatsInclusion = StatsInclusion()) -> dict[str, object]:
+    """The bootstrap's top-level stats fields: `stats_config` and `stats_flush_interval`.
+
+    `inclusion` is the profile's meshConfig.defaultConfig.proxyStatsMatcher (mesh/profiles.py)."""
     config = envoy_stats_config(external_hosts=external_hosts)
     config["histogram_bucket_settings"] = [
-        {"match": {"safe_regex": {"regex": ".*"}}, "buckets": list(LATENCY_BUCKETS_MS)}
+        {"match": {"prefix": LATENCY_HISTOGRAM}, "buckets": list(LATENCY_BUCKETS_MS)}
     ]
-    # The trace collector's cluster is no mesh service: its ~250 cluster stats per proxy (1,750 series
-    # with 7 proxies, 6% of job envoy's) served nothing. Istio's default proxy stats inclusion does not
-    # export such a cluster either (istio.io "Envoy Statistics": only a small subset by default). Span
-    # export itself stays visible in the tracer's own stats (tracing.opentelemetry.*).
-    config["stats_matcher"] = {"exclusion_list": {"patterns": [{"prefix": f"cluster.{COLLECTOR_CLUSTER}."}]}}
+    config["stats_matcher"] = stats_matcher(inclusion)
     return {
         "stats_config": config,
         "stats_flush_interval": STATS_FLUSH_INTERVAL,
     }
-

@@ -18,7 +18,7 @@ from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
 from harness.mesh.translate.secrets import workload_secret
-from harness.mesh.translate.model import TraceCollector
+from harness.mesh.translate.model import StatsInclusion, TraceCollector
 from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
 from harness.platforms.local.private import app_socket
@@ -48,6 +48,7 @@ class MeshController:
 
     def __init__(self, declared: MeshModel, layout: Layout, certs: dict[str, CertPaths],
                  external: dict[str, ExternalEndpoint], *, access_log: bool = False,
+                 stats_inclusion: StatsInclusion = StatsInclusion(),
                  trace_collector: TraceCollector | None = None) -> None:
         self.declared = declared
         # None: the platform's own receiver on its planned port (launch passes the user's endpoint)
@@ -57,6 +58,7 @@ class MeshController:
         self.certs = certs
         self.external = external
         self.access_log = access_log
+        self.stats_inclusion = stats_inclusion
         self.ready: set[str] = set()
         self.nodes = {node.name: node for node in self._nodes()}
         self.writers = {name: XdsWriter(node) for name, node in self.nodes.items()}
@@ -77,7 +79,7 @@ class MeshController:
                 region=pod.region, service_account=pod.service_account,
                 certs=self.certs[pod.service_account], xds_dir=self.layout.proxy_dir(pod.name) / "xds",
                 admin_port=ports.admin, inbound_port=ports.inbound, app_port=ports.app,
-                outbound_port=ports.outbound, access_log=self.access_log,
+                outbound_port=ports.outbound, access_log=self.access_log, stats_inclusion=self.stats_inclusion,
                 app_socket=app_socket(self.layout.state_dir, pod.name),
                 path_normalization=self.layout.settings.path_normalization,
             ))
@@ -86,6 +88,7 @@ class MeshController:
             region=GATEWAY_REGION, service_account="api-gateway", certs=self.certs["api-gateway"],
             xds_dir=self.layout.proxy_dir(GATEWAY_NAME) / "xds", admin_port=self.layout.gateway_admin_port,
             gateway_ports={80: self.layout.settings.ingress_port}, access_log=self.access_log,
+            stats_inclusion=self.stats_inclusion,
             path_normalization=self.layout.settings.path_normalization,
         ))
         return nodes

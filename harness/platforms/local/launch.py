@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import ConfigError, MissingDependencyError, PortInUseError, ReadinessTimeout
 from harness.mesh.loader import MeshModel
+from harness.mesh.profiles import proxy_stats_inclusion
 from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
 from harness.platforms.local import prometheus, traces
@@ -78,6 +79,7 @@ class MeshProcesses:
         self.trace_collector, self.owns_receiver = traces.collector_for(self.layout.trace_port, os.environ)
         self.controller = MeshController(declared, self.layout, self._workload_certs(), external,
                                          access_log=settings.profile == "dev",
+                                         stats_inclusion=proxy_stats_inclusion(settings.profile),
                                          trace_collector=self.trace_collector)
         check_inotify_budget(self.controller.file_subscriptions())
         self.supervisor = Supervisor(
