@@ -41,8 +41,9 @@ chromium:
 		echo "note: without /usr/bin/chromium the report rendering test is skipped (apt-get install chromium)" >&2; \
 	fi
 
-# Every Envoy file subscription holds an inotify instance; the suite runs two meshes at once.
-INOTIFY_NEEDED := 512
+# Every Envoy file subscription holds an inotify instance (about 90 per mesh); the suite runs up to
+# four meshes at once (two pytest processes with a mesh each, and tests that start one of their own).
+INOTIFY_NEEDED := 1024
 inotify:
 	@limit=$$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo $(INOTIFY_NEEDED)); \
 	if [ "$$limit" -lt $(INOTIFY_NEEDED) ]; then \
@@ -62,12 +63,17 @@ run: setup
 	echo "make run: the run gave its verdict (harness exit $$code); the report is in the run directory above"
 
 # The layer contracts (.importlinter) first: a broken layer fails in a second, before the tests.
-# The tests that start no mesh (schemas, kmock, reports, loaders, suites, the bad-input corpus) run at
-# the lowest CPU priority beside the ones that do, which spend most of their time waiting for phases to
-# pass: the mesh keeps the CPU it needs, and the suite stays under 15 minutes on 2 cores. Each pytest
-# has its own temporary folder; the unit run is stopped by its PID if the other is interrupted.
+# Three pytest processes run side by side, each with its own temporary folder:
+# - the experiment runs and the fault-ledger cases (LIVE_RUNS), on a mesh of their own: they spend most
+#   of their time waiting for phases to pass (about 9 of the suite's minutes);
+# - every other test that starts a mesh, on another mesh and another block of ports;
+# - the tests that start no mesh (schemas, kmock, reports, loaders, suites, the bad-input corpus), at the
+#   lowest CPU priority, so the meshes keep the CPU they need.
+# The suite then stays well under 15 minutes on 2 cores. Both background runs are stopped by their
+# PIDs if the foreground one is interrupted; every log is printed at the end.
 UNIT_TESTS := tests/badinput tests/chaos tests/cli tests/experiments tests/kind tests/mesh tests/report \
               tests/security tests/state tests/suite tests/telemetry $(wildcard tests/test_*.py)
+LIVE_RUNS  := tests/local_mesh/test_experiment_runs.py tests/local_mesh/test_fault_ledger.py
 TEST_TMP   := $(or $(TMPDIR),/tmp)/mesh-harness-tests-$(shell id -u)
 
 test: setup inotify chromium
@@ -75,11 +81,17 @@ test: setup inotify chromium
 	@mkdir -p $(TEST_TMP); \
 	nice -n 19 $(BIN)/python -m pytest -q -p no:cacheprovider --basetemp=$(TEST_TMP)/unit $(UNIT_TESTS) \
 		> $(TEST_TMP)/unit.log 2>&1 & unit=$$!; \
-	trap 'kill $$unit 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest --basetemp=$(TEST_TMP)/live $(foreach t,$(UNIT_TESTS),--ignore=$(t)); live=$$?; \
+	HARNESS_TEST_PORT_BASES=27000-31000 $(BIN)/python -m pytest -p no:cacheprovider --basetemp=$(TEST_TMP)/runs \
+		$(LIVE_RUNS) > $(TEST_TMP)/runs.log 2>&1 & runs=$$!; \
+	trap 'kill $$unit $$runs 2>/dev/null' INT TERM; \
+	HARNESS_TEST_PORT_BASES=22000-26000 $(BIN)/python -m pytest --basetemp=$(TEST_TMP)/live \
+		$(foreach t,$(UNIT_TESTS) $(LIVE_RUNS),--ignore=$(t)); live=$$?; \
+	wait $$runs; runs_code=$$?; \
 	wait $$unit; unit_code=$$?; \
+	echo; echo "== experiment runs and fault-ledger cases (ran beside the others, on a mesh of their own) =="; \
+	cat $(TEST_TMP)/runs.log; \
 	echo; echo "== tests that start no mesh (ran beside the others, at nice 19) =="; cat $(TEST_TMP)/unit.log; \
-	if [ $$live -ne 0 ] || [ $$unit_code -ne 0 ]; then exit 1; fi
+	if [ $$live -ne 0 ] || [ $$runs_code -ne 0 ] || [ $$unit_code -ne 0 ]; then exit 1; fi
 
 down:
 	$(BIN)/harness down

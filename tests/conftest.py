@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
 _SESSION_ROOT = Path(tempfile.mkdtemp(prefix="harness-tests-"))
 os.environ["HARNESS_STATE_DIR"] = str(_SESSION_ROOT / "state")
 os.environ["XDG_STATE_HOME"] = str(_SESSION_ROOT / "xdg-state")
+
+# A suite started in the background by a non-interactive shell (`make test &`, `(... &)`) inherits SIGINT
+# ignored, and every run it starts would too (an ignored signal stays ignored across exec, and Python then
+# installs no KeyboardInterrupt handler): the tests that interrupt a run with SIGINT would see it finish.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: object) -> None:

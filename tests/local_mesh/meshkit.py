@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -17,8 +18,11 @@ from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.settings import LocalSettings
 
 # Below Linux's ephemeral range (32768-60999), where load's client sockets would collide; above the
-# default mesh's 21000 block, so a developer's own mesh does not collide either.
-PORT_BASES = range(22000, 32000, 1000)
+# default mesh's 21000 block, so a developer's own mesh does not collide either. `make test` runs two
+# live pytest processes at once and gives each its own half (HARNESS_TEST_PORT_BASES="first-last"), so
+# two meshes starting together never pick the same free block.
+_FIRST, _, _LAST = os.environ.get("HARNESS_TEST_PORT_BASES", "22000-31000").partition("-")
+PORT_BASES = range(int(_FIRST), int(_LAST) + 1, 1000)
 
 
 def free_base() -> int:
