@@ -137,6 +137,8 @@ def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_
              "tagOverrides": {"request_host": {"value": "request.host"},
                               "caller_app": {"value": "downstream_peer.app"},
                               "user_tier": {"value": "request.headers['x-missing']"},
+                              "destination_version": {"value": "request.headers['x-missing']"},
+                              "destination_workload": {"operation": "REMOVE"},
                               "source_principal": {"operation": "REMOVE"}}},
             {"match": {"metric": "REQUEST_SIZE", "mode": "SERVER"}, "disabled": True},
         ]}]},
@@ -152,6 +154,10 @@ def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_
         assert "source_principal" not in item["metric"]  # REMOVE: absent, not "unknown"
         assert item["metric"]["caller_app"] == "ai-agent"  # the peer metadata's field, split by Envoy
         assert item["metric"]["user_tier"] == "unknown"  # no such header: istio_stats.cc writes "unknown"
+        # An override of one of the proxy's own labels wins over its constant, even with no value; so does REMOVE
+        assert item["metric"]["destination_version"] == "unknown"
+        assert "destination_workload" not in item["metric"]
+        assert item["metric"]["destination_app"] == "user"  # not overridden: the proxy's own, from mesh_self
     # REQUEST_SIZE disabled on the server side: once the old listener has drained (2 s), user's sidecar
     # has no inbound request-size histogram at all, while it still counts requests.
     admin = mesh.pod(USER_POD)["sidecar_admin_url"]

@@ -82,16 +82,34 @@ def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it()
 def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
     state = _state()
     source = standard_tags(state, _node("ai-agent-v1-us-east-0"), "source", mtls=None)
-    assert source["source_workload"] == "ai-agent-v1-us-east" and source["source_app"] == "ai-agent"
     assert source["destination_peer"] == "%METADATA(UPSTREAM_HOST:istio:peer)%"  # split at scrape time
     assert source["destination_principal"] == "%UPSTREAM_PEER_URI_SAN%"
-    assert source["connection_security_policy"] == "unknown"
+    # Constant per proxy, so not tagged per request: the scrape fills the own side from the target label
+    # mesh_self, request_protocol "http" and connection_security_policy "unknown" by rule.
+    assert not {"source_workload", "source_app", "request_protocol", "connection_security_policy"} & set(source)
     destination = standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=True)
-    assert destination["destination_service"] == "user-service.parallel-ai.svc.cluster.local"
+    assert not {"destination_workload", "destination_service", "destination_service_name"} & set(destination)
     assert destination["source_peer"] == "%DYNAMIC_METADATA(istio.peer:peer)%"
     assert destination["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
     assert destination["connection_security_policy"] == "mutual_tls"
     assert standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=False)["connection_security_policy"] == "none"
+
+
+def test_each_proxys_own_side_is_its_target_label_in_the_order_the_relabeling_splits() -> None:
+    from harness.mesh.translate.telemetry import SELF_FIELDS, self_value
+    from harness.platforms.local import recording_rules
+
+    state = _state()
+    assert self_value(state, _node("user-v1-us-east-0")).split("|") == [
+        "user-v1-us-east", "parallel-ai", "spiffe://cluster.local/ns/parallel-ai/sa/user-service", "user", "v1",
+        "user", "v1", "Kubernetes", "user-service.parallel-ai.svc.cluster.local", "user-service", "parallel-ai"]
+    assert SELF_FIELDS == recording_rules.SELF_SUFFIXES  # two copies the layers keep, checked equal
+    rules = {c["target_label"]: c for c in recording_rules.metric_relabel_configs()
+             if c.get("source_labels", [None])[1:] == ["reporter", "mesh_self"]}
+    # the own side of either reporter, and the destination service only on reporter="destination"
+    assert rules["source_app"]["regex"] == r";source;[^|]*\|[^|]*\|[^|]*\|([^|]*).*"
+    assert rules["destination_service_name"]["regex"].startswith(";destination;")
+    assert "source_service_name" not in rules and len(rules) == 8 + 11
 
 
 def test_clusters_and_endpoints_carry_istios_metadata() -> None:
@@ -196,7 +214,8 @@ def test_an_added_tag_travels_with_its_name_so_a_missing_value_reads_unknown() -
     logger omits an empty value and Prometheus drops an empty label. So an added tag (not one of Istio's
     labels) is emitted as mesh_user_tag_<i> = "<tag>=<value>", never empty, and the scrape's relabeling
     (recording_rules.metric_relabel_configs, fixed when Prometheus starts) restores <tag>, "unknown" when
-    the value part is empty. An override of one of Istio's own labels stays in place."""
+    the value part is empty. An override of one of Istio's own labels stays in place, marked with a leading
+"=" that the relabeling takes off after it has filled what the proxy leaves to it."""
     from harness.mesh.telemetry_api import check_telemetry
     from harness.mesh.translate.telemetry import MAX_USER_TAGS, USER_TAG, request_stats_for
     from harness.platforms.local import recording_rules
@@ -208,7 +227,7 @@ def test_an_added_tag_travels_with_its_name_so_a_missing_value_reads_unknown() -
     tags = {t["name"]: t["value_format"] for t in counter["stat"]["tags"]}
     assert tags[USER_TAG + "0"] == "user_tier=%REQ(x-missing)%"
     assert "user_tier" not in tags
-    assert tags["request_protocol"] == "%PROTOCOL%"
+    assert tags["request_protocol"] == "=%PROTOCOL%"  # marked: an empty value must read "unknown", not "http"
     assert (USER_TAG, MAX_USER_TAGS) == (recording_rules.USER_TAG, recording_rules.MAX_USER_TAGS)
     relabel = [c for c in recording_rules.metric_relabel_configs() if c.get("source_labels") == [USER_TAG + "0"]]
     assert [(c["regex"], c["target_label"], c["replacement"]) for c in relabel] == [

@@ -120,8 +120,8 @@ def _tcp_tags(state: MeshState, node: ProxyNode, *, blackhole: bool) -> dict[str
     tags["destination_service"] = f"%CLUSTER_METADATA({METADATA_NAMESPACE}:host)%"
     tags["destination_service_name"] = (BLACKHOLE if blackhole
                                         else f"%CLUSTER_METADATA({METADATA_NAMESPACE}:name)%")
-    tags.update({"request_protocol": "tcp", "response_flags": "%RESPONSE_FLAGS%",
-                 "connection_security_policy": "unknown"})
+    # connection_security_policy is "unknown" on Istio's TCP path for a source reporter: the scrape writes it
+    tags.update({"request_protocol": "tcp", "response_flags": "%RESPONSE_FLAGS%"})
     return tags
 
 

@@ -19,6 +19,7 @@ from harness.mesh.loader import MeshModel
 from harness.mesh.profiles import proxy_stats_inclusion
 from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
+from harness.mesh.translate.telemetry import SELF_LABEL, self_value
 from harness.platforms.local import prometheus, traces
 from harness.pki import MeshCA
 from harness.platforms.local.controller import MeshController, bootstrap_path
@@ -241,18 +242,21 @@ class MeshProcesses:
 
     def _scrape_targets(self) -> list[prometheus.ScrapeTarget]:
         targets = []
+        state = self.controller.state()
+        nodes = self.controller.nodes
         for pod in self.controller.pods():
             ports = self.layout.pods[pod.name]
             service = next((s.name for s in self.declared.topology.services_of(pod)), pod.app)
             labels = {"pod": pod.name, "app": pod.app, "version": pod.version, "region": pod.region,
                       "service": service, "namespace": pod.namespace}
-            targets.append(prometheus.ScrapeTarget(f"127.0.0.1:{ports.admin}", "envoy",
-                                                   {**labels, "proxy_kind": "sidecar"}))
+            targets.append(prometheus.ScrapeTarget(f"127.0.0.1:{ports.admin}", "envoy", {
+                **labels, "proxy_kind": "sidecar", SELF_LABEL: self_value(state, nodes[pod.name])}))
             targets.append(prometheus.ScrapeTarget(f"127.0.0.1:{ports.app}", "apps", labels))
         targets.append(prometheus.ScrapeTarget(
             f"127.0.0.1:{self.layout.gateway_admin_port}", "envoy",
             {"pod": GATEWAY_NAME, "app": "istio-ingressgateway", "version": "unknown", "region": "us-east",
-             "service": "istio-ingressgateway", "namespace": "parallel-ai", "proxy_kind": "gateway"}))
+             "service": "istio-ingressgateway", "namespace": "parallel-ai", "proxy_kind": "gateway",
+             SELF_LABEL: self_value(state, nodes[GATEWAY_NAME])}))
         return targets
 
     # -- running ----------------------------------------------------------------------------

@@ -41,7 +41,9 @@ JOBS: Mapping[str, str] = MappingProxyType({"envoy": "/stats/prometheus", "apps"
 
 _APP_LABELS = frozenset({"pod", "app", "version", "region", "service", "namespace"})
 REQUIRED_LABELS: Mapping[str, frozenset[str]] = MappingProxyType(
-    {"envoy": _APP_LABELS | {"proxy_kind"}, "apps": _APP_LABELS}
+    # mesh_self: the proxy's own side of Istio's labels (translate/telemetry.SELF_LABEL), which the
+    # relabeling turns into labels of its istio series and drops from every series
+    {"envoy": _APP_LABELS | {"proxy_kind", "mesh_self"}, "apps": _APP_LABELS}
 )
 _ADDRESS = re.compile(r"127\.0\.0\.1:([0-9]{1,5})")
 

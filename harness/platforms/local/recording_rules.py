@@ -7,7 +7,11 @@ recording-rules.test.yaml) check what the rules compute.
 The proxies' stats access logger (harness/mesh/translate/telemetry.py) already tags every request
 with Istio's labels. What Istio's stats plugin does on top happens once per new series, when
 Prometheus scrapes it (`metric_relabel_configs` of job envoy, cached per series by the scrape loop):
+- fill the reporting proxy's own side (and, on reporter="destination", its Service) from the target
+  label `mesh_self`, which the proxy does not tag each request with, and request_protocol "http";
 - split the other side's joined peer metadata (`source_peer` / `destination_peer`) into its labels;
+- take the mark off a Telemetry's value for one of Istio's labels (emitted as "=<value>" so that an
+  empty value is not filled by the two steps above);
 - write "unknown" where a label's value is missing (Envoy leaves it empty, which Prometheus drops): no
   upstream host, no cluster, no trusted peer metadata, a CEL value that failed;
 - turn each tag a Telemetry added, which the proxy emits as `mesh_user_tag_<i>` = "<tag>=<value>"
@@ -73,11 +77,28 @@ _ISTIO = "envoy_istio_.*"
 USER_TAG = "mesh_user_tag_"  # translate/telemetry.USER_TAG and MAX_USER_TAGS (the layers keep two copies)
 MAX_USER_TAGS = 8
 _LABEL_NAME = "[a-zA-Z_][a-zA-Z0-9_]*"
+# translate/telemetry.SELF_LABEL, SELF_FIELDS (as label suffixes), OWN_SIDE_FIELDS and OVERRIDE_MARK.
+SELF_LABEL = "mesh_self"
+SELF_SUFFIXES = ("workload", "workload_namespace", "principal", "app", "version", "canonical_service",
+                 "canonical_revision", "cluster", "service", "service_name", "service_namespace")
+OWN_SIDE_FIELDS = 8
+OVERRIDE_MARK = "="
 
 
 def metric_relabel_configs() -> list[dict[str, object]]:
     """Relabeling of job envoy's istio series: unknown for empty labels, REMOVED dropped, RBAC details."""
     configs: list[dict[str, object]] = []
+    # The reporting proxy's own side (its destination service too, on "destination"), which it does not
+    # tag each request with: from its target label, unless a Telemetry override set the label.
+    for side in ("source", "destination"):
+        suffixes = SELF_SUFFIXES if side == "destination" else SELF_SUFFIXES[:OWN_SIDE_FIELDS]
+        for index, suffix in enumerate(suffixes):
+            label = f"{side}_{suffix}"
+            configs.append({"source_labels": [label, "reporter", SELF_LABEL], "separator": ";",
+                            "regex": f";{side};" + r"[^|]*\|" * index + "([^|]*).*", "target_label": label,
+                            "replacement": "$1"})
+    configs.append({"source_labels": ["__name__", "request_protocol"], "separator": ";", "regex": f"({_HTTP});",
+                    "target_label": "request_protocol", "replacement": "http"})
     # The other side's peer metadata arrives as one joined value (`<side>_peer`, fields in the order of
     # translate/telemetry.PEER_FIELDS): split it into Istio's labels, unless a Telemetry override set one.
     for side in ("source", "destination"):
@@ -86,7 +107,12 @@ def metric_relabel_configs() -> list[dict[str, object]]:
             configs.append({"source_labels": [label, f"{side}_peer"], "separator": ";",
                             "regex": ";" + r"[^|]*\|" * index + "([^|]*).*", "target_label": label,
                             "replacement": "$1"})
-    configs.append({"action": "labeldrop", "regex": "(source|destination)_peer"})
+    configs.append({"action": "labeldrop", "regex": f"(source|destination)_peer|{SELF_LABEL}"})
+    # A Telemetry's value for one of Istio's labels comes marked (so an empty one was not filled above):
+    # unmark it; an empty value then reads "unknown" below.
+    for label in (*FILLED, "response_code_details", "grpc_response_status"):
+        configs.append({"source_labels": [label], "regex": f"{OVERRIDE_MARK}(.*)", "target_label": label,
+                        "replacement": "$1"})
     # Added tags: the label name is the value's part before "=" (target_label expands regex groups).
     for slot in range(MAX_USER_TAGS):
         configs.append({"source_labels": [f"{USER_TAG}{slot}"], "regex": f"({_LABEL_NAME})=(.+)",

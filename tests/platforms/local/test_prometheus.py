@@ -25,6 +25,7 @@ from harness.mesh.translate.telemetry import (
     peer_metadata_filter,
     pod_metadata,
     request_stats_for,
+    self_value,
 )
 from harness.net import free_port
 from harness.platforms.local.prometheus import (
@@ -50,8 +51,9 @@ def _labels(pod: str, app: str, service: str, *, proxy_kind: str | None = "sidec
         "service": service,
         "namespace": "parallel-ai",
     }
-    if proxy_kind is not None:
+    if proxy_kind is not None:  # an Envoy: its own side of Istio's labels too (translate/telemetry.self_value)
         labels["proxy_kind"] = proxy_kind
+        labels["mesh_self"] = self_value(STATE, _node(pod)) if pod in {p.name for p in MODEL.topology.pods} else "x"
     return labels
 
 
@@ -137,9 +139,9 @@ def test_write_targets_writes_one_file_sd_file_per_job(tmp_path: Path) -> None:
 
 
 def test_scrape_target_requires_the_architecture_labels_for_its_job() -> None:
-    with pytest.raises(ConfigError, match=r"missing \['proxy_kind'\]"):
+    with pytest.raises(ConfigError, match=r"missing \['mesh_self', 'proxy_kind'\]"):
         ScrapeTarget("127.0.0.1:15000", "envoy", _labels("p", "user", "user-service", proxy_kind=None))
-    with pytest.raises(ConfigError, match=r"unexpected \['proxy_kind'\]"):
+    with pytest.raises(ConfigError, match=r"unexpected \['mesh_self', 'proxy_kind'\]"):
         ScrapeTarget("127.0.0.1:8080", "apps", _labels("p", "user", "user-service"))
     with pytest.raises(ConfigError, match="127.0.0.1:<port>"):
         ScrapeTarget("0.0.0.0:8080", "apps", _labels("p", "user", "user-service", proxy_kind=None))
