@@ -65,7 +65,8 @@ ISTIO_INCLUSION = StatsInclusion(
 # ejected hosts the run's ejection gate reads (run/evaluation.EJECTIONS). On kind, istio-agent plays the
 # first part and the gate reports the gauge as not exported.
 HARNESS_INCLUSION = StatsInclusion(
-    regexps=(r".*\.(version_text|update_rejected|update_failure)", r"cluster\..*\.outlier_detection\.ejections_active"),
+    regexps=(r".*\.(version_text|update_rejected|update_failure)",
+             r"cluster\..*\.outlier_detection\.ejections_active"),
 )
 
 
