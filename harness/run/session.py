@@ -108,7 +108,7 @@ class HarnessRun:
             "run_dir": str(self.run_dir),
             # The file's name is the experiment's stable id (baselines); plain `chaos run` may know no file.
             "experiment_file": str(self.experiment_path) if self.experiment_path.is_file() else None,
-            "platform": getattr(self.platform, "name", "?"),
+            "platform": self.platform.name,
             "phase": self.current_phase,
             "phases": {name: {"start": p.start, "end": p.end} for name, p in self.phases.items()},
             "chaos": current().recorder.snapshot(),
@@ -356,7 +356,7 @@ class HarnessRun:
 
     def _save_traces(self) -> None:
         """The phases' sampled request traces into the run dir, for the report's waterfall (local only)."""
-        if getattr(self.platform, "name", None) != "local":
+        if self.platform.name != "local":
             return
         from harness.errors import HarnessError
         from harness.run import traces
