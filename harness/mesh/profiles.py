@@ -21,6 +21,10 @@ MATCHER_FIELD = "spec.meshConfig.defaultConfig.proxyStatsMatcher"
 # istio/api mesh/v1alpha1/proxy.proto ProxyStatsMatcher: inclusion matchers only (istioctl refuses
 # anything else, which is why profile-prod.yaml drops the seed's exclusionRegexps).
 _KEYS = {"inclusionPrefixes": "prefixes", "inclusionSuffixes": "suffixes", "inclusionRegexps": "regexps"}
+# What a run reads from every proxy on either platform beyond a profile's own matchers: the gauge of hosts
+# outlier detection has ejected (run/evaluation.EJECTIONS; the gate before a baseline waits for them).
+# Istio's default inclusion does not export it, so both platforms add it to the profile's inclusionRegexps.
+HARNESS_REGEXPS = (r"cluster\..*\.outlier_detection\.ejections_active",)
 
 
 def profile_files(profile: str) -> tuple[Path, Path]:
@@ -56,4 +60,14 @@ def proxy_stats_inclusion(profile: str) -> StatsInclusion:
             if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
                 raise ConfigError("expected a list of non-empty strings", file=where, field=f"{MATCHER_FIELD}.{key}")
             merged[_KEYS[key]] = tuple(values)  # a list in an overlay replaces the base's
+    regexps = merged.get("regexps", ())
+    merged["regexps"] = regexps + tuple(r for r in HARNESS_REGEXPS if r not in regexps)
     return StatsInclusion(**merged)
+
+
+def with_harness_stats(operator: dict[str, Any]) -> dict[str, Any]:
+    """An IstioOperator (profile overlaid) with HARNESS_REGEXPS added to its proxyStatsMatcher, in place."""
+    config = operator["spec"].setdefault("meshConfig", {}).setdefault("defaultConfig", {})
+    regexps = config.setdefault("proxyStatsMatcher", {}).setdefault("inclusionRegexps", [])
+    regexps.extend(r for r in HARNESS_REGEXPS if r not in regexps)
+    return operator

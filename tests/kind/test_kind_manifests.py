@@ -61,11 +61,15 @@ def test_dev_profile_logs_access_and_keeps_cx_rq_stats_prod_holds_the_app_until_
     dev = render.istio_operator("dev", ONE, "1.30.3")["spec"]
     prod = render.istio_operator("prod", ONE, "1.30.3")["spec"]
     assert dev["meshConfig"]["accessLogFile"] == "/dev/stdout"
-    assert dev["meshConfig"]["defaultConfig"]["proxyStatsMatcher"] == {"inclusionRegexps": [".*_cx_.*", ".*_rq_.*"]}
+    # The seed's regexps, and the gauge of ejected hosts the run's gate reads (mesh/profiles.HARNESS_REGEXPS),
+    # which Istio's default stats inclusion leaves out.
+    ejections = r"cluster\..*\.outlier_detection\.ejections_active"
+    assert dev["meshConfig"]["defaultConfig"]["proxyStatsMatcher"] == {
+        "inclusionRegexps": [".*_cx_.*", ".*_rq_.*", ejections]}
     assert "accessLogFile" not in prod["meshConfig"]
     assert prod["meshConfig"]["defaultConfig"]["holdApplicationUntilProxyStarts"] is True
     # The seed's exclusionRegexps is no field of ProxyStatsMatcher (inclusion only): istioctl refuses it.
-    assert "proxyStatsMatcher" not in prod["meshConfig"]["defaultConfig"]
+    assert prod["meshConfig"]["defaultConfig"]["proxyStatsMatcher"] == {"inclusionRegexps": [ejections]}
     assert prod["values"]["global"]["proxy"]["resources"]["limits"] == {"cpu": "200m", "memory": "256Mi"}
 
 

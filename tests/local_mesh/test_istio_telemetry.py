@@ -83,7 +83,10 @@ def test_a_dev_proxy_exports_istios_stats_and_the_profiles_not_every_envoy_stat(
     assert any(name.startswith("istio.requests_total") for name in names)  # the standard metrics
     assert f"{inbound}membership_healthy" not in names and f"{inbound}lb_healthy_panic" not in names
     assert not [name for name in names if name.startswith("tracing.")]
-    exported = {r["metric"]["__name__"] for r in query(mesh, 'count by (__name__) ({job="envoy"})')}
+    # Prometheus' first scrape of a new mesh comes about 5 s after it starts (README Benchmarks): wait for it
+    by_name = _wait(mesh, 'count by (__name__) ({job="envoy"})', lambda r: any(
+        x["metric"]["__name__"] == "envoy_istio_requests_total" for x in r))
+    exported = {r["metric"]["__name__"] for r in by_name}
     assert "envoy_cluster_upstream_rq_total" in exported and "envoy_istio_requests_total" in exported
     assert "envoy_cluster_membership_healthy" not in exported
 

@@ -60,14 +60,10 @@ ISTIO_INCLUSION = StatsInclusion(
     regexps=(r"vhost\..*\.route\..*",),
 )
 
-# What the harness itself reads, beyond Istio's: the local control plane's push acknowledgements
-# (platforms/local/acks.py: every subscription's version_text and refusal counters) and the gauge of
-# ejected hosts the run's ejection gate reads (run/evaluation.EJECTIONS). On kind, istio-agent plays the
-# first part and the gate reports the gauge as not exported.
-HARNESS_INCLUSION = StatsInclusion(
-    regexps=(r".*\.(version_text|update_rejected|update_failure)",
-             r"cluster\..*\.outlier_detection\.ejections_active"),
-)
+# What the local control plane reads, beyond Istio's: its push acknowledgements (platforms/local/acks.py:
+# every subscription's version_text and refusal counters); istio-agent plays that part on kind. The
+# ejection gauge a run reads comes with the profile's matchers on both platforms (mesh/profiles.py).
+HARNESS_INCLUSION = StatsInclusion(regexps=(r".*\.(version_text|update_rejected|update_failure)",))
 
 
 def stats_matcher(extra: StatsInclusion = StatsInclusion()) -> dict[str, object]:

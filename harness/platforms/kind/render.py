@@ -18,6 +18,7 @@ import yaml
 
 from harness.errors import ConfigError, ManifestError
 from harness.mesh.loader import load_documents
+from harness.mesh.profiles import with_harness_stats
 from harness.mesh.schema import MANIFESTS_DIR, default_manifest_paths, load_yaml_documents
 from harness.mesh.topology import REGION_LABEL
 from harness.platforms.kind.settings import EXTERNAL_NAMESPACE, NAMESPACE, ClusterSpec
@@ -84,7 +85,7 @@ def istio_operator(profile: str, cluster: ClusterSpec, istio_version: str,
     (and, with three clusters, every network's gateway address: `mesh_networks`)."""
     (base,) = template("istio/control-plane.yaml")
     (overlay,) = template(f"istio/profile-{profile}.yaml")
-    operator = merge(base, {"spec": overlay["spec"]})
+    operator = with_harness_stats(merge(base, {"spec": overlay["spec"]}))  # the run's ejection gauge too
     values = operator["spec"]["values"]
     values["global"].update(tag=istio_version, network=cluster.network)
     values["global"]["multiCluster"] = {"clusterName": cluster.name}

@@ -26,25 +26,24 @@ ISTIO_PATTERNS = [
     {"suffix": "rbac.allowed"}, {"suffix": "rbac.denied"}, {"suffix": "shadow_allowed"}, {"suffix": "shadow_denied"},
     {"safe_regex": {"regex": r"vhost\..*\.route\..*"}},
 ]
-# The local control plane's push acknowledgements and the run's ejection gate (translate/stats.py).
-HARNESS_PATTERNS = [
-    {"safe_regex": {"regex": r".*\.(version_text|update_rejected|update_failure)"}},
-    {"safe_regex": {"regex": r"cluster\..*\.outlier_detection\.ejections_active"}},
-]
+# The local control plane's push acknowledgements (translate/stats.py).
+HARNESS_PATTERNS = [{"safe_regex": {"regex": r".*\.(version_text|update_rejected|update_failure)"}}]
+# The run's ejection gate, on both platforms (mesh/profiles.HARNESS_REGEXPS).
+EJECTIONS = r"cluster\..*\.outlier_detection\.ejections_active"
 
 
 def test_the_prod_profile_exports_istios_default_set_and_what_the_harness_reads() -> None:
-    assert proxy_stats_inclusion("prod") == StatsInclusion()
-    assert stats_matcher(proxy_stats_inclusion("prod")) == {"inclusion_list": {"patterns": ISTIO_PATTERNS + HARNESS_PATTERNS}}
+    assert proxy_stats_inclusion("prod") == StatsInclusion(regexps=(EJECTIONS,))
+    assert stats_matcher(proxy_stats_inclusion("prod")) == {"inclusion_list": {"patterns": [
+        *ISTIO_PATTERNS, *HARNESS_PATTERNS, {"safe_regex": {"regex": EJECTIONS}}]}}
 
 
 def test_the_dev_profile_adds_the_seeds_inclusion_regexps() -> None:
     """Seed, Development Environment: proxyStatsMatcher.inclusionRegexps [".*_cx_.*", ".*_rq_.*"]."""
     dev = proxy_stats_inclusion("dev")
-    assert dev == StatsInclusion(regexps=(".*_cx_.*", ".*_rq_.*"))
+    assert dev == StatsInclusion(regexps=(".*_cx_.*", ".*_rq_.*", EJECTIONS))
     patterns = envoy_stats_bootstrap(inclusion=dev)["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]  # type: ignore[index]
-    assert patterns == ISTIO_PATTERNS + HARNESS_PATTERNS + [{"safe_regex": {"regex": ".*_cx_.*"}},
-                                                            {"safe_regex": {"regex": ".*_rq_.*"}}]
+    assert patterns == ISTIO_PATTERNS + HARNESS_PATTERNS + [{"safe_regex": {"regex": r}} for r in dev.regexps]
 
 
 def test_only_the_request_duration_gets_the_fine_latency_buckets() -> None:
