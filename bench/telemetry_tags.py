@@ -6,7 +6,8 @@ stats logger the sidecars had before (5 tags, a counter and a duration histogram
 histograms, the header_to_metadata filter reading the peer metadata) and the seed's tracing at its 1 %
 random sampling with its custom tags (OpenTelemetry tracer, spans to the harness's own OTLP receiver
 run standalone), the request carrying the x-mesh-peer header a caller's sidecar adds. Rounds alternate A and B (sequential keep-alive
-requests) so that a busy machine slows both alike; the figure is B's p50 minus A's, per round.
+requests), in an order drawn per round, so that a busy machine slows both alike and neither gains from
+going first; the figure is the median over rounds of B's p50 minus A's.
 
 Run: .venv/bin/python bench/telemetry_tags.py [--rounds 10] [--per-round 1000] [--no-tracing]
 Writes bench/results/telemetry_tags.json.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -146,9 +148,14 @@ def main() -> None:
             for name, port in ports.items():  # warm-up
                 round_p50(port, 200, headers if name == "B" else "")
             a, b = [], []
+            order = random.Random(12)  # which Envoy goes first in a round (always A first would favour one)
             for _ in range(args.rounds):
-                a.append(round_p50(ports["A"], args.per_round, ""))
+                first_a = order.random() < 0.5
+                if first_a:
+                    a.append(round_p50(ports["A"], args.per_round, ""))
                 b.append(round_p50(ports["B"], args.per_round, headers))
+                if not first_a:
+                    a.append(round_p50(ports["A"], args.per_round, ""))
             diffs = [y - x for x, y in zip(a, b)]
             print(f"A (before) p50 per round, ms: {[round(x, 3) for x in a]}")
             print(f"B (Istio's labels) p50 per round, ms: {[round(x, 3) for x in b]}")

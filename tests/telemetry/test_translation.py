@@ -18,7 +18,9 @@ from harness.mesh.loader import build_model, declared_model, load_documents
 from harness.mesh.schema import default_manifest_paths
 from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.proxy import translate_proxy
-from harness.mesh.translate.telemetry import PEER_FIELDS, PEER_HEADER, peer_metadata_filter, standard_tags
+from harness.mesh.translate.telemetry import (
+    PEER_FIELDS, PEER_HEADER, peer_metadata_filter, pod_metadata, standard_tags,
+)
 
 MODEL = declared_model()
 NOWHERE = Path("/nonexistent")
@@ -200,6 +202,13 @@ def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header()
         got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"].replace("\\", "\\"), value)
         assert got == "v-" + rule["on_header_present"]["key"]
     assert not any(r.get("remove") for r in rules[:-1])  # removed by the last rule only
+    # The joined `peer` key loses the identity (the RBAC filter before has compared it with the certificate):
+    # shorter stat names, and the same value the upstream endpoints carry (pod_metadata)
+    rewrite = rules[-1]["on_header_present"]["regex_value_rewrite"]
+    without_identity = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"], value)
+    assert without_identity == "|".join(f"v-{field}" for field in PEER_FIELDS[:-1])
+    pod = _state().topology.pod("user-v1-us-east-0")
+    assert pod_metadata(pod)["peer"] == "user-v1-us-east|parallel-ai|user|v1|user|v1|Kubernetes"
 
 
 def _added_tags_telemetry(tags: dict[str, str]) -> dict:

@@ -136,12 +136,20 @@ def pod_metadata(pod: Pod) -> dict[str, str]:
     labels = dict(pod.labels)
     meta = {"workload": pod.deployment, "namespace": pod.namespace, **_identity(labels, pod.deployment),
             "cluster": CLUSTER_ID, "identity": pod.spiffe_id}
-    return {**meta, PEER_KEY: peer_value(meta)}
+    return {**meta, PEER_KEY: peer_tag_value(meta)}
 
 
 def peer_value(meta: dict[str, str]) -> str:
-    """The joined peer metadata (PEER_FIELDS order) a caller sends and an endpoint carries."""
+    """The joined peer metadata (PEER_FIELDS order) a caller sends: the identity last, which the receiving
+    sidecar's RBAC filter compares with the peer certificate."""
     return "|".join(meta[field] for field in PEER_FIELDS)
+
+
+def peer_tag_value(meta: dict[str, str]) -> str:
+    """What the `<side>_peer` tag carries: the joined value without the identity, which the relabeling
+    does not split (the certificate gives the principal) and which would lengthen the stat name of every
+    metric of every request by some 55 bytes (about 2 us of a pass here)."""
+    return "|".join(meta[field] for field in PEER_FIELDS[:-1])
 
 
 def node_metadata(node: ProxyNode) -> dict[str, str]:
@@ -288,9 +296,12 @@ def peer_metadata_filter(*, trusted: bool, fields: Iterable[str] = ()) -> dict[s
             "metadata_namespace": namespace, "key": field, "type": "STRING",
             "regex_value_rewrite": {"pattern": {"regex": "^" + r"[^|]*\|" * index + r"([^|]*).*$"},
                                     "substitution": "\\1"}}})
-    rules.append({"header": PEER_HEADER,
-                  "on_header_present": {"metadata_namespace": namespace, "key": PEER_KEY, "type": "STRING"},
-                  "remove": True})  # last: the rules before it still see the header
+    rules.append({"header": PEER_HEADER,  # last: the rules before it still see the header
+                  "on_header_present": {"metadata_namespace": namespace, "key": PEER_KEY, "type": "STRING",
+                                        # the identity off, as in peer_tag_value
+                                        "regex_value_rewrite": {"pattern": {"regex": r"^(.*)\|[^|]*$"},
+                                                                "substitution": "\\1"}},
+                  "remove": True})
     return {"name": PEER_HEADERS_FILTER, "typed_config": {"@type": HEADER_TO_METADATA, "request_rules": rules}}
 
 
