@@ -36,29 +36,28 @@ def profile_files(profile: str) -> tuple[Path, Path]:
     return ISTIO_DIR / "control-plane.yaml", overlay
 
 
-def _matcher(path: Path) -> tuple[dict[str, Any] | None, Path]:
+def _matcher(path: Path) -> dict[str, Any]:
     (doc,) = load_yaml_documents(path)
     value: Any = doc
     for key in MATCHER_FIELD.split("."):
         if not isinstance(value, dict) or key not in value:
-            return None, path
+            return {}
         value = value[key]
     if not isinstance(value, dict):
         raise ConfigError(f"expected a mapping, got {type(value).__name__}", file=path, field=MATCHER_FIELD)
-    return value, path
+    return value
 
 
 def proxy_stats_inclusion(profile: str) -> StatsInclusion:
     """The profile's proxyStatsMatcher as the inclusion matchers the local bootstrap adds to Istio's own."""
     merged: dict[str, Any] = {}
     for path in profile_files(profile):
-        matcher, where = _matcher(path)
-        for key, values in (matcher or {}).items():
+        for key, values in _matcher(path).items():
             if key not in _KEYS:
                 raise ConfigError(f"expected one of {', '.join(_KEYS)} (ProxyStatsMatcher has inclusion matchers "
-                                  f"only), got {key!r}", file=where, field=f"{MATCHER_FIELD}.{key}")
+                                  f"only), got {key!r}", file=path, field=f"{MATCHER_FIELD}.{key}")
             if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-                raise ConfigError("expected a list of non-empty strings", file=where, field=f"{MATCHER_FIELD}.{key}")
+                raise ConfigError("expected a list of non-empty strings", file=path, field=f"{MATCHER_FIELD}.{key}")
             merged[_KEYS[key]] = tuple(values)  # a list in an overlay replaces the base's
     regexps = merged.get("regexps", ())
     merged["regexps"] = regexps + tuple(r for r in HARNESS_REGEXPS if r not in regexps)

@@ -98,14 +98,13 @@ def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
 
 
 def test_each_proxys_own_side_is_its_target_label_in_the_order_the_relabeling_splits() -> None:
-    from harness.mesh.translate.telemetry import SELF_FIELDS, self_value
+    from harness.mesh.translate.telemetry import self_value
     from harness.platforms.local import recording_rules
 
     state = _state()
     assert self_value(state, _node("user-v1-us-east-0")).split("|") == [
         "user-v1-us-east", "parallel-ai", "spiffe://cluster.local/ns/parallel-ai/sa/user-service", "user", "v1",
         "user", "v1", "Kubernetes", "user-service.parallel-ai.svc.cluster.local", "user-service", "parallel-ai"]
-    assert SELF_FIELDS == recording_rules.SELF_SUFFIXES  # two copies the layers keep, checked equal
     rules = {c["target_label"]: c for c in recording_rules.metric_relabel_configs()
              if c.get("source_labels", [None])[1:] == ["reporter", "mesh_self"]}
     # the own side of either reporter, and the destination service only on reporter="destination"

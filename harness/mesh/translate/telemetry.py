@@ -181,12 +181,15 @@ def _escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
+_SELF_META = {"workload_namespace": "namespace", "principal": "identity"}  # SELF_FIELDS -> node_metadata keys
+
+
 def self_value(state: MeshState, node: ProxyNode) -> str:
     """The proxy's SELF_LABEL target label: its own side's values in SELF_FIELDS order."""
     meta = node_metadata(node)
-    host, name, namespace = _node_service(state, node) if node.kind == "sidecar" else ("unknown",) * 3
-    return "|".join((meta["workload"], meta["namespace"], meta["identity"], meta["app"], meta["version"],
-                     meta["canonical_service"], meta["canonical_revision"], meta["cluster"], host, name, namespace))
+    own = [meta[_SELF_META.get(field, field)] for field in SELF_FIELDS[:OWN_SIDE_FIELDS]]
+    service = _node_service(state, node) if node.kind == "sidecar" else ("unknown",) * 3
+    return "|".join((*own, *service))
 
 
 def standard_tags(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls: bool | None) -> dict[str, str]:
@@ -203,21 +206,20 @@ def standard_tags(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls
         service = {"destination_service": f"%CLUSTER_METADATA({METADATA_NAMESPACE}:host)%{blackhole}",
                    "destination_service_name": f"%CLUSTER_METADATA({METADATA_NAMESPACE}:name)%{blackhole}",
                    "destination_service_namespace": f"%CLUSTER_METADATA({METADATA_NAMESPACE}:namespace)%"}
-        security = "unknown"
+        security: dict[str, str] = {}  # Istio's "unknown" for a client: the scrape writes it
     else:
         other = "source"
         peer = f"%DYNAMIC_METADATA({cel.PEER_METADATA_NAMESPACE}:{PEER_KEY})%"
         principal = "%DOWNSTREAM_PEER_URI_SAN%"
         service = {}  # the proxy's own Service: SELF_LABEL
-        security = "mutual_tls" if mtls else "none"
+        security = {"connection_security_policy": "mutual_tls" if mtls else "none"}
     tags = {"reporter": reporter}
     # The other side's workload, namespace, app, version, canonical service/revision and cluster: one
     # joined value, split into those labels when Prometheus scrapes it (cheaper per request).
     tags.update({f"{other}_principal": principal, f"{other}_{PEER_KEY}": peer})
     tags.update(service)
     tags["response_flags"] = "%RESPONSE_FLAGS%"
-    if security != "unknown":
-        tags["connection_security_policy"] = security
+    tags.update(security)
     tags["response_code"] = "%RESPONSE_CODE%"
     return tags
 

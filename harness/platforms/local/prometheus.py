@@ -27,7 +27,7 @@ import yaml
 
 from harness.errors import ConfigError, MissingDependencyError
 from harness.files import atomic_write
-from harness.platforms.local.recording_rules import metric_relabel_configs
+from harness.platforms.local.recording_rules import SELF_LABEL, metric_relabel_configs
 
 RECORDING_RULES = Path(__file__).with_name("prometheus") / "recording-rules.yaml"
 
@@ -41,9 +41,9 @@ JOBS: Mapping[str, str] = MappingProxyType({"envoy": "/stats/prometheus", "apps"
 
 _APP_LABELS = frozenset({"pod", "app", "version", "region", "service", "namespace"})
 REQUIRED_LABELS: Mapping[str, frozenset[str]] = MappingProxyType(
-    # mesh_self: the proxy's own side of Istio's labels (translate/telemetry.SELF_LABEL), which the
+    # SELF_LABEL: the proxy's own side of Istio's labels (translate/telemetry.self_value), which the
     # relabeling turns into labels of its istio series and drops from every series
-    {"envoy": _APP_LABELS | {"proxy_kind", "mesh_self"}, "apps": _APP_LABELS}
+    {"envoy": _APP_LABELS | {"proxy_kind", SELF_LABEL}, "apps": _APP_LABELS}
 )
 _ADDRESS = re.compile(r"127\.0\.0\.1:([0-9]{1,5})")
 

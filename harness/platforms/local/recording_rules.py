@@ -33,9 +33,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.files import atomic_write
+from harness.mesh.translate.telemetry import (
+    MAX_USER_TAGS, OVERRIDE_MARK, OWN_SIDE_FIELDS, REMOVED, SELF_FIELDS, SELF_LABEL, USER_TAG,
+)
 
 RULES_FILE = Path(__file__).resolve().parent / "prometheus" / "recording-rules.yaml"
-REMOVED = "REMOVED"  # translate/telemetry.REMOVED: platforms may not import mesh internals' constants twice
 # Istio's standard labels that a proxy can leave empty (every one but reporter; grpc_response_status is
 # empty for HTTP in Istio too, so it is not filled).
 FILLED = (
@@ -74,15 +76,7 @@ HEADER = """\
 # renames one input: envoy_istio_<metric> -> istio_<metric>.
 """
 _ISTIO = "envoy_istio_.*"
-USER_TAG = "mesh_user_tag_"  # translate/telemetry.USER_TAG and MAX_USER_TAGS (the layers keep two copies)
-MAX_USER_TAGS = 8
 _LABEL_NAME = "[a-zA-Z_][a-zA-Z0-9_]*"
-# translate/telemetry.SELF_LABEL, SELF_FIELDS (as label suffixes), OWN_SIDE_FIELDS and OVERRIDE_MARK.
-SELF_LABEL = "mesh_self"
-SELF_SUFFIXES = ("workload", "workload_namespace", "principal", "app", "version", "canonical_service",
-                 "canonical_revision", "cluster", "service", "service_name", "service_namespace")
-OWN_SIDE_FIELDS = 8
-OVERRIDE_MARK = "="
 
 
 def metric_relabel_configs() -> list[dict[str, object]]:
@@ -91,7 +85,7 @@ def metric_relabel_configs() -> list[dict[str, object]]:
     # The reporting proxy's own side (its destination service too, on "destination"), which it does not
     # tag each request with: from its target label, unless a Telemetry override set the label.
     for side in ("source", "destination"):
-        suffixes = SELF_SUFFIXES if side == "destination" else SELF_SUFFIXES[:OWN_SIDE_FIELDS]
+        suffixes = SELF_FIELDS if side == "destination" else SELF_FIELDS[:OWN_SIDE_FIELDS]
         for index, suffix in enumerate(suffixes):
             label = f"{side}_{suffix}"
             configs.append({"source_labels": [label, "reporter", SELF_LABEL], "separator": ";",
