@@ -12,6 +12,8 @@ from harness.mesh.resources import CLUSTER_DOMAIN, NAMESPACE
 REGION_LABEL = "istio-locality"
 TRUST_DOMAIN = "cluster.local"
 GATEWAY_SERVICE_ACCOUNT = "api-gateway"
+GATEWAY_NAME = "istio-ingressgateway-0"  # the ingress gateway's pod, in NAMESPACE
+GATEWAY_LABELS = (("app", "istio-ingressgateway"), ("istio", "ingressgateway"))
 
 
 @dataclass(frozen=True)

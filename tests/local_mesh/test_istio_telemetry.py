@@ -123,10 +123,14 @@ def test_peer_metadata_claiming_another_identity_than_the_peer_certificate_is_re
     port = mesh.pod(USER_POD)["inbound_port"]
     with client_for(ca.issue_workload("parallel-ai", "analytics-service"), ca.root_cert_path) as client:
         spoofed = client.get(f"https://127.0.0.1:{port}/health", headers={
-            "x-mesh-peer": "ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes|" + SPIFFE + "ai-agent-service"})
+            "x-mesh-peer": "ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes"})
+        # the right workload with one field made up: the whole value is checked
+        made_up = client.get(f"https://127.0.0.1:{port}/health", headers={
+            "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v9|analytics|v1|Kubernetes"})
         honest = client.get(f"https://127.0.0.1:{port}/health", headers={
-            "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes|" + SPIFFE + "analytics-service"})
+            "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes"})
     assert spoofed.status_code == 403 and "RBAC" in spoofed.text
+    assert made_up.status_code == 403 and "RBAC" in made_up.text
     assert honest.status_code != 403, honest.text
 
 

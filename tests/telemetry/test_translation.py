@@ -2,12 +2,14 @@
 
 Followed: istio/proxy `istio_stats.cc` (tag sources per reporter), Istio's metadata exchange (the caller's
 proxy sends its workload metadata in a request header, the receiving proxy reads it and removes it),
-Envoy 1.40's header_to_metadata (`remove`), RBAC principals (`authenticated`, `header`) and route
-`request_headers_to_add`.
+Envoy 1.40's set_filter_state (`factory_key: envoy.string`, read by `%FILTER_STATE(key:PLAIN)%`),
+header_to_metadata, RBAC principals (`authenticated`, `header`) and route configuration
+`request_headers_to_add` / `request_headers_to_remove`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,9 @@ from harness.mesh.schema import default_manifest_paths
 from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.proxy import translate_proxy
 from harness.mesh.translate.telemetry import (
-    PEER_FIELDS, PEER_HEADER, peer_metadata_filter, pod_metadata, standard_tags,
+    PEER_FIELDS, PEER_HEADER, peer_claims, peer_headers, peer_metadata_filters, pod_metadata, standard_tags,
 )
+from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT
 
 MODEL = declared_model()
 NOWHERE = Path("/nonexistent")
@@ -56,8 +59,7 @@ def test_the_caller_sends_its_metadata_only_on_routes_to_mesh_services() -> None
                 added = {h["header"]["key"]: h["header"]["value"] for h in route.get("request_headers_to_add", [])}
                 (with_headers if PEER_HEADER in added else without).add(vhost["name"])
                 if added:
-                    assert added[PEER_HEADER] == ("ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes|"
-                                                  "spiffe://cluster.local/ns/parallel-ai/sa/ai-agent-service")
+                    assert added[PEER_HEADER] == "ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes"
     assert any("user-service" in name for name in with_headers)
     assert "block_all" in without
     # api.openai.com's port is HTTPS: passed through by SNI (translate/passthrough.py), no HTTP virtual host
@@ -65,20 +67,48 @@ def test_the_caller_sends_its_metadata_only_on_routes_to_mesh_services() -> None
 
 
 def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it() -> None:
-    config = translate_proxy(_state(), _node("user-v1-us-east-0"))
-    for chain, hcm in _hcms(config, "virtualInbound").items():
-        filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
-        rules = filters["istio.peer_metadata"]["request_rules"]
-        assert {r["header"] for r in rules} == {PEER_HEADER} and rules[-1]["remove"]  # never reaches the app
-        namespaces = {r["on_header_present"]["metadata_namespace"] for r in rules}
+    state = _state()
+    # Istio's default without a PeerAuthentication, PERMISSIVE: an mTLS chain and a plaintext one
+    state = dataclasses.replace(state, istio=dataclasses.replace(state.istio, peer_authentications=()))
+    config = translate_proxy(state, _node("user-v1-us-east-0"))
+    # the route configuration both chains use removes the header before the app, read or not
+    (inbound_route,) = [r for name, r in config.routes.items() if name.startswith("inbound")]
+    assert inbound_route["request_headers_to_remove"] == [PEER_HEADER]
+    chains = _hcms(config, "virtualInbound")
+    assert set(chains) == {"inbound-mtls", "inbound-plaintext"}
+    for chain, hcm in chains.items():
+        assert hcm["rds"]["route_config_name"] == inbound_route["name"]
+        names = [f["name"] for f in hcm["http_filters"]]
         if chain == "inbound-mtls":
-            assert namespaces == {cel.PEER_METADATA_NAMESPACE}
-            names = [f["name"] for f in hcm["http_filters"]]
+            filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
             assert names.index("istio.peer_metadata_authn") < names.index("istio.peer_metadata")
-            policy = filters["istio.peer_metadata_authn"]["rules"]
-            assert policy["action"] == "DENY"
+            assert filters["istio.peer_metadata_authn"]["rules"]["action"] == "DENY"
+            (state,) = filters["istio.peer_metadata"]["on_request_headers"]
+            assert state["object_key"] == "istio.peer" and state["factory_key"] == "envoy.string"
+            assert state["format_string"]["text_format_source"]["inline_string"] == f"%REQ({PEER_HEADER})%"
+            assert state["format_string"]["omit_empty_values"] and state["skip_if_empty"]  # absent: no state
         else:
-            assert namespaces == {cel.PEER_METADATA_NAMESPACE + ".untrusted"}  # read by no tag
+            assert not any(name.startswith("istio.peer") for name in names)  # read by no tag
+
+
+def _gateway_node() -> ProxyNode:
+    return ProxyNode(name=GATEWAY_NAME, kind="gateway", namespace="parallel-ai", labels=GATEWAY_LABELS,
+                     region="us-east", service_account=GATEWAY_SERVICE_ACCOUNT,
+                     certs=CertPaths(NOWHERE, NOWHERE, NOWHERE), xds_dir=NOWHERE, admin_port=1)
+
+
+def test_every_proxy_may_send_exactly_its_own_workloads_peer_metadata() -> None:
+    """The RBAC filter admits a header only as one of the values peer_claims lists for the certificate's
+    SPIFFE id: each proxy's own header must be among them, and no other identity's."""
+    claims = peer_claims(_state())
+    nodes = [_node(pod.name) for pod in MODEL.topology.pods] + [_gateway_node()]
+    for node in nodes:
+        (header,) = peer_headers(node)
+        identity = f"spiffe://cluster.local/ns/{node.namespace}/sa/{node.service_account}"
+        assert header["header"]["value"] in claims[identity], node.name
+        assert not any(header["header"]["value"] in values for other, values in claims.items() if other != identity)
+    assert claims["spiffe://cluster.local/ns/parallel-ai/sa/api-gateway"] == {
+        "istio-ingressgateway|parallel-ai|istio-ingressgateway|unknown|istio-ingressgateway|latest|Kubernetes"}
 
 
 def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
@@ -91,10 +121,32 @@ def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
     assert not {"source_workload", "source_app", "request_protocol", "connection_security_policy"} & set(source)
     destination = standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=True)
     assert not {"destination_workload", "destination_service", "destination_service_name"} & set(destination)
-    assert destination["source_peer"] == "%DYNAMIC_METADATA(istio.peer:peer)%"
+    assert destination["source_peer"] == "%FILTER_STATE(istio.peer:PLAIN)%"
     assert destination["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
     assert destination["connection_security_policy"] == "mutual_tls"
     assert standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=False)["connection_security_policy"] == "none"
+
+
+def test_the_inbound_clusters_metadata_is_written_as_text_on_reporter_destination() -> None:
+    """The seed's destination_service override reads xds.cluster_metadata (Istio: the cluster the request
+    went to). Every inbound request goes to the sidecar's one inbound cluster, whose metadata is its own
+    Service, so on reporter=destination the value is known when translating; on "source" it is looked up."""
+    from harness.mesh.translate.telemetry import request_stats_for
+
+    def tags(pod: str, reporter: str) -> dict[str, str]:
+        logger = request_stats_for(_state(), _node(pod), reporter, mtls=True, telemetry=MODEL.istio.telemetry)
+        (counter,) = logger["typed_config"]["counters"]
+        return {t["name"]: t["value_format"] for t in counter["stat"]["tags"]}
+
+    assert tags("user-v1-us-east-0", "destination")["destination_service"] == "=user-service"
+    assert tags("ai-agent-v1-us-east-0", "destination")["destination_service"] == "=ai-agent-service"
+    assert tags("ai-agent-v1-us-east-0", "source")["destination_service"] == "=%CLUSTER_METADATA(istio:name)%"
+    config = translate_proxy(_state(), _node("user-v1-us-east-0"))
+    (inbound_route,) = [r for name, r in config.routes.items() if name.startswith("inbound")]
+    assert [route["route"]["cluster"] for vhost in inbound_route["virtual_hosts"] for route in vhost["routes"]] == [
+        "inbound|8080||"]
+    (inbound_cluster,) = [c for c in config.clusters if c["name"] == "inbound|8080||"]
+    assert inbound_cluster["metadata"]["filter_metadata"]["istio"]["name"] == "user-service"
 
 
 def test_each_proxys_own_side_is_its_target_label_in_the_order_the_relabeling_splits() -> None:
@@ -193,19 +245,19 @@ def test_envoy_accepts_every_format_the_cel_translation_produces(tmp_path: Path)
 def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header() -> None:
     import re
 
-    rules = peer_metadata_filter(trusted=True, fields={"app", "identity"})["typed_config"]["request_rules"]
-    assert [r["on_header_present"]["key"] for r in rules] == ["app", "identity", "peer"]
+    state_filter, fields_filter = peer_metadata_filters(fields={"app", "cluster"})
+    assert state_filter["name"] == "istio.peer_metadata"
+    rules = fields_filter["typed_config"]["request_rules"]
+    assert [r["on_header_present"]["key"] for r in rules] == ["app", "cluster"]
     value = "|".join(f"v-{field}" for field in PEER_FIELDS)
-    for rule in rules[:2]:
+    for rule in rules:
         rewrite = rule["on_header_present"]["regex_value_rewrite"]
-        got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"].replace("\\", "\\"), value)
+        got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"], value)
         assert got == "v-" + rule["on_header_present"]["key"]
-    assert not any(r.get("remove") for r in rules[:-1])  # removed by the last rule only
-    # The joined `peer` key loses the identity (the RBAC filter before has compared it with the certificate):
-    # shorter stat names, and the same value the upstream endpoints carry (pod_metadata)
-    rewrite = rules[-1]["on_header_present"]["regex_value_rewrite"]
-    without_identity = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"], value)
-    assert without_identity == "|".join(f"v-{field}" for field in PEER_FIELDS[:-1])
+        assert not rule.get("remove")  # the inbound route configuration removes the header
+    assert len(peer_metadata_filters()) == 1  # no override reads a field: no header_to_metadata at all
+    # The identity is the certificate's, which the header was checked against
+    assert cel.to_envoy_format("downstream_peer.identity", reporter="destination", node={}) == "%DOWNSTREAM_PEER_URI_SAN%"
     pod = _state().topology.pod("user-v1-us-east-0")
     assert pod_metadata(pod)["peer"] == "user-v1-us-east|parallel-ai|user|v1|user|v1|Kubernetes"
 

@@ -18,12 +18,13 @@ Where each label comes from, as in istio_stats.cc:
   version, canonical service/revision, cluster; Istio's endpoint metadata), the upstream's certificate
   (destination_principal) and the cluster's `istio.services` metadata (destination_service*, as Pilot
   writes it); the `block_all` route of REGISTRY_ONLY gives "BlackHoleCluster";
-- the other side on reporter="destination": the peer metadata the caller's sidecar sends in
-  `x-mesh-peer-*` request headers (Istio's metadata exchange does the same with its
-  x-envoy-peer-metadata header). The receiving sidecar reads them into dynamic metadata `istio.peer`
-  and removes them before the app (header_to_metadata), and trusts them only from an mTLS peer: an RBAC
-  filter first denies a request whose `x-mesh-peer-id` is not the SPIFFE id in the peer's certificate.
-  On a plaintext chain the headers are removed without being read, so source_* is "unknown".
+- the other side on reporter="destination": the peer metadata the caller's sidecar sends in its
+  `x-mesh-peer` request header (Istio's metadata exchange does the same with its x-envoy-peer-metadata
+  header), and the peer's certificate (source_principal). The receiving sidecar trusts the header only
+  from an mTLS peer: an RBAC filter first denies a request whose header is not the metadata of a
+  workload that runs as the SPIFFE id in the peer's certificate; then set_filter_state copies it into
+  filter state `istio.peer`, which the tags read. The inbound route configuration removes the header
+  before the app, on every chain; on a plaintext chain it is not read, so source_* is "unknown".
 
 Telemetry `metrics` overrides (harness/mesh/telemetry_api.py) apply per proxy and reporter: a disabled
 metric is not emitted, a REMOVE'd tag is emitted as REMOVED (the rules drop the label), an UPSERT sets
@@ -49,12 +50,14 @@ from typing import Any, Iterable, Literal
 from harness.errors import ConfigError
 from harness.mesh import cel
 from harness.mesh.telemetry_api import MetricPlan, TelemetryResource, metric_plan
-from harness.mesh.topology import Pod, spiffe_id
+from harness.mesh.resources import NAMESPACE
+from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod, spiffe_id
 from harness.mesh.translate import tracing
 from harness.mesh.translate.model import CLUSTER_TYPE, MeshState, ProxyConfig, ProxyNode
 
 STATS_LOGGER = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
 HEADER_TO_METADATA = "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config"
+SET_FILTER_STATE = "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config"
 RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 METADATA_NAMESPACE = "istio"
 BLACKHOLE = "BlackHoleCluster"  # Istio's destination_service for REGISTRY_ONLY denials
@@ -63,8 +66,13 @@ REMOVED = "REMOVED"  # a tag a Telemetry REMOVE'd: the recording rules drop the 
 PEER_HEADER = "x-mesh-peer"
 # The peer metadata travels as one value, these fields joined by "|" (none can contain it); the
 # recording-rules module splits the `<side>_peer` tag into Istio's labels at scrape time.
-PEER_FIELDS = ("workload", "namespace", "app", "version", "canonical_service", "canonical_revision", "cluster", "identity")
+# The identity is not among them: the certificate gives it (source_principal), and the RBAC filter checks
+# the header against it.
+PEER_FIELDS = ("workload", "namespace", "app", "version", "canonical_service", "canonical_revision", "cluster")
 PEER_KEY = "peer"
+# Where the receiving sidecar keeps the checked header for the tags: filter state (a string object),
+# which costs less per request than header_to_metadata's dynamic metadata (bench/telemetry_tags.py).
+PEER_STATE_KEY = "istio.peer"
 # The reporting proxy's own side is constant per proxy: the proxy does not tag each request with it. The
 # scrape's relabeling fills those labels from the proxy's target label SELF_LABEL, these fields joined
 # by "|" (own side of either reporter first; the destination service's three only for "destination"),
@@ -77,7 +85,8 @@ OWN_SIDE_FIELDS = 8  # the first ones: the own side of either reporter
 # empty is not taken for a label left to the relabeling: it reads "unknown", as istio_stats.cc writes.
 OVERRIDE_MARK = "="
 PEER_RBAC_FILTER = "istio.peer_metadata_authn"
-PEER_HEADERS_FILTER = "istio.peer_metadata"
+PEER_STATE_FILTER = "istio.peer_metadata"
+PEER_FIELDS_FILTER = "istio.peer_metadata_fields"
 
 # A tag a Telemetry adds travels as USER_TAG<i> = "<tag>=<value>" (recording_rules.USER_TAG, MAX_USER_TAGS
 # there too: the relabeling has one rule pair per slot).
@@ -120,8 +129,12 @@ def route_metadata(host: str | None) -> dict[str, Any]:
 
 def workload_name(node: ProxyNode) -> str:
     """The Deployment (pods are `<deployment>-<index>`); the gateway is Istio's istio-ingressgateway."""
-    stem, _, index = node.name.rpartition("-")
-    return stem if stem and index.isdigit() else node.name
+    return workload_name_of(node.name)
+
+
+def workload_name_of(pod_name: str) -> str:
+    stem, _, index = pod_name.rpartition("-")
+    return stem if stem and index.isdigit() else pod_name
 
 
 def _identity(labels: dict[str, str], workload: str) -> dict[str, str]:
@@ -131,31 +144,38 @@ def _identity(labels: dict[str, str], workload: str) -> dict[str, str]:
             "canonical_revision": labels.get("service.istio.io/canonical-revision", labels.get("version", "latest"))}
 
 
+def _metadata(workload: str, namespace: str, labels: Iterable[tuple[str, str]], identity: str) -> dict[str, str]:
+    meta = {"workload": workload, "namespace": namespace, **_identity(dict(labels), workload),
+            "cluster": CLUSTER_ID, "identity": identity}
+    return {**meta, PEER_KEY: peer_value(meta)}
+
+
 def pod_metadata(pod: Pod) -> dict[str, str]:
     """A pod's workload metadata, as Istio's endpoint metadata and peer metadata carry it."""
-    labels = dict(pod.labels)
-    meta = {"workload": pod.deployment, "namespace": pod.namespace, **_identity(labels, pod.deployment),
-            "cluster": CLUSTER_ID, "identity": pod.spiffe_id}
-    return {**meta, PEER_KEY: peer_tag_value(meta)}
+    return _metadata(pod.deployment, pod.namespace, pod.labels, pod.spiffe_id)
+
+
+def gateway_metadata() -> dict[str, str]:
+    """The ingress gateway's workload metadata (Istio's istio-ingressgateway)."""
+    return _metadata(workload_name_of(GATEWAY_NAME), NAMESPACE, GATEWAY_LABELS,
+                     spiffe_id(NAMESPACE, GATEWAY_SERVICE_ACCOUNT))
 
 
 def peer_value(meta: dict[str, str]) -> str:
-    """The joined peer metadata (PEER_FIELDS order) a caller sends: the identity last, which the receiving
-    sidecar's RBAC filter compares with the peer certificate."""
+    """The joined peer metadata (PEER_FIELDS order): what a caller sends and the `<side>_peer` tag carries."""
     return "|".join(meta[field] for field in PEER_FIELDS)
 
 
-def peer_tag_value(meta: dict[str, str]) -> str:
-    """What the `<side>_peer` tag carries: the joined value without the identity, which the relabeling
-    does not split (the certificate gives the principal) and which would lengthen the stat name of every
-    metric of every request by some 55 bytes (about 2 us of a pass here)."""
-    return "|".join(meta[field] for field in PEER_FIELDS[:-1])
-
-
 def node_metadata(node: ProxyNode) -> dict[str, str]:
-    workload = workload_name(node)
-    return {"workload": workload, "namespace": node.namespace, **_identity(dict(node.labels), workload),
-            "cluster": CLUSTER_ID, "identity": spiffe_id(node.namespace, node.service_account)}
+    return _metadata(workload_name(node), node.namespace, node.labels, spiffe_id(node.namespace, node.service_account))
+
+
+def peer_claims(state: MeshState) -> dict[str, set[str]]:
+    """SPIFFE id -> the peer metadata a proxy running as it sends: its workloads' (the gateway's too)."""
+    claims: dict[str, set[str]] = {}
+    for meta in [pod_metadata(pod) for pod in state.topology.pods] + [gateway_metadata()]:
+        claims.setdefault(meta["identity"], set()).add(meta[PEER_KEY])
+    return claims
 
 
 def envoy_node(node: ProxyNode) -> dict[str, Any]:
@@ -209,7 +229,7 @@ def standard_tags(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls
         security: dict[str, str] = {}  # Istio's "unknown" for a client: the scrape writes it
     else:
         other = "source"
-        peer = f"%DYNAMIC_METADATA({cel.PEER_METADATA_NAMESPACE}:{PEER_KEY})%"
+        peer = f"%FILTER_STATE({PEER_STATE_KEY}:PLAIN)%"
         principal = "%DOWNSTREAM_PEER_URI_SAN%"
         service = {}  # the proxy's own Service: SELF_LABEL
         security = {"connection_security_policy": "mutual_tls" if mtls else "none"}
@@ -251,17 +271,31 @@ def overridden_tags(plan: MetricPlan, metric: str, base: dict[str, str],
     return tags
 
 
+def _inbound_cluster_known(state: MeshState, node: ProxyNode, value: str) -> str:
+    """A sidecar's every inbound request goes to its inbound cluster (the inbound route configuration has
+    the one route), whose `istio` metadata is the sidecar's own Service: written as text here rather than
+    looked up per request (the seed's destination_service override reads it on both reporters)."""
+    host, name, namespace = _node_service(state, node)
+    for key, known in (("host", host), ("name", name), ("namespace", namespace)):
+        value = value.replace(f"%CLUSTER_METADATA({METADATA_NAMESPACE}:{key})%", _escape(known))
+    return value
+
+
 def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls: bool | None,
                       telemetry: Iterable[TelemetryResource]) -> dict[str, Any]:
     """The stats access logger of one HCM: Istio's HTTP metrics with this proxy's tags and overrides."""
     plan = metric_plan(telemetry, reporter, node.namespace, node.labels)
     base = standard_tags(state, node, reporter, mtls=mtls)
+
+    def value_of(text: str) -> str:
+        value = cel.to_envoy_format(text, reporter=reporter, node=envoy_node(node))
+        return _inbound_cluster_known(state, node, value) if reporter == "destination" else value
+
     counters, histograms = [], []
     for metric in HTTP_METRICS:
         if metric in plan.disabled:
             continue
-        tags = overridden_tags(plan, metric, base, lambda text: cel.to_envoy_format(
-            text, reporter=reporter, node=envoy_node(node)))
+        tags = overridden_tags(plan, metric, base, value_of)
         if metric == "requests_total":
             if reporter == "destination":  # names RBAC denials (the rules keep only those)
                 tags["response_code_details"] = "%RESPONSE_CODE_DETAILS%"
@@ -281,44 +315,52 @@ def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, 
 
 def peer_headers(node: ProxyNode) -> list[dict[str, Any]]:
     """The request header a caller's sidecar (or the gateway) sets towards mesh services: who is calling."""
-    return [{"header": {"key": PEER_HEADER, "value": _escape(peer_value(node_metadata(node)))},
+    return [{"header": {"key": PEER_HEADER, "value": _escape(node_metadata(node)[PEER_KEY])},
              "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
 
 
-def peer_metadata_filter(*, trusted: bool, fields: Iterable[str] = ()) -> dict[str, Any]:
-    """Read the caller's x-mesh-peer header into dynamic metadata (trusted only) and remove it, always.
-
-    `fields` are single peer fields a Telemetry override reads (`downstream_peer.app`), each its own key.
-    """
-    namespace = cel.PEER_METADATA_NAMESPACE if trusted else cel.PEER_METADATA_NAMESPACE + ".untrusted"
+def peer_metadata_filters(fields: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """For an mTLS chain, after peer_authn_filter: the caller's x-mesh-peer into filter state PEER_STATE_KEY,
+    which the `source_peer` tag reads, and the single fields a Telemetry override reads
+    (`downstream_peer.app`) into dynamic metadata `istio.peer`, each its own key. Neither removes the
+    header: the inbound route configuration does (peer_header_removal), on every chain."""
+    filters = [{"name": PEER_STATE_FILTER, "typed_config": {"@type": SET_FILTER_STATE, "on_request_headers": [{
+        "object_key": PEER_STATE_KEY, "factory_key": "envoy.string",
+        "format_string": {"text_format_source": {"inline_string": f"%REQ({PEER_HEADER})%"},
+                          "omit_empty_values": True},
+        "skip_if_empty": True}]}}]
     rules: list[dict[str, Any]] = []
-    for field in sorted(set(fields) - {PEER_KEY}):
+    for field in sorted(set(fields)):
         index = PEER_FIELDS.index(field)
         rules.append({"header": PEER_HEADER, "on_header_present": {
-            "metadata_namespace": namespace, "key": field, "type": "STRING",
+            "metadata_namespace": cel.PEER_METADATA_NAMESPACE, "key": field, "type": "STRING",
             "regex_value_rewrite": {"pattern": {"regex": "^" + r"[^|]*\|" * index + r"([^|]*).*$"},
                                     "substitution": "\\1"}}})
-    rules.append({"header": PEER_HEADER,  # last: the rules before it still see the header
-                  "on_header_present": {"metadata_namespace": namespace, "key": PEER_KEY, "type": "STRING",
-                                        # the identity off, as in peer_tag_value
-                                        "regex_value_rewrite": {"pattern": {"regex": r"^(.*)\|[^|]*$"},
-                                                                "substitution": "\\1"}},
-                  "remove": True})
-    return {"name": PEER_HEADERS_FILTER, "typed_config": {"@type": HEADER_TO_METADATA, "request_rules": rules}}
+    if rules:
+        filters.append({"name": PEER_FIELDS_FILTER,
+                        "typed_config": {"@type": HEADER_TO_METADATA, "request_rules": rules}})
+    return filters
 
 
-def peer_authn_filter(identities: Iterable[str]) -> dict[str, Any]:
-    """Deny a request whose x-mesh-peer names another identity than the mTLS peer's SPIFFE id."""
+def peer_authn_filter(claims: dict[str, set[str]]) -> dict[str, Any]:
+    """Deny a request whose x-mesh-peer is not the metadata of a workload that runs as the mTLS peer's
+    SPIFFE id (`claims`, from peer_claims): the whole value, so no field can be claimed falsely."""
     matching = [{"and_ids": {"ids": [
         {"authenticated": {"principal_name": {"exact": identity}}},
-        {"header": {"name": PEER_HEADER, "string_match": {"suffix": "|" + identity}}},
-    ]}} for identity in sorted(set(identities))]
+        {"or_ids": {"ids": [{"header": {"name": PEER_HEADER, "string_match": {"exact": value}}}
+                            for value in sorted(values)]}},
+    ]}} for identity, values in sorted(claims.items())]
     spoofed = {"and_ids": {"ids": [{"header": {"name": PEER_HEADER, "present_match": True}},
                                    {"not_id": {"or_ids": {"ids": matching}}} if matching else {"any": True}]}}
     return {"name": PEER_RBAC_FILTER, "typed_config": {
         "@type": RBAC, "rules_stat_prefix": "peer_metadata_",
         "rules": {"action": "DENY", "policies": {"peer-metadata-not-from-peer": {
             "permissions": [{"any": True}], "principals": [spoofed]}}}}}
+
+
+def peer_header_removal(route_config: dict[str, Any]) -> None:
+    """The inbound route configuration removes x-mesh-peer before the app (after the filters read it)."""
+    route_config["request_headers_to_remove"] = [*route_config.get("request_headers_to_remove", []), PEER_HEADER]
 
 
 # -- applying it to one proxy's configuration ------------------------------------------------------------
@@ -369,7 +411,7 @@ def _hcms(listener: dict[str, Any]) -> Iterable[tuple[dict[str, Any], dict[str, 
 def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> ProxyConfig:
     """Give one proxy's resources Istio's telemetry: tags, peer metadata, cluster and endpoint metadata."""
     telemetry = state.istio.telemetry
-    identities = [pod.spiffe_id for pod in state.topology.pods] + [spiffe_id(node.namespace, "api-gateway")]
+    claims = peer_claims(state)
     traces = tracing.proxy_tracing(state, node)
     collector = state.trace_collector
     if traces is not None and collector is not None:  # proxy_tracing refuses a plan without a collector
@@ -387,14 +429,14 @@ def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> Pr
             hcm["access_log"] = [request_stats_for(state, node, reporter, mtls=mtls, telemetry=telemetry)
                                  if entry.get("typed_config", {}).get("@type") == STATS_LOGGER else entry
                                  for entry in hcm.get("access_log", [])]
-            if inbound:
+            if inbound and mtls:
                 fields = _peer_fields_read(hcm["access_log"])
-                first = [peer_authn_filter(identities)] if mtls else []
-                hcm["http_filters"] = (first + [peer_metadata_filter(trusted=bool(mtls), fields=fields)]
+                hcm["http_filters"] = ([peer_authn_filter(claims)] + peer_metadata_filters(fields)
                                        + hcm["http_filters"])
     headers = peer_headers(node)
     for name, route_config in config.routes.items():
         if name.startswith("inbound"):
+            peer_header_removal(route_config)
             continue
         for vhost in route_config.get("virtual_hosts", []):
             for route in vhost.get("routes", []):

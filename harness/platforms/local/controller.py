@@ -13,7 +13,8 @@ import httpx
 
 from harness.errors import ConfigError, HarnessError
 from harness.mesh.loader import Located, MeshModel, build_model, merge_documents
-from harness.mesh.topology import Pod
+from harness.mesh.resources import NAMESPACE
+from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, Pod
 from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
@@ -22,9 +23,7 @@ from harness.mesh.translate.model import StatsInclusion, TraceCollector
 from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
 from harness.platforms.local.private import app_socket
-from harness.platforms.local.layout import (
-    GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_REGION, Layout,
-)
+from harness.platforms.local.layout import GATEWAY_REGION, Layout
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ class MeshController:
                 path_normalization=self.layout.settings.path_normalization,
             ))
         nodes.append(ProxyNode(
-            name=GATEWAY_NAME, kind="gateway", namespace="parallel-ai", labels=GATEWAY_LABELS,
+            name=GATEWAY_NAME, kind="gateway", namespace=NAMESPACE, labels=GATEWAY_LABELS,
             region=GATEWAY_REGION, service_account="api-gateway", certs=self.certs["api-gateway"],
             xds_dir=self.layout.proxy_dir(GATEWAY_NAME) / "xds", admin_port=self.layout.gateway_admin_port,
             gateway_ports={80: self.layout.settings.ingress_port}, access_log=self.access_log,

@@ -17,14 +17,14 @@ from typing import Any
 from harness.errors import ConfigError, MissingDependencyError, PortInUseError, ReadinessTimeout
 from harness.mesh.loader import MeshModel
 from harness.mesh.profiles import proxy_stats_inclusion
-from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod
+from harness.mesh.topology import GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
 from harness.mesh.translate.telemetry import SELF_LABEL, self_value
 from harness.platforms.local import prometheus, traces
 from harness.pki import MeshCA
 from harness.platforms.local.controller import MeshController, bootstrap_path
 from harness.platforms.local.inotify import check_inotify_budget
-from harness.platforms.local.layout import EXTERNAL_NAME, GATEWAY_NAME, Layout
+from harness.platforms.local.layout import EXTERNAL_NAME, Layout
 from harness.platforms.local.private import KNOBS_TOKEN_FILE, app_socket, make_private
 from harness.platforms.local.settings import LocalSettings
 from harness.platforms.local.supervisor import ProcessEvent, ProcessSpec, RestartPolicy, Supervisor

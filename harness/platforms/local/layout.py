@@ -10,8 +10,6 @@ from harness.errors import ConfigError, PortInUseError
 from harness.mesh.topology import GATEWAY_SERVICE_ACCOUNT, Pod, Topology
 from harness.platforms.local.settings import LocalSettings
 
-GATEWAY_NAME = "istio-ingressgateway-0"
-GATEWAY_LABELS = (("app", "istio-ingressgateway"), ("istio", "ingressgateway"))
 GATEWAY_REGION = "us-east"
 EXTERNAL_NAME = "external-ai-api-0"
 

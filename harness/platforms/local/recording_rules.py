@@ -49,7 +49,7 @@ FILLED = (
     "request_protocol", "response_flags", "connection_security_policy", "response_code",
 )
 # translate/telemetry.PEER_FIELDS (workload, namespace, app, version, canonical service, canonical revision,
-# cluster, identity) as Istio's label suffixes; the identity is not split out (the certificate gives it).
+# cluster) as Istio's label suffixes (the principal is not among them: the certificate gives it).
 PEER_LABELS = ("workload", "workload_namespace", "app", "version", "canonical_service", "canonical_revision",
                "cluster")
 SERIES = (

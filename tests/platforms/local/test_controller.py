@@ -10,7 +10,8 @@ from pathlib import Path
 from harness.mesh.loader import declared_model
 from harness.mesh.translate import CertPaths, ExternalEndpoint
 from harness.platforms.local.controller import MeshController
-from harness.platforms.local.layout import GATEWAY_NAME, Layout
+from harness.mesh.topology import GATEWAY_NAME
+from harness.platforms.local.layout import Layout
 from harness.platforms.local.settings import LocalSettings
 
 V1_EDS = "outbound_8080_v1_ai-agent-service.parallel-ai.svc.cluster.local.json"

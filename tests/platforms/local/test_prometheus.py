@@ -22,7 +22,6 @@ from harness.mesh.loader import declared_model
 from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.telemetry import (
     cluster_metadata,
-    peer_metadata_filter,
     pod_metadata,
     request_stats_for,
     self_value,
@@ -225,7 +224,7 @@ def _with_metadata(cluster: dict[str, Any], pod: str | None) -> dict[str, Any]:
 def _user_sidecar(b: Any, backend_port: int) -> dict[str, Any]:
     """user-v1's sidecar: plaintext inbound listener with RBAC in front of `inbound|8080||`."""
     hcm = b.http_connection_manager("inbound_8080", {"*": "inbound|8080||"},
-                                    http_filters=[peer_metadata_filter(trusted=False), RBAC_DENY_ON_X_DENY])
+                                    http_filters=[RBAC_DENY_ON_X_DENY])
     hcm["typed_config"]["access_log"] = [request_stats_for(STATE, _node("user-v1-us-east-0"), "destination",
                                                            mtls=False, telemetry=MODEL.istio.telemetry)]
     return _sidecar(b, "inbound", hcm, [b.static_cluster("inbound|8080||", backend_port)])
