@@ -99,6 +99,10 @@ class EmulatedCluster:
         self.emulator: KindApiEmulator | None = None
         self._names = itertools.count()
         self._host: _Host | None = None
+        # One reconcile pass at a time, as the real ReplicaSet controller syncs a ReplicaSet in one worker:
+        # two overlapping passes (the background controller and a test's own call) each count the pods
+        # before either creates one, and both create the missing pod.
+        self._reconciling = threading.Lock()
 
     def start(self) -> "EmulatedCluster":
         (started,) = EmulatedCluster.start_many([self])
@@ -163,7 +167,12 @@ class EmulatedCluster:
         return [r for r in self.emulator if method is None or r.method.value == method]
 
     def reconcile(self, *, ready: bool = True) -> None:
-        """The ReplicaSet controller's job: each Deployment gets exactly spec.replicas live pods."""
+        """The ReplicaSet controller's job: each Deployment gets exactly spec.replicas live pods (waits for a
+        pass in progress in another thread, then makes its own)."""
+        with self._reconciling:
+            self._reconcile(ready=ready)
+
+    def _reconcile(self, *, ready: bool) -> None:
         for deployment in self.items(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"):
             selector = deployment["spec"]["selector"]["matchLabels"]
             term = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))

@@ -83,6 +83,9 @@ def test_reset_restores_replicas_knobs_and_istio_resources_on_kind(controller: E
         "metadata": {"annotations": {HELD_ANNOTATION: "1"}}, "spec": {"replicas": 0}},
         headers={"content-type": "application/merge-patch+json"})
     assert scaled.status_code == 200, scaled.text
+    # The controller has removed the held pod, as long before anyone runs reset (left to the background
+    # pass, the pod could vanish between reset's pod listing and its knob clearing).
+    controller.reconcile()
     platform.set_knobs("user-v1-eu-west-0", latency_ms=300)
     faulty = declared_vs("ai-agent-routing")
     faulty = {**faulty, "spec": {**faulty["spec"], "http": [{**r, "fault": {"abort": {
