@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import ssl
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telemetry_tags import old_logger  # noqa: E402
+from telemetry_tags import old_logger, round_p50  # noqa: E402
 
 from harness.mesh.loader import declared_model  # noqa: E402
 from harness.mesh.profiles import proxy_stats_inclusion  # noqa: E402
@@ -84,28 +83,6 @@ def before_issue_12(config: ProxyConfig) -> ProxyConfig:
     return config
 
 
-def round_p50(port: int, headers: str, tls: ssl.SSLContext | None, requests: int = 100) -> float:
-    """p50 (ms) of `requests` sequential keep-alive GETs on one connection."""
-    request = f"GET {PATH} HTTP/1.1\r\nhost: user-service\r\n{headers}\r\n".encode()
-    samples = []
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with (tls.wrap_socket(raw, server_hostname="user-service") if tls else raw) as sock:
-        for _ in range(requests):
-            started = time.perf_counter()
-            sock.sendall(request)
-            data = b""
-            while not data.endswith(b"ok"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise RuntimeError("connection closed")
-                if b" 200 " not in (data + chunk)[:16]:
-                    raise RuntimeError(f"not a 200: {(data + chunk)[:200]!r}")
-                data += chunk
-            samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=4, help="fresh Envoys each time (a process's own luck)")
@@ -135,7 +112,8 @@ def main() -> None:
           f"{', pinned' if args.pin else ''}: before issue 12's telemetry (A) {result['pass_before_us']} us, "
           f"now (B) {result['pass_now_us']} us; B - A {result['increment_us']} us per pass")
     print(f"B over A, median of rounds: {result['increment_share']:+.1%} (target: within 5 %)")
-    (Path(__file__).resolve().parent / "results" / "telemetry_pass.json").write_text(json.dumps(result, indent=1) + "\n")
+    results = Path(__file__).resolve().parent / "results" / "telemetry_pass.json"
+    results.write_text(json.dumps(result, indent=1) + "\n")
 
 
 def measure(rounds: int, per_round: int, pin: bool, seed: int) -> dict[str, list[float]]:
@@ -185,7 +163,7 @@ def measure(rounds: int, per_round: int, pin: bool, seed: int) -> dict[str, list
             while True:  # the sidecars answer once their xDS files are loaded
                 try:
                     for port, headers, tls in targets.values():
-                        round_p50(port, headers, tls)
+                        round_p50(port, 100, headers, path=PATH, tls=tls)
                     break
                 except (OSError, RuntimeError):
                     if time.monotonic() > deadline:
@@ -197,7 +175,8 @@ def measure(rounds: int, per_round: int, pin: bool, seed: int) -> dict[str, list
             for _ in range(rounds):
                 order.shuffle(names)
                 for name in names:
-                    p50s[name].append(round_p50(*targets[name], requests=per_round))
+                    port, headers, tls = targets[name]
+                    p50s[name].append(round_p50(port, per_round, headers, path=PATH, tls=tls))
         finally:
             for proc in procs:
                 proc.terminate()

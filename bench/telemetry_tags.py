@@ -28,6 +28,7 @@ import json
 import os
 import random
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def bootstrap(admin: int, listen: int, upstream: int, logger: dict | None, filte
                                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]}
     if filters:  # B: the peer metadata header never reaches the app
         peer_header_removal(route_config)
-    hcm = {"@type": HCM, "stat_prefix": "inbound_8080", "http_filters": [*filters, ROUTER], "route_config": route_config}
+    hcm = {"@type": HCM, "stat_prefix": "inbound_8080", "http_filters": [*filters, ROUTER],
+           "route_config": route_config}
     if logger is not None:
         hcm["access_log"] = [logger]
     if tracing is not None:
@@ -95,11 +97,13 @@ def bootstrap(admin: int, listen: int, upstream: int, logger: dict | None, filte
     return config
 
 
-def round_p50(port: int, requests: int, headers: str) -> float:
-    """p50 (ms) of `requests` sequential keep-alive GETs."""
-    request = f"GET / HTTP/1.1\r\nhost: user-service\r\n{headers}\r\n".encode()
+def round_p50(port: int, requests: int, headers: str, *, path: str = "/", tls: ssl.SSLContext | None = None) -> float:
+    """p50 (ms) of `requests` sequential keep-alive GETs on one connection (TLS when `tls` is given)."""
+    request = f"GET {path} HTTP/1.1\r\nhost: user-service\r\n{headers}\r\n".encode()
     samples = []
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with (tls.wrap_socket(raw, server_hostname="user-service") if tls else raw) as sock:
         for _ in range(requests):
             started = time.perf_counter()
             sock.sendall(request)
@@ -109,6 +113,8 @@ def round_p50(port: int, requests: int, headers: str) -> float:
                 if not chunk:
                     raise RuntimeError("connection closed")
                 data += chunk
+                if not data.startswith(b"HTTP/1.1 200 "[:len(data)]):
+                    raise RuntimeError(f"not a 200: {data[:200]!r}")
             samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples)
 
@@ -187,7 +193,8 @@ def main() -> None:
                 "rounds": args.rounds, "per_round": args.per_round,
                 "p50_ms": {name: [round(x, 4) for x in values] for name, values in p50s.items()},
                 "b_minus_a_us_median": round(increment * 1000, 1), "b_minus_a_share_of_a": round(share, 4),
-                "floor_us": round(floor * 1000, 1), "b_minus_a_share_of_floor": round(increment / floor, 4)}, indent=1) + "\n")
+                "floor_us": round(floor * 1000, 1), "b_minus_a_share_of_floor": round(increment / floor, 4),
+            }, indent=1) + "\n")
         finally:
             for proc in procs:
                 proc.terminate()
