@@ -185,6 +185,56 @@ def test_reset_deletes_every_harness_fault_virtual_service_and_reapplies_the_dec
     assert mesh.get(f"/apis/security.istio.io/v1beta1/namespaces/{NAMESPACE}/authorizationpolicies/ai-agent-authz")
 
 
+def _pod_gone_at_reset(mesh, runner: ScriptedRunner, live: str, *, replace: bool) -> None:
+    """Make `live` go away just as reset's knob command reaches it: deleted (and replaced by its ReplicaSet
+    when `replace`), the command failing as kubectl's does for a pod that no longer exists."""
+    knobs = runner.reply
+
+    def reply(command):
+        argv = list(command.argv)
+        if "exec" in argv and argv[argv.index("exec") + 1] == live and mesh.get(f"{PODS_PATH}/{live}") is not None:
+            mesh.http.delete(f"{PODS_PATH}/{live}")
+            if replace:
+                mesh.reconcile()
+            raise PlatformError(f'`kubectl exec {live}` failed with exit code 1: Error from server (NotFound): '
+                                f'pods "{live}" not found')
+        return knobs(command)
+
+    runner.reply = reply
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_reset_skips_a_pod_that_went_away_meanwhile_and_its_replacement_has_cleared_knobs(
+        mesh, platform, runner: ScriptedRunner, replace: bool) -> None:
+    """A pod can go at any time (a node drain, another controller): reset, which clears every app's knobs
+    one `kubectl exec` at a time, must not fail on it. Its replacement's app starts with cleared knobs."""
+    platform.set_knobs("user-v1-eu-west-0", latency_ms=300)
+    live = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")["pod_name"]
+    _pod_gone_at_reset(mesh, runner, live, replace=replace)
+    result = platform.reset()
+    assert result["replaced_meanwhile"] == ["user-v1-eu-west-0"]
+    assert "user-v1-eu-west-0" not in result["knobs_cleared"] and len(result["knobs_cleared"]) > 3
+    mesh.reconcile()
+    replacement = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")
+    assert replacement["ready"] and replacement["pod_name"] != live
+    assert platform.get_knobs("user-v1-eu-west-0")["latency_ms"] == 0
+
+
+def test_reset_still_fails_when_clearing_knobs_fails_on_a_pod_that_is_still_there(mesh, platform, runner) -> None:
+    live = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")["pod_name"]
+    knobs = runner.reply
+
+    def reply(command):
+        argv = list(command.argv)
+        if "exec" in argv and argv[argv.index("exec") + 1] == live:
+            raise PlatformError(f"`kubectl exec {live}` failed with exit code 1: container not running")
+        return knobs(command)
+
+    runner.reply = reply
+    with pytest.raises(PlatformError, match="container not running"):
+        platform.reset()
+
+
 def test_resources_reads_back_manifests_that_validate_and_match_the_declared_ones(mesh, platform) -> None:
     found = {(d["kind"], d["metadata"]["name"]): d for d in platform.resources()}
     declared = {(d["kind"], d["metadata"]["name"]): d for d in render.istio_documents()}

@@ -421,13 +421,26 @@ class KindPlatform:
                     kube.delete(resource, NAMESPACE, name)
                     deleted.append(f"{VIRTUAL_SERVICES}/{name}")
         restored = self.restore_replicas()
-        cleared = []
+        cleared, replaced = [], []
         for row in self.pods():
             if row["ready"]:  # a pod starting now (a restored replica) starts with cleared knobs
-                self.set_knobs(row["name"], **CLEARED_KNOBS)
-                cleared.append(row["name"])
+                (cleared if self._clear_knobs(row["name"]) else replaced).append(row["name"])
         return {"reset": True, "applied": applied, "deleted": deleted, "replicas_restored": restored,
-                "knobs_cleared": cleared}
+                "knobs_cleared": cleared, "replaced_meanwhile": replaced}
+
+    def _clear_knobs(self, pod: str) -> bool:
+        """Clear one pod's knobs; False when the pod went away meanwhile (deleted, or replaced by its
+        ReplicaSet: a new pod's app starts with cleared knobs). A failure on a pod still there is raised."""
+        deployment, index, spec = self._slot(pod)
+        before = self._live_pod(deployment, index, spec)
+        try:
+            self.set_knobs(pod, **CLEARED_KNOBS)
+        except (ConfigError, PlatformError):
+            after = self._live_pod(deployment, index, spec)
+            if before is not None and after is not None and after["metadata"]["name"] == before["metadata"]["name"]:
+                raise
+            return False
+        return True
 
     # -- app knobs ------------------------------------------------------------------------------------
 
