@@ -42,7 +42,8 @@ from harness.mesh.loader import declared_model  # noqa: E402
 from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode, TraceCollector  # noqa: E402
 from harness.mesh.translate.tracing import collector_cluster, hcm_tracing, proxy_tracing  # noqa: E402
 from harness.mesh.translate.telemetry import (  # noqa: E402
-    STATS_LOGGER, peer_header_removal, peer_headers, peer_metadata_filters, request_stats_for,
+    PEER_RBAC_FILTER, STATS_LOGGER, peer_claims, peer_header_removal, peer_headers, peer_metadata_filters,
+    request_stats_for,
 )
 from harness.net import free_port  # noqa: E402
 from harness.platforms.local.launch import envoy_binary  # noqa: E402
@@ -52,14 +53,21 @@ ROUTER = {"name": "envoy.filters.http.router",
           "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 
 
-def old_logger() -> dict:
-    """The inbound stats logger before issue 12 (harness 7b1bb84)."""
-    tags = [{"name": "reporter", "value_format": "destination"},
+def old_logger(reporter: str = "destination") -> dict:
+    """The stats logger of a sidecar's inbound (or outbound: reporter "source") listener before issue 12
+    (harness 005307e, just before issue 12: translate/telemetry.py `_tags`)."""
+    tags = [{"name": "reporter", "value_format": reporter},
             {"name": "response_code", "value_format": "%RESPONSE_CODE%"}]
-    counter_tags = tags + [{"name": "response_flags", "value_format": "%RESPONSE_FLAGS%"},
-                           {"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"},
-                           {"name": "response_code_details", "value_format": "%RESPONSE_CODE_DETAILS%"}]
-    hist_tags = tags + [{"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"}]
+    if reporter == "source":
+        side = [{"name": "upstream_cluster", "value_format": "%UPSTREAM_CLUSTER%"},
+                {"name": "route_host", "value_format": "%METADATA(ROUTE:istio:destination_service)%"}]
+        counter_tags = tags + [{"name": "response_flags", "value_format": "%RESPONSE_FLAGS%"}] + side
+        hist_tags = tags + side
+    else:
+        counter_tags = tags + [{"name": "response_flags", "value_format": "%RESPONSE_FLAGS%"},
+                               {"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"},
+                               {"name": "response_code_details", "value_format": "%RESPONSE_CODE_DETAILS%"}]
+        hist_tags = tags + [{"name": "source_principal", "value_format": "%DOWNSTREAM_PEER_URI_SAN%"}]
     return {"name": "envoy.access_loggers.stats", "typed_config": {
         "@type": STATS_LOGGER, "stats_scope": {"prefix": "istio"},
         "counters": [{"stat": {"name": "requests_total", "tags": counter_tags}, "value_fixed": 1}],
@@ -141,7 +149,7 @@ def main() -> None:
     # Plaintext here (no certificates), so the peer-identity RBAC filter, which would rightly refuse the
     # header without a certificate, is left out; over mTLS it compares the header with the values the
     # certificate's principal may send.
-    new_filters = peer_metadata_filters()
+    new_filters = [f for f in peer_metadata_filters(peer_claims(state)) if f["name"] != PEER_RBAC_FILTER]
     plan = None if args.no_tracing else proxy_tracing(state, node(pod))
     tracing = None if plan is None else (hcm_tracing(plan, node(pod), collector), collector_cluster(collector))
     headers = "".join(f"{h['header']['key']}: {h['header']['value']}\r\n" for h in peer_headers(node(caller)))

@@ -185,39 +185,52 @@ def test_reset_deletes_every_harness_fault_virtual_service_and_reapplies_the_dec
     assert mesh.get(f"/apis/security.istio.io/v1beta1/namespaces/{NAMESPACE}/authorizationpolicies/ai-agent-authz")
 
 
-def _pod_gone_at_reset(mesh, runner: ScriptedRunner, live: str, *, replace: bool) -> None:
-    """Make `live` go away just as reset's knob command reaches it: deleted (and replaced by its ReplicaSet
-    when `replace`), the command failing as kubectl's does for a pod that no longer exists."""
+def _pod_gone_at_reset(mesh, runner: ScriptedRunner, live: str, *, when: str, replace: bool) -> None:
+    """Make the pod `live` go away while reset clears knobs: at its own `kubectl exec` or at the one before
+    it (`when`), replaced by its ReplicaSet with a pod that is not ready yet when `replace`. An exec into
+    a pod the API server no longer has fails as kubectl's does."""
     knobs = runner.reply
 
     def reply(command):
         argv = list(command.argv)
-        if "exec" in argv and argv[argv.index("exec") + 1] == live and mesh.get(f"{PODS_PATH}/{live}") is not None:
+        if "exec" not in argv:
+            return knobs(command)
+        target = argv[argv.index("exec") + 1]
+        if mesh.get(f"{PODS_PATH}/{live}") is not None and (target == live) == (when == "own exec"):
             mesh.http.delete(f"{PODS_PATH}/{live}")
             if replace:
-                mesh.reconcile()
-            raise PlatformError(f'`kubectl exec {live}` failed with exit code 1: Error from server (NotFound): '
-                                f'pods "{live}" not found')
+                mesh.reconcile(ready=False)
+        if mesh.get(f"{PODS_PATH}/{target}") is None:
+            raise PlatformError(f'`kubectl exec {target}` failed with exit code 1: Error from server (NotFound): '
+                                f'pods "{target}" not found')
         return knobs(command)
 
     runner.reply = reply
 
 
+@pytest.mark.parametrize("when", ["own exec", "earlier exec"])
 @pytest.mark.parametrize("replace", [False, True])
 def test_reset_skips_a_pod_that_went_away_meanwhile_and_its_replacement_has_cleared_knobs(
-        mesh, platform, runner: ScriptedRunner, replace: bool) -> None:
+        mesh, platform, runner: ScriptedRunner, when: str, replace: bool) -> None:
     """A pod can go at any time (a node drain, another controller): reset, which clears every app's knobs
-    one `kubectl exec` at a time, must not fail on it. Its replacement's app starts with cleared knobs."""
+    one `kubectl exec` at a time, must not fail on it, nor exec into a replacement still starting. The
+    replacement's app starts with cleared knobs."""
     platform.set_knobs("user-v1-eu-west-0", latency_ms=300)
     live = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")["pod_name"]
-    _pod_gone_at_reset(mesh, runner, live, replace=replace)
+    _pod_gone_at_reset(mesh, runner, live, when=when, replace=replace)
     result = platform.reset()
     assert result["replaced_meanwhile"] == ["user-v1-eu-west-0"]
     assert "user-v1-eu-west-0" not in result["knobs_cleared"] and len(result["knobs_cleared"]) > 3
-    mesh.reconcile()
-    replacement = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")
-    assert replacement["ready"] and replacement["pod_name"] != live
-    assert platform.get_knobs("user-v1-eu-west-0")["latency_ms"] == 0
+    execs = [c.argv[c.argv.index("exec") + 1] for c in runner.commands if "exec" in c.argv]
+    if replace:  # still starting: reset left it alone
+        replacement = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")
+        assert not replacement["ready"] and replacement["pod_name"] not in (live, None)
+        assert replacement["pod_name"] not in execs
+    else:
+        mesh.reconcile()
+        replacement = next(p for p in platform.pods() if p["name"] == "user-v1-eu-west-0")
+        assert replacement["ready"] and replacement["pod_name"] != live
+        assert platform.get_knobs("user-v1-eu-west-0")["latency_ms"] == 0
 
 
 def test_reset_still_fails_when_clearing_knobs_fails_on_a_pod_that_is_still_there(mesh, platform, runner) -> None:

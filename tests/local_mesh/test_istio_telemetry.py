@@ -129,8 +129,14 @@ def test_peer_metadata_claiming_another_identity_than_the_peer_certificate_is_re
             "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v9|analytics|v1|Kubernetes"})
         honest = client.get(f"https://127.0.0.1:{port}/health", headers={
             "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes"})
+        # a made-up value first and the honest one second: Envoy's RBAC would match the second alone, but the
+        # check reads the value the tags take, the first
+        doubled = client.get(f"https://127.0.0.1:{port}/health", headers=[
+            ("x-mesh-peer", "analytics-v1-us-west|parallel-ai|analytics|v9|analytics|v1|Kubernetes"),
+            ("x-mesh-peer", "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes")])
     assert spoofed.status_code == 403 and "RBAC" in spoofed.text
     assert made_up.status_code == 403 and "RBAC" in made_up.text
+    assert doubled.status_code == 403 and "RBAC" in doubled.text
     assert honest.status_code != 403, honest.text
 
 

@@ -10,6 +10,7 @@ header_to_metadata, RBAC principals (`authenticated`, `header`) and route config
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -81,12 +82,22 @@ def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it()
         names = [f["name"] for f in hcm["http_filters"]]
         if chain == "inbound-mtls":
             filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
-            assert names.index("istio.peer_metadata_authn") < names.index("istio.peer_metadata")
-            assert filters["istio.peer_metadata_authn"]["rules"]["action"] == "DENY"
+            # claimed, checked, then copied where the tags read it: a refused request's tags never see it
+            assert names[:3] == ["istio.peer_metadata_claim", "istio.peer_metadata_authn", "istio.peer_metadata"]
+            (claim,) = filters["istio.peer_metadata_claim"]["on_request_headers"]
+            assert claim["object_key"] == "istio.peer_claim" and claim["factory_key"] == "envoy.string"
+            assert claim["format_string"]["text_format_source"]["inline_string"] == f"%REQ({PEER_HEADER})%"
+            assert claim["format_string"]["omit_empty_values"] and claim["skip_if_empty"]  # absent: no state
+            policy = filters["istio.peer_metadata_authn"]["rules"]
+            assert policy["action"] == "DENY"
+            # the check reads the claimed value, not the header (whose second value RBAC would match alone)
+            text = json.dumps(policy)
+            assert '"filter_state": {"key": "istio.peer_claim"' in text
+            assert text.count('"header"') == text.count('"header": {"name": "x-mesh-peer", "present_match": true}') == 1
             (state,) = filters["istio.peer_metadata"]["on_request_headers"]
-            assert state["object_key"] == "istio.peer" and state["factory_key"] == "envoy.string"
-            assert state["format_string"]["text_format_source"]["inline_string"] == f"%REQ({PEER_HEADER})%"
-            assert state["format_string"]["omit_empty_values"] and state["skip_if_empty"]  # absent: no state
+            assert state["object_key"] == "istio.peer"
+            source = state["format_string"]["text_format_source"]["inline_string"]
+            assert source == "%FILTER_STATE(istio.peer_claim:PLAIN)%"
         else:
             assert not any(name.startswith("istio.peer") for name in names)  # read by no tag
 
@@ -245,7 +256,7 @@ def test_envoy_accepts_every_format_the_cel_translation_produces(tmp_path: Path)
 def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header() -> None:
     import re
 
-    state_filter, fields_filter = peer_metadata_filters(fields={"app", "cluster"})
+    *_, state_filter, fields_filter = peer_metadata_filters(peer_claims(_state()), fields={"app", "cluster"})
     assert state_filter["name"] == "istio.peer_metadata"
     rules = fields_filter["typed_config"]["request_rules"]
     assert [r["on_header_present"]["key"] for r in rules] == ["app", "cluster"]
@@ -255,7 +266,7 @@ def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header()
         got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"], value)
         assert got == "v-" + rule["on_header_present"]["key"]
         assert not rule.get("remove")  # the inbound route configuration removes the header
-    assert len(peer_metadata_filters()) == 1  # no override reads a field: no header_to_metadata at all
+    assert len(peer_metadata_filters(peer_claims(_state()))) == 3  # no override reads a field: no header_to_metadata
     # The identity is the certificate's, which the header was checked against
     assert cel.to_envoy_format("downstream_peer.identity", reporter="destination", node={}) == "%DOWNSTREAM_PEER_URI_SAN%"
     pod = _state().topology.pod("user-v1-us-east-0")

@@ -21,10 +21,11 @@ Where each label comes from, as in istio_stats.cc:
 - the other side on reporter="destination": the peer metadata the caller's sidecar sends in its
   `x-mesh-peer` request header (Istio's metadata exchange does the same with its x-envoy-peer-metadata
   header), and the peer's certificate (source_principal). The receiving sidecar trusts the header only
-  from an mTLS peer: an RBAC filter first denies a request whose header is not the metadata of a
-  workload that runs as the SPIFFE id in the peer's certificate; then set_filter_state copies it into
-  filter state `istio.peer`, which the tags read. The inbound route configuration removes the header
-  before the app, on every chain; on a plaintext chain it is not read, so source_* is "unknown".
+  from an mTLS peer: an RBAC filter denies a request whose header is not the metadata of a workload
+  that runs as the SPIFFE id in the peer's certificate (checked on the value the tags read, its first,
+  which set_filter_state has claimed); then set_filter_state copies the checked value into filter state
+  `istio.peer`, which the tags read. The inbound route configuration removes the header before the
+  app, on every chain; on a plaintext chain it is not read, so source_* is "unknown".
 
 Telemetry `metrics` overrides (harness/mesh/telemetry_api.py) apply per proxy and reporter: a disabled
 metric is not emitted, a REMOVE'd tag is emitted as REMOVED (the rules drop the label), an UPSERT sets
@@ -73,6 +74,7 @@ PEER_KEY = "peer"
 # Where the receiving sidecar keeps the checked header for the tags: filter state (a string object),
 # which costs less per request than header_to_metadata's dynamic metadata (bench/telemetry_tags.py).
 PEER_STATE_KEY = "istio.peer"
+PEER_CLAIM_KEY = "istio.peer_claim"  # the header's value before the RBAC filter has checked it
 # The reporting proxy's own side is constant per proxy: the proxy does not tag each request with it. The
 # scrape's relabeling fills those labels from the proxy's target label SELF_LABEL, these fields joined
 # by "|" (own side of either reporter first; the destination service's three only for "destination"),
@@ -86,6 +88,7 @@ OWN_SIDE_FIELDS = 8  # the first ones: the own side of either reporter
 OVERRIDE_MARK = "="
 PEER_RBAC_FILTER = "istio.peer_metadata_authn"
 PEER_STATE_FILTER = "istio.peer_metadata"
+PEER_CLAIM_FILTER = "istio.peer_metadata_claim"
 PEER_FIELDS_FILTER = "istio.peer_metadata_fields"
 
 # A tag a Telemetry adds travels as USER_TAG<i> = "<tag>=<value>" (recording_rules.USER_TAG, MAX_USER_TAGS
@@ -319,16 +322,34 @@ def peer_headers(node: ProxyNode) -> list[dict[str, Any]]:
              "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
 
 
-def peer_metadata_filters(fields: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """For an mTLS chain, after peer_authn_filter: the caller's x-mesh-peer into filter state PEER_STATE_KEY,
-    which the `source_peer` tag reads, and the single fields a Telemetry override reads
-    (`downstream_peer.app`) into dynamic metadata `istio.peer`, each its own key. Neither removes the
-    header: the inbound route configuration does (peer_header_removal), on every chain."""
-    filters = [{"name": PEER_STATE_FILTER, "typed_config": {"@type": SET_FILTER_STATE, "on_request_headers": [{
-        "object_key": PEER_STATE_KEY, "factory_key": "envoy.string",
-        "format_string": {"text_format_source": {"inline_string": f"%REQ({PEER_HEADER})%"},
-                          "omit_empty_values": True},
-        "skip_if_empty": True}]}}]
+def _state_from(key: str, source: str) -> dict[str, Any]:
+    """A set_filter_state entry: `key` (a string object, read by `%FILTER_STATE(key:PLAIN)%`) from the
+    format `source`; nothing when that is empty."""
+    return {"object_key": key, "factory_key": "envoy.string",
+            "format_string": {"text_format_source": {"inline_string": source}, "omit_empty_values": True},
+            "skip_if_empty": True}
+
+
+def peer_metadata_filters(claims: dict[str, set[str]], fields: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The mTLS chain's peer-metadata filters, in order:
+    - the caller's x-mesh-peer into filter state PEER_CLAIM_KEY (its first value, as every reader here
+      takes it);
+    - peer_authn_filter: 403 unless that value is the metadata of a workload running as the certificate's
+      identity (`claims`, from peer_claims). It checks the value the tags will read, not the header: Envoy's
+      RBAC matches each value of a repeated header on its own, so a made-up first value could pass beside
+      an honest second one;
+    - the checked value into PEER_STATE_KEY, which the `source_peer` tag reads, so the tags of a refused
+      request never carry a claimed value;
+    - the single fields a Telemetry override reads (`downstream_peer.app`) into dynamic metadata
+      `istio.peer`, each its own key.
+    None removes the header: the inbound route configuration does (peer_header_removal), on every chain."""
+    filters = [
+        {"name": PEER_CLAIM_FILTER, "typed_config": {"@type": SET_FILTER_STATE, "on_request_headers": [
+            _state_from(PEER_CLAIM_KEY, f"%REQ({PEER_HEADER})%")]}},
+        peer_authn_filter(claims),
+        {"name": PEER_STATE_FILTER, "typed_config": {"@type": SET_FILTER_STATE, "on_request_headers": [
+            _state_from(PEER_STATE_KEY, f"%FILTER_STATE({PEER_CLAIM_KEY}:PLAIN)%")]}},
+    ]
     rules: list[dict[str, Any]] = []
     for field in sorted(set(fields)):
         index = PEER_FIELDS.index(field)
@@ -343,11 +364,11 @@ def peer_metadata_filters(fields: Iterable[str] = ()) -> list[dict[str, Any]]:
 
 
 def peer_authn_filter(claims: dict[str, set[str]]) -> dict[str, Any]:
-    """Deny a request whose x-mesh-peer is not the metadata of a workload that runs as the mTLS peer's
-    SPIFFE id (`claims`, from peer_claims): the whole value, so no field can be claimed falsely."""
+    """Deny a request that carries x-mesh-peer unless its claimed value (filter state PEER_CLAIM_KEY) is,
+    whole, the metadata of a workload that runs as the mTLS peer's SPIFFE id: no field can be made up."""
     matching = [{"and_ids": {"ids": [
         {"authenticated": {"principal_name": {"exact": identity}}},
-        {"or_ids": {"ids": [{"header": {"name": PEER_HEADER, "string_match": {"exact": value}}}
+        {"or_ids": {"ids": [{"filter_state": {"key": PEER_CLAIM_KEY, "string_match": {"exact": value}}}
                             for value in sorted(values)]}},
     ]}} for identity, values in sorted(claims.items())]
     spoofed = {"and_ids": {"ids": [{"header": {"name": PEER_HEADER, "present_match": True}},
@@ -431,8 +452,7 @@ def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> Pr
                                  for entry in hcm.get("access_log", [])]
             if inbound and mtls:
                 fields = _peer_fields_read(hcm["access_log"])
-                hcm["http_filters"] = ([peer_authn_filter(claims)] + peer_metadata_filters(fields)
-                                       + hcm["http_filters"])
+                hcm["http_filters"] = peer_metadata_filters(claims, fields) + hcm["http_filters"]
     headers = peer_headers(node)
     for name, route_config in config.routes.items():
         if name.startswith("inbound"):

@@ -424,20 +424,21 @@ class KindPlatform:
         cleared, replaced = [], []
         for row in self.pods():
             if row["ready"]:  # a pod starting now (a restored replica) starts with cleared knobs
-                (cleared if self._clear_knobs(row["name"]) else replaced).append(row["name"])
+                (cleared if self._clear_knobs(row) else replaced).append(row["name"])
         return {"reset": True, "applied": applied, "deleted": deleted, "replicas_restored": restored,
                 "knobs_cleared": cleared, "replaced_meanwhile": replaced}
 
-    def _clear_knobs(self, pod: str) -> bool:
-        """Clear one pod's knobs; False when the pod went away meanwhile (deleted, or replaced by its
-        ReplicaSet: a new pod's app starts with cleared knobs). A failure on a pod still there is raised."""
-        deployment, index, spec = self._slot(pod)
-        before = self._live_pod(deployment, index, spec)
+    def _clear_knobs(self, row: dict[str, Any]) -> bool:
+        """Clear the knobs of the pod a `pods()` row lists, by its name (not its slot: a pod deleted meanwhile
+        shifts the slots); False when that pod went away meanwhile (gone or being deleted: the app of its
+        replacement starts with cleared knobs). A failure on a pod that is still there is raised."""
+        deployment, index, spec = self._slot(row["name"])
+        name = row["pod_name"] or f"<{deployment.slot(index)}>"
         try:
-            self.set_knobs(pod, **CLEARED_KNOBS)
-        except (ConfigError, PlatformError):
-            after = self._live_pod(deployment, index, spec)
-            if before is not None and after is not None and after["metadata"]["name"] == before["metadata"]["name"]:
+            self._put_knobs(spec, deployment, name, row["name"], CLEARED_KNOBS)
+        except PlatformError:
+            still = self._kube(spec).get(PODS, NAMESPACE, name)
+            if still is not None and not still["metadata"].get("deletionTimestamp"):
                 raise
             return False
         return True
@@ -451,6 +452,11 @@ class KindPlatform:
         if live is None and not self.settings.dry_run:
             raise ConfigError(f"pod {pod} has no running pod to set knobs on", field="pod")
         name = live["metadata"]["name"] if live else f"<{deployment.slot(index)}>"
+        return self._put_knobs(spec, deployment, name, pod, values)
+
+    def _put_knobs(self, spec: ClusterSpec, deployment: DeclaredDeployment, name: str, pod: str,
+                   values: dict[str, Any]) -> dict[str, Any]:
+        """PUT /admin/knobs on the app of the pod called `name` (slot `pod`, for messages)."""
         result = self.runner.run(Command(
             ("kubectl", "--context", spec.context, "-n", NAMESPACE, "exec", name, "-c", APP_CONTAINER, "--",
              "python", "-c", KNOBS_SCRIPT % deployment.app_port, json.dumps(values, sort_keys=True)), timeout_s=30))
