@@ -100,6 +100,16 @@ def build_topology(docs: list[tuple[dict[str, Any], str | Path | None]]) -> Topo
     return Topology(services=tuple(services), pods=tuple(pods))
 
 
+def _namespace(doc: dict[str, Any], file: str | Path | None) -> str:
+    """Both platforms run the mesh's workloads in NAMESPACE (kind creates them there; the local CA issues
+    their identities there), so a Deployment or Service elsewhere is refused rather than half-served."""
+    namespace = doc["metadata"].get("namespace", NAMESPACE)
+    if namespace != NAMESPACE:
+        raise ManifestError(f"{doc['kind']} {doc['metadata']['name']!r} is in namespace {namespace!r}; the mesh's "
+                            f"workloads run in {NAMESPACE!r}", file=file, field="metadata.namespace")
+    return namespace
+
+
 def _service(doc: dict[str, Any], file: str | Path | None) -> Service:
     meta, spec = doc["metadata"], doc.get("spec") or {}
     http = [p for p in spec.get("ports") or [] if p.get("name", "").startswith("http") and
@@ -108,7 +118,7 @@ def _service(doc: dict[str, Any], file: str | Path | None) -> Service:
         raise ManifestError(f"Service {meta['name']!r} has no port named 'http'", file=file, field="spec.ports")
     return Service(
         name=meta["name"],
-        namespace=meta.get("namespace", NAMESPACE),
+        namespace=_namespace(doc, file),
         selector=tuple(sorted((spec.get("selector") or {}).items())),
         port=int(http[0]["port"]),
     )
@@ -116,6 +126,7 @@ def _service(doc: dict[str, Any], file: str | Path | None) -> Service:
 
 def _pods(doc: dict[str, Any], file: str | Path | None) -> list[Pod]:
     meta, spec = doc["metadata"], doc.get("spec") or {}
+    namespace = _namespace(doc, file)
     template = spec.get("template") or {}
     labels = tuple(sorted(((template.get("metadata") or {}).get("labels") or {}).items()))
     pod_spec = template.get("spec") or {}
@@ -134,7 +145,7 @@ def _pods(doc: dict[str, Any], file: str | Path | None) -> list[Pod]:
         Pod(
             name=f"{meta['name']}-{index}",
             deployment=meta["name"],
-            namespace=meta.get("namespace", NAMESPACE),
+            namespace=namespace,
             labels=labels,
             service_account=pod_spec.get("serviceAccountName", "default"),
             env=env,

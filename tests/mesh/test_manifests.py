@@ -332,3 +332,18 @@ def test_services_expose_http_and_metrics_on_the_app_port() -> None:
     for service in _by_kind("Service"):
         ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
         assert ports == {"http": (8080, 8080), "http-metrics": (9090, 8080)}
+
+
+def test_a_workload_outside_the_mesh_namespace_is_refused_naming_its_file_and_field() -> None:
+    """Both platforms run the workloads in parallel-ai: kind creates them there, and the local CA issues
+    their SPIFFE identities there, so a Deployment elsewhere would fail every mTLS and peer check."""
+    from harness.mesh.topology import build_topology
+
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "billing-v1", "namespace": "billing"},
+                  "spec": {"template": {"metadata": {"labels": {"app": "billing", "istio-locality": "us-east"}},
+                                        "spec": {"containers": [{"name": "app"}]}}}}
+    with pytest.raises(ManifestError) as caught:
+        build_topology([(deployment, "extra.yaml")])
+    assert caught.value.file == "extra.yaml" and caught.value.field == "metadata.namespace"
+    assert "'billing'" in str(caught.value) and "'parallel-ai'" in str(caught.value)
