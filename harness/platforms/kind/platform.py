@@ -432,8 +432,8 @@ class KindPlatform:
         """Clear the knobs of the pod a `pods()` row lists, by its name (not its slot: a pod deleted meanwhile
         shifts the slots); False when that pod went away meanwhile (gone or being deleted: the app of its
         replacement starts with cleared knobs). A failure on a pod that is still there is raised."""
-        deployment, index, spec = self._slot(row["name"])
-        name = row["pod_name"] or f"<{deployment.slot(index)}>"
+        deployment, _, spec = self._slot(row["name"])
+        name = row["pod_name"]  # a ready row has a pod
         try:
             self._put_knobs(spec, deployment, name, row["name"], CLEARED_KNOBS)
         except PlatformError:

@@ -14,7 +14,7 @@ import httpx
 from harness.errors import ConfigError, HarnessError
 from harness.mesh.loader import Located, MeshModel, build_model, merge_documents
 from harness.mesh.resources import NAMESPACE
-from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, Pod
+from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import (
     CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
 )
@@ -84,7 +84,7 @@ class MeshController:
             ))
         nodes.append(ProxyNode(
             name=GATEWAY_NAME, kind="gateway", namespace=NAMESPACE, labels=GATEWAY_LABELS,
-            region=GATEWAY_REGION, service_account="api-gateway", certs=self.certs["api-gateway"],
+            region=GATEWAY_REGION, service_account=GATEWAY_SERVICE_ACCOUNT, certs=self.certs[GATEWAY_SERVICE_ACCOUNT],
             xds_dir=self.layout.proxy_dir(GATEWAY_NAME) / "xds", admin_port=self.layout.gateway_admin_port,
             gateway_ports={80: self.layout.settings.ingress_port}, access_log=self.access_log,
             stats_inclusion=self.stats_inclusion,

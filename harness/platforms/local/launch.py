@@ -17,6 +17,7 @@ from typing import Any
 from harness.errors import ConfigError, MissingDependencyError, PortInUseError, ReadinessTimeout
 from harness.mesh.loader import MeshModel
 from harness.mesh.profiles import proxy_stats_inclusion
+from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
 from harness.mesh.translate.telemetry import SELF_LABEL, self_value
@@ -107,7 +108,7 @@ class MeshProcesses:
         certs = {}
         self.certs_expire_at = float("inf")
         for account in sorted(accounts):
-            issued = self.ca.issue_workload("parallel-ai", account,
+            issued = self.ca.issue_workload(NAMESPACE, account,
                                             validity=timedelta(hours=self.settings.cert_validity_h))
             certs[account] = CertPaths(issued.cert_chain_path, issued.key_path, issued.root_cert_path)
             self.certs_expire_at = min(self.certs_expire_at, issued.expires_at)
@@ -255,7 +256,7 @@ class MeshProcesses:
         targets.append(prometheus.ScrapeTarget(
             f"127.0.0.1:{self.layout.gateway_admin_port}", "envoy",
             {"pod": GATEWAY_NAME, "app": "istio-ingressgateway", "version": "unknown", "region": "us-east",
-             "service": "istio-ingressgateway", "namespace": "parallel-ai", "proxy_kind": "gateway",
+             "service": "istio-ingressgateway", "namespace": NAMESPACE, "proxy_kind": "gateway",
              SELF_LABEL: self_value(state, nodes[GATEWAY_NAME])}))
         return targets
 
