@@ -25,8 +25,12 @@ A's, the median over rounds. Each repeat starts fresh processes: on this 2-core 
 its own luck (where it runs, what it shares) for its life, a few us either way, which more rounds
 with the same processes do not average out.
 
+--breakdown adds three inbound variants of B, to show where the increment goes: B without its tracing
+(no span), B without the peer-metadata check (no claim, RBAC check or copy; the header is still
+removed before the app), and B without either: Istio's labels alone.
+
 Run: .venv/bin/python bench/telemetry_pass.py [--repeats 4] [--rounds 12] [--per-round 800] [--pin]
-Writes bench/results/telemetry_pass.json.
+[--breakdown]. Writes bench/results/telemetry_pass.json.
 """
 
 from __future__ import annotations
@@ -96,7 +100,29 @@ def before_issue_12(config: ProxyConfig) -> ProxyConfig:
     return config
 
 
+def without_tracing(config: ProxyConfig) -> ProxyConfig:
+    for hcm in _hcms(config):
+        hcm.pop("tracing", None)
+    return config
+
+
+def without_peer_check(config: ProxyConfig) -> ProxyConfig:
+    for hcm in _hcms(config):
+        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] not in PEER_FILTERS]
+    return config
+
+
+def _hcms(config: ProxyConfig) -> list[dict[str, Any]]:
+    return [network_filter["typed_config"] for listener in config.listeners
+            for chain in listener.get("filter_chains", []) for network_filter in chain.get("filters", [])
+            if "http_filters" in network_filter["typed_config"]]
+
+
 PATHS = {"inbound": 1, "outbound+inbound": 2}  # path -> Envoy passes
+# --breakdown: inbound variants of B, each without a part of issue 12's telemetry
+BREAKDOWN = {"B without tracing": (without_tracing,),
+             "B without the peer check": (without_peer_check,),
+             "B without either (labels only)": (without_tracing, without_peer_check)}
 
 
 def main() -> None:
@@ -106,12 +132,14 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=800)
     parser.add_argument("--pin", action="store_true",
                         help="client on CPU 0, Envoys and upstream on CPU 1: steadier, a slower pass")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also B's inbound pass without its tracing, its peer check, or both")
     args = parser.parse_args()
     if args.pin:
         os.sched_setaffinity(0, {0})
     rounds: dict[str, list[float]] = {}
     for repeat in range(args.repeats):
-        for name, values in measure(args.rounds, args.per_round, args.pin, seed=repeat).items():
+        for name, values in measure(args.rounds, args.per_round, args.pin, args.breakdown, seed=repeat).items():
             rounds.setdefault(name, []).extend(values)
     result: dict[str, Any] = {
         "benchmark": "telemetry_pass", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "loadavg": os.getloadavg(),
@@ -131,11 +159,23 @@ def main() -> None:
         print(f"  {path}: before issue 12's telemetry (A) {figures['pass_before_us']} us, now (B) "
               f"{figures['pass_now_us']} us; B - A {figures['increment_us']} us per pass, "
               f"{figures['increment_share']:+.1%} (target: within 5 %)")
+    if args.breakdown:
+        result["breakdown"] = {}
+        inbound_a = [x - d for x, d in zip(rounds["inbound A"], rounds["direct"])]
+        print("  inbound, B without a part (increment over A per pass):")
+        for variant in BREAKDOWN:
+            passes = [x - d for x, d in zip(rounds[f"inbound {variant}"], rounds["direct"])]
+            figures = {"pass_us": round(statistics.median(passes) * 1000, 1),
+                       "increment_us": round(statistics.median(b - a for a, b in zip(inbound_a, passes)) * 1000, 1),
+                       "increment_share": round(statistics.median(b / a - 1 for a, b in zip(inbound_a, passes)), 4)}
+            result["breakdown"][variant] = figures
+            print(f"    {variant}: {figures['pass_us']} us; over A {figures['increment_us']} us, "
+                  f"{figures['increment_share']:+.1%}")
     results = Path(__file__).resolve().parent / "results" / "telemetry_pass.json"
     results.write_text(json.dumps(result, indent=1) + "\n")
 
 
-def measure(rounds: int, per_round: int, pin: bool, seed: int) -> dict[str, list[float]]:
+def measure(rounds: int, per_round: int, pin: bool, breakdown: bool, seed: int) -> dict[str, list[float]]:
     """One set of fresh processes: the rounds' p50s (ms) of the direct app and of each path and variant."""
     model = declared_model()
     pod, caller = model.topology.pod(SERVER), model.topology.pod(CLIENT)
@@ -157,7 +197,10 @@ def measure(rounds: int, per_round: int, pin: bool, seed: int) -> dict[str, list
 
         def start(node: ProxyNode, variant: str, state: MeshState) -> None:
             config = translate_proxy(state, node)
-            XdsWriter(node).write(before_issue_12(config) if variant == "A" else config)
+            cuts = (before_issue_12,) if variant == "A" else BREAKDOWN.get(variant, ())
+            for cut in cuts:
+                config = cut(config)
+            XdsWriter(node).write(config)
             path = node.xds_dir.parent / "bootstrap.json"
             path.write_text(json.dumps(bootstrap(node)))
             procs.append(subprocess.Popen([*taskset, envoy_binary(), "-c", str(path), "--disable-hot-restart",
@@ -184,6 +227,12 @@ def measure(rounds: int, per_round: int, pin: bool, seed: int) -> dict[str, list
                 start(agent, variant, state)
                 targets[f"inbound {variant}"] = (server.inbound_port, header if variant == "B" else "", client)
                 targets[f"outbound+inbound {variant}"] = (agent.outbound_port, "", None)
+            for n, variant in enumerate(BREAKDOWN if breakdown else ()):
+                server = _node(pod, certs, root / f"cut{n}" / "user", app_port=upstream)
+                start(server, variant, MeshState(istio=model.istio, topology=model.topology, endpoints={},
+                                                 secrets={sa: workload_secret(paths) for sa, paths in certs.items()},
+                                                 trace_collector=collector))
+                targets[f"inbound {variant}"] = (server.inbound_port, header, client)
             deadline = time.monotonic() + 30
             while True:  # the sidecars answer once their xDS files are loaded
                 try:
