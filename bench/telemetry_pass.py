@@ -9,8 +9,9 @@ file-based xDS, the mesh CA's certificates, mTLS, the declared DestinationRules,
 access log and stats inclusion), in two variants, before the same trivial app (`_tiny_http.py`):
 
   B  the sidecars as they are: Istio's labels on four metrics per reporter, the peer metadata (the
-     caller's header; the receiver's RBAC check, set_filter_state, the header removed before the
-     app) and the seed's tracing at 1 %;
+     caller's header; the receiver's check, by its inbound routes against the certificate's URI SAN
+     written into a header before routing; both headers removed before the app) and the seed's
+     tracing at 1 %;
   A  the same sidecars with the telemetry they had before issue 12: the stats loggers of harness
      005307e (telemetry_tags.old_logger), no peer metadata, no tracing.
 
@@ -26,8 +27,8 @@ its own luck (where it runs, what it shares) for its life, a few us either way, 
 with the same processes do not average out.
 
 --breakdown adds three inbound variants of B, to show where the increment goes: B without its tracing
-(no span), B without the peer-metadata check (no claim, RBAC check or copy; the header is still
-removed before the app), and B without either: Istio's labels alone.
+(no span), B without the peer-metadata check (no early header mutation, the inbound route as before
+issue 12; the header is still removed before the app), and B without either: Istio's labels alone.
 
 Run: .venv/bin/python bench/telemetry_pass.py [--repeats 4] [--rounds 12] [--per-round 800] [--pin]
 [--breakdown]. Writes bench/results/telemetry_pass.json.
@@ -61,8 +62,7 @@ from harness.mesh.translate.model import (  # noqa: E402
 from harness.mesh.translate.proxy import translate_proxy  # noqa: E402
 from harness.mesh.translate.secrets import workload_secret  # noqa: E402
 from harness.mesh.translate.telemetry import (  # noqa: E402
-    PEER_CLAIM_FILTER, PEER_FIELDS_FILTER, PEER_HEADER, PEER_RBAC_FILTER, PEER_STATE_FILTER, STATS_LOGGER,
-    peer_headers,
+    PEER_HEADER, PEER_IDENTITY_HEADER, STATS_LOGGER, peer_headers,
 )
 from harness.mesh.translate.xds_files import XdsWriter  # noqa: E402
 from harness.net import free_port  # noqa: E402
@@ -71,11 +71,24 @@ from harness.platforms.local.launch import envoy_binary  # noqa: E402
 
 PATH = "/api/v1/users/u1"
 SERVER, CLIENT = "user-v1-us-east-0", "ai-agent-v1-us-east-0"
-PEER_FILTERS = (PEER_CLAIM_FILTER, PEER_RBAC_FILTER, PEER_STATE_FILTER, PEER_FIELDS_FILTER)
+NO_PEER = {"name": PEER_HEADER, "present_match": False}
+_HANDED_OUT: set[int] = set()
+
+
+def _port() -> int:
+    """A free port not handed out before in this run: free_port may return one twice before it is bound,
+    and Envoy binds its listeners with SO_REUSEPORT, so two sidecars given one port would split its
+    connections (the likely cause of a TLS handshake reset seen once in a run of this script)."""
+    while True:
+        port = free_port()
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port  # the inbound route for requests without the header
 
 
 def before_issue_12(config: ProxyConfig) -> ProxyConfig:
     """The sidecar's telemetry as it was: the old stats loggers, no peer metadata, no tracing."""
+    without_peer_check(config)
     for listener in config.listeners:
         for chain in listener.get("filter_chains", []):
             for network_filter in chain.get("filters", []):
@@ -83,8 +96,6 @@ def before_issue_12(config: ProxyConfig) -> ProxyConfig:
                 if "http_filters" not in hcm:
                     continue
                 hcm.pop("tracing", None)
-                hcm["http_filters"] = [f for f in hcm["http_filters"]
-                                       if f["name"] not in PEER_FILTERS]
                 reporter = "destination" if listener["name"] == "virtualInbound" else "source"
                 hcm["access_log"] = [old_logger(reporter) if entry["typed_config"]["@type"] == STATS_LOGGER
                                      else entry for entry in hcm.get("access_log", [])]
@@ -107,8 +118,22 @@ def without_tracing(config: ProxyConfig) -> ProxyConfig:
 
 
 def without_peer_check(config: ProxyConfig) -> ProxyConfig:
+    """No early header mutation; the inbound routes as they were before the check (x-mesh-peer is still
+    removed before the app)."""
     for hcm in _hcms(config):
-        hcm["http_filters"] = [f for f in hcm["http_filters"] if f["name"] not in PEER_FILTERS]
+        hcm.pop("early_header_mutation_extensions", None)
+    for name, route_config in config.routes.items():
+        if not name.startswith("inbound"):
+            continue
+        route_config["request_headers_to_remove"] = [h for h in route_config.get("request_headers_to_remove", [])
+                                                     if h != PEER_IDENTITY_HEADER]
+        for vhost in route_config.get("virtual_hosts", []):
+            vhost["routes"] = [{**route, "match": {**route["match"], "headers": [
+                h for h in route["match"]["headers"] if h != NO_PEER]}} for route in vhost["routes"]
+                if NO_PEER in route["match"].get("headers", [])]
+            for route in vhost["routes"]:
+                if not route["match"]["headers"]:
+                    del route["match"]["headers"]
     return config
 
 
@@ -179,7 +204,7 @@ def measure(rounds: int, per_round: int, pin: bool, breakdown: bool, seed: int) 
     """One set of fresh processes: the rounds' p50s (ms) of the direct app and of each path and variant."""
     model = declared_model()
     pod, caller = model.topology.pod(SERVER), model.topology.pod(CLIENT)
-    upstream = free_port()
+    upstream = _port()
     taskset = ["taskset", "-c", "1"] if pin else []
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,7 +212,7 @@ def measure(rounds: int, per_round: int, pin: bool, breakdown: bool, seed: int) 
         ca = MeshCA.create(root / "pki")
         issued = {sa: ca.issue_workload(pod.namespace, sa) for sa in (pod.service_account, caller.service_account)}
         certs = {sa: CertPaths(i.cert_chain_path, i.key_path, i.root_cert_path) for sa, i in issued.items()}
-        collector = TraceCollector("127.0.0.1", free_port())
+        collector = TraceCollector("127.0.0.1", _port())
         client = ssl.create_default_context(cafile=str(certs[caller.service_account].root))
         client.check_hostname = False  # the sidecar's certificate names a SPIFFE id, no DNS name
         client.load_cert_chain(str(certs[caller.service_account].cert_chain), str(certs[caller.service_account].key))
@@ -263,8 +288,8 @@ def _node(pod: Any, certs: dict[str, CertPaths], folder: Path, *, app_port: int 
     """A sidecar for `pod` as the local platform configures one (ports free on 127.0.0.1)."""
     return ProxyNode(name=pod.name, kind="sidecar", namespace=pod.namespace, labels=pod.labels,
                      region=pod.region, service_account=pod.service_account, certs=certs[pod.service_account],
-                     xds_dir=folder / "xds", admin_port=free_port(), inbound_port=free_port(), app_port=app_port,
-                     outbound_port=free_port(), access_log=True, stats_inclusion=proxy_stats_inclusion("dev"))
+                     xds_dir=folder / "xds", admin_port=_port(), inbound_port=_port(), app_port=app_port,
+                     outbound_port=_port(), access_log=True, stats_inclusion=proxy_stats_inclusion("dev"))
 
 
 if __name__ == "__main__":

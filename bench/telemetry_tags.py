@@ -3,16 +3,16 @@
 Two Envoys side by side, each in front of the same trivial upstream (`_tiny_http.py`): A with the
 stats logger the sidecars had before (5 tags, a counter and a duration histogram), B with what
 `harness/mesh/translate/telemetry.py` gives an inbound sidecar now (a counter and three histograms
-with Istio's labels, the set_filter_state filter reading the peer metadata, the route removing its
-header) and the seed's tracing at its 1 % random sampling with its custom tags (OpenTelemetry tracer,
+with Istio's labels; the peer metadata checked by the inbound routes, as peer_checked_routes writes
+them, which carry it to the tags; the route removing its header) and the seed's tracing at its 1 % random sampling with its custom tags (OpenTelemetry tracer,
 spans to the harness's own OTLP receiver run standalone), the request carrying the x-mesh-peer header
 a caller's sidecar adds. Each round times A and B (sequential keep-alive requests) in an order drawn
 per round, so that a busy machine slows both alike and neither gains from going first; the figure is
 the median over rounds of B's p50 minus A's.
 
 This is the telemetry alone, on a bare plaintext Envoy: a component figure. It leaves out what the
-telemetry costs on a real sidecar (the peer-metadata RBAC check over mTLS, the certificate's
-principal in every tag), so issue 12's limit is judged by bench/telemetry_pass.py, which times the
+telemetry costs on a real sidecar (the certificate's URI SAN written into a header before routing,
+the certificate's principal in every tag), so issue 12's limit is judged by bench/telemetry_pass.py, which times the
 whole inbound sidecar pass with and without the telemetry in one run. The same rounds also time the
 trivial upstream directly and behind a bare Envoy, so the increment is also given against the floor
 measured in this run.
@@ -42,8 +42,8 @@ from harness.mesh.loader import declared_model  # noqa: E402
 from harness.mesh.translate.model import CertPaths, MeshState, ProxyNode, TraceCollector  # noqa: E402
 from harness.mesh.translate.tracing import collector_cluster, hcm_tracing, proxy_tracing  # noqa: E402
 from harness.mesh.translate.telemetry import (  # noqa: E402
-    PEER_RBAC_FILTER, STATS_LOGGER, peer_claims, peer_header_removal, peer_headers, peer_metadata_filters,
-    request_stats_for,
+    PEER_IDENTITY_HEADER, STATS_LOGGER, peer_checked_routes, peer_claims, peer_header_removal, peer_headers,
+    peer_identity_mutation, request_stats_for,
 )
 from harness.net import free_port  # noqa: E402
 from harness.platforms.local.launch import envoy_binary  # noqa: E402
@@ -75,14 +75,16 @@ def old_logger(reporter: str = "destination") -> dict:
                         "unit": "Milliseconds", "value_format": "%DURATION%"}]}}
 
 
-def bootstrap(admin: int, listen: int, upstream: int, logger: dict | None, filters: list[dict],
+def bootstrap(admin: int, listen: int, upstream: int, logger: dict | None, peer: tuple[dict, dict] | None,
               tracing: tuple[dict, dict] | None = None) -> dict:
+    """`peer`: B's early header mutation and peer claims (identity -> metadata values), or None."""
+    routes = [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "app"}}]
     route_config = {"virtual_hosts": [{"name": "v", "domains": ["*"],
-                                       "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]}
-    if filters:  # B: the peer metadata header never reaches the app
+                                       "routes": routes if peer is None else peer_checked_routes(routes, peer[1])}]}
+    hcm = {"@type": HCM, "stat_prefix": "inbound_8080", "http_filters": [ROUTER], "route_config": route_config}
+    if peer is not None:  # B: the peer headers never reach the app
         peer_header_removal(route_config)
-    hcm = {"@type": HCM, "stat_prefix": "inbound_8080", "http_filters": [*filters, ROUTER],
-           "route_config": route_config}
+        hcm["early_header_mutation_extensions"] = [peer[0]]
     if logger is not None:
         hcm["access_log"] = [logger]
     if tracing is not None:
@@ -146,10 +148,12 @@ def main() -> None:
                          xds_dir=nowhere, admin_port=0)
 
     new_logger = request_stats_for(state, node(pod), "destination", mtls=True, telemetry=model.istio.telemetry)
-    # Plaintext here (no certificates), so the peer-identity RBAC filter, which would rightly refuse the
-    # header without a certificate, is left out; over mTLS it compares the header with the values the
-    # certificate's principal may send.
-    new_filters = [f for f in peer_metadata_filters(peer_claims(state)) if f["name"] != PEER_RBAC_FILTER]
+    # Plaintext here (no certificates): the early header mutation writes the caller's SPIFFE id as text
+    # where over mTLS it writes the certificate's URI SAN, so the routes check the same two headers.
+    mutation = peer_identity_mutation(True)
+    (entry,) = [m for m in mutation["typed_config"]["mutations"] if m["append"]["header"]["key"] == PEER_IDENTITY_HEADER]
+    entry["append"]["header"]["value"] = caller.spiffe_id
+    new_peer = (mutation, peer_claims(state))
     plan = None if args.no_tracing else proxy_tracing(state, node(pod))
     tracing = None if plan is None else (hcm_tracing(plan, node(pod), collector), collector_cluster(collector))
     headers = "".join(f"{h['header']['key']}: {h['header']['value']}\r\n" for h in peer_headers(node(caller)))
@@ -163,12 +167,12 @@ def main() -> None:
                 procs.append(subprocess.Popen([sys.executable, "-m", "harness.platforms.local.otlp_receiver",
                                                "--port", str(collector.port)], stdout=subprocess.DEVNULL))
             ports = {"direct": upstream}
-            for name, logger, filters, traces in (("A", old_logger(), [], None),
-                                                  ("B", new_logger, new_filters, tracing),
-                                                  ("bare", None, [], None)):
+            for name, logger, peer, traces in (("A", old_logger(), None, None),
+                                               ("B", new_logger, new_peer, tracing),
+                                               ("bare", None, None, None)):
                 listen = free_port()
                 config = Path(tmp) / f"{name}.json"
-                config.write_text(json.dumps(bootstrap(free_port(), listen, upstream, logger, filters, traces)))
+                config.write_text(json.dumps(bootstrap(free_port(), listen, upstream, logger, peer, traces)))
                 procs.append(subprocess.Popen([envoy_binary(), "-c", str(config), "--disable-hot-restart",
                                                "--concurrency", "1", "-l", "error", "--base-id", str(len(procs))],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -249,9 +249,9 @@ def check(text: Any) -> Expression:
 # -- translation for the local proxies -------------------------------------------------------------
 
 # Peer fields as the local mesh carries them: the caller's sidecar sends its workload's metadata in a
-# header that the receiving sidecar reads into dynamic metadata (namespace PEER_METADATA_NAMESPACE), one
-# key per field a tag reads, and its identity is the peer certificate's; the upstream endpoints carry
-# the same keys in their `istio` host metadata.
+# header, and the receiving sidecar's inbound route that matched it (and the certificate's identity)
+# carries it as route metadata (namespace PEER_METADATA_NAMESPACE), one key per field; its identity is
+# the peer certificate's; the upstream endpoints carry the same keys in their `istio` host metadata.
 PEER_KEYS = {"app": "app", "version": "version", "workload": "workload", "workload_name": "workload",
              "namespace": "namespace", "service": "canonical_service", "revision": "canonical_revision",
              "cluster": "cluster", "cluster_id": "cluster", "identity": "identity"}
@@ -344,7 +344,7 @@ def to_envoy_format(text: str, *, reporter: Reporter, node: Mapping[str, Any]) -
                 return "unknown"
             if key == "identity":  # the certificate's, which the peer metadata was checked against
                 return "%DOWNSTREAM_PEER_URI_SAN%"
-            return f"%DYNAMIC_METADATA({PEER_METADATA_NAMESPACE}:{key})%"
+            return f"%METADATA(ROUTE:{PEER_METADATA_NAMESPACE}:{key})%"
         return f"%METADATA(UPSTREAM_HOST:istio:{key})%" if reporter == "source" else "unknown"
     istio_only = expr.roots & set(_ISTIO)
     if istio_only:

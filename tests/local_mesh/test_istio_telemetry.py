@@ -129,15 +129,25 @@ def test_peer_metadata_claiming_another_identity_than_the_peer_certificate_is_re
             "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v9|analytics|v1|Kubernetes"})
         honest = client.get(f"https://127.0.0.1:{port}/health", headers={
             "x-mesh-peer": "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes"})
-        # a made-up value first and the honest one second: Envoy's RBAC would match the second alone, but the
-        # check reads the value the tags take, the first
+        # a made-up value first and the honest one second: the sidecar keeps the first before routing
         doubled = client.get(f"https://127.0.0.1:{port}/health", headers=[
             ("x-mesh-peer", "analytics-v1-us-west|parallel-ai|analytics|v9|analytics|v1|Kubernetes"),
             ("x-mesh-peer", "analytics-v1-us-west|parallel-ai|analytics|v1|analytics|v1|Kubernetes")])
-    assert spoofed.status_code == 403 and "RBAC" in spoofed.text
-    assert made_up.status_code == 403 and "RBAC" in made_up.text
-    assert doubled.status_code == 403 and "RBAC" in doubled.text
+        # the identity header the routes match is the sidecar's own, written from the certificate over this one
+        claimed_identity = client.get(f"https://127.0.0.1:{port}/health", headers={
+            "x-mesh-peer": "ai-agent-v1-us-east|parallel-ai|ai-agent|v1|ai-agent|v1|Kubernetes",
+            "x-mesh-peer-identity": SPIFFE + "ai-agent-service"})
+        without = client.get(f"https://127.0.0.1:{port}/health")  # no peer metadata: unknown, not refused
+    assert without.status_code == 200, without.text
+    for refused in (spoofed, made_up, doubled, claimed_identity):
+        assert refused.status_code == 403 and "RBAC" in refused.text, [r.status_code for r in (spoofed, made_up, doubled, claimed_identity)]
     assert honest.status_code != 403, honest.text
+    # counted as authorization denials, and their tags carry no claimed value: the caller is unknown
+    promql = ('sum by (source_workload, source_app, response_code_details) (istio_requests_total{reporter="destination",'
+              f'destination_app="user",response_code="403",source_principal="{SPIFFE}analytics-service"}})')
+    denied = _wait(mesh, promql, lambda rows: sum(float(r["value"][1]) for r in rows) >= 4)
+    assert {tuple(sorted(r["metric"].items())) for r in denied} == {
+        (("response_code_details", "rbac_access_denied"), ("source_app", "unknown"), ("source_workload", "unknown"))}
 
 
 def test_telemetry_overrides_change_what_the_proxies_emit(clean_mesh: Mesh, tmp_path: Path) -> None:

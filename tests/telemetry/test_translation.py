@@ -1,10 +1,12 @@
-"""What the translator gives each proxy for Istio's telemetry: tags, peer metadata headers and filters, metadata.
+"""What the translator gives each proxy for Istio's telemetry: tags, peer metadata headers and routes, metadata.
 
 Followed: istio/proxy `istio_stats.cc` (tag sources per reporter), Istio's metadata exchange (the caller's
 proxy sends its workload metadata in a request header, the receiving proxy reads it and removes it),
-Envoy 1.40's set_filter_state (`factory_key: envoy.string`, read by `%FILTER_STATE(key:PLAIN)%`),
-header_to_metadata, RBAC principals (`authenticated`, `header`) and route configuration
-`request_headers_to_add` / `request_headers_to_remove`.
+Envoy 1.40's HCM `early_header_mutation_extensions` (envoy.http.early_header_mutation.header_mutation:
+applied before the route is chosen), route `match.headers` (`string_match`, `present_match: false` for
+an absent header; a repeated header is matched as its values joined by ","), route metadata read by
+`%METADATA(ROUTE:namespace:key)%`, RBACPerRoute, and route configuration `request_headers_to_add` /
+`request_headers_to_remove`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from harness.mesh.schema import default_manifest_paths
 from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.proxy import translate_proxy
 from harness.mesh.translate.telemetry import (
-    PEER_FIELDS, PEER_HEADER, peer_claims, peer_headers, peer_metadata_filters, pod_metadata, standard_tags,
+    PEER_FIELDS, PEER_HEADER, PEER_IDENTITY_HEADER, PEER_REFUSED, peer_checked_routes, peer_claims, peer_headers,
+    pod_metadata, standard_tags,
 )
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT
 
@@ -72,34 +75,66 @@ def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it()
     # Istio's default without a PeerAuthentication, PERMISSIVE: an mTLS chain and a plaintext one
     state = dataclasses.replace(state, istio=dataclasses.replace(state.istio, peer_authentications=()))
     config = translate_proxy(state, _node("user-v1-us-east-0"))
-    # the route configuration both chains use removes the header before the app, read or not
+    # the route configuration both chains use removes both peer headers before the app
     (inbound_route,) = [r for name, r in config.routes.items() if name.startswith("inbound")]
-    assert inbound_route["request_headers_to_remove"] == [PEER_HEADER]
+    assert inbound_route["request_headers_to_remove"] == [PEER_HEADER, PEER_IDENTITY_HEADER]
     chains = _hcms(config, "virtualInbound")
     assert set(chains) == {"inbound-mtls", "inbound-plaintext"}
     for chain, hcm in chains.items():
         assert hcm["rds"]["route_config_name"] == inbound_route["name"]
-        names = [f["name"] for f in hcm["http_filters"]]
+        assert not any(f["name"].startswith("istio.peer") for f in hcm["http_filters"])  # no filter: routes check
+        (mutation,) = hcm["early_header_mutation_extensions"]
+        mutations = mutation["typed_config"]["mutations"]
         if chain == "inbound-mtls":
-            filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
-            # claimed, checked, then copied where the tags read it: a refused request's tags never see it
-            assert names[:3] == ["istio.peer_metadata_claim", "istio.peer_metadata_authn", "istio.peer_metadata"]
-            (claim,) = filters["istio.peer_metadata_claim"]["on_request_headers"]
-            assert claim["object_key"] == "istio.peer_claim" and claim["factory_key"] == "envoy.string"
-            assert claim["format_string"]["text_format_source"]["inline_string"] == f"%REQ({PEER_HEADER})%"
-            assert claim["format_string"]["omit_empty_values"] and claim["skip_if_empty"]  # absent: no state
-            policy = filters["istio.peer_metadata_authn"]["rules"]
-            assert policy["action"] == "DENY"
-            # the check reads the claimed value, not the header (whose second value RBAC would match alone)
-            text = json.dumps(policy)
-            assert '"filter_state": {"key": "istio.peer_claim"' in text
-            assert text.count('"header"') == text.count('"header": {"name": "x-mesh-peer", "present_match": true}') == 1
-            (state,) = filters["istio.peer_metadata"]["on_request_headers"]
-            assert state["object_key"] == "istio.peer"
-            source = state["format_string"]["text_format_source"]["inline_string"]
-            assert source == "%FILTER_STATE(istio.peer_claim:PLAIN)%"
-        else:
-            assert not any(name.startswith("istio.peer") for name in names)  # read by no tag
+            # before routing: x-mesh-peer one value, its first, and the identity header the certificate's,
+            # whatever the caller sent
+            assert mutations == [
+                {"append": {"header": {"key": PEER_HEADER, "value": f"%REQ({PEER_HEADER})%"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}},
+                {"append": {"header": {"key": PEER_IDENTITY_HEADER, "value": "%DOWNSTREAM_PEER_URI_SAN%"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}]
+        else:  # no certificate: both headers gone before routing, so the request takes the no-claim route
+            assert mutations == [{"remove": PEER_HEADER}, {"remove": PEER_IDENTITY_HEADER}]
+
+
+def test_only_a_claim_of_the_certificates_identity_reaches_a_route_that_carries_it() -> None:
+    claims = peer_claims(_state())
+    routes = _inbound_routes(translate_proxy(_state(), _node("user-v1-us-east-0")))
+    pairs = [(identity, value) for identity, values in sorted(claims.items()) for value in sorted(values)]
+    *checked, absent, refused = routes
+    assert len(checked) == len(pairs) == 7  # ai-agent 3, analytics 1, user 2, the gateway 1
+    for route, (identity, value) in zip(checked, pairs):
+        # both headers exact: the value whole, and the identity the early mutation wrote from the certificate
+        assert route["match"]["headers"] == [{"name": PEER_HEADER, "string_match": {"exact": value}},
+                                             {"name": PEER_IDENTITY_HEADER, "string_match": {"exact": identity}}]
+        meta = route["metadata"]["filter_metadata"]
+        assert meta["istio"] == {"peer": value}  # the source_peer tag's
+        assert meta[cel.PEER_METADATA_NAMESPACE] == dict(zip(PEER_FIELDS, value.split("|")))
+        assert route["route"] == absent["route"]  # the same destination as any other request
+    assert absent["match"]["headers"] == [{"name": PEER_HEADER, "present_match": False}]
+    assert "metadata" not in absent and "metadata" not in refused  # no claim in the tags
+    # the rest is refused by the authorization DENY filter, under a policy named for it
+    assert refused["name"] == PEER_REFUSED and refused["match"] == {"prefix": "/"}
+    assert refused["direct_response"]["status"] == 403
+    rules = refused["typed_per_filter_config"]["istio.rbac.deny"]["rbac"]["rules"]
+    assert rules == {"action": "DENY", "policies": {PEER_REFUSED: {"permissions": [{"any": True}],
+                                                                   "principals": [{"any": True}]}}}
+
+
+def test_an_authorization_policy_holds_on_every_route_a_request_may_take() -> None:
+    """ai-agent has the seed's ai-agent-authz: every checked and unchecked route keeps its per-route RBAC."""
+    routes = _inbound_routes(translate_proxy(_state(), _node("ai-agent-v1-us-east-0")))
+    *accepted, refused = routes
+    allow = {json.dumps(route["typed_per_filter_config"], sort_keys=True) for route in accepted}
+    assert len(allow) == 1 and "ai-agent-authz" in allow.pop()
+    assert set(refused["typed_per_filter_config"]) == {"istio.rbac.deny"}
+    assert peer_checked_routes([], {"spiffe://x": {"a|b"}}) == [refused]  # no route: only the refusal
+
+
+def _inbound_routes(config) -> list[dict]:
+    (inbound_route,) = [r for name, r in config.routes.items() if name.startswith("inbound")]
+    (vhost,) = inbound_route["virtual_hosts"]
+    return vhost["routes"]
 
 
 def _gateway_node() -> ProxyNode:
@@ -109,7 +144,7 @@ def _gateway_node() -> ProxyNode:
 
 
 def test_every_proxy_may_send_exactly_its_own_workloads_peer_metadata() -> None:
-    """The RBAC filter admits a header only as one of the values peer_claims lists for the certificate's
+    """The inbound routes admit a header only as one of the values peer_claims lists for the certificate's
     SPIFFE id: each proxy's own header must be among them, and no other identity's."""
     claims = peer_claims(_state())
     nodes = [_node(pod.name) for pod in MODEL.topology.pods] + [_gateway_node()]
@@ -132,7 +167,7 @@ def test_each_reporter_takes_the_other_side_from_where_istio_does() -> None:
     assert not {"source_workload", "source_app", "request_protocol", "connection_security_policy"} & set(source)
     destination = standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=True)
     assert not {"destination_workload", "destination_service", "destination_service_name"} & set(destination)
-    assert destination["source_peer"] == "%FILTER_STATE(istio.peer:PLAIN)%"
+    assert destination["source_peer"] == "%METADATA(ROUTE:istio:peer)%"  # the route that checked the claim
     assert destination["source_principal"] == "%DOWNSTREAM_PEER_URI_SAN%"
     assert destination["connection_security_policy"] == "mutual_tls"
     assert standard_tags(state, _node("user-v1-us-east-0"), "destination", mtls=False)["connection_security_policy"] == "none"
@@ -154,8 +189,10 @@ def test_the_inbound_clusters_metadata_is_written_as_text_on_reporter_destinatio
     assert tags("ai-agent-v1-us-east-0", "source")["destination_service"] == "=%CLUSTER_METADATA(istio:name)%"
     config = translate_proxy(_state(), _node("user-v1-us-east-0"))
     (inbound_route,) = [r for name, r in config.routes.items() if name.startswith("inbound")]
-    assert [route["route"]["cluster"] for vhost in inbound_route["virtual_hosts"] for route in vhost["routes"]] == [
-        "inbound|8080||"]
+    # every route that forwards goes to the one inbound cluster; the peer-metadata refusal forwards nowhere
+    routes = [route for vhost in inbound_route["virtual_hosts"] for route in vhost["routes"]]
+    assert {route["route"]["cluster"] for route in routes if "route" in route} == {"inbound|8080||"}
+    assert [route["name"] for route in routes if "route" not in route] == [PEER_REFUSED]
     (inbound_cluster,) = [c for c in config.clusters if c["name"] == "inbound|8080||"]
     assert inbound_cluster["metadata"]["filter_metadata"]["istio"]["name"] == "user-service"
 
@@ -196,7 +233,7 @@ def test_clusters_and_endpoints_carry_istios_metadata() -> None:
     ("xds.cluster_metadata.filter_metadata['istio']['services'][0]['name']", "source", "%CLUSTER_METADATA(istio:name)%"),
     ("node.metadata['LABELS']['app']", "source", "ai-agent"),
     ("node.metadata['LABELS']['team']", "source", "unknown"),
-    ("downstream_peer.app", "destination", "%DYNAMIC_METADATA(istio.peer:app)%"),
+    ("downstream_peer.app", "destination", "%METADATA(ROUTE:istio.peer:app)%"),
     ("downstream_peer.app", "source", "unknown"),
     ("upstream_peer.labels['version']", "source", "%METADATA(UPSTREAM_HOST:istio:version)%"),
     ("request.url_path.startsWith('/api') ? 'api' : 'other'", "source",
@@ -253,20 +290,15 @@ def test_envoy_accepts_every_format_the_cel_translation_produces(tmp_path: Path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
-def test_a_peer_field_an_override_reads_gets_its_own_rule_splitting_the_header() -> None:
-    import re
-
-    *_, state_filter, fields_filter = peer_metadata_filters(peer_claims(_state()), fields={"app", "cluster"})
-    assert state_filter["name"] == "istio.peer_metadata"
-    rules = fields_filter["typed_config"]["request_rules"]
-    assert [r["on_header_present"]["key"] for r in rules] == ["app", "cluster"]
+def test_a_peer_field_an_override_reads_is_a_key_of_the_checked_routes_metadata() -> None:
     value = "|".join(f"v-{field}" for field in PEER_FIELDS)
-    for rule in rules:
-        rewrite = rule["on_header_present"]["regex_value_rewrite"]
-        got = re.sub(rewrite["pattern"]["regex"], rewrite["substitution"], value)
-        assert got == "v-" + rule["on_header_present"]["key"]
-        assert not rule.get("remove")  # the inbound route configuration removes the header
-    assert len(peer_metadata_filters(peer_claims(_state()))) == 3  # no override reads a field: no header_to_metadata
+    (route, _, _) = peer_checked_routes([{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "c"}}],
+                                        {"spiffe://cluster.local/ns/n/sa/s": {value}})
+    fields = route["metadata"]["filter_metadata"][cel.PEER_METADATA_NAMESPACE]
+    for field in PEER_FIELDS:
+        assert fields[field] == f"v-{field}"
+    for key in cel.PEER_KEYS.values():  # every field CEL's downstream_peer may read is there (identity aside)
+        assert key == "identity" or key in fields
     # The identity is the certificate's, which the header was checked against
     assert cel.to_envoy_format("downstream_peer.identity", reporter="destination", node={}) == "%DOWNSTREAM_PEER_URI_SAN%"
     pod = _state().topology.pod("user-v1-us-east-0")

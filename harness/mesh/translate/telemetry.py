@@ -21,11 +21,14 @@ Where each label comes from, as in istio_stats.cc:
 - the other side on reporter="destination": the peer metadata the caller's sidecar sends in its
   `x-mesh-peer` request header (Istio's metadata exchange does the same with its x-envoy-peer-metadata
   header), and the peer's certificate (source_principal). The receiving sidecar trusts the header only
-  from an mTLS peer: an RBAC filter denies a request whose header is not the metadata of a workload
-  that runs as the SPIFFE id in the peer's certificate (checked on the value the tags read, its first,
-  which set_filter_state has claimed); then set_filter_state copies the checked value into filter state
-  `istio.peer`, which the tags read. The inbound route configuration removes the header before the
-  app, on every chain; on a plaintext chain it is not read, so source_* is "unknown".
+  from an mTLS peer, and only when it is, whole, the metadata of a workload that runs as the SPIFFE id
+  in the peer's certificate. The check costs no HTTP filter (peer_checked_routes): before routing, the
+  mTLS chain writes the certificate's URI SAN into its own request header (an early header mutation,
+  over any value the caller sent), and the inbound route configuration has one route per (identity,
+  metadata) pair that matches both headers and carries that metadata as route metadata, which the tags
+  read; then a route for requests without the header, and last a route that refuses the rest with 403
+  through the authorization DENY filter. The inbound route configuration removes both headers before
+  the app; a plaintext chain removes them before routing, so there source_* is "unknown".
 
 Telemetry `metrics` overrides (harness/mesh/telemetry_api.py) apply per proxy and reporter: a disabled
 metric is not emitted, a REMOVE'd tag is emitted as REMOVED (the rules drop the label), an UPSERT sets
@@ -44,7 +47,7 @@ started, which is the trust model it asks for.
 
 from __future__ import annotations
 
-import json
+import copy
 from collections.abc import Callable
 from typing import Any, Iterable, Literal
 
@@ -55,11 +58,9 @@ from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod, spiffe_id
 from harness.mesh.translate import tracing
 from harness.mesh.translate.model import CLUSTER_TYPE, MeshState, ProxyConfig, ProxyNode
+from harness.mesh.translate.rbac import DENY_FILTER, RBAC_PER_ROUTE
 
 STATS_LOGGER = "type.googleapis.com/envoy.extensions.access_loggers.stats.v3.Config"
-HEADER_TO_METADATA = "type.googleapis.com/envoy.extensions.filters.http.header_to_metadata.v3.Config"
-SET_FILTER_STATE = "type.googleapis.com/envoy.extensions.filters.http.set_filter_state.v3.Config"
-RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 METADATA_NAMESPACE = "istio"
 BLACKHOLE = "BlackHoleCluster"  # Istio's destination_service for REGISTRY_ONLY denials
 CLUSTER_ID = "Kubernetes"  # Istio's default CLUSTER_ID
@@ -67,14 +68,18 @@ REMOVED = "REMOVED"  # a tag a Telemetry REMOVE'd: the recording rules drop the 
 PEER_HEADER = "x-mesh-peer"
 # The peer metadata travels as one value, these fields joined by "|" (none can contain it); the
 # recording-rules module splits the `<side>_peer` tag into Istio's labels at scrape time.
-# The identity is not among them: the certificate gives it (source_principal), and the RBAC filter checks
-# the header against it.
+# The identity is not among them: the certificate gives it (source_principal), and the inbound routes check
+# the header against it (peer_checked_routes).
 PEER_FIELDS = ("workload", "namespace", "app", "version", "canonical_service", "canonical_revision", "cluster")
 PEER_KEY = "peer"
-# Where the receiving sidecar keeps the checked header for the tags: filter state (a string object),
-# which costs less per request than header_to_metadata's dynamic metadata (bench/telemetry_tags.py).
-PEER_STATE_KEY = "istio.peer"
-PEER_CLAIM_KEY = "istio.peer_claim"  # the header's value before the RBAC filter has checked it
+# The receiving sidecar's own header: the mTLS peer's URI SAN, written before routing (over any value the
+# caller sent), which the inbound routes match beside x-mesh-peer. Removed before the app, like x-mesh-peer.
+PEER_IDENTITY_HEADER = "x-mesh-peer-identity"
+# A request whose x-mesh-peer is not the metadata of a workload running as its certificate's identity
+# takes this route: the authorization DENY filter refuses it with 403, under a policy of the same name.
+PEER_REFUSED = "peer-metadata-not-from-peer"
+EARLY_HEADER_MUTATION = ("type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3."
+                         "HeaderMutation")
 # The reporting proxy's own side is constant per proxy: the proxy does not tag each request with it. The
 # scrape's relabeling fills those labels from the proxy's target label SELF_LABEL, these fields joined
 # by "|" (own side of either reporter first; the destination service's three only for "destination"),
@@ -86,10 +91,6 @@ OWN_SIDE_FIELDS = 8  # the first ones: the own side of either reporter
 # An UPSERT of one of Istio's labels is emitted with this mark first, so that a value that turns out
 # empty is not taken for a label left to the relabeling: it reads "unknown", as istio_stats.cc writes.
 OVERRIDE_MARK = "="
-PEER_RBAC_FILTER = "istio.peer_metadata_authn"
-PEER_STATE_FILTER = "istio.peer_metadata"
-PEER_CLAIM_FILTER = "istio.peer_metadata_claim"
-PEER_FIELDS_FILTER = "istio.peer_metadata_fields"
 
 # A tag a Telemetry adds travels as USER_TAG<i> = "<tag>=<value>" (recording_rules.USER_TAG, MAX_USER_TAGS
 # there too: the relabeling has one rule pair per slot).
@@ -232,7 +233,7 @@ def standard_tags(state: MeshState, node: ProxyNode, reporter: Reporter, *, mtls
         security: dict[str, str] = {}  # Istio's "unknown" for a client: the scrape writes it
     else:
         other = "source"
-        peer = f"%FILTER_STATE({PEER_STATE_KEY}:PLAIN)%"
+        peer = f"%METADATA(ROUTE:{METADATA_NAMESPACE}:{PEER_KEY})%"  # the checked claim: peer_checked_routes
         principal = "%DOWNSTREAM_PEER_URI_SAN%"
         service = {}  # the proxy's own Service: SELF_LABEL
         security = {"connection_security_policy": "mutual_tls" if mtls else "none"}
@@ -275,9 +276,10 @@ def overridden_tags(plan: MetricPlan, metric: str, base: dict[str, str],
 
 
 def _inbound_cluster_known(state: MeshState, node: ProxyNode, value: str) -> str:
-    """A sidecar's every inbound request goes to its inbound cluster (the inbound route configuration has
-    the one route), whose `istio` metadata is the sidecar's own Service: written as text here rather than
-    looked up per request (the seed's destination_service override reads it on both reporters)."""
+    """A sidecar's every inbound request is for its inbound cluster (every inbound route forwards there,
+    but the peer-metadata refusal, which answers for it), whose `istio` metadata is the sidecar's own
+    Service: written as text here rather than looked up per request (the seed's destination_service
+    override reads it on both reporters)."""
     host, name, namespace = _node_service(state, node)
     for key, known in (("host", host), ("name", name), ("namespace", namespace)):
         value = value.replace(f"%CLUSTER_METADATA({METADATA_NAMESPACE}:{key})%", _escape(known))
@@ -322,66 +324,66 @@ def peer_headers(node: ProxyNode) -> list[dict[str, Any]]:
              "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]
 
 
-def _state_from(key: str, source: str) -> dict[str, Any]:
-    """A set_filter_state entry: `key` (a string object, read by `%FILTER_STATE(key:PLAIN)%`) from the
-    format `source`; nothing when that is empty."""
-    return {"object_key": key, "factory_key": "envoy.string",
-            "format_string": {"text_format_source": {"inline_string": source}, "omit_empty_values": True},
-            "skip_if_empty": True}
+def peer_identity_mutation(mtls: bool) -> dict[str, Any]:
+    """The inbound HCM's early header mutation, applied before the route is chosen. Over mTLS:
+    x-mesh-peer reduced to one value, its first (the routes then check exactly what they carry to the
+    tags; a repeated header would otherwise be matched value by value), and PEER_IDENTITY_HEADER from
+    the peer certificate's URI SAN, replacing any the caller sent; an absent x-mesh-peer stays absent
+    (an empty value is not added). In plaintext, both peer headers removed, so that no route reads a
+    claim nobody can vouch for."""
+    if mtls:
+        mutations: list[dict[str, Any]] = [
+            {"append": {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}
+            for key, value in ((PEER_HEADER, f"%REQ({PEER_HEADER})%"),
+                               (PEER_IDENTITY_HEADER, "%DOWNSTREAM_PEER_URI_SAN%"))]
+    else:
+        mutations = [{"remove": PEER_HEADER}, {"remove": PEER_IDENTITY_HEADER}]
+    return {"name": "envoy.http.early_header_mutation.header_mutation",
+            "typed_config": {"@type": EARLY_HEADER_MUTATION, "mutations": mutations}}
 
 
-def peer_metadata_filters(claims: dict[str, set[str]], fields: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """The mTLS chain's peer-metadata filters, in order:
-    - the caller's x-mesh-peer into filter state PEER_CLAIM_KEY (its first value, as every reader here
-      takes it);
-    - peer_authn_filter: 403 unless that value is the metadata of a workload running as the certificate's
-      identity (`claims`, from peer_claims). It checks the value the tags will read, not the header: Envoy's
-      RBAC matches each value of a repeated header on its own, so a made-up first value could pass beside
-      an honest second one;
-    - the checked value into PEER_STATE_KEY, which the `source_peer` tag reads, so the tags of a refused
-      request never carry a claimed value;
-    - the single fields a Telemetry override reads (`downstream_peer.app`) into dynamic metadata
-      `istio.peer`, each its own key.
-    None removes the header: the inbound route configuration does (peer_header_removal), on every chain."""
-    filters = [
-        {"name": PEER_CLAIM_FILTER, "typed_config": {"@type": SET_FILTER_STATE, "on_request_headers": [
-            _state_from(PEER_CLAIM_KEY, f"%REQ({PEER_HEADER})%")]}},
-        peer_authn_filter(claims),
-        {"name": PEER_STATE_FILTER, "typed_config": {"@type": SET_FILTER_STATE, "on_request_headers": [
-            _state_from(PEER_STATE_KEY, f"%FILTER_STATE({PEER_CLAIM_KEY}:PLAIN)%")]}},
-    ]
-    rules: list[dict[str, Any]] = []
-    for field in sorted(set(fields)):
-        index = PEER_FIELDS.index(field)
-        rules.append({"header": PEER_HEADER, "on_header_present": {
-            "metadata_namespace": cel.PEER_METADATA_NAMESPACE, "key": field, "type": "STRING",
-            "regex_value_rewrite": {"pattern": {"regex": "^" + r"[^|]*\|" * index + r"([^|]*).*$"},
-                                    "substitution": "\\1"}}})
-    if rules:
-        filters.append({"name": PEER_FIELDS_FILTER,
-                        "typed_config": {"@type": HEADER_TO_METADATA, "request_rules": rules}})
-    return filters
+def _with_match(route: dict[str, Any], headers: list[dict[str, Any]]) -> dict[str, Any]:
+    matched = copy.deepcopy(route)
+    matched["match"]["headers"] = [*matched["match"].get("headers", []), *headers]
+    return matched
 
 
-def peer_authn_filter(claims: dict[str, set[str]]) -> dict[str, Any]:
-    """Deny a request that carries x-mesh-peer unless its claimed value (filter state PEER_CLAIM_KEY) is,
-    whole, the metadata of a workload that runs as the mTLS peer's SPIFFE id: no field can be made up."""
-    matching = [{"and_ids": {"ids": [
-        {"authenticated": {"principal_name": {"exact": identity}}},
-        {"or_ids": {"ids": [{"filter_state": {"key": PEER_CLAIM_KEY, "string_match": {"exact": value}}}
-                            for value in sorted(values)]}},
-    ]}} for identity, values in sorted(claims.items())]
-    spoofed = {"and_ids": {"ids": [{"header": {"name": PEER_HEADER, "present_match": True}},
-                                   {"not_id": {"or_ids": {"ids": matching}}} if matching else {"any": True}]}}
-    return {"name": PEER_RBAC_FILTER, "typed_config": {
-        "@type": RBAC, "rules_stat_prefix": "peer_metadata_",
-        "rules": {"action": "DENY", "policies": {"peer-metadata-not-from-peer": {
-            "permissions": [{"any": True}], "principals": [spoofed]}}}}}
+def peer_checked_routes(routes: list[dict[str, Any]], claims: dict[str, set[str]]) -> list[dict[str, Any]]:
+    """An inbound virtual host's routes with the peer-metadata check in front, in order:
+    - for every identity and every metadata a workload running as it sends (`claims`, from peer_claims),
+      each route matching x-mesh-peer exactly that value and PEER_IDENTITY_HEADER exactly that identity,
+      with the metadata as route metadata: `istio.peer` (the joined value, which the `source_peer` tag
+      reads) and namespace `istio.peer`, one key per field (what a Telemetry override of
+      `downstream_peer.<field>` reads);
+    - each route for requests without x-mesh-peer;
+    - PEER_REFUSED for the rest, refused with 403 by the authorization DENY filter's per-route policy of
+      that name (response_code_details `rbac_access_denied_matched_policy[peer-metadata-not-from-peer]`).
+    The early header mutation (peer_identity_mutation) has left x-mesh-peer one value, its first, so a
+    made-up first value beside an honest one is refused. The tags of a refused request carry no claimed
+    value: its route has no metadata."""
+    checked = []
+    for identity, values in sorted(claims.items()):
+        for value in sorted(values):
+            metadata = {METADATA_NAMESPACE: {PEER_KEY: value},
+                        cel.PEER_METADATA_NAMESPACE: dict(zip(PEER_FIELDS, value.split("|")))}
+            for route in routes:
+                matched = _with_match(route, [{"name": PEER_HEADER, "string_match": {"exact": value}},
+                                              {"name": PEER_IDENTITY_HEADER, "string_match": {"exact": identity}}])
+                matched.setdefault("metadata", {}).setdefault("filter_metadata", {}).update(copy.deepcopy(metadata))
+                checked.append(matched)
+    checked += [_with_match(route, [{"name": PEER_HEADER, "present_match": False}]) for route in routes]
+    deny_all = {"action": "DENY", "policies": {PEER_REFUSED: {"permissions": [{"any": True}],
+                                                              "principals": [{"any": True}]}}}
+    checked.append({"name": PEER_REFUSED, "match": {"prefix": "/"},
+                    "direct_response": {"status": 403, "body": {"inline_string": "RBAC: access denied"}},
+                    "typed_per_filter_config": {DENY_FILTER: {"@type": RBAC_PER_ROUTE, "rbac": {"rules": deny_all}}}})
+    return checked
 
 
 def peer_header_removal(route_config: dict[str, Any]) -> None:
-    """The inbound route configuration removes x-mesh-peer before the app (after the filters read it)."""
-    route_config["request_headers_to_remove"] = [*route_config.get("request_headers_to_remove", []), PEER_HEADER]
+    """The inbound route configuration removes both peer headers before the app (after routing read them)."""
+    route_config["request_headers_to_remove"] = [*route_config.get("request_headers_to_remove", []),
+                                                 PEER_HEADER, PEER_IDENTITY_HEADER]
 
 
 # -- applying it to one proxy's configuration ------------------------------------------------------------
@@ -415,13 +417,6 @@ def cluster_metadata(state: MeshState, cluster_name: str) -> dict[str, Any] | No
     return {"services": [entry], **entry}
 
 
-def _peer_fields_read(access_log: list[dict[str, Any]]) -> set[str]:
-    """The single peer fields the stats tags read from dynamic metadata (overrides of downstream_peer.*)."""
-    marker = f"%DYNAMIC_METADATA({cel.PEER_METADATA_NAMESPACE}:"
-    text = json.dumps(access_log)
-    return {part.split(")", 1)[0] for part in text.split(marker)[1:]}
-
-
 def _hcms(listener: dict[str, Any]) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
     for chain in listener.get("filter_chains", []):
         for network_filter in chain.get("filters", []):
@@ -450,12 +445,13 @@ def with_telemetry(config: ProxyConfig, state: MeshState, node: ProxyNode) -> Pr
             hcm["access_log"] = [request_stats_for(state, node, reporter, mtls=mtls, telemetry=telemetry)
                                  if entry.get("typed_config", {}).get("@type") == STATS_LOGGER else entry
                                  for entry in hcm.get("access_log", [])]
-            if inbound and mtls:
-                fields = _peer_fields_read(hcm["access_log"])
-                hcm["http_filters"] = peer_metadata_filters(claims, fields) + hcm["http_filters"]
+            if inbound:
+                hcm["early_header_mutation_extensions"] = [peer_identity_mutation(bool(mtls))]
     headers = peer_headers(node)
     for name, route_config in config.routes.items():
         if name.startswith("inbound"):
+            for vhost in route_config.get("virtual_hosts", []):
+                vhost["routes"] = peer_checked_routes(vhost.get("routes", []), claims)
             peer_header_removal(route_config)
             continue
         for vhost in route_config.get("virtual_hosts", []):
