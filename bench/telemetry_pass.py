@@ -71,7 +71,7 @@ from harness.platforms.local.launch import envoy_binary  # noqa: E402
 
 PATH = "/api/v1/users/u1"
 SERVER, CLIENT = "user-v1-us-east-0", "ai-agent-v1-us-east-0"
-NO_PEER = {"name": PEER_HEADER, "present_match": False}
+NO_PEER = {"name": PEER_HEADER, "present_match": False}  # the inbound route for requests without the header
 _HANDED_OUT: set[int] = set()
 
 
@@ -79,11 +79,12 @@ def _port() -> int:
     """A free port not handed out before in this run: free_port may return one twice before it is bound,
     and Envoy binds its listeners with SO_REUSEPORT, so two sidecars given one port would split its
     connections (the likely cause of a TLS handshake reset seen once in a run of this script)."""
-    while True:
+    for _ in range(100):
         port = free_port()
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
-            return port  # the inbound route for requests without the header
+            return port
+    raise RuntimeError("no free port not handed out already, after 100 tries")
 
 
 def before_issue_12(config: ProxyConfig) -> ProxyConfig:

@@ -3,8 +3,10 @@
 Followed: istio/proxy `istio_stats.cc` (tag sources per reporter), Istio's metadata exchange (the caller's
 proxy sends its workload metadata in a request header, the receiving proxy reads it and removes it),
 Envoy 1.40's HCM `early_header_mutation_extensions` (envoy.http.early_header_mutation.header_mutation:
-applied before the route is chosen), route `match.headers` (`string_match`, `present_match: false` for
-an absent header; a repeated header is matched as its values joined by ","), route metadata read by
+applied before the route is chosen; `%REQ(h)%` renders a repeated header's first value, and
+header_mutation.cc adds nothing for an empty value), route `match.headers` (`string_match`,
+`present_match: false` for an absent header; on Envoy 1.40 a repeated header matches when any one of its
+values does), route metadata read by
 `%METADATA(ROUTE:namespace:key)%`, RBACPerRoute, and route configuration `request_headers_to_add` /
 `request_headers_to_remove`.
 """
@@ -91,6 +93,7 @@ def test_the_receiver_trusts_peer_metadata_only_over_mtls_and_always_strips_it()
             assert mutations == [
                 {"append": {"header": {"key": PEER_HEADER, "value": f"%REQ({PEER_HEADER})%"},
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}},
+                {"remove": PEER_IDENTITY_HEADER},
                 {"append": {"header": {"key": PEER_IDENTITY_HEADER, "value": "%DOWNSTREAM_PEER_URI_SAN%"},
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}]
         else:  # no certificate: both headers gone before routing, so the request takes the no-claim route
@@ -101,7 +104,12 @@ def test_only_a_claim_of_the_certificates_identity_reaches_a_route_that_carries_
     claims = peer_claims(_state())
     routes = _inbound_routes(translate_proxy(_state(), _node("user-v1-us-east-0")))
     pairs = [(identity, value) for identity, values in sorted(claims.items()) for value in sorted(values)]
-    *checked, absent, refused = routes
+    empty, *checked, absent, refused = routes
+    # an empty first value is not reduced to one value (the mutation adds nothing for it), and a route
+    # accepts a repeated header when any value matches: a header with an empty value is refused first
+    assert empty["name"] == PEER_REFUSED and empty["match"]["headers"] == [
+        {"name": PEER_HEADER, "string_match": {"exact": ""}}]
+    assert {k: v for k, v in empty.items() if k != "match"} == {k: v for k, v in refused.items() if k != "match"}
     assert len(checked) == len(pairs) == 7  # ai-agent 3, analytics 1, user 2, the gateway 1
     for route, (identity, value) in zip(checked, pairs):
         # both headers exact: the value whole, and the identity the early mutation wrote from the certificate
@@ -124,11 +132,11 @@ def test_only_a_claim_of_the_certificates_identity_reaches_a_route_that_carries_
 def test_an_authorization_policy_holds_on_every_route_a_request_may_take() -> None:
     """ai-agent has the seed's ai-agent-authz: every checked and unchecked route keeps its per-route RBAC."""
     routes = _inbound_routes(translate_proxy(_state(), _node("ai-agent-v1-us-east-0")))
-    *accepted, refused = routes
+    empty, *accepted, refused = routes
     allow = {json.dumps(route["typed_per_filter_config"], sort_keys=True) for route in accepted}
     assert len(allow) == 1 and "ai-agent-authz" in allow.pop()
-    assert set(refused["typed_per_filter_config"]) == {"istio.rbac.deny"}
-    assert peer_checked_routes([], {"spiffe://x": {"a|b"}}) == [refused]  # no route: only the refusal
+    assert set(refused["typed_per_filter_config"]) == set(empty["typed_per_filter_config"]) == {"istio.rbac.deny"}
+    assert peer_checked_routes([], {"spiffe://x": {"a|b"}}) == [empty, refused]  # no route: only the refusals
 
 
 def _inbound_routes(config) -> list[dict]:
@@ -192,7 +200,7 @@ def test_the_inbound_clusters_metadata_is_written_as_text_on_reporter_destinatio
     # every route that forwards goes to the one inbound cluster; the peer-metadata refusal forwards nowhere
     routes = [route for vhost in inbound_route["virtual_hosts"] for route in vhost["routes"]]
     assert {route["route"]["cluster"] for route in routes if "route" in route} == {"inbound|8080||"}
-    assert [route["name"] for route in routes if "route" not in route] == [PEER_REFUSED]
+    assert [route["name"] for route in routes if "route" not in route] == [PEER_REFUSED, PEER_REFUSED]
     (inbound_cluster,) = [c for c in config.clusters if c["name"] == "inbound|8080||"]
     assert inbound_cluster["metadata"]["filter_metadata"]["istio"]["name"] == "user-service"
 
@@ -292,8 +300,11 @@ def test_envoy_accepts_every_format_the_cel_translation_produces(tmp_path: Path)
 
 def test_a_peer_field_an_override_reads_is_a_key_of_the_checked_routes_metadata() -> None:
     value = "|".join(f"v-{field}" for field in PEER_FIELDS)
-    (route, _, _) = peer_checked_routes([{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "c"}}],
-                                        {"spiffe://cluster.local/ns/n/sa/s": {value}})
+    (_, route, _, _) = peer_checked_routes(
+        [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "c"},
+          "metadata": {"filter_metadata": {"istio": {"other": "kept"}}}}],
+        {"spiffe://cluster.local/ns/n/sa/s": {value}})
+    assert route["metadata"]["filter_metadata"]["istio"] == {"other": "kept", "peer": value}  # merged per key
     fields = route["metadata"]["filter_metadata"][cel.PEER_METADATA_NAMESPACE]
     for field in PEER_FIELDS:
         assert fields[field] == f"v-{field}"

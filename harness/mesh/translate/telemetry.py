@@ -325,17 +325,23 @@ def peer_headers(node: ProxyNode) -> list[dict[str, Any]]:
 
 
 def peer_identity_mutation(mtls: bool) -> dict[str, Any]:
-    """The inbound HCM's early header mutation, applied before the route is chosen. Over mTLS:
-    x-mesh-peer reduced to one value, its first (the routes then check exactly what they carry to the
-    tags; a repeated header would otherwise be matched value by value), and PEER_IDENTITY_HEADER from
-    the peer certificate's URI SAN, replacing any the caller sent; an absent x-mesh-peer stays absent
-    (an empty value is not added). In plaintext, both peer headers removed, so that no route reads a
+    """The inbound HCM's early header mutation, applied before the route is chosen
+    (envoy/http/early_header_mutation.h: "before routing, tracing or any filter processing").
+
+    Over mTLS: x-mesh-peer reduced to one value, its first (`%REQ(h)%` renders the first value; Envoy
+    1.40's route header matching accepts a repeated header when any one value matches, so the routes
+    must see only the value they carry to the tags); PEER_IDENTITY_HEADER removed, then written from the
+    peer certificate's URI SAN. An absent x-mesh-peer stays absent, and an empty first value leaves the
+    header as it came (header_mutation.cc adds nothing for an empty value): peer_checked_routes refuses
+    a header with an empty value. In plaintext, both peer headers removed, so that no route reads a
     claim nobody can vouch for."""
     if mtls:
         mutations: list[dict[str, Any]] = [
-            {"append": {"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}
-            for key, value in ((PEER_HEADER, f"%REQ({PEER_HEADER})%"),
-                               (PEER_IDENTITY_HEADER, "%DOWNSTREAM_PEER_URI_SAN%"))]
+            {"append": {"header": {"key": PEER_HEADER, "value": f"%REQ({PEER_HEADER})%"},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}},
+            {"remove": PEER_IDENTITY_HEADER},
+            {"append": {"header": {"key": PEER_IDENTITY_HEADER, "value": "%DOWNSTREAM_PEER_URI_SAN%"},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}}]
     else:
         mutations = [{"remove": PEER_HEADER}, {"remove": PEER_IDENTITY_HEADER}]
     return {"name": "envoy.http.early_header_mutation.header_mutation",
@@ -350,6 +356,8 @@ def _with_match(route: dict[str, Any], headers: list[dict[str, Any]]) -> dict[st
 
 def peer_checked_routes(routes: list[dict[str, Any]], claims: dict[str, set[str]]) -> list[dict[str, Any]]:
     """An inbound virtual host's routes with the peer-metadata check in front, in order:
+    - PEER_REFUSED for a header with an empty value (one the early mutation could not reduce to one
+      value: the routes after it would accept it if any value matched);
     - for every identity and every metadata a workload running as it sends (`claims`, from peer_claims),
       each route matching x-mesh-peer exactly that value and PEER_IDENTITY_HEADER exactly that identity,
       with the metadata as route metadata: `istio.peer` (the joined value, which the `source_peer` tag
@@ -361,7 +369,12 @@ def peer_checked_routes(routes: list[dict[str, Any]], claims: dict[str, set[str]
     The early header mutation (peer_identity_mutation) has left x-mesh-peer one value, its first, so a
     made-up first value beside an honest one is refused. The tags of a refused request carry no claimed
     value: its route has no metadata."""
-    checked = []
+    deny_all = {"action": "DENY", "policies": {PEER_REFUSED: {"permissions": [{"any": True}],
+                                                              "principals": [{"any": True}]}}}
+    refused = {"name": PEER_REFUSED, "match": {"prefix": "/"},
+               "direct_response": {"status": 403, "body": {"inline_string": "RBAC: access denied"}},
+               "typed_per_filter_config": {DENY_FILTER: {"@type": RBAC_PER_ROUTE, "rbac": {"rules": deny_all}}}}
+    checked = [_with_match(refused, [{"name": PEER_HEADER, "string_match": {"exact": ""}}])]
     for identity, values in sorted(claims.items()):
         for value in sorted(values):
             metadata = {METADATA_NAMESPACE: {PEER_KEY: value},
@@ -369,14 +382,12 @@ def peer_checked_routes(routes: list[dict[str, Any]], claims: dict[str, set[str]
             for route in routes:
                 matched = _with_match(route, [{"name": PEER_HEADER, "string_match": {"exact": value}},
                                               {"name": PEER_IDENTITY_HEADER, "string_match": {"exact": identity}}])
-                matched.setdefault("metadata", {}).setdefault("filter_metadata", {}).update(copy.deepcopy(metadata))
+                filter_metadata = matched.setdefault("metadata", {}).setdefault("filter_metadata", {})
+                for namespace, keys in metadata.items():
+                    filter_metadata.setdefault(namespace, {}).update(keys)
                 checked.append(matched)
     checked += [_with_match(route, [{"name": PEER_HEADER, "present_match": False}]) for route in routes]
-    deny_all = {"action": "DENY", "policies": {PEER_REFUSED: {"permissions": [{"any": True}],
-                                                              "principals": [{"any": True}]}}}
-    checked.append({"name": PEER_REFUSED, "match": {"prefix": "/"},
-                    "direct_response": {"status": 403, "body": {"inline_string": "RBAC: access denied"}},
-                    "typed_per_filter_config": {DENY_FILTER: {"@type": RBAC_PER_ROUTE, "rbac": {"rules": deny_all}}}})
+    checked.append(refused)
     return checked
 
 
