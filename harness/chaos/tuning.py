@@ -1,10 +1,13 @@
-"""Mesh settings an experiment runs on: shipped DestinationRules applied for the whole run, then restored.
+"""Mesh settings an experiment runs on: shipped DestinationRules or Telemetry applied for the whole run,
+then restored.
 
 An experiment that fails on the seed's settings at realistic load ships a variant naming the fix in
 its harness control (`mesh: [variants/connection-pool-for-load.yaml]`): the session applies it
 before the load starts, so baseline, chaos and recovery all run on the fixed mesh, and restores the
-seed's rules once the load has stopped. Each rule replaces the mesh's DestinationRule of the same
-namespace and name (or is added). The restore is recorded in the fault ledger before anything
+seed's rules once the load has stopped. An experiment that wants more of its requests traced raises
+the sampling the same way (`mesh: [variants/tracing-full-sampling.yaml]`, the seed's tracing-config
+at 100 %). Each resource replaces the mesh's resource of the same kind, namespace and name (or is
+added). The restore is recorded in the fault ledger before anything
 changes, so a killed run's change is undone by the next run or `harness reset`, and the end-of-run
 audit sees the mesh as declared.
 """
@@ -23,30 +26,31 @@ from harness.platforms.base import Platform
 
 __all__ = ["apply_mesh_change", "mesh_change_documents"]
 
-KIND = "DestinationRule"
+KINDS = ("DestinationRule", "Telemetry")
 
 
 def mesh_change_documents(manifest: str) -> list[dict[str, Any]]:
-    """The DestinationRules of a shipped manifest (a path under harness/mesh/manifests); ConfigError
-    naming the field `manifest` for anything else."""
+    """The DestinationRules and Telemetry of a shipped manifest (a path under harness/mesh/manifests);
+    ConfigError naming the field `manifest` for anything else."""
     path = (MANIFESTS_DIR / manifest).resolve()
     if MANIFESTS_DIR.resolve() not in path.parents or path.suffix not in (".yaml", ".yml") or not path.is_file():
         shipped = sorted(str(p.relative_to(MANIFESTS_DIR)) for p in (MANIFESTS_DIR / "variants").glob("*.yaml"))
         raise ConfigError(f"expected a YAML file under harness/mesh/manifests (e.g. {', '.join(shipped)}), "
                           f"got {manifest!r}", field="manifest")
     documents = [d for d in load_yaml_documents(Path(path)) if d]
-    others = [f"{d.get('kind')}/{(d.get('metadata') or {}).get('name')}" for d in documents if d.get("kind") != KIND]
+    others = [f"{d.get('kind')}/{(d.get('metadata') or {}).get('name')}" for d in documents
+              if d.get("kind") not in KINDS]
     if others or not documents:
-        raise ConfigError(f"{manifest}: expected only {KIND} documents, got {', '.join(others) or 'none'}",
-                          field="manifest")
+        raise ConfigError(f"{manifest}: expected only {' or '.join(KINDS)} documents, got "
+                          f"{', '.join(others) or 'none'}", field="manifest")
     return documents
 
 
 def apply_mesh_change(platform: Platform, manifest: str) -> Callable[[], None]:
-    """Apply the manifest's DestinationRules now; returns the restore (call it once, after the load)."""
+    """Apply the manifest's resources now; returns the restore (call it once, after the load)."""
     plan = replacement_plan(platform.resources(), mesh_change_documents(manifest))
     ledger = ledger_for(platform)
-    entry = ledger.record("istio", f"restore the DestinationRules {manifest} replaced",
+    entry = ledger.record("istio", f"restore the resources {manifest} replaced",
                           plan.undo) if ledger is not None else None
     platform.apply_documents(plan.apply)
 

@@ -47,7 +47,7 @@ class ExperimentSettings:
     baseline_s: float = 10.0  # steady load before chaos
     recovery_s: float = 10.0  # load after every fault is undone, before the verdict
     capacity: CapacitySettings | None = None  # steps of load in the chaos phase (harness/run/capacity.py)
-    mesh: tuple[str, ...] = ()  # shipped DestinationRule manifests the whole run uses (harness/chaos/tuning.py)
+    mesh: tuple[str, ...] = ()  # shipped DestinationRule/Telemetry manifests the whole run uses (chaos/tuning.py)
 
 
 def _env_number(raw: str, name: str) -> float:
@@ -177,7 +177,8 @@ def _check_slo_names(names: list[str], slo_file: Path, where: str) -> None:
 
 
 def _mesh(raw: Any, where: str) -> tuple[str, ...]:
-    """Manifests under harness/mesh/manifests holding only DestinationRules, checked before anything starts."""
+    """Manifests under harness/mesh/manifests holding only DestinationRules or Telemetry, checked before
+    anything starts."""
     from harness.chaos.tuning import mesh_change_documents
 
     if raw is None:

@@ -41,7 +41,28 @@ def test_the_change_replaces_the_rules_of_the_same_name_and_the_restore_puts_bac
     assert FaultLedger(tmp_path / "ledger").entries() == []
 
 
-def test_only_destination_rules_under_the_shipped_manifests_are_accepted() -> None:
+def test_a_telemetry_variant_raises_the_sampling_for_the_run_and_the_restore_puts_back_the_shipped_one(
+        tmp_path: Path) -> None:
+    """Issue 12: "sampling per randomSamplingPercentage (1% by default; an experiment may raise it)"."""
+    platform = FakePlatform(ledger_dir=tmp_path / "ledger")
+
+    def sampling() -> float:
+        (tracing,) = [d for d in platform.resources() if d["kind"] == "Telemetry"
+                      and d["metadata"]["name"] == "tracing-config"]
+        return tracing["spec"]["tracing"][0]["randomSamplingPercentage"]
+
+    assert sampling() == 1.0
+    restore = apply_mesh_change(platform, "variants/tracing-full-sampling.yaml")
+    assert sampling() == 100.0
+    (entry,) = FaultLedger(tmp_path / "ledger").entries()
+    assert [d["kind"] for d in entry.undo["apply"]] == ["Telemetry"]
+    restore()
+    assert sampling() == 1.0 and FaultLedger(tmp_path / "ledger").entries() == []
+    assert parse_settings({"mesh": ["variants/tracing-full-sampling.yaml"]}, ROOT).mesh == (
+        "variants/tracing-full-sampling.yaml",)
+
+
+def test_only_destination_rules_or_telemetry_under_the_shipped_manifests_are_accepted() -> None:
     for bad in ("../../../etc/passwd.yaml", "istio/gateway.yaml", "variants/nope.yaml"):
         with pytest.raises(ConfigError) as caught:
             mesh_change_documents(bad)
@@ -49,5 +70,5 @@ def test_only_destination_rules_under_the_shipped_manifests_are_accepted() -> No
     with pytest.raises(ConfigError) as caught:
         parse_settings({"mesh": ["variants/authz-seed-as-written.yaml"]}, ROOT)
     assert caught.value.field == "controls[harness].provider.arguments.mesh[0]"
-    assert "only DestinationRule" in caught.value.message
+    assert "only DestinationRule or Telemetry" in caught.value.message
     assert parse_settings({"mesh": [FIX]}, ROOT).mesh == (FIX,)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import yaml
 
 from harness.mesh import MANIFESTS_DIR
 from tests.local_mesh.meshkit import Mesh
@@ -97,16 +98,28 @@ def test_the_shipped_one_percent_samples_few_of_two_hundred_chats(clean_mesh: Me
 def test_a_traced_run_keeps_its_sampled_requests_and_its_report_shows_them_per_phase(
         clean_mesh: Mesh, tmp_path: Path) -> None:
     """The harness traces the run into the platform's receiver (OTEL_EXPORTER_OTLP_ENDPOINT, loopback);
-    Locust sends each request under the phase's traceparent, so the proxies' spans are in the run's trace."""
+    Locust sends each request under the phase's traceparent, so the proxies' spans are in the run's trace.
+    The experiment raises the sampling for its own run (issue 12: "an experiment may raise it"): its
+    control's `mesh:` applies the shipped 100 % variant before the load and restores the 1 % after."""
     from tests.local_mesh.test_experiment_runs import EXPERIMENTS, run_env
 
-    clean_mesh.platform.apply([Path(FULL_SAMPLING)])  # at the shipped 1% a short run may sample nothing
+    def sampling() -> float:
+        (tracing,) = [d for d in clean_mesh.platform.resources()
+                      if d["kind"] == "Telemetry" and d["metadata"]["name"] == "tracing-config"]
+        return tracing["spec"]["tracing"][0]["randomSamplingPercentage"]
+
+    assert sampling() == 1.0  # at the shipped 1% a short run may sample nothing
+    doc = yaml.safe_load((EXPERIMENTS / "latency-injection.yaml").read_text())
+    doc["controls"][0]["provider"]["arguments"]["mesh"] = [str(FULL_SAMPLING.relative_to(MANIFESTS_DIR))]
+    experiment = tmp_path / "latency-injection-traced.yaml"
+    experiment.write_text(yaml.safe_dump(doc))
     receiver = clean_mesh.platform.status()["traces"]["url"].removesuffix("/v1/traces")
     process = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(EXPERIMENTS / "latency-injection.yaml"), "--report-dir",
+        [sys.executable, "-m", "harness.cli", "run", str(experiment), "--report-dir",
          str(tmp_path / "run"), "--no-progress"], cwd=Path(__file__).parents[2], text=True, capture_output=True,
         env={**run_env(clean_mesh), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver}, timeout=300)
     assert process.returncode == 0, process.stdout + process.stderr
+    assert sampling() == 1.0  # restored once the load stopped
     journal = json.loads((tmp_path / "run" / "journal.json").read_text())
     record = json.loads((tmp_path / "run" / "traces.json").read_text())
     run_trace = journal["harness"]["trace_id"]
