@@ -5,7 +5,7 @@ An experiment that fails on the seed's settings at realistic load ships a varian
 its harness control (`mesh: [variants/connection-pool-for-load.yaml]`): the session applies it
 before the load starts, so baseline, chaos and recovery all run on the fixed mesh, and restores the
 seed's rules once the load has stopped. An experiment that wants more of its requests traced raises
-the sampling the same way (`mesh: [variants/tracing-full-sampling.yaml]`, the seed's tracing-config
+the sampling the same way (`mesh: [variants/tracing-full-sampling.yaml]`, the shipped custom-metrics Telemetry
 at 100 %). Each resource replaces the mesh's resource of the same kind, namespace and name (or is
 added). The restore is recorded in the fault ledger before anything
 changes, so a killed run's change is undone by the next run or `harness reset`, and the end-of-run

@@ -252,6 +252,10 @@ def parse_istio(docs: list[tuple[dict[str, Any], str | Path | None]]) -> IstioCo
             other.append(f"{kind}/{reader.name}")
             continue
         buckets[kind].append(parser(reader, spec))
+    if buckets["Telemetry"]:
+        from harness.mesh.telemetry_api import check_one_per_namespace
+
+        check_one_per_namespace(buckets["Telemetry"])
     return IstioConfig(
         virtual_services=tuple(buckets["VirtualService"]),
         destination_rules=tuple(buckets["DestinationRule"]),

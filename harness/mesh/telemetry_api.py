@@ -11,6 +11,12 @@ match modes and provider names are checked against Istio's lists and the mesh's 
 `metric_plan` resolves, for one proxy, which standard metrics are disabled and which tags each one
 adds, replaces or removes, in Istio's order (root namespace, then the workload's namespace, then
 selector-matching resources; later entries override earlier ones tag by tag).
+
+Istio takes one Telemetry per level: the first selector-less one of the root namespace and of the
+workload's namespace (pilot/pkg/model/telemetry.go `namespaceWideTelemetryConfig`, oldest first), and
+the first one whose selector matches the workload (`applicableTelemetries`). It ignores the others
+without a word; here a second one at a level is refused (`check_one_per_namespace` when the resources
+load, `_chosen` for a workload), naming the file and the field.
 """
 
 from __future__ import annotations
@@ -275,11 +281,9 @@ def tracing_plan(resources: Iterable[TelemetryResource], namespace: str,
                  labels: Iterable[tuple[str, str]]) -> TracingPlan | None:
     """Root namespace, then namespace, then workload-selecting resources: a more specific resource's
     sampling replaces the one before and its custom tags replace same-named ones. None: no tracing."""
-    labels = tuple(labels)
-    chosen = [r for r in resources if r.tracing is not None and applies(r, namespace, labels)]
+    chosen = [r for r in _chosen(resources, namespace, tuple(labels)) if r.tracing is not None]
     if not chosen:
         return None
-    chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
     sampling = DEFAULT_SAMPLING_PERCENT
     tags: dict[str, CustomTag] = {}
     for resource in chosen:
@@ -304,6 +308,39 @@ class MetricPlan:
     removed: dict[str, frozenset[str]]  # metric -> tags removed
 
 
+def check_one_per_namespace(resources: Iterable[TelemetryResource]) -> None:
+    """A second selector-less Telemetry in a namespace is refused: Istio would use only the oldest."""
+    first: dict[str, TelemetryResource] = {}
+    for resource in resources:
+        if resource.selector is not None:
+            continue
+        if resource.namespace in first:
+            earlier = first[resource.namespace]
+            where = f" ({earlier.file})" if earlier.file else ""
+            raise ConfigError(
+                f"Telemetry {resource.name!r}: namespace {resource.namespace} already has a Telemetry without "
+                f"a selector, {earlier.name!r}{where}; Istio applies only the oldest of them and ignores the "
+                f"others (pilot namespaceWideTelemetryConfig). Merge them into one, or put the mesh-wide one "
+                f"in the root namespace {ROOT_NAMESPACE}", file=resource.file, field="spec.selector")
+        first[resource.namespace] = resource
+
+
+def _chosen(resources: Iterable[TelemetryResource], namespace: str,
+            labels: tuple[tuple[str, str], ...]) -> list[TelemetryResource]:
+    """The resources that apply to one proxy, in Istio's order (root namespace, namespace, workload);
+    ConfigError when two select the workload, of which Istio would apply only the first."""
+    chosen = [r for r in resources if applies(r, namespace, labels)]
+    chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
+    selecting = [r for r in chosen if r.selector is not None and r.namespace == namespace]
+    if len(selecting) > 1:
+        first, second = selecting[0], selecting[1]
+        raise ConfigError(f"Telemetry {second.name!r}: Telemetry {first.name!r} also selects the workload with "
+                          f"labels {dict(labels)}; Istio applies only the first that matches (pilot "
+                          f"applicableTelemetries). Make the selectors disjoint or merge them",
+                          file=second.file, field="spec.selector")
+    return chosen
+
+
 def applies(resource: TelemetryResource, namespace: str, labels: Iterable[tuple[str, str]]) -> bool:
     if resource.namespace == ROOT_NAMESPACE:
         return resource.selector is None or set(resource.selector) <= set(labels)
@@ -313,9 +350,7 @@ def applies(resource: TelemetryResource, namespace: str, labels: Iterable[tuple[
 def metric_plan(resources: Iterable[TelemetryResource], reporter: Reporter, namespace: str,
                 labels: Iterable[tuple[str, str]]) -> MetricPlan:
     """Istio's merge for one proxy: root namespace, namespace, then workload-selecting resources."""
-    labels = tuple(labels)
-    chosen = [r for r in resources if applies(r, namespace, labels)]
-    chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
+    chosen = _chosen(resources, namespace, tuple(labels))
     wanted_mode = "CLIENT" if reporter == "source" else "SERVER"
     disabled: set[str] = set()
     upserts: dict[str, dict[str, TagOverride]] = {}

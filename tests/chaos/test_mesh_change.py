@@ -48,7 +48,7 @@ def test_a_telemetry_variant_raises_the_sampling_for_the_run_and_the_restore_put
 
     def sampling() -> float:
         (tracing,) = [d for d in platform.resources() if d["kind"] == "Telemetry"
-                      and d["metadata"]["name"] == "tracing-config"]
+                      and d["metadata"]["name"] == "custom-metrics"]
         return tracing["spec"]["tracing"][0]["randomSamplingPercentage"]
 
     assert sampling() == 1.0

@@ -16,6 +16,7 @@ import pytest
 from harness.chaos.actions import fail_region, inject_abort, inject_delay, kill_pods, remove_faults, restore_region
 from harness.chaos.context import current, use_platform
 from harness.errors import ConfigError, ManifestError, PlatformError
+from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 from harness.net import free_port
 from harness.platforms.kind import ClientKube, CommandResult, NamespaceGuard, render
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS
@@ -386,6 +387,21 @@ def test_apply_documents_refuses_another_namespace_naming_the_field(mesh, platfo
     with pytest.raises(ConfigError, match="my.yaml: metadata.namespace: .*touches only namespace 'parallel-ai', "
                                           "got 'default'"):
         platform.apply_documents([vs], source="my.yaml")
+
+
+def test_a_second_telemetry_without_a_selector_is_refused_before_any_change(mesh, platform) -> None:
+    """Istio would apply only the oldest selector-less Telemetry of parallel-ai (pilot
+    namespaceWideTelemetryConfig); the shipped one replaced by name (the full-sampling variant) is fine."""
+    (shipped,) = [d for d in render.istio_documents() if d["kind"] == "Telemetry"]
+    extra = copy.deepcopy(shipped)
+    extra["metadata"]["name"] = "extra"
+    patches_before = len(mesh.requests("PATCH"))
+    with pytest.raises(ConfigError, match="extra.yaml: spec.selector: Telemetry 'extra': namespace parallel-ai "
+                                          "already has a Telemetry without a selector, 'custom-metrics'"):
+        platform.apply_documents([extra], source="extra.yaml")
+    assert len(mesh.requests("PATCH")) == patches_before
+    (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
+    assert platform.apply_documents([variant], source="variant.yaml")["applied"] == ["Telemetry/custom-metrics"]
 
 
 def test_apply_documents_refuses_anything_but_istio_resources(mesh, platform) -> None:

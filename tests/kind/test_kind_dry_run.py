@@ -26,7 +26,7 @@ MESH_ISTIO = ("AuthorizationPolicy parallel-ai/ai-agent-authz, DestinationRule p
               "DestinationRule parallel-ai/connection-pool-settings, DestinationRule parallel-ai/failover-config, "
               "Gateway parallel-ai/ai-agent-gateway, PeerAuthentication parallel-ai/default, "
               "ServiceEntry parallel-ai/external-ai-api, Telemetry parallel-ai/custom-metrics, "
-              "Telemetry parallel-ai/tracing-config, VirtualService parallel-ai/ai-agent-routing")
+              "VirtualService parallel-ai/ai-agent-routing")
 EXTERNAL_AI = ("Namespace external-ai, Secret external-ai/external-ai-api-tls, Service external-ai/external-ai-api, "
                "Deployment external-ai/external-ai-api")
 DECLARED_ISTIO_PATHS = [
@@ -38,7 +38,6 @@ DECLARED_ISTIO_PATHS = [
     "/apis/security.istio.io/v1beta1/namespaces/parallel-ai/peerauthentications/default",
     "/apis/networking.istio.io/v1beta1/namespaces/parallel-ai/serviceentries/external-ai-api",
     "/apis/telemetry.istio.io/v1alpha1/namespaces/parallel-ai/telemetries/custom-metrics",
-    "/apis/telemetry.istio.io/v1alpha1/namespaces/parallel-ai/telemetries/tracing-config",
     f"{VS}/ai-agent-routing",
 ]
 

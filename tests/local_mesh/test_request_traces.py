@@ -105,7 +105,7 @@ def test_a_traced_run_keeps_its_sampled_requests_and_its_report_shows_them_per_p
 
     def sampling() -> float:
         (tracing,) = [d for d in clean_mesh.platform.resources()
-                      if d["kind"] == "Telemetry" and d["metadata"]["name"] == "tracing-config"]
+                      if d["kind"] == "Telemetry" and d["metadata"]["name"] == "custom-metrics"]
         return tracing["spec"]["tracing"][0]["randomSamplingPercentage"]
 
     assert sampling() == 1.0  # at the shipped 1% a short run may sample nothing

@@ -295,11 +295,14 @@ def test_the_virtual_service_applies_at_the_ingress_gateway_and_in_the_mesh() ->
     assert gateway["metadata"]["name"] == "ai-agent-gateway"
 
 
-def test_each_telemetry_keeps_its_settings_in_one_entry() -> None:
-    by_name = {t["metadata"]["name"]: t["spec"] for t in _by_kind("Telemetry")}
-    (metrics,) = by_name["custom-metrics"]["metrics"]
+def test_the_one_namespace_wide_telemetry_keeps_metrics_and_tracing_each_in_one_entry() -> None:
+    """One selector-less Telemetry per namespace: Istio applies only the oldest (pilot
+    namespaceWideTelemetryConfig), so the seed's tracing-config is merged into custom-metrics."""
+    (telemetry,) = _by_kind("Telemetry")
+    assert telemetry["metadata"]["name"] == "custom-metrics" and "selector" not in telemetry["spec"]
+    (metrics,) = telemetry["spec"]["metrics"]
     assert metrics["providers"] == [{"name": "prometheus"}] and metrics["overrides"]
-    (tracing,) = by_name["tracing-config"]["tracing"]
+    (tracing,) = telemetry["spec"]["tracing"]
     assert tracing["providers"] == [{"name": "jaeger"}] and tracing["randomSamplingPercentage"] == 1.0
     assert set(tracing["customTags"]) == {"user_id", "request_size"}
 

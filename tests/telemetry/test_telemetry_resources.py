@@ -67,7 +67,7 @@ def test_the_kind_manifest_set_passes_the_same_telemetry_check() -> None:
     from harness.platforms.kind.validation import validate_kind_document
 
     documents = [d for d in render.istio_documents() if d["kind"] == "Telemetry"]
-    assert {d["metadata"]["name"] for d in documents} == {"custom-metrics", "tracing-config"}
+    assert {d["metadata"]["name"] for d in documents} == {"custom-metrics"}  # metrics and tracing in one
     for index, doc in enumerate(documents):
         validate_kind_document(doc, source="harness/mesh/manifests/istio (kind)", index=index)  # no raise
         resource = check_telemetry(doc, file="kind")
@@ -200,3 +200,49 @@ def test_overrides_apply_by_mode_and_later_resources_win_tag_by_tag() -> None:
     assert "requests_total" in plan.disabled
     other = metric_plan([narrowed, shipped], "source", "parallel-ai", [("app", "user")])
     assert "source_app" in other.upserts["requests_total"] and not other.disabled
+
+
+# -- one Telemetry per level, as Istio applies them -----------------------------------------------------
+# pilot/pkg/model/telemetry.go: namespaceWideTelemetryConfig returns the first selector-less Telemetry of
+# a namespace (oldest first) and applicableTelemetries the first whose selector matches the workload;
+# Istio ignores the others silently, the local mesh refuses them.
+
+def _telemetry_doc(name: str, selector: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"metrics": [{"providers": [{"name": "prometheus"}], "overrides": [
+        {"match": {"metric": "REQUEST_COUNT"}, "tagOverrides": {"request_host": {"value": "request.host"}}}]}]}
+    if selector is not None:
+        spec["selector"] = {"matchLabels": selector}
+    return {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+            "metadata": {"name": name, "namespace": "parallel-ai"}, "spec": spec}
+
+
+def test_a_second_telemetry_without_a_selector_in_a_namespace_is_refused_naming_it() -> None:
+    from harness.mesh.loader import build_model
+
+    shipped = load_documents(default_manifest_paths())
+    with pytest.raises(ConfigError) as caught:
+        build_model([*shipped, (_telemetry_doc("extra"), "extra.yaml")])
+    assert caught.value.file == "extra.yaml" and caught.value.field == "spec.selector"
+    assert "'custom-metrics'" in caught.value.message and "only the oldest" in caught.value.message
+    build_model([*shipped, (_telemetry_doc("for-user", {"app": "user"}), "user.yaml")])  # a selector: fine
+
+
+def test_two_telemetries_selecting_one_workload_are_refused_when_its_proxy_is_translated() -> None:
+    from harness.mesh.loader import build_model
+
+    shipped = load_documents(default_manifest_paths())
+    model = build_model([*shipped, (_telemetry_doc("a", {"app": "user"}), "a.yaml"),
+                         (_telemetry_doc("b", {"app": "user", "version": "v1"}), "b.yaml")])
+    with pytest.raises(ConfigError) as caught:
+        metric_plan(model.istio.telemetry, "destination", "parallel-ai", (("app", "user"), ("version", "v1")))
+    assert caught.value.file == "b.yaml" and caught.value.field == "spec.selector" and "'a'" in caught.value.message
+    assert metric_plan(model.istio.telemetry, "destination", "parallel-ai", (("app", "analytics"),))  # one each
+
+
+def test_the_full_sampling_variant_is_the_shipped_telemetry_but_for_its_sampling() -> None:
+    """It replaces the shipped resource for a run: anything else in it would change the proxies' metrics."""
+    (shipped,) = [d for d in load_yaml_documents(SHIPPED) if d["kind"] == "Telemetry"]
+    (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
+    assert variant["spec"]["tracing"][0].pop("randomSamplingPercentage") == 100.0
+    assert shipped["spec"]["tracing"][0].pop("randomSamplingPercentage") == 1.0
+    assert variant == shipped

@@ -15,6 +15,7 @@ appended) and the OTLP/HTTP spec (POST of a protobuf ExportTraceServiceRequest).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ COLLECTOR = TraceCollector("127.0.0.1", 4318)
 
 
 def _tracing_doc(path: Path = SHIPPED) -> dict[str, Any]:
-    (doc,) = [d for d in load_yaml_documents(path) if d["metadata"]["name"] == "tracing-config"]
+    (doc,) = [d for d in load_yaml_documents(path) if d["metadata"]["name"] == "custom-metrics"]
     return copy.deepcopy(doc)
 
 
@@ -143,15 +144,15 @@ def test_a_workload_telemetry_overrides_the_namespace_sampling_and_adds_tags() -
 
 
 def test_no_tracing_telemetry_means_no_tracer_and_no_collector_cluster() -> None:
-    metrics_only = tuple(r for r in MODEL.istio.telemetry if r.tracing is None)
-    assert metrics_only, "the shipped custom-metrics resource has no tracing"
+    metrics_only = tuple(dataclasses.replace(r, tracing=None) for r in MODEL.istio.telemetry)
+    assert metrics_only and any(r.overrides for r in metrics_only)
     config = translate_proxy(_state(telemetry=metrics_only), _sidecar("user-v1-us-east-0"))
     assert _traced(config) == {}
     assert "otel-collector" not in {c["name"] for c in config.clusters}
 
 
 def test_tracing_without_a_collector_is_refused_naming_the_resource() -> None:
-    with pytest.raises(ConfigError, match="tracing-config") as caught:
+    with pytest.raises(ConfigError, match="custom-metrics") as caught:
         translate_proxy(_state(collector=None), _sidecar("user-v1-us-east-0"))
     assert caught.value.field == "spec.tracing"
 

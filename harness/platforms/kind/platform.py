@@ -328,6 +328,8 @@ class KindPlatform:
             validate_kind_document(doc, source=source, index=index)
             resource = objects.istio_resource(doc, source=source, index=index)
             planned.append((resource, objects.in_namespace(doc, source=source, index=index)))
+        if not delete:
+            self._one_namespace_wide_telemetry([doc for _, doc in planned], source)
         started = time.monotonic()
         for spec in self.settings.cluster_specs():
             kube = self._kube(spec)
@@ -340,6 +342,28 @@ class KindPlatform:
         return {"deleted" if delete else "applied": names, "source": source,
                 "api_ms": round((time.monotonic() - started) * 1000, 2),
                 "acknowledged_ms": None}  # proxies' acknowledgement is not observed on kind
+
+    def _one_namespace_wide_telemetry(self, documents: list[dict[str, Any]], source: str) -> None:
+        """Istio applies only the oldest Telemetry without a selector in a namespace and ignores the others
+        (pilot namespaceWideTelemetryConfig); one that would be a second in parallel-ai is refused, as on
+        the local platform (telemetry_api.check_one_per_namespace), before any call that changes anything.
+        The declared one replaced by its own name needs no look at the cluster."""
+        def namespace_wide(doc: dict[str, Any]) -> bool:
+            return doc.get("kind") == "Telemetry" and not (doc.get("spec") or {}).get("selector")
+
+        declared = {doc["metadata"]["name"] for doc in self.declared_resources() if namespace_wide(doc)}
+        added = [doc for doc in documents if namespace_wide(doc) and doc["metadata"]["name"] not in declared]
+        if not added:  # none, or the declared one replaced by name (reset, the full-sampling variant)
+            return
+        present = {doc["metadata"]["name"]: doc for doc in self.resources() if namespace_wide(doc)}
+        for doc in added:
+            others = sorted(name for name in present if name != doc["metadata"]["name"])
+            if others:
+                raise ConfigError(f"Telemetry {doc['metadata']['name']!r}: namespace {NAMESPACE} already has a "
+                                  f"Telemetry without a selector, {others[0]!r}; Istio applies only the oldest of "
+                                  f"them and ignores the others (pilot namespaceWideTelemetryConfig). Merge them "
+                                  f"into one", file=source, field="spec.selector")
+            present[doc["metadata"]["name"]] = doc
 
     def resources(self) -> list[dict[str, Any]]:
         """The Istio objects in parallel-ai now (primary cluster), as manifests, for the kinds the mesh uses."""
