@@ -5,9 +5,10 @@ An experiment that fails on the seed's settings at realistic load ships a varian
 its harness control (`mesh: [variants/connection-pool-for-load.yaml]`): the session applies it
 before the load starts, so baseline, chaos and recovery all run on the fixed mesh, and restores the
 seed's rules once the load has stopped. An experiment that wants more of its requests traced raises
-the sampling the same way (`mesh: [variants/tracing-full-sampling.yaml]`, the shipped custom-metrics Telemetry
-at 100 %). Each resource replaces the mesh's resource of the same kind, namespace and name (or is
-added). The restore is recorded in the fault ledger before anything
+the sampling the same way (`mesh: [variants/tracing-full-sampling.yaml]`, the shipped custom-metrics
+Telemetry at 100 %); a Telemetry may change only its tracing for a run. Each resource replaces the
+mesh's resource of the same kind, namespace and name (or is added). The restore is recorded in the
+fault ledger before anything
 changes, so a killed run's change is undone by the next run or `harness reset`, and the end-of-run
 audit sees the mesh as declared.
 """
@@ -43,7 +44,26 @@ def mesh_change_documents(manifest: str) -> list[dict[str, Any]]:
     if others or not documents:
         raise ConfigError(f"{manifest}: expected only {' or '.join(KINDS)} documents, got "
                           f"{', '.join(others) or 'none'}", field="manifest")
+    for doc in documents:
+        if doc["kind"] == "Telemetry":
+            _tracing_only(manifest, doc)
     return documents
+
+
+def _tracing_only(manifest: str, doc: dict[str, Any]) -> None:
+    """A run's Telemetry may change tracing only: it must replace a declared Telemetry by name, with the
+    same selector and metrics. Other metrics would change the proxies' stat names (the labels a
+    Telemetry overrides are part of them) halfway into the warm-up, and a REMOVE'd label would leave
+    the run's own queries without data; `harness apply` remains for a mesh on other metrics."""
+    meta = doc.get("metadata") or {}
+    declared = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d
+                for d in load_yaml_documents(MANIFESTS_DIR / "istio" / "telemetry.yaml") if d}
+    same = declared.get((meta.get("namespace"), meta.get("name")))
+    spec, shipped = doc.get("spec") or {}, (same or {}).get("spec") or {}
+    if same is None or spec.get("metrics") != shipped.get("metrics") or spec.get("selector") != shipped.get("selector"):
+        raise ConfigError(f"{manifest}: Telemetry {meta.get('name')!r} may change only spec.tracing for a run: it "
+                          f"must replace a shipped Telemetry ({', '.join(n for _, n in sorted(declared))}) with "
+                          f"the same spec.metrics and spec.selector", field="manifest")
 
 
 def apply_mesh_change(platform: Platform, manifest: str) -> Callable[[], None]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.mesh.resources import IstioConfig, parse_istio
+from harness.mesh.resources import NAMESPACE, IstioConfig, parse_istio
 from harness.mesh.topology import Topology, build_topology
 
 Located = tuple[dict[str, Any], str]  # a document and the file it came from
@@ -46,7 +46,15 @@ def resource_key(doc: dict[str, Any]) -> tuple[str, str, str]:
 
 def build_model(documents: Iterable[Located]) -> MeshModel:
     docs = tuple(documents)
-    return MeshModel(documents=docs, topology=build_topology(list(docs)), istio=parse_istio(list(docs)))
+    model = MeshModel(documents=docs, topology=build_topology(list(docs)), istio=parse_istio(list(docs)))
+    if model.istio.telemetry:  # two Telemetry resources selecting one workload: refused before anything starts
+        from harness.mesh.telemetry_api import check_workload_selectors
+        from harness.mesh.topology import GATEWAY_LABELS
+
+        check_workload_selectors(model.istio.telemetry, [(pod.namespace, tuple(pod.labels))
+                                                         for pod in model.topology.pods]
+                                 + [(NAMESPACE, GATEWAY_LABELS)])
+    return model
 
 
 def merge_documents(base: Iterable[Located], changes: Iterable[Located], *,

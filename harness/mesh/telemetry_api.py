@@ -12,11 +12,15 @@ match modes and provider names are checked against Istio's lists and the mesh's 
 adds, replaces or removes, in Istio's order (root namespace, then the workload's namespace, then
 selector-matching resources; later entries override earlier ones tag by tag).
 
-Istio takes one Telemetry per level: the first selector-less one of the root namespace and of the
-workload's namespace (pilot/pkg/model/telemetry.go `namespaceWideTelemetryConfig`, oldest first), and
-the first one whose selector matches the workload (`applicableTelemetries`). It ignores the others
-without a word; here a second one at a level is refused (`check_one_per_namespace` when the resources
-load, `_chosen` for a workload), naming the file and the field.
+Istio takes one selector-less Telemetry per namespace, the root namespace's and the workload's: the
+oldest (pilot/pkg/model/telemetry.go `namespaceWideTelemetryConfig`; an empty `matchLabels` counts as
+no selector) and ignores the others without a word; here a second one is refused
+(`check_one_per_namespace`, when the resources load). The Telemetry API makes it "only valid to have
+one resource selecting any given workload" (istioctl analyze IST0159 ConflictingTelemetryWorkloadSelectors;
+Istio 1.30 then merges them in creation order): refused too (`check_workload_selectors`, when the
+resources load, for the declared pods and the gateway). A selector on a Telemetry in the root
+namespace is ignored by Istio ("any workload-specific selector in the root configuration namespace
+will be ignored"): refused by `check_telemetry`. Each refusal names the file and `spec.selector`.
 """
 
 from __future__ import annotations
@@ -184,9 +188,15 @@ def check_telemetry(doc: dict[str, Any], *, file: Any = None,
         for j, override in enumerate(entry.get("overrides") or []):
             overrides.append(_override(doc, file, f"spec.metrics[{i}].overrides[{j}]", override))
     selector = (spec.get("selector") or {}).get("matchLabels")
-    return TelemetryResource(name=meta.get("name", "?"), namespace=meta.get("namespace", "parallel-ai"),
+    namespace = meta.get("namespace", "parallel-ai")
+    if selector and namespace == ROOT_NAMESPACE:
+        raise _error(doc, file, "spec.selector", f"a workload selector in the root namespace {ROOT_NAMESPACE} "
+                     "is ignored by Istio (mesh-wide Telemetry takes none); put a workload's Telemetry in its "
+                     "own namespace")
+    return TelemetryResource(name=meta.get("name", "?"), namespace=namespace,
                              file=str(file) if file is not None else None,
-                             selector=None if selector is None else tuple(sorted(selector.items())),
+                             # an empty matchLabels selects nothing in particular: namespace-wide, as in Istio
+                             selector=tuple(sorted(selector.items())) if selector else None,
                              overrides=tuple(overrides), tracing=_tracing(doc, file, spec))
 
 
@@ -325,25 +335,33 @@ def check_one_per_namespace(resources: Iterable[TelemetryResource]) -> None:
         first[resource.namespace] = resource
 
 
+def check_workload_selectors(resources: Iterable[TelemetryResource],
+                             workloads: Iterable[tuple[str, tuple[tuple[str, str], ...]]]) -> None:
+    """Two Telemetry resources selecting one of `workloads` ((namespace, labels) each) are refused."""
+    resources = tuple(resources)
+    for namespace, labels in workloads:
+        _chosen(resources, namespace, labels)
+
+
 def _chosen(resources: Iterable[TelemetryResource], namespace: str,
             labels: tuple[tuple[str, str], ...]) -> list[TelemetryResource]:
     """The resources that apply to one proxy, in Istio's order (root namespace, namespace, workload);
-    ConfigError when two select the workload, of which Istio would apply only the first."""
+    ConfigError when two select the workload (the Telemetry API allows one; istioctl IST0159)."""
     chosen = [r for r in resources if applies(r, namespace, labels)]
     chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
-    selecting = [r for r in chosen if r.selector is not None and r.namespace == namespace]
+    selecting = [r for r in chosen if r.selector is not None]
     if len(selecting) > 1:
         first, second = selecting[0], selecting[1]
         raise ConfigError(f"Telemetry {second.name!r}: Telemetry {first.name!r} also selects the workload with "
-                          f"labels {dict(labels)}; Istio applies only the first that matches (pilot "
-                          f"applicableTelemetries). Make the selectors disjoint or merge them",
+                          f"labels {dict(labels)}; Istio's Telemetry API allows one resource selecting a workload "
+                          f"(istioctl IST0159). Make the selectors disjoint or merge them",
                           file=second.file, field="spec.selector")
     return chosen
 
 
 def applies(resource: TelemetryResource, namespace: str, labels: Iterable[tuple[str, str]]) -> bool:
-    if resource.namespace == ROOT_NAMESPACE:
-        return resource.selector is None or set(resource.selector) <= set(labels)
+    if resource.namespace == ROOT_NAMESPACE:  # mesh-wide; check_telemetry refuses a selector there
+        return resource.selector is None
     return resource.namespace == namespace and (resource.selector is None or set(resource.selector) <= set(labels))
 
 

@@ -184,13 +184,15 @@ class HarnessRun:
         mesh = any(slo.source == "mesh" for slo in self.slos)
         if mesh:
             self._ejections_gate()
+        # The whole run, baseline included, on the settings the experiment names; before the lag probe, so
+        # that its marked requests meet the mesh the phases use, not proxies taking a listener update.
+        self._change_mesh()
         deadline = time.monotonic() + self.settings.warmup_s + evaluation.READINESS_TIMEOUT_S
         probe = evaluation.LagProbe(self.platform, deadline) if mesh else None
         if probe is not None:
             probe.start()
         self.pod_watcher = PodWatcher(self.platform)
         self.pod_watcher.start()
-        self._change_mesh()  # the whole run, baseline included, on the settings the experiment names
         # The warm-up counts from the moment the load is asked to start: Locust's start-up and the
         # spawning of its users are part of the traffic settling that warmup_s declares, not extra time.
         warm_until = time.monotonic() + self.settings.warmup_s

@@ -62,6 +62,26 @@ def test_a_telemetry_variant_raises_the_sampling_for_the_run_and_the_restore_put
         "variants/tracing-full-sampling.yaml",)
 
 
+def test_a_runs_telemetry_may_change_only_tracing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other metrics would change the proxies' stat names halfway into the warm-up."""
+    import yaml
+
+    from harness.chaos import tuning
+    from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
+
+    (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
+    variant["spec"]["metrics"][0]["overrides"].pop()
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "metrics.yaml").write_text(yaml.safe_dump(variant))
+    (tmp_path / "istio").mkdir()
+    (tmp_path / "istio" / "telemetry.yaml").write_text((MANIFESTS_DIR / "istio" / "telemetry.yaml").read_text())
+    monkeypatch.setattr(tuning, "MANIFESTS_DIR", tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        mesh_change_documents("variants/metrics.yaml")
+    assert caught.value.field == "manifest" and "may change only spec.tracing" in caught.value.message
+    assert mesh_change_documents("istio/telemetry.yaml")  # the shipped one itself: tracing unchanged
+
+
 def test_only_destination_rules_or_telemetry_under_the_shipped_manifests_are_accepted() -> None:
     for bad in ("../../../etc/passwd.yaml", "istio/gateway.yaml", "variants/nope.yaml"):
         with pytest.raises(ConfigError) as caught:

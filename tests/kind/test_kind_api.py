@@ -399,6 +399,9 @@ def test_a_second_telemetry_without_a_selector_is_refused_before_any_change(mesh
     with pytest.raises(ConfigError, match="extra.yaml: spec.selector: Telemetry 'extra': namespace parallel-ai "
                                           "already has a Telemetry without a selector, 'custom-metrics'"):
         platform.apply_documents([extra], source="extra.yaml")
+    extra["spec"]["selector"] = {"matchLabels": {}}  # selects no workload in particular: namespace-wide
+    with pytest.raises(ConfigError, match="already has a Telemetry without a selector"):
+        platform.apply_documents([extra], source="extra.yaml")
     assert len(mesh.requests("PATCH")) == patches_before
     (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
     assert platform.apply_documents([variant], source="variant.yaml")["applied"] == ["Telemetry/custom-metrics"]

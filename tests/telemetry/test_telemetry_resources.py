@@ -202,10 +202,11 @@ def test_overrides_apply_by_mode_and_later_resources_win_tag_by_tag() -> None:
     assert "source_app" in other.upserts["requests_total"] and not other.disabled
 
 
-# -- one Telemetry per level, as Istio applies them -----------------------------------------------------
-# pilot/pkg/model/telemetry.go: namespaceWideTelemetryConfig returns the first selector-less Telemetry of
-# a namespace (oldest first) and applicableTelemetries the first whose selector matches the workload;
-# Istio ignores the others silently, the local mesh refuses them.
+# -- one Telemetry per level, as Istio allows them ------------------------------------------------------
+# pilot/pkg/model/telemetry.go: namespaceWideTelemetryConfig returns the oldest selector-less Telemetry of
+# a namespace (an empty matchLabels counts as none) and ignores the others; the Telemetry API allows one
+# resource selecting a workload (istioctl IST0159); a selector in the root namespace is ignored. The
+# local mesh refuses each, naming the file and spec.selector.
 
 def _telemetry_doc(name: str, selector: dict[str, str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"metrics": [{"providers": [{"name": "prometheus"}], "overrides": [
@@ -227,16 +228,37 @@ def test_a_second_telemetry_without_a_selector_in_a_namespace_is_refused_naming_
     build_model([*shipped, (_telemetry_doc("for-user", {"app": "user"}), "user.yaml")])  # a selector: fine
 
 
-def test_two_telemetries_selecting_one_workload_are_refused_when_its_proxy_is_translated() -> None:
+def test_two_telemetries_selecting_one_workload_are_refused_when_the_resources_load() -> None:
     from harness.mesh.loader import build_model
 
     shipped = load_documents(default_manifest_paths())
-    model = build_model([*shipped, (_telemetry_doc("a", {"app": "user"}), "a.yaml"),
-                         (_telemetry_doc("b", {"app": "user", "version": "v1"}), "b.yaml")])
-    with pytest.raises(ConfigError) as caught:
-        metric_plan(model.istio.telemetry, "destination", "parallel-ai", (("app", "user"), ("version", "v1")))
+    with pytest.raises(ConfigError) as caught:  # user pods carry app=user and version=v1: both select them
+        build_model([*shipped, (_telemetry_doc("a", {"app": "user"}), "a.yaml"),
+                     (_telemetry_doc("b", {"app": "user", "version": "v1"}), "b.yaml")])
     assert caught.value.file == "b.yaml" and caught.value.field == "spec.selector" and "'a'" in caught.value.message
-    assert metric_plan(model.istio.telemetry, "destination", "parallel-ai", (("app", "analytics"),))  # one each
+    assert "IST0159" in caught.value.message
+    build_model([*shipped, (_telemetry_doc("a", {"app": "user"}), "a.yaml"),
+                 (_telemetry_doc("b", {"app": "analytics"}), "b.yaml")])  # disjoint: fine
+
+
+def test_an_empty_match_labels_is_namespace_wide_and_a_root_namespace_selector_is_refused() -> None:
+    from harness.mesh.loader import build_model
+
+    shipped = load_documents(default_manifest_paths())
+    empty = _telemetry_doc("empty")
+    empty["spec"]["selector"] = {"matchLabels": {}}
+    with pytest.raises(ConfigError, match="already has a Telemetry without a selector, 'custom-metrics'"):
+        build_model([*shipped, (empty, "empty.yaml")])
+    rooted = _telemetry_doc("rooted", {"app": "user"})
+    rooted["metadata"]["namespace"] = "istio-system"
+    with pytest.raises(ConfigError) as caught:
+        build_model([*shipped, (rooted, "rooted.yaml")])
+    assert caught.value.file == "rooted.yaml" and caught.value.field == "spec.selector"
+    mesh_wide = _telemetry_doc("mesh-wide")
+    mesh_wide["metadata"]["namespace"] = "istio-system"
+    model = build_model([*shipped, (mesh_wide, "mesh-wide.yaml")])  # the root namespace's own one: fine
+    plan = metric_plan(model.istio.telemetry, "destination", "parallel-ai", (("app", "user"),))
+    assert "request_host" in plan.upserts["requests_total"]  # mesh-wide, under the namespace's
 
 
 def test_the_full_sampling_variant_is_the_shipped_telemetry_but_for_its_sampling() -> None:

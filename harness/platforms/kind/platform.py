@@ -349,7 +349,8 @@ class KindPlatform:
         the local platform (telemetry_api.check_one_per_namespace), before any call that changes anything.
         The declared one replaced by its own name needs no look at the cluster."""
         def namespace_wide(doc: dict[str, Any]) -> bool:
-            return doc.get("kind") == "Telemetry" and not (doc.get("spec") or {}).get("selector")
+            # an empty matchLabels selects no workload in particular: namespace-wide, as Istio reads it
+            return doc.get("kind") == "Telemetry" and not ((doc.get("spec") or {}).get("selector") or {}).get("matchLabels")
 
         declared = {doc["metadata"]["name"] for doc in self.declared_resources() if namespace_wide(doc)}
         added = [doc for doc in documents if namespace_wide(doc) and doc["metadata"]["name"] not in declared]
