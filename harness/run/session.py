@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, NoReturn
 
 from harness import tracing
 from harness.chaos.context import current
-from harness.errors import InconclusiveError
+from harness.errors import HarnessError, InconclusiveError
 from harness.platforms.base import Platform
 from harness.run import evaluation
 from harness.run.journal import JournalWriter
@@ -372,11 +372,19 @@ class HarnessRun:
                        tracing.trace_id())
 
     def _change_mesh(self) -> None:
+        """The experiment's `mesh:` applied; one that fails stops the run before its load and any fault
+        (InterruptExecution, which Chaos Toolkit lets a control raise; `error` holds the cause: exit 2)."""
+        from chaoslib.exceptions import InterruptExecution
+
         from harness.chaos.tuning import apply_mesh_change
 
         self.mesh_restores = getattr(self, "mesh_restores", [])
         for manifest in self.settings.mesh:
-            self.mesh_restores.append((manifest, apply_mesh_change(self.platform, manifest)))
+            try:
+                self.mesh_restores.append((manifest, apply_mesh_change(self.platform, manifest)))
+            except HarnessError as exc:
+                self.error = self.error or f"could not apply the mesh change {manifest}: {exc}"
+                raise InterruptExecution(self.error) from exc
 
     def _restore_mesh(self) -> None:
         """After the load stopped: the seed's rules back; a failure is the harness's error (exit 2)."""

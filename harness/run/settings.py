@@ -185,11 +185,19 @@ def _mesh(raw: Any, where: str) -> tuple[str, ...]:
         return ()
     if not isinstance(raw, list) or not all(isinstance(m, str) for m in raw):
         raise ConfigError("expected a list of manifests such as [variants/connection-pool-for-load.yaml]", field=where)
+    from harness.mesh.loader import build_model, load_documents, merge_documents
+    from harness.mesh.schema import default_manifest_paths
+
+    declared = load_documents(default_manifest_paths())
     for index, manifest in enumerate(raw):
         try:
-            mesh_change_documents(manifest)
-        except ConfigError as exc:
-            raise ConfigError(exc.message, field=f"{where}[{index}]") from exc
+            documents = mesh_change_documents(manifest)
+            # the mesh the run would be on, checked as a whole now (CEL, one Telemetry per namespace, ...),
+            # not when the session applies it with the load about to start
+            build_model(merge_documents(declared, [(doc, manifest) for doc in documents]))
+        except ConfigError as exc:  # the variant's own field (spec....), when the error names one
+            inner = f"{exc.field}: " if exc.field and exc.field != "manifest" else ""
+            raise ConfigError(inner + exc.message, field=f"{where}[{index}]") from exc
     return tuple(raw)
 
 

@@ -82,6 +82,28 @@ def test_a_runs_telemetry_may_change_only_tracing(tmp_path: Path, monkeypatch: p
     assert mesh_change_documents("istio/telemetry.yaml")  # the shipped one itself: tracing unchanged
 
 
+def test_a_mesh_variant_is_checked_as_the_whole_mesh_it_makes_when_the_settings_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before anything starts, not when the session applies it with the load about to start."""
+    import yaml
+
+    from harness.chaos import tuning
+    from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
+
+    (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
+    variant["spec"]["tracing"][0]["customTags"]["who"] = {"header": {"name": "x-who"}, "literal": {"value": "x"}}
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "bad-tags.yaml").write_text(yaml.safe_dump(variant))
+    (tmp_path / "istio").mkdir()
+    (tmp_path / "istio" / "telemetry.yaml").write_text((MANIFESTS_DIR / "istio" / "telemetry.yaml").read_text())
+    monkeypatch.setattr(tuning, "MANIFESTS_DIR", tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({"mesh": ["variants/bad-tags.yaml"]}, ROOT)
+    assert caught.value.field == "controls[harness].provider.arguments.mesh[0]"
+    assert "customTags.who" in caught.value.message  # the whole mesh's check, not the kinds alone
+    assert mesh_change_documents("variants/bad-tags.yaml")  # which pass
+
+
 def test_only_destination_rules_or_telemetry_under_the_shipped_manifests_are_accepted() -> None:
     for bad in ("../../../etc/passwd.yaml", "istio/gateway.yaml", "variants/nope.yaml"):
         with pytest.raises(ConfigError) as caught:
