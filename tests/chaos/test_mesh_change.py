@@ -62,22 +62,30 @@ def test_a_telemetry_variant_raises_the_sampling_for_the_run_and_the_restore_put
         "variants/tracing-full-sampling.yaml",)
 
 
-def test_a_runs_telemetry_may_change_only_tracing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Other metrics would change the proxies' stat names halfway into the warm-up."""
+def _sampling_variant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, change) -> str:
+    """variants/<name>.yaml: the shipped full-sampling variant changed by `change`, in a manifests folder
+    of its own beside a copy of the shipped Telemetry (tuning reads both from MANIFESTS_DIR)."""
     import yaml
 
     from harness.chaos import tuning
     from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 
     (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
-    variant["spec"]["metrics"][0]["overrides"].pop()
+    change(variant["spec"])
     (tmp_path / "variants").mkdir()
-    (tmp_path / "variants" / "metrics.yaml").write_text(yaml.safe_dump(variant))
+    (tmp_path / "variants" / f"{name}.yaml").write_text(yaml.safe_dump(variant))
     (tmp_path / "istio").mkdir()
     (tmp_path / "istio" / "telemetry.yaml").write_text((MANIFESTS_DIR / "istio" / "telemetry.yaml").read_text())
     monkeypatch.setattr(tuning, "MANIFESTS_DIR", tmp_path)
+    return f"variants/{name}.yaml"
+
+
+def test_a_runs_telemetry_may_change_only_tracing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other metrics would change the proxies' stat names halfway into the warm-up."""
+    manifest = _sampling_variant(tmp_path, monkeypatch, "metrics",
+                                 lambda spec: spec["metrics"][0]["overrides"].pop())
     with pytest.raises(ConfigError) as caught:
-        mesh_change_documents("variants/metrics.yaml")
+        mesh_change_documents(manifest)
     assert caught.value.field == "manifest" and "may change only spec.tracing" in caught.value.message
     assert mesh_change_documents("istio/telemetry.yaml")  # the shipped one itself: tracing unchanged
 
@@ -85,23 +93,14 @@ def test_a_runs_telemetry_may_change_only_tracing(tmp_path: Path, monkeypatch: p
 def test_a_mesh_variant_is_checked_as_the_whole_mesh_it_makes_when_the_settings_load(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before anything starts, not when the session applies it with the load about to start."""
-    import yaml
-
-    from harness.chaos import tuning
-    from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
-
-    (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")
-    variant["spec"]["tracing"][0]["customTags"]["who"] = {"header": {"name": "x-who"}, "literal": {"value": "x"}}
-    (tmp_path / "variants").mkdir()
-    (tmp_path / "variants" / "bad-tags.yaml").write_text(yaml.safe_dump(variant))
-    (tmp_path / "istio").mkdir()
-    (tmp_path / "istio" / "telemetry.yaml").write_text((MANIFESTS_DIR / "istio" / "telemetry.yaml").read_text())
-    monkeypatch.setattr(tuning, "MANIFESTS_DIR", tmp_path)
+    two_kinds = {"header": {"name": "x-who"}, "literal": {"value": "x"}}
+    manifest = _sampling_variant(tmp_path, monkeypatch, "bad-tags",
+                                 lambda spec: spec["tracing"][0]["customTags"].update(who=two_kinds))
     with pytest.raises(ConfigError) as caught:
-        parse_settings({"mesh": ["variants/bad-tags.yaml"]}, ROOT)
+        parse_settings({"mesh": [manifest]}, ROOT)
     assert caught.value.field == "controls[harness].provider.arguments.mesh[0]"
     assert "customTags.who" in caught.value.message  # the whole mesh's check, not the kinds alone
-    assert mesh_change_documents("variants/bad-tags.yaml")  # which pass
+    assert mesh_change_documents(manifest)  # which pass
 
 
 def test_only_destination_rules_or_telemetry_under_the_shipped_manifests_are_accepted() -> None:
