@@ -177,6 +177,12 @@ def _override(doc: dict[str, Any], file: Any, path: str, spec: dict[str, Any]) -
                           mode=mode, disabled=None if disabled is None else bool(disabled), tags=tags, field=path)
 
 
+def match_labels(spec: dict[str, Any]) -> dict[str, str] | None:
+    """A Telemetry spec's `selector.matchLabels`; None for a namespace-wide one: no selector, or an empty
+    matchLabels, which Istio reads as none (namespaceWideTelemetryConfig: `len(GetMatchLabels()) == 0`)."""
+    return ((spec or {}).get("selector") or {}).get("matchLabels") or None
+
+
 def check_telemetry(doc: dict[str, Any], *, file: Any = None,
                     providers: dict[str, set[str]] | None = None) -> TelemetryResource:
     """Check one Telemetry document; ConfigError names the file and the field of the first problem."""
@@ -187,7 +193,7 @@ def check_telemetry(doc: dict[str, Any], *, file: Any = None,
     for i, entry in enumerate(spec.get("metrics") or []):
         for j, override in enumerate(entry.get("overrides") or []):
             overrides.append(_override(doc, file, f"spec.metrics[{i}].overrides[{j}]", override))
-    selector = (spec.get("selector") or {}).get("matchLabels")
+    selector = match_labels(spec)
     namespace = meta.get("namespace", "parallel-ai")
     if selector and namespace == ROOT_NAMESPACE:
         raise _error(doc, file, "spec.selector", f"a workload selector in the root namespace {ROOT_NAMESPACE} "
@@ -195,8 +201,7 @@ def check_telemetry(doc: dict[str, Any], *, file: Any = None,
                      "own namespace")
     return TelemetryResource(name=meta.get("name", "?"), namespace=namespace,
                              file=str(file) if file is not None else None,
-                             # an empty matchLabels selects nothing in particular: namespace-wide, as in Istio
-                             selector=tuple(sorted(selector.items())) if selector else None,
+                             selector=None if selector is None else tuple(sorted(selector.items())),
                              overrides=tuple(overrides), tracing=_tracing(doc, file, spec))
 
 

@@ -348,9 +348,10 @@ class KindPlatform:
         (pilot namespaceWideTelemetryConfig); one that would be a second in parallel-ai is refused, as on
         the local platform (telemetry_api.check_one_per_namespace), before any call that changes anything.
         The declared one replaced by its own name needs no look at the cluster."""
+        from harness.mesh.telemetry_api import match_labels
+
         def namespace_wide(doc: dict[str, Any]) -> bool:
-            # an empty matchLabels selects no workload in particular: namespace-wide, as Istio reads it
-            return doc.get("kind") == "Telemetry" and not ((doc.get("spec") or {}).get("selector") or {}).get("matchLabels")
+            return doc.get("kind") == "Telemetry" and match_labels(doc.get("spec") or {}) is None
 
         declared = {doc["metadata"]["name"] for doc in self.declared_resources() if namespace_wide(doc)}
         added = [doc for doc in documents if namespace_wide(doc) and doc["metadata"]["name"] not in declared]
