@@ -3,6 +3,7 @@
     HarnessError                 exit 2 unless a subclass says otherwise
     ├── ConfigError              bad input: a file, a field, what was expected
     │   ├── ManifestError        a Kubernetes or Istio manifest is malformed or invalid
+    │   ├── ResourceNotFoundError  `apply --delete` names a resource the mesh does not have
     │   └── UnsupportedFieldError  valid Istio, but the local translator cannot honour it
     ├── PlatformError            the platform could not do what was asked
     │   ├── MissingDependencyError  a binary (envoy, prometheus, ...) is not installed
@@ -107,6 +108,10 @@ class ConfigError(HarnessError):
 
 class ManifestError(ConfigError):
     """A Kubernetes or Istio manifest is malformed or fails schema validation."""
+
+
+class ResourceNotFoundError(ConfigError):
+    """`apply --delete` named a resource the running mesh does not have (kubectl: NotFound, exit 1)."""
 
 
 class UnsupportedFieldError(ConfigError):

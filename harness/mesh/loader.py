@@ -69,6 +69,21 @@ def merge_documents(base: Iterable[Located], changes: Iterable[Located], *,
     return list(merged.values())
 
 
+def check_deletable(current: Iterable[dict[str, Any]], changes: Iterable[Located]) -> None:
+    """Refuse a delete of a resource that `current` (the live mesh) does not have, before anything is
+    deleted, as `kubectl delete -f` answers NotFound: a typo must not look like a removed fault."""
+    from harness.errors import ResourceNotFoundError
+
+    present = {resource_key(doc) for doc in current}
+    missing = [(doc, file) for doc, file in changes if resource_key(doc) not in present]
+    if not missing:
+        return
+    lines = [f"{kind} {namespace}/{name} not found in the running mesh (kubectl: NotFound)"
+             + (f" ({file})" if len(missing) > 1 else "")
+             for (kind, namespace, name), file in ((resource_key(doc), file) for doc, file in missing)]
+    raise ResourceNotFoundError("; ".join(lines) + "; nothing was deleted", file=missing[0][1], field="metadata.name")
+
+
 def declared_topology(*, validate: bool = True) -> Topology:
     """The shipped mesh's services and pods alone: no Istio resources parsed (their CEL is not checked)."""
     from harness.mesh.schema import default_manifest_paths

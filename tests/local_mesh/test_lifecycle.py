@@ -127,6 +127,31 @@ spec:
         mesh.platform.apply([bad])
 
 
+def test_apply_delete_of_a_resource_the_mesh_lacks_exits_2_naming_it_and_deletes_nothing(
+        mesh: Mesh, tmp_path: Path) -> None:
+    """kubectl delete -f answers `Error from server (NotFound)` (exit 1) for a missing object; here
+    exit 2 (bad input) naming the file and resource, and the batch's present resource stays."""
+    batch = tmp_path / "batch.yaml"
+    batch.write_text((MANIFESTS / "istio/gateway.yaml").read_text().rstrip() + """
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: no-such-routing, namespace: parallel-ai}
+spec:
+  hosts: [user-service]
+  http:
+  - route:
+    - destination: {host: user-service}
+""")
+    pushed = mesh.platform.status()["last_push"]
+    result = cli(mesh.platform.settings, "apply", "--delete", "-f", str(batch))
+    assert result.returncode == 2, result.stderr
+    assert str(batch) in result.stderr
+    assert "VirtualService parallel-ai/no-such-routing not found" in result.stderr
+    assert mesh.platform.status()["last_push"] == pushed
+    assert "ai-agent-gateway" in {d["metadata"]["name"] for d in mesh.platform.resources()}
+
+
 def test_down_stops_every_process_and_is_safe_twice(tmp_path: Path) -> None:
     platform = LocalPlatform(settings_for(tmp_path / "state", free_base()))
     status = platform.up()

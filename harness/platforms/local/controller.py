@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from harness.errors import ConfigError, HarnessError
-from harness.mesh.loader import Located, MeshModel, build_model, merge_documents
+from harness.mesh.loader import Located, MeshModel, build_model, check_deletable, merge_documents
 from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import (
@@ -210,6 +210,8 @@ class MeshController:
                 raise ConfigError(f"{doc['kind']} {doc['metadata']['name']!r}: `apply` changes Istio "
                                   "resources of a running mesh; workload changes need `harness down` and "
                                   "`harness up`", file=file, field="kind")
+        if delete:
+            check_deletable((doc for doc, _ in self.model.documents), documents)
         model = build_model(merge_documents(self.model.documents, documents, delete=delete))
         result = await self.push_confirmed("delete" if delete else "apply", model)
         return {"applied": [f"{d['kind']}/{d['metadata']['name']}" for d, _ in documents],

@@ -1,0 +1,77 @@
+"""`apply --delete` of a resource the running mesh does not have is refused, as kubectl refuses it.
+
+kubectl delete -f on a missing object answers `Error from server (NotFound)` and exits 1 (kubectl's
+delete only ignores it with --ignore-not-found); the harness says which file and resource, exits 2,
+and deletes nothing of the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from harness.chaos.ledger import restore_documents
+from harness.errors import HarnessError, ResourceNotFoundError
+from harness.mesh.loader import declared_model, resource_key
+from harness.mesh.translate import CertPaths, ExternalEndpoint
+from harness.platforms.fake import FakePlatform
+from harness.platforms.local.controller import MeshController
+from harness.platforms.local.layout import Layout
+from harness.platforms.local.settings import LocalSettings
+
+PRESENT = {"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
+           "metadata": {"name": "connection-pool-settings", "namespace": "parallel-ai"}}
+MISSING = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+           "metadata": {"name": "no-such-routing", "namespace": "parallel-ai"}}
+
+
+def _controller(tmp_path: Path) -> MeshController:
+    settings = LocalSettings(state_dir=tmp_path / "state", base_port=41000)
+    declared = declared_model(validate=False)
+    layout = Layout.plan(settings, declared.topology)
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    for name in ("chain.pem", "key.pem"):  # read into the SDS secret; the content is not checked here
+        (pki / name).write_text(f"placeholder {name}\n")
+    certs = {sa: CertPaths(pki / "chain.pem", pki / "key.pem", pki / "root.pem")
+             for sa in {p.service_account for p in declared.topology.pods} | {"api-gateway"}}
+    external = {"api.openai.com": ExternalEndpoint("api.openai.com", "127.0.0.1", layout.external_port,
+                                                   pki / "external-root.pem")}
+    controller = MeshController(declared, layout, certs, external)
+    controller.push("initial")
+    return controller
+
+
+def test_a_delete_batch_with_a_missing_resource_names_it_and_deletes_nothing(tmp_path: Path) -> None:
+    controller = _controller(tmp_path)
+    before, pushes = controller.model, len(controller.last_push.history)
+    with pytest.raises(ResourceNotFoundError) as raised:
+        asyncio.run(controller.apply([(PRESENT, "present.yaml"), (MISSING, "gone.yaml")], delete=True))
+    error = raised.value
+    assert error.file == "gone.yaml" and error.field == "metadata.name"
+    assert "VirtualService parallel-ai/no-such-routing not found" in str(error)
+    assert "nothing was deleted" in str(error)
+    assert controller.model is before, "the present resource of the batch is still there"
+    assert len(controller.last_push.history) == pushes, "no push at all"
+
+
+def test_the_refusal_crosses_the_daemon_socket_as_the_same_error() -> None:
+    wire = ResourceNotFoundError("VirtualService parallel-ai/x not found", file="gone.yaml",
+                                 field="metadata.name").to_wire()
+    again = HarnessError.from_wire(wire)
+    assert isinstance(again, ResourceNotFoundError) and again.exit_code == 2
+    assert (again.file, again.field) == ("gone.yaml", "metadata.name")
+
+
+def test_a_fault_undo_after_a_reset_deletes_only_what_is_left() -> None:
+    """The ledger's undo is kubectl delete --ignore-not-found: a reset already removed the fault."""
+    platform = FakePlatform()
+    fault = {**MISSING, "spec": {"hosts": ["user-service"]}}
+    platform.apply_documents([fault])
+    platform.reset()
+    restore_documents(platform, {"delete": [fault, PRESENT]})
+    assert resource_key(PRESENT) not in {resource_key(d) for d in platform.resources()}
+    assert platform.calls[-1] == ("delete", ["DestinationRule/connection-pool-settings"])
+    assert ("delete", ["VirtualService/no-such-routing"]) not in platform.calls
