@@ -397,10 +397,11 @@ def test_a_second_telemetry_without_a_selector_is_refused_before_any_change(mesh
     extra["metadata"]["name"] = "extra"
     patches_before = len(mesh.requests("PATCH"))
     with pytest.raises(ConfigError, match="extra.yaml: spec.selector: Telemetry 'extra': namespace parallel-ai "
-                                          "already has a Telemetry without a selector, 'custom-metrics'"):
+                                          "would have 2 Telemetry without a selector in kind-parallel-ai "
+                                          "\\('custom-metrics', 'extra'\\)"):
         platform.apply_documents([extra], source="extra.yaml")
     extra["spec"]["selector"] = {"matchLabels": {}}  # selects no workload in particular: namespace-wide
-    with pytest.raises(ConfigError, match="already has a Telemetry without a selector"):
+    with pytest.raises(ConfigError, match="would have 2 Telemetry without a selector"):
         platform.apply_documents([extra], source="extra.yaml")
     assert len(mesh.requests("PATCH")) == patches_before
     (variant,) = load_yaml_documents(MANIFESTS_DIR / "variants" / "tracing-full-sampling.yaml")

@@ -136,8 +136,10 @@ def test_dry_run_of_faults_and_their_undo_prints_each_api_call_in_order(no_subpr
         '"spec": {"replicas": 1}}',
         f"{CTX} GET /api/v1/namespaces/parallel-ai/pods?labelSelector=app=user,istio-locality=us-east,version=v1",
         f"{CTX} DELETE /api/v1/namespaces/parallel-ai/pods/<user-v1-us-east-0> gracePeriodSeconds=0",
+        # every declared kind listed (what the mesh does not declare is deleted; a dry run lists nothing),
+        # then the declared resources applied
+        *(f"{CTX} GET {path}" for path in sorted({p.rpartition("/")[0] for p in DECLARED_ISTIO_PATHS})),
         *(f"{CTX} PATCH {path} {SSA}" for path in DECLARED_ISTIO_PATHS),
-        f"{CTX} GET {VS}",
         *(step for d in declared_deployments() for step in (  # every Deployment back to its declared replicas
             f"{CTX} GET /apis/apps/v1/namespaces/parallel-ai/deployments/{d.name}",
             f'{CTX} PATCH /apis/apps/v1/namespaces/parallel-ai/deployments/{d.name} '

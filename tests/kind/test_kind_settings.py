@@ -66,10 +66,3 @@ def test_the_platform_is_named_kind_and_builds_from_the_environment(monkeypatch:
     monkeypatch.setenv("HARNESS_PROFILE", "prod")
     platform = KindPlatform.from_env(dry_run=True)
     assert platform.name == "kind" and platform.settings.profile == "prod" and platform.steps == []
-
-
-def test_reset_removes_the_virtual_services_chaos_creates() -> None:
-    from harness.chaos.faults import FAULT_VS_PREFIX as CREATED
-    from harness.platforms.kind.platform import FAULT_VS_PREFIX as REMOVED
-
-    assert CREATED == REMOVED  # kept apart so that platforms do not import chaos (layers point one way)

@@ -1,0 +1,85 @@
+"""A batch of Istio resources against what a cluster holds: the checks `apply`/`apply --delete` make first.
+
+Each check reads the clusters and raises before the batch changes anything, so a refused batch leaves
+every cluster as it was (nothing half-applied, nothing half-deleted):
+
+- `check_namespace_wide_telemetry`: Istio applies only the oldest Telemetry without a selector in a
+  namespace and ignores the others without a word (istio/istio pilot/pkg/model/telemetry.go
+  `namespaceWideTelemetryConfig`, called once for the root namespace and once for the proxy's own). What
+  counts is the set the batch leaves: the cluster's Telemetry overlaid by the batch (the same name
+  replaces, as kubectl apply does; a new name adds). More than one namespace-wide Telemetry in a namespace
+  of that final set is refused, whichever names the batch carries (the declared one re-applied by name
+  beside another is refused too). `telemetry_api.match_labels` is the one definition of namespace-wide.
+- `check_deletable`: `kubectl delete -f` of an object the cluster lacks answers `Error from server
+  (NotFound)` and exits 1 unless `--ignore-not-found` (kubernetes/kubectl pkg/cmd/delete/delete.go: a
+  NotFound is ignored only with IgnoreNotFound). Here it is ResourceNotFoundError (bad input, exit 2),
+  one line per missing object and cluster, checked for the whole batch before the first deletion.
+- `undeclared`: what `reset` deletes to get back to the declared mesh (the local platform's reset pushes
+  the declared model, which drops every resource it does not declare; kind does the same in parallel-ai).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from harness.errors import ConfigError, ResourceNotFoundError
+from harness.mesh.telemetry_api import match_labels
+
+TELEMETRY = "Telemetry"
+
+
+def namespace_wide(doc: dict[str, Any]) -> bool:
+    """A Telemetry without a selector (or with an empty matchLabels): Istio's namespace-wide one."""
+    return doc.get("kind") == TELEMETRY and match_labels(doc.get("spec") or {}) is None
+
+
+def _key(doc: dict[str, Any]) -> tuple[str, str]:
+    meta = doc.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta["name"])
+
+
+def adds_namespace_wide_telemetry(batch: Iterable[dict[str, Any]], *, delete: bool) -> bool:
+    """Whether the batch can make a namespace's set of namespace-wide Telemetry larger: only an apply of
+    one can (a delete, or a batch without one, never does), so only then are the clusters read."""
+    return not delete and any(namespace_wide(doc) for doc in batch)
+
+
+def check_namespace_wide_telemetry(batch: list[dict[str, Any]], live: Iterable[dict[str, Any]], *, context: str,
+                                   source: str) -> None:
+    """Refuse the batch when the cluster's Telemetry (`live`, as read from `context`) overlaid by it would
+    hold more than one namespace-wide Telemetry in a namespace; the message names the batch's Telemetry,
+    the file and spec.selector."""
+    final = {_key(doc): doc for doc in live if namespace_wide(doc)}
+    for doc in batch:
+        if doc.get("kind") == TELEMETRY:
+            final.pop(_key(doc), None)  # the same name replaces, also by one with a selector
+            if namespace_wide(doc):
+                final[_key(doc)] = doc
+    for doc in batch:
+        if not namespace_wide(doc):
+            continue
+        namespace, name = _key(doc)
+        together = sorted(n for ns, n in final if ns == namespace)
+        if len(together) > 1:
+            raise ConfigError(
+                f"Telemetry {name!r}: namespace {namespace} would have {len(together)} Telemetry without a selector "
+                f"in {context} ({', '.join(repr(n) for n in together)}); Istio applies only the oldest of them and "
+                "ignores the others (pilot namespaceWideTelemetryConfig). Merge them into one, or delete the "
+                "others (`harness reset` deletes every Telemetry the mesh does not declare)",
+                file=source, field="spec.selector")
+
+
+def check_deletable(batch: list[dict[str, Any]], missing: list[tuple[dict[str, Any], str]], *, source: str) -> None:
+    """Refuse a delete batch when any of its objects (`missing`: document, context) is not in a cluster."""
+    if not missing:
+        return
+    lines = [f"{doc['kind']} {_key(doc)[0]}/{_key(doc)[1]} not found in cluster {context} (kubectl: NotFound)"
+             for doc, context in missing]
+    raise ResourceNotFoundError("; ".join(lines) + "; nothing was deleted", file=source, field="metadata.name")
+
+
+def undeclared(live: Iterable[dict[str, Any]], declared: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live objects (as manifests) whose kind, namespace and name the mesh does not declare."""
+    wanted = {(doc["kind"], *_key(doc)) for doc in declared}
+    return [doc for doc in live if (doc["kind"], *_key(doc)) not in wanted]
