@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -45,6 +46,21 @@ def _telemetry_names(cluster: EmulatedCluster) -> list[str]:
 
 def _changes(cluster: EmulatedCluster) -> int:
     return len(cluster.requests("PATCH")) + len(cluster.requests("DELETE")) + len(cluster.requests("POST"))
+
+
+@pytest.fixture
+def three() -> Iterator[dict[str, EmulatedCluster]]:
+    """Three emulated clusters, each with its region's part of the mesh, as `up --clusters 3` leaves them."""
+    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
+                for region in ("us-east", "us-west", "eu-west")}
+    EmulatedCluster.start_many(list(clusters.values()))
+    try:
+        for context, emulated in clusters.items():
+            seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
+        yield clusters
+    finally:
+        for emulated in clusters.values():
+            emulated.stop()
 
 
 # --- point 1: the final set of namespace-wide Telemetry, whatever the batch's names ---------------------
@@ -102,25 +118,15 @@ def test_a_batch_without_telemetry_does_not_read_the_clusters_telemetry(mesh, pl
     assert len(mesh.requests("GET")) == reads
 
 
-def test_every_cluster_is_checked_since_each_istiod_reads_its_own(runner) -> None:
+def test_every_cluster_is_checked_since_each_istiod_reads_its_own(three, runner) -> None:
     """With three clusters the batch goes to each; one whose cluster already has another selector-less
     Telemetry is refused before any cluster is changed."""
-    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
-                for region in ("us-east", "us-west", "eu-west")}
-    EmulatedCluster.start_many(list(clusters.values()))
-    try:
-        for context, emulated in clusters.items():
-            seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
-        last = clusters["kind-parallel-ai-eu-west"]
-        last.put("telemetry.istio.io/v1alpha1/telemetries", _tracing_config())
-        platform = make_platform(clusters, runner, clusters=3)
-        before = {context: _changes(emulated) for context, emulated in clusters.items()}
-        with pytest.raises(ConfigError, match="would have 2 Telemetry without a selector in kind-parallel-ai-eu-west"):
-            platform.apply_documents([_shipped_telemetry()], source="telemetry.yaml")
-        assert {context: _changes(emulated) for context, emulated in clusters.items()} == before
-    finally:
-        for emulated in clusters.values():
-            emulated.stop()
+    three["kind-parallel-ai-eu-west"].put("telemetry.istio.io/v1alpha1/telemetries", _tracing_config())
+    platform = make_platform(three, runner, clusters=3)
+    before = {context: _changes(emulated) for context, emulated in three.items()}
+    with pytest.raises(ConfigError, match="would have 2 Telemetry without a selector in kind-parallel-ai-eu-west"):
+        platform.apply_documents([_shipped_telemetry()], source="telemetry.yaml")
+    assert {context: _changes(emulated) for context, emulated in three.items()} == before
 
 
 # --- point 2: reset is back to the declared mesh, undeclared resources deleted ----------------------------
@@ -172,15 +178,27 @@ def test_reset_deletes_what_the_mesh_does_not_declare_and_says_so(mesh, platform
     assert snapshot_resources(platform) == declared
 
 
+def test_reset_deletes_the_undeclared_in_every_cluster_and_says_where(three, runner) -> None:
+    """Each istiod reads its own cluster, so each cluster is brought back to the declared set (the
+    cross-cluster gateway included, declared with three clusters)."""
+    three["kind-parallel-ai-us-west"].put("telemetry.istio.io/v1alpha1/telemetries", _tracing_config())
+    platform = make_platform(three, runner, clusters=3)
+    result = platform.reset()
+    assert result["deleted"] == ["Telemetry/tracing-config in kind-parallel-ai-us-west"]
+    assert "Gateway/cross-cluster-gateway" in result["applied"]
+    assert all(_telemetry_names(emulated) == ["custom-metrics"] for emulated in three.values())
+
+
 # --- point 3: apply --delete of an object the cluster does not have -------------------------------------
 
 
 def test_deleting_a_resource_the_cluster_lacks_is_refused_before_anything_is_deleted(mesh, platform, tmp_path,
-                                                                                     capsys) -> None:
+                                                                                     monkeypatch, capsys) -> None:
     """`kubectl delete -f` answers `Error from server (NotFound)` and exits 1 for an object that is not
-    there, unless --ignore-not-found (kubernetes/kubectl pkg/cmd/delete/delete.go). Here: exit 2 (bad
-    input, ResourceNotFoundError) naming the file, the object and the cluster; the other object of the
-    file, which does exist, is not deleted (checked for the whole batch first)."""
+    there, unless --ignore-not-found (kubernetes/kubectl pkg/cmd/delete/delete.go `DeleteResult`: NotFound
+    is ignored only with IgnoreNotFound). Here: exit 2 (bad input, ResourceNotFoundError) naming the file,
+    the object and the cluster. kubectl would already have deleted the file's objects before the missing
+    one; here the whole batch is checked first, so the rule that does exist is not deleted."""
     from harness import cli
     from harness.errors import ResourceNotFoundError
 
@@ -198,12 +216,8 @@ def test_deleting_a_resource_the_cluster_lacks_is_refused_before_anything_is_del
     assert len(mesh.requests("DELETE")) == deletes
     assert mesh.get(f"{DR_PATH}/{rule['metadata']['name']}") is not None
     capsys.readouterr()
-    monkeypatch = pytest.MonkeyPatch()
-    try:
-        monkeypatch.setattr(cli, "get_platform", lambda name, **options: platform)
-        assert cli.main(["apply", "--platform", "kind", "--delete", "-f", str(path)]) == 2
-    finally:
-        monkeypatch.undo()
+    monkeypatch.setattr(cli, "get_platform", lambda name, **options: platform)
+    assert cli.main(["apply", "--platform", "kind", "--delete", "-f", str(path)]) == 2
     assert "not found in cluster kind-parallel-ai" in capsys.readouterr().err
     assert len(mesh.requests("DELETE")) == deletes
     path.write_text(yaml.safe_dump(rule))  # what exists is deleted as before
@@ -211,25 +225,16 @@ def test_deleting_a_resource_the_cluster_lacks_is_refused_before_anything_is_del
     assert mesh.get(f"{DR_PATH}/{rule['metadata']['name']}") is None
 
 
-def test_a_resource_missing_in_one_of_three_clusters_is_refused_before_any_cluster_deletes(runner) -> None:
+def test_a_resource_missing_in_one_of_three_clusters_is_refused_before_any_cluster_deletes(three, runner) -> None:
     """Each cluster gets the delete (each istiod reads its own); one that lacks the object would answer
     NotFound to kubectl, so the batch is refused, naming that cluster, before any cluster deletes."""
     from harness.errors import ResourceNotFoundError
 
-    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
-                for region in ("us-east", "us-west", "eu-west")}
-    EmulatedCluster.start_many(list(clusters.values()))
-    try:
-        for context, emulated in clusters.items():
-            seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
-        clusters["kind-parallel-ai-us-west"].http.delete(f"{VS_PATH}/ai-agent-routing")
-        platform = make_platform(clusters, runner, clusters=3)
-        routing = next(copy.deepcopy(d) for d in render.istio_documents() if d["kind"] == "VirtualService")
-        with pytest.raises(ResourceNotFoundError, match="VirtualService parallel-ai/ai-agent-routing not found in "
-                                                        "cluster kind-parallel-ai-us-west"):
-            platform.apply_documents([routing], delete=True, source="routing.yaml")
-        for context in ("kind-parallel-ai-us-east", "kind-parallel-ai-eu-west"):
-            assert clusters[context].get(f"{VS_PATH}/ai-agent-routing") is not None
-    finally:
-        for emulated in clusters.values():
-            emulated.stop()
+    three["kind-parallel-ai-us-west"].http.delete(f"{VS_PATH}/ai-agent-routing")
+    platform = make_platform(three, runner, clusters=3)
+    routing = next(copy.deepcopy(d) for d in render.istio_documents() if d["kind"] == "VirtualService")
+    with pytest.raises(ResourceNotFoundError, match="VirtualService parallel-ai/ai-agent-routing not found in "
+                                                    "cluster kind-parallel-ai-us-west"):
+        platform.apply_documents([routing], delete=True, source="routing.yaml")
+    for context in ("kind-parallel-ai-us-east", "kind-parallel-ai-eu-west"):
+        assert three[context].get(f"{VS_PATH}/ai-agent-routing") is not None

@@ -11,9 +11,11 @@ every cluster as it was (nothing half-applied, nothing half-deleted):
   of that final set is refused, whichever names the batch carries (the declared one re-applied by name
   beside another is refused too). `telemetry_api.match_labels` is the one definition of namespace-wide.
 - `check_deletable`: `kubectl delete -f` of an object the cluster lacks answers `Error from server
-  (NotFound)` and exits 1 unless `--ignore-not-found` (kubernetes/kubectl pkg/cmd/delete/delete.go: a
-  NotFound is ignored only with IgnoreNotFound). Here it is ResourceNotFoundError (bad input, exit 2),
-  one line per missing object and cluster, checked for the whole batch before the first deletion.
+  (NotFound)` and exits 1 unless `--ignore-not-found` (kubernetes/kubectl pkg/cmd/delete/delete.go
+  `DeleteResult`: `r.IgnoreErrors(errors.IsNotFound)` only with IgnoreNotFound, and the visit returns the
+  first error). Here it is ResourceNotFoundError (bad input, exit 2), one line per missing object and
+  cluster. kubectl has by then deleted the objects visited before the missing one; the harness checks
+  the whole batch first, so a refused delete deletes nothing.
 - `undeclared`: what `reset` deletes to get back to the declared mesh (the local platform's reset pushes
   the declared model, which drops every resource it does not declare; kind does the same in parallel-ai).
 """
