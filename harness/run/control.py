@@ -82,6 +82,10 @@ def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
         platform.up()
         _brought_up = platform
     _plain_expected = snapshot_resources(platform)  # `harness run` audits itself (runner._audit)
+    from harness.run.evaluation import load_slos
+    from harness.run.mesh_telemetry import check_live_telemetry
+
+    check_live_telemetry(settings, load_slos(settings), platform)  # as `harness run`, before anything starts
     set_session(HarnessRun(experiment=experiment, experiment_path=source, settings=settings,
                            platform=platform, run_dir=run_dir.resolve()))
 

@@ -20,6 +20,7 @@ from harness.mesh.loader import declared_topology
 from harness.platforms import get_platform
 from harness.platforms.base import Platform
 from harness.run import evaluation
+from harness.run.mesh_telemetry import check_declared_telemetry, check_live_telemetry
 from harness.run.overrides import RunOverrides, collect, settings_for
 from harness.run.session import HarnessRun
 from harness.run.settings import check_report_dir, parse_settings, with_workers
@@ -73,7 +74,7 @@ def prepare(path: Path, overrides: RunOverrides | None = None) -> tuple[dict[str
     settings = settings_for(experiment, path, arguments, overrides)
     check_load_declared(experiment, settings, path)
     check_harness_activities(experiment, path, known_services())
-    evaluation.load_slos(settings)
+    check_declared_telemetry(settings, evaluation.load_slos(settings))
     return experiment, settings
 
 
@@ -102,6 +103,8 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
     if not was_up:
         platform.up()
     try:
+        # the Telemetry the mesh has now (a `harness apply` since `up` included) keeps what the SLOs read
+        check_live_telemetry(settings, evaluation.load_slos(settings), platform)
         evaluation.validate_queries(settings, platform)
         with tracing.run_span(experiment.get("title", path.stem), run_dir, **{"harness.platform": platform_name}):
             return _run_session(experiment, path, settings, platform, run_dir, progress, cleaned=cleaned,

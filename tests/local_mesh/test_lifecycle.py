@@ -152,6 +152,27 @@ spec:
     assert "ai-agent-gateway" in {d["metadata"]["name"] for d in mesh.platform.resources()}
 
 
+def test_a_run_on_a_mesh_whose_applied_telemetry_removes_response_code_exits_2_before_its_load(
+        clean_mesh: Mesh, tmp_path: Path) -> None:
+    """The run reads the Telemetry the mesh has (here applied after `up`), not only the declared files:
+    without response_code the availability SLOs and the lag probe have no series to select
+    (harness/slo/telemetry_needs.py), so the run stops before the load, naming the file's field."""
+    telemetry = tmp_path / "no-response-code.yaml"
+    shipped = (MANIFESTS / "istio/telemetry.yaml").read_text()
+    telemetry.write_text(shipped.replace('        response_code:\n          value: "string(response.code)"\n',
+                                         "        response_code:\n          operation: REMOVE\n"))
+    assert "operation: REMOVE" in telemetry.read_text()
+    applied = cli(clean_mesh.platform.settings, "apply", "-f", str(telemetry))
+    assert applied.returncode == 0, applied.stderr
+    run_dir = tmp_path / "run"
+    result = cli(clean_mesh.platform.settings, "run", str(MANIFESTS.parents[2] / "experiments/pod-kill.yaml"),
+                 "--report-dir", str(run_dir), "--no-progress")
+    assert result.returncode == 2, result.stderr
+    assert "spec.metrics[0].overrides[0].tagOverrides.response_code" in result.stderr
+    assert "Telemetry parallel-ai/custom-metrics" in result.stderr and "ai-agent-availability" in result.stderr
+    assert not run_dir.exists(), "no load, no journal: nothing started"
+
+
 def test_down_stops_every_process_and_is_safe_twice(tmp_path: Path) -> None:
     platform = LocalPlatform(settings_for(tmp_path / "state", free_base()))
     status = platform.up()
