@@ -339,3 +339,17 @@ def test_a_failure_after_the_clusters_exist_says_they_are_left_and_how_to_delete
     with pytest.raises(PlatformError, match="webhook not ready\n\\(the kind cluster\\(s\\) parallel-ai are left as "
                                             "they are for inspection; `harness down --platform kind` deletes them\\)"):
         platform.up()
+
+
+def test_dry_run_of_apply_and_delete_shows_the_reads_their_checks_make(no_subprocess: None) -> None:
+    """A batch with a selector-less Telemetry lists the cluster's Telemetry before applying (the final-set
+    check); a delete reads each object before deleting it (kubectl's NotFound). A dry run reads nothing
+    back, so neither refuses: the reads are part of the plan."""
+    platform = KindPlatform(KindSettings(dry_run=True))
+    (telemetry,) = [d for d in render.istio_documents() if d["kind"] == "Telemetry"]
+    routing = next(d for d in render.istio_documents() if d["kind"] == "VirtualService")
+    platform.apply_documents([telemetry])
+    platform.apply_documents([routing], delete=True)
+    telemetries = "/apis/telemetry.istio.io/v1alpha1/namespaces/parallel-ai/telemetries"
+    assert platform.steps == [f"{CTX} GET {telemetries}", f"{CTX} PATCH {telemetries}/custom-metrics {SSA}",
+                              f"{CTX} GET {VS}/ai-agent-routing", f"{CTX} DELETE {VS}/ai-agent-routing"]
