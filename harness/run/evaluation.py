@@ -213,6 +213,7 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
         time.sleep(max(0.0, max(ends) + lag.lower_s + EVALUATION_SLACK_S - time.time()))
     results: list[dict[str, Any]] = []
     inconclusive = getattr(session, "not_ready", None)
+    windows: list[tuple[str, float, float]] = []
     try:
         with prometheus(session.platform) as client:
             for name, phase in session.phases.items():
@@ -230,9 +231,11 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
                     for group, own_lag in _by_reporting_proxy(mesh_slos, lag):
                         if name in {p for s in group for p in s.phases}:
                             first, last = _mesh_window(name, start, phase.end, own_lag)
+                            windows.append((f"the {name} phase's mesh window", first, last))
                             found += _thin_windows(evaluate(group, name, first, last, client), client)
                     order = [s.name for s in slos]
                     results += [dataclasses.asdict(r) for r in sorted(found, key=lambda r: order.index(r.name))]
+        _stats_kept(session.platform, windows, lag)
     except InconclusiveError as exc:
         inconclusive = inconclusive or str(exc)
     except Exception as exc:  # the platform or Prometheus went away mid-evaluation: no verdict can be given
@@ -256,6 +259,26 @@ def _by_reporting_proxy(slos: list[Slo], lag: TelemetryLag | None) -> list[tuple
     others = [s for s in slos if s not in gateway]
     groups = [(gateway, None if lag is None else lag.of_gateway()), (others, lag)]
     return [(group, own) for group, own in groups if group]
+
+
+def _stats_kept(platform: Platform, windows: list[tuple[str, float, float]], lag: TelemetryLag | None) -> None:
+    """InconclusiveError when a push redefined the proxies' stats (a Telemetry's tag overrides changed,
+    e.g. `harness apply` from another shell) while the lag probe or a phase's mesh window was measured:
+    the counters restart under new stat names and can feed the same series as the old ones
+    (translate/telemetry.stats_definitions), so counts across the change are not the requests'."""
+    if lag is None or not windows:
+        return
+    from harness.slo.lag import quiet_after
+
+    probed = ("the telemetry lag probe's window", lag.measured_at - 2 * lag.pipeline.period_s - 1.0, lag.settled_at)
+    for record in platform.status().get("stats_redefinitions") or []:
+        changed, quiet = float(record["at"]), quiet_after(record, lag.pipeline)
+        for what, first, last in [probed, *windows]:
+            if changed < last and quiet > first:
+                raise InconclusiveError(
+                    f"a push ({record.get('reason')}) changed how {', '.join(record.get('proxies', []))} count "
+                    f"requests (a Telemetry's metrics) within {what}: their counters restarted under new stat "
+                    f"names, so the counts across the change are not the requests'; run again once it is done")
 
 
 def _thin_windows(results: list[Any], client: Any) -> list[Any]:

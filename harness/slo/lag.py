@@ -140,9 +140,10 @@ def measure_lag(status: dict[str, Any], pipeline: TelemetryPipeline, client: Pro
     once: a target picked up mid-round inflates it.
     """
     _wait_for_targets(client, deadline)
+    notes: list[str] = []
+    _wait_for_redefined_stats(status, pipeline, deadline, clock, notes)
     probes = min(MAX_PROBES, max(MIN_PROBES, math.ceil(pipeline.period_s / PROBE_SPACING_S)))
     spacing = pipeline.period_s / probes
-    notes: list[str] = []
     with httpx.Client(timeout=5.0, trust_env=False) as http:
         for attempt in (1, 2):
             try:
@@ -167,6 +168,37 @@ def _unmeasured(pipeline: TelemetryPipeline, notes: list[str], now: float) -> Te
     notes.append(f"no clean measurement: using the pipeline's bounds 0 to {upper:g} s")
     return TelemetryLag(lags_s=(0.0, upper), by_proxy={}, spacing_s=0.0, pipeline=pipeline, measured_at=now,
                         settled_at=now, attempts=2, notes=tuple(notes), fixed_bounds=(0.0, upper))
+
+
+def quiet_after(redefinition: dict[str, Any], pipeline: TelemetryPipeline) -> float:
+    """When the recorded series no longer hold a sample of the stats a push redefined (epoch s): the old
+    stats are gone at `settled_at` (the platform's record, e.g. platforms/local/controller.py), their
+    last scrape is then at most a scrape period old and the recording rule reads it one evaluation
+    later."""
+    return float(redefinition["settled_at"]) + pipeline.scrape_s + pipeline.rule_s + JITTER_S
+
+
+def _wait_for_redefined_stats(status: dict[str, Any], pipeline: TelemetryPipeline, deadline: float,
+                              clock: Callable[[], float], notes: list[str]) -> None:
+    """A push that changed how proxies count (a Telemetry's tag overrides) restarts those counters under
+    new Envoy stat names, while the old ones count on until their listener has drained; both may feed
+    one series (translate/telemetry.stats_definitions). Probes counted in that time, or matched against a
+    sample of the old counter, would time nothing: the first probe goes out only once the window its
+    rounds query (2 pipeline periods + 1 s before it) holds no sample of the old stats."""
+    redefinitions = status.get("stats_redefinitions") or []
+    if not redefinitions:
+        return
+    newest = max(redefinitions, key=lambda r: float(r["settled_at"]))
+    wait = quiet_after(newest, pipeline) + 2 * pipeline.period_s + 1.0 - clock()
+    if wait <= 0:
+        return
+    if time.monotonic() + wait > deadline:
+        raise InconclusiveError(f"the proxies' stats were redefined ({newest.get('reason')}, "
+                                f"{', '.join(newest.get('proxies', []))}) {wait:.1f} s before their old "
+                                f"series leave the telemetry probe's window, past the run's deadline")
+    notes.append(f"waited {wait:.1f} s for the stats that {newest.get('reason')!r} redefined on "
+                 f"{len(newest.get('proxies', []))} proxies to leave the probe's window")
+    time.sleep(wait)
 
 
 def _wait_for_targets(client: PrometheusClient, deadline: float) -> None:

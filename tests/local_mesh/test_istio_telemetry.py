@@ -16,6 +16,7 @@ import yaml
 
 from harness.errors import ConfigError
 from harness.mesh.telemetry_api import STANDARD_TAGS
+from harness.mesh.topology import GATEWAY_NAME
 from tests.local_mesh.meshkit import Mesh
 from tests.local_mesh.test_external_and_telemetry import query
 from tests.local_mesh.test_security import client_for, mesh_ca
@@ -216,3 +217,34 @@ def test_a_cel_value_the_local_proxies_cannot_emit_is_refused_naming_the_field(c
         clean_mesh.platform.apply([path])
     assert caught.value.field == "spec.metrics[0].overrides[0].tagOverrides.caller.value"
     assert not query(clean_mesh, 'istio_requests_total{caller!=""}')
+
+
+def test_the_telemetry_lag_is_measured_past_a_telemetry_change_that_restarted_the_counters(
+        clean_mesh: Mesh, tmp_path: Path) -> None:
+    """Replacing the shipped `custom-metrics` by one without its CLIENT override of source_app: the
+    gateway's and sidecars' outbound counters get new Envoy stat names (the label now comes from
+    `mesh_self`), for the same Prometheus series. Envoy keeps a stat across a listener update only
+    under the same name (its stats allocator is keyed by name); the old one lives until the old filter
+    chain has drained (--drain-time-s). The platform records the push, and a run's lag probe right
+    after it still counts every probe on the gateway: it waits until no sample of the old counter is
+    in the range it matches."""
+    from harness.run.evaluation import measure_lag
+    from harness.slo.lag import quiet_after
+
+    mesh = clean_mesh
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "harness/mesh/manifests/istio/telemetry.yaml")
+                             .read_text(encoding="utf-8"))
+    metrics = shipped["spec"]["metrics"][0]
+    metrics["overrides"] = [o for o in metrics["overrides"] if o["match"].get("mode") != "CLIENT"]
+    path = tmp_path / "telemetry.yaml"
+    path.write_text(yaml.safe_dump(shipped), encoding="utf-8")
+    before = time.time()
+    mesh.platform.apply([path])
+    [record] = [r for r in mesh.platform.status()["stats_redefinitions"] if r["at"] >= before]
+    assert GATEWAY_NAME in record["proxies"] and record["reason"] == "apply"
+    lag = measure_lag(mesh.platform, time.monotonic() + 60)
+    pipeline = mesh.platform.telemetry_pipeline()
+    assert lag.measured_at > quiet_after(record, pipeline) + 2 * pipeline.period_s + 1.0
+    assert any("redefined" in note for note in lag.notes)
+    gateway = [key for key in lag.by_proxy if key.startswith("source ") and key.endswith("(counter)")]
+    assert gateway and len(lag.by_proxy[gateway[0]]) >= 4  # every probe (at least MIN_PROBES) timed

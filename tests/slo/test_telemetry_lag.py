@@ -204,3 +204,86 @@ def test_a_phase_window_ends_by_the_counters_faster_path_and_starts_after_the_hi
     histogram_max = max(lag.by_proxy["source istio-ingressgateway-0"])
     assert lag.lower_s <= counter_min and lag.upper_s >= histogram_max
     assert lag.of_gateway().lower_s == lag.lower_s  # the gateway's own lag keeps both paths
+
+
+class _Redefined:
+    """Prometheus as the probe reads it just after a push changed how the gateway counts (a Telemetry's
+    tag overrides): one sample per scrape period; until `gone_at` the old stat (at `old`, the probes
+    of earlier runs) shadows the new one (Prometheus keeps the first of two samples of one series in a
+    scrape), then the new stat counts this round's probes from 0 and climbs back to `old`, unseen as a
+    reset. Samples are those of the queried range, as Prometheus returns them."""
+
+    def __init__(self, server: _Answers405, old: float, gone_at: float, period_s: float) -> None:
+        self.server, self.old, self.gone_at, self.period_s = server, old, gone_at, period_s
+
+    def unscraped_targets(self) -> list[str]:
+        return []
+
+    def samples(self, query: str, at: float) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        import math
+        import re
+
+        window = duration_s(re.search(r"\[([0-9a-z]+)\]", query).group(1), field="range")
+        ticks = [k * self.period_s for k in range(math.floor((at - window) / self.period_s), math.floor(at / self.period_s) + 1)
+                 if at - window < k * self.period_s <= at]
+        return [(GATEWAY, [(t, self.old if t <= self.gone_at else
+                            float(sum(1 for done in self.server.answered if done + 0.1 <= t))) for t in ticks])]
+
+
+def test_probes_wait_until_the_stats_a_push_redefined_have_left_the_window_they_are_matched_in() -> None:
+    """The platform records when a push's old stats are gone (platforms/local/controller.py). Probed
+    before that, the gateway's 405 counter of earlier runs (4) shadows the new one, which then shows 4
+    after this round's 4 probes: no increase, the probes never counted, the run inconclusive. Waiting
+    until no sample of the old stat is in the probe's range, the new counter is the series."""
+    from harness.slo.lag import measure_lag
+
+    fast = TelemetryPipeline(stats_flush_s=0.25, scrape_s=0.25, rule_s=0.25)
+    server = _Answers405()
+    now = time.time()
+    record = {"at": now - 2.5, "settled_at": now + 0.5, "proxies": ["istio-ingressgateway"], "reason": "apply"}
+    try:
+        lag = measure_lag({"ingress_url": server.url, "stats_redefinitions": [record]}, fast,
+                          _Redefined(server, old=4.0, gone_at=record["settled_at"], period_s=0.25),
+                          deadline=time.monotonic() + 10)
+    finally:
+        server.close()
+    assert lag.measured_at > record["settled_at"] + fast.scrape_s + fast.rule_s + 2 * fast.period_s + 1.0
+    assert len(lag.by_proxy["source istio-ingressgateway-0 (counter)"]) == 4
+    assert any("redefined" in note for note in lag.notes)
+
+
+def test_a_redefinition_past_the_deadline_is_inconclusive_naming_the_push() -> None:
+    from harness.slo.lag import measure_lag
+
+    record = {"at": time.time(), "settled_at": time.time() + 3.0, "proxies": ["user-v1-us-east-0"],
+              "reason": "apply"}
+    with pytest.raises(InconclusiveError, match=r"redefined \(apply, user-v1-us-east-0\)"):
+        measure_lag({"ingress_url": "http://127.0.0.1:9", "stats_redefinitions": [record]}, PIPELINE,
+                    _Redefined(None, 0.0, 0.0, 1.0), deadline=time.monotonic() + 1)
+
+
+class _Status:
+    def __init__(self, *records: dict[str, Any]) -> None:
+        self.records = list(records)
+
+    def status(self) -> dict[str, Any]:
+        return {"stats_redefinitions": self.records}
+
+
+def test_a_redefinition_within_a_phase_window_or_the_lag_probe_makes_the_run_inconclusive() -> None:
+    """`harness apply` of a Telemetry from another shell during a run: the counters it restarts feed the
+    phase's series; the verdict would rest on counts that are not the requests'."""
+    from harness.run.evaluation import _stats_kept
+
+    measured = TelemetryLag(lags_s=(1.0, 2.0), by_proxy={}, spacing_s=0.25, pipeline=PIPELINE,
+                            measured_at=100.0, settled_at=104.0)
+    windows = [("the baseline phase's mesh window", 110.0, 130.0), ("the chaos phase's mesh window", 132.0, 160.0)]
+    before = {"at": 90.0, "settled_at": 93.0, "proxies": ["istio-ingressgateway"], "reason": "apply"}
+    between = {"at": 130.5, "settled_at": 130.6, "proxies": ["istio-ingressgateway"], "reason": "apply"}
+    _stats_kept(_Status(before), windows, measured)  # waited out by the probe: no error
+    with pytest.raises(InconclusiveError, match="within the chaos phase's mesh window"):
+        _stats_kept(_Status(before, between), windows, measured)
+    during_probe = {"at": 101.0, "settled_at": 102.0, "proxies": ["user-v1-us-east-0"], "reason": "reset"}
+    with pytest.raises(InconclusiveError, match=r"\(reset\) changed how user-v1-us-east-0 count requests .* "
+                                                r"within the telemetry lag probe's window"):
+        _stats_kept(_Status(during_probe), windows, measured)

@@ -48,6 +48,7 @@ started, which is the trust model it asks for.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any, Iterable, Literal
 
@@ -314,6 +315,32 @@ def request_stats_for(state: MeshState, node: ProxyNode, reporter: Reporter, *, 
     if histograms:
         config["histograms"] = histograms
     return {"name": "envoy.access_loggers.stats", "typed_config": config}
+
+
+def stats_definitions(config: ProxyConfig) -> dict[str, str]:
+    """Every stat a proxy's stats loggers define, by where it sits (listener, filter chain, metric): its
+    tags, as JSON. The controller compares them between pushes (platforms/local/controller.py).
+
+    Envoy keeps one counter per stat name (tags included) across listener updates, so a counter whose
+    definition is unchanged keeps counting. A changed definition (a Telemetry override added, removed or
+    changed) gives new stat names: the new stats count from 0, while the old ones live until the old
+    filter chain has drained. Both can relabel to the same Prometheus series (an override of a label
+    and the label's default give the same labels), so that series restarts, and can even climb back
+    to its old value before a scrape notices the reset."""
+    found: dict[str, str] = {}
+    for listener in config.listeners:
+        for index, chain in enumerate(listener.get("filter_chains", [])):
+            where = f"{listener.get('name')}/{chain.get('name', index)}"
+            for network_filter in chain.get("filters", []):
+                typed = network_filter.get("typed_config", {})
+                for entry in typed.get("access_log", []):
+                    logger = entry.get("typed_config", {})
+                    if logger.get("@type") != STATS_LOGGER:
+                        continue
+                    for stat in [*logger.get("counters", []), *logger.get("histograms", [])]:
+                        key = f"{where}/{network_filter.get('name')}/{stat['stat']['name']}"
+                        found[key] = json.dumps(stat, sort_keys=True)
+    return found
 
 
 # -- the peer metadata exchange ------------------------------------------------------------------------

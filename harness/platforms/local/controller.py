@@ -16,9 +16,10 @@ from harness.mesh.loader import Located, MeshModel, build_model, check_deletable
 from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import (
-    CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyNode, XdsWriter, translate_proxy,
+    CertPaths, Endpoint, ExternalEndpoint, MeshState, ProxyConfig, ProxyNode, XdsWriter, translate_proxy,
 )
 from harness.mesh.translate.secrets import workload_secret
+from harness.mesh.translate.telemetry import stats_definitions
 from harness.mesh.translate.model import StatsInclusion, TraceCollector
 from harness.mesh.translate.xds_files import WrittenFile
 from harness.platforms.local import acks
@@ -26,6 +27,14 @@ from harness.platforms.local.private import app_socket
 from harness.platforms.local.layout import GATEWAY_REGION, Layout
 
 logger = logging.getLogger(__name__)
+
+# Envoy's --drain-time-s for every proxy (launch.py): how long an updated listener's old filter chains
+# keep their connections, and with them their access loggers' stats.
+LISTENER_DRAIN_S = 2
+# From a push to the old stats gone: the drain, plus the time the proxies take to load the update
+# (acknowledged within tens of ms here) and to free the drained chain, with a margin.
+STATS_SETTLE_S = LISTENER_DRAIN_S + 1.0
+REDEFINITIONS_KEPT = 20
 
 
 @dataclass
@@ -68,6 +77,9 @@ class MeshController:
         self._client: httpx.AsyncClient | None = None  # one for the daemon's life: a new one costs ~50 ms
         self._endpoint_push: asyncio.Handle | None = None
         self._pending_reasons: list[str] = []
+        self._stats: dict[str, dict[str, str]] = {}  # proxy -> stats_definitions of its last push
+        # pushes that changed a stat some proxy already counted (newest last): see stats_definitions
+        self.stats_redefinitions: list[dict[str, Any]] = []
 
     def _nodes(self) -> list[ProxyNode]:
         nodes = []
@@ -125,11 +137,28 @@ class MeshController:
         if model is not None:
             self.model = model
         changed = {name: self.writers[name].write(config) for name, config in configs.items()}
+        self._note_redefined_stats(configs, reason)
         written = sum(len(files) for files in changed.values())
         self.last_push = PushRecord(at=time.time(), files=written, reason=reason,
                                     history=(self.last_push.history + [{"at": time.time(), "reason": reason,
                                                                         "files": written}])[-50:])
         return changed
+
+    def _note_redefined_stats(self, configs: dict[str, ProxyConfig], reason: str) -> None:
+        """Record a push that changed the definition of a stat a proxy already had (a Telemetry's tag
+        overrides): those counters restart under new stat names, which the telemetry lag probe and the
+        SLO windows must not measure across (harness/slo/lag.py, run/evaluation.py)."""
+        redefined = []
+        for name, config in configs.items():
+            now, before = stats_definitions(config), self._stats.get(name, {})
+            if any(key in now and now[key] != value for key, value in before.items()):
+                redefined.append(name)
+            self._stats[name] = now
+        if redefined:
+            at = time.time()
+            self.stats_redefinitions = [*self.stats_redefinitions, {
+                "at": at, "settled_at": at + STATS_SETTLE_S, "proxies": redefined, "reason": reason,
+            }][-REDEFINITIONS_KEPT:]
 
     def file_subscriptions(self) -> int:
         """How many xDS files the proxies watch (LDS, CDS, every RDS, EDS and SDS): one inotify each."""

@@ -23,7 +23,7 @@ from harness.mesh.translate import CertPaths, ExternalEndpoint, bootstrap
 from harness.mesh.translate.telemetry import SELF_LABEL, self_value
 from harness.platforms.local import prometheus, traces
 from harness.pki import MeshCA
-from harness.platforms.local.controller import MeshController, bootstrap_path
+from harness.platforms.local.controller import LISTENER_DRAIN_S, MeshController, bootstrap_path
 from harness.platforms.local.inotify import check_inotify_budget
 from harness.platforms.local.layout import EXTERNAL_NAME, Layout
 from harness.platforms.local.private import KNOBS_TOKEN_FILE, app_socket, make_private
@@ -217,8 +217,8 @@ class MeshProcesses:
         hosts = [h for entry in self.declared.istio.service_entries for h in entry.hosts]
         path.write_text(json.dumps(bootstrap(node, hosts), indent=1))
         argv = [self.envoy, "-c", str(path), "--disable-hot-restart", "--concurrency",
-                str(self.settings.envoy_concurrency), "--drain-time-s", "2", "--reject-unknown-dynamic-fields",
-                "-l", "warning", "--service-node", proxy]
+                str(self.settings.envoy_concurrency), "--drain-time-s", str(LISTENER_DRAIN_S),
+                "--reject-unknown-dynamic-fields", "-l", "warning", "--service-node", proxy]
         return ProcessSpec(name=name, argv=argv, env=self._base_env(), log_path=self.layout.log_path(name),
                            ready_url=f"http://127.0.0.1:{node.admin_port}/ready")
 
@@ -346,6 +346,8 @@ class MeshProcesses:
             "workload_cert_rotations": self.cert_rotations,
             "last_push": {"at": self.controller.last_push.at, "reason": self.controller.last_push.reason,
                           "files": self.controller.last_push.files},
+            # pushes that restarted counters under new stat names (epoch s): the lag probe waits them out
+            "stats_redefinitions": self.controller.stats_redefinitions,
         }
 
     async def stop(self) -> None:

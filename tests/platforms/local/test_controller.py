@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import stat
 from pathlib import Path
 
-from harness.mesh.loader import declared_model
+from harness.mesh.loader import MeshModel, build_model, declared_model, merge_documents
 from harness.mesh.translate import CertPaths, ExternalEndpoint
-from harness.platforms.local.controller import MeshController
+from harness.platforms.local.controller import LISTENER_DRAIN_S, STATS_SETTLE_S, MeshController
 from harness.mesh.topology import GATEWAY_NAME
 from harness.platforms.local.layout import Layout
 from harness.platforms.local.settings import LocalSettings
@@ -88,3 +89,57 @@ def test_private_keys_reach_envoy_only_through_the_0600_sds_file(tmp_path: Path)
     assert stat.S_IMODE(sds.stat().st_mode) == 0o600
     secret = json.loads(sds.read_text())["resources"][0]
     assert secret["tls_certificate"]["private_key"] == {"inline_string": "placeholder key.pem\n"}
+
+
+def _with(controller: MeshController, *documents: dict) -> MeshModel:
+    return build_model(merge_documents(controller.model.documents,
+                                       [(doc, Path("change.yaml")) for doc in documents]))
+
+
+def _telemetry(controller: MeshController) -> dict:
+    return copy.deepcopy(next(doc for doc, _ in controller.model.documents if doc["kind"] == "Telemetry"))
+
+
+def test_a_push_that_changes_a_counted_stat_is_recorded_with_when_its_old_stats_are_gone(tmp_path: Path) -> None:
+    """Dropping the shipped CLIENT override of source_app: the sidecars and the gateway now leave
+    source_app to its default, a different Envoy stat name for the same Prometheus series (see
+    translate/telemetry.stats_definitions). The record says which proxies, and when the old stats are
+    gone: Envoy's --drain-time-s after the push, plus the margin."""
+    controller = _controller(tmp_path)
+    telemetry = _telemetry(controller)
+    overrides = telemetry["spec"]["metrics"][0]["overrides"]
+    telemetry["spec"]["metrics"][0]["overrides"] = [o for o in overrides if o["match"].get("mode") != "CLIENT"]
+    assert controller.stats_redefinitions == []
+    controller.push("apply", _with(controller, telemetry))
+    [record] = controller.stats_redefinitions
+    assert GATEWAY_NAME in record["proxies"] and "ai-agent-v1-us-east-0" in record["proxies"]
+    assert record["reason"] == "apply"
+    assert record["settled_at"] - record["at"] == STATS_SETTLE_S > LISTENER_DRAIN_S
+    controller.push("reset", controller.declared)  # back: the same stats change again
+    assert [r["reason"] for r in controller.stats_redefinitions] == ["apply", "reset"]
+
+
+def test_pushes_that_keep_every_counted_stat_are_not_recorded(tmp_path: Path) -> None:
+    """Routing faults, authorization, a PERMISSIVE namespace (a plaintext chain appears: new stats,
+    none redefined), tracing at 100 % and endpoint changes keep every stat a proxy counted."""
+    controller = _controller(tmp_path)
+    telemetry = _telemetry(controller)
+    telemetry["spec"]["tracing"][0]["randomSamplingPercentage"] = 100.0
+    fault = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+             "metadata": {"name": "user-fault", "namespace": "parallel-ai"},
+             "spec": {"hosts": ["user-service"], "http": [{"fault": {"abort": {"httpStatus": 503,
+                                                                              "percentage": {"value": 50.0}}},
+                                                           "route": [{"destination": {"host": "user-service"}}]}]}}
+    deny = {"apiVersion": "security.istio.io/v1beta1", "kind": "AuthorizationPolicy",
+            "metadata": {"name": "deny-admin", "namespace": "parallel-ai"},
+            "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]}}
+    permissive = {"apiVersion": "security.istio.io/v1beta1", "kind": "PeerAuthentication",
+                  "metadata": {"name": "default", "namespace": "parallel-ai"},
+                  "spec": {"mtls": {"mode": "PERMISSIVE"}}}
+    counted = len(controller._stats["ai-agent-v1-us-east-0"])
+    for change in (telemetry, fault, deny, permissive):
+        assert controller.push("apply", _with(controller, change)) > 0, change["kind"]
+    assert len(controller._stats["ai-agent-v1-us-east-0"]) > counted  # the plaintext chain's own stats
+    controller.set_ready("ai-agent-v1-us-east-0", False)
+    controller.push("reset", controller.declared)
+    assert controller.stats_redefinitions == []
