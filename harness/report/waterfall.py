@@ -4,12 +4,15 @@ Reads the run's traces.json (harness/run/traces.py: the spans the proxies' OpenT
 during the run's phases). One request is a tree of spans under a root whose parent is not among them
 (the ingress gateway's span; a child of the load's phase span, in the run's trace, when the harness
 traces the run); it belongs to the phase its root started in, and its duration is the root's. Each bar is one
-span, placed and sized on the root's time line, so the page shows which hop took the time.
+span, placed and sized on the root's time line, so the page shows which hop took the time. A phase
+whose spans the receiver evicted before the run read them (traces.json `evicted`) is marked
+incomplete, with how many and when.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -80,8 +83,17 @@ def waterfall_html(run_dir: Path) -> str:
              'randomSamplingPercentage); spans of the last ~5 s may be missing (Envoy flushes every 5 s).</p>']
     if record.get("note"):
         parts.append(f"<p>{escape(record['note'])}</p>")
+    evicted = record.get("evicted") or {}
+    if evicted.get("incomplete"):
+        parts.append(f'<p class="no_data"><strong>Incomplete:</strong> the trace receiver keeps the last '
+                     f'{escape(str(evicted.get("keep")))} spans and evicted {escape(str(evicted.get("total")))} '
+                     f'before the run read them; the phases marked incomplete below lost spans, so their '
+                     f'slowest traces may be missing or cut short (sample fewer requests, or send spans to '
+                     f'your own collector with OTEL_EXPORTER_OTLP_ENDPOINT).</p>')
     for phase, traces in slowest_by_phase(record).items():
         parts.append(f"<h3>{escape(phase)}</h3>")
+        if phase in (evicted.get("incomplete") or []):
+            parts.append(f'<p class="no_data">{escape(_eviction_line((evicted.get("by_phase") or {}).get(phase) or {}))}</p>')
         if not traces:
             parts.append('<p class="muted">No sampled trace started in this phase.</p>')
             continue
@@ -91,3 +103,18 @@ def waterfall_html(run_dir: Path) -> str:
             parts.append(f'<p>trace <code>{escape(root["trace_id"])}</code>{linked}: {ms:.1f} ms</p><table>'
                          + "".join(_bar(span, root) for span in spans) + "</table>")
     return "".join(parts) + "</section>"
+
+
+def _eviction_line(info: Mapping[str, Any]) -> str:
+    """One phase's evictions, as the report says them."""
+    when = ""
+    if info.get("first_s") is not None:
+        first = time.strftime("%H:%M:%S", time.gmtime(info["first_s"]))
+        last = time.strftime("%H:%M:%S", time.gmtime(info["last_s"]))
+        when = f", started between {first} and {last} UTC"
+    if info.get("evicted_up_to"):
+        count = f"up to {info['evicted_up_to']} spans{when}"
+        count += " (and some of the receiver's older, uncounted evictions)" if info.get("folded") else ""
+    else:
+        count = "an uncounted number of spans (evictions older than the receiver counts by second)"
+    return f"Incomplete: {count} of this phase were evicted by the trace receiver before the run read them."

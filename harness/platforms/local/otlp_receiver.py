@@ -4,8 +4,9 @@ Envoy's OpenTelemetry tracer (envoy.config.trace.v3.OpenTelemetryConfig `http_se
 `ExportTraceServiceRequest` protobufs to /v1/traces (OTLP/HTTP, https://opentelemetry.io/docs/specs/otlp/
 "OTLP/HTTP Request"); they are decoded with the opentelemetry-proto package. The last `--keep` spans are
 kept (a ring: memory stays bounded however long the mesh runs); GET /v1/traces serves them as JSON
-({"spans": [...], "received": total}) for the harness and tests, GET /ready answers 200, and
-DELETE /v1/traces empties the ring. It binds 127.0.0.1 only.
+({"spans": [...], "received": total, "keep": N, "evicted": count, "evicted_by_second": {start second:
+count}, "evicted_before": {"count", "until_s"}}: what the ring dropped, SpanRing) for the harness and
+tests, GET /ready answers 200, and DELETE /v1/traces empties the ring and its eviction counts. It binds 127.0.0.1 only.
 
 The local platform runs it as threads of its control-plane daemon (launch.MeshProcesses._start_receiver):
 an interpreter of its own cost ~25 MB RSS / 14 MB PSS. Standalone, for a look at what the proxies send:
@@ -26,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 DEFAULT_KEEP = 20_000  # spans
+MAX_EVICTION_SECONDS = 4096  # start seconds whose evictions are counted one by one (~1 h of spans)
 MAX_BODY = 8 * 1024 * 1024  # bytes: a bigger export is refused (413), not buffered
 TRACES_PATH = "/v1/traces"
 
@@ -56,25 +58,58 @@ def decode(body: bytes) -> list[dict[str, Any]]:
 
 
 class SpanRing:
-    """The last `keep` spans, thread-safe, with the count of every span received."""
+    """The last `keep` spans, thread-safe, with the count of every span received and of every span
+    evicted to make room, by the second its span started.
+
+    An evicted span is gone before anyone read it: a run whose phase lost spans must say so rather
+    than show that phase's traces as complete (harness/run/traces.py). The eviction counts are kept
+    per start second for the last MAX_EVICTION_SECONDS seconds that had any; older ones are folded
+    into one count with the last second folded, so memory stays bounded too."""
 
     def __init__(self, keep: int) -> None:
-        self._spans: collections.deque[dict[str, Any]] = collections.deque(maxlen=keep)
+        self.keep = keep
+        self._spans: collections.deque[dict[str, Any]] = collections.deque()
         self._lock = threading.Lock()
         self.received = 0
+        self.evicted = 0
+        self._evicted_by_second: dict[int, int] = {}
+        self._folded: dict[str, Any] = {"count": 0, "until_s": None}  # evictions older than the per-second window
 
     def add(self, spans: list[dict[str, Any]]) -> None:
         with self._lock:
-            self._spans.extend(spans)
             self.received += len(spans)
+            overflow = len(self._spans) + len(spans) - self.keep
+            if overflow > 0:
+                for _ in range(min(overflow, len(self._spans))):
+                    self._evict(self._spans.popleft())
+                excess = max(0, len(spans) - self.keep)  # one export bigger than the whole ring
+                for span in spans[:excess]:
+                    self._evict(span)
+                spans = spans[excess:]
+            self._spans.extend(spans)
+
+    def _evict(self, span: dict[str, Any]) -> None:
+        self.evicted += 1
+        second = int(span.get("start_ns") or 0) // 1_000_000_000
+        self._evicted_by_second[second] = self._evicted_by_second.get(second, 0) + 1
+        if len(self._evicted_by_second) > MAX_EVICTION_SECONDS:
+            oldest = min(self._evicted_by_second)
+            self._folded["count"] += self._evicted_by_second.pop(oldest)
+            self._folded["until_s"] = max(oldest, self._folded["until_s"] or oldest)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"spans": list(self._spans), "received": self.received}
+            return {"spans": list(self._spans), "received": self.received, "keep": self.keep,
+                    "evicted": self.evicted,
+                    "evicted_by_second": {str(s): n for s, n in sorted(self._evicted_by_second.items())},
+                    "evicted_before": dict(self._folded)}
 
     def clear(self) -> None:
         with self._lock:
             self._spans.clear()
+            self.evicted = 0
+            self._evicted_by_second.clear()
+            self._folded = {"count": 0, "until_s": None}
 
 
 def handler_for(ring: SpanRing) -> type[BaseHTTPRequestHandler]:
