@@ -239,6 +239,11 @@ def check(text: Any) -> Expression:
     """Parse `text` as CEL and check its names against the attributes the stats plugin offers."""
     if not isinstance(text, str):
         raise CelError(f"expected a CEL expression (a string), got {type(text).__name__} {text!r}")
+    return _checked(text)
+
+
+@lru_cache(maxsize=1024)
+def _checked(text: str) -> Expression:
     tree = _parse(text)
     roots: set[str] = set()
     calls: set[str] = set()
@@ -311,6 +316,26 @@ def to_envoy_format(text: str, *, reporter: Reporter, node: Mapping[str, Any]) -
     WORKLOAD_NAME, CLUSTER_ID, LABELS). A peer field on the side that has no such peer is "unknown",
     as Istio's evaluation error is. Raises CelError for what cannot be translated.
     """
+    if not isinstance(text, str):
+        check(text)  # the error naming what was expected
+    translated, node_path = _translation(text, reporter)
+    if node_path is None:
+        return translated
+    value: Any = node
+    for key in node_path:
+        if not isinstance(value, Mapping) or key not in value:
+            return "unknown"  # Istio: a missing key is an evaluation error, and the tag reads "unknown"
+        value = value[key]
+    if not isinstance(value, (str, int)):
+        raise CelError(f"{text!r}: node.{'.'.join(map(str, node_path))} is not a string on the local mesh")
+    return _escape(str(value))
+
+
+@lru_cache(maxsize=1024)
+def _translation(text: str, reporter: Reporter) -> tuple[str, tuple[Any, ...] | None]:
+    """What `text` is on the local proxies, worked out once per expression and reporter (a push
+    translates each override for every proxy and metric): the format, or the path into the proxy's
+    own node (`node.*`, filled per proxy by to_envoy_format)."""
     expr = check(text)
     inner = text
     match = _STRING_CALL.match(text)
@@ -319,17 +344,14 @@ def to_envoy_format(text: str, *, reporter: Reporter, node: Mapping[str, Any]) -
     tree = _parse(inner)
     literal = _literal(tree)
     if isinstance(literal, str):
-        return _escape(literal)
+        return _escape(literal), None
     chain = _chain(tree)
     if chain is not None and chain.root == "node":
-        value: Any = node
-        for key in chain.path:
-            if not isinstance(value, Mapping) or key not in value:
-                return "unknown"  # Istio: a missing key is an evaluation error, and the tag reads "unknown"
-            value = value[key]
-        if not isinstance(value, (str, int)):
-            raise CelError(f"{text!r}: node.{'.'.join(map(str, chain.path))} is not a string on the local mesh")
-        return _escape(str(value))
+        return "", chain.path
+    return _format(text, inner, expr, chain, reporter), None
+
+
+def _format(text: str, inner: str, expr: Expression, chain: Chain | None, reporter: Reporter) -> str:
     if chain is not None:
         native = _native(chain)
         if native is not None:
