@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import HarnessError, PlatformError, ResourceNotFoundError
+from harness.errors import HarnessError, PlatformError
 from harness.files import atomic_write, fsync_dir
 from harness.platforms.base import Platform
 from harness.procfs import is_running, start_time_ticks
@@ -216,14 +216,11 @@ def restore_documents(platform: Platform, undo: dict[str, Any], *, source: str =
     """Undo an Istio change ({"delete": [...], "apply": [...]}, FaultPlan.undo): delete what it added, then
     put back what it replaced. The same from the run that made the change and from a later command."""
     if undo.get("delete"):
-        # One at a time, a missing one skipped (kubectl delete --ignore-not-found): a reset in between
-        # may have removed it, and the platforms refuse a delete of a missing resource. Not filtered
-        # on resources(): kind lists only the mesh's own kinds there, and a skipped undo leaves a fault.
-        for doc in undo["delete"]:
-            try:
-                platform.apply_documents([doc], delete=True, source=source)
-            except ResourceNotFoundError:
-                logger.info("undo: %s %s already gone", doc.get("kind"), (doc.get("metadata") or {}).get("name"))
+        # What is still there, wherever it is; a missing one skipped (kubectl delete --ignore-not-found:
+        # a reset in between may have removed it, or one of kind's clusters lacks it while the others
+        # still have it). Not filtered on resources(): kind lists only the mesh's own kinds there, and
+        # only the primary cluster, and a skipped undo leaves a fault.
+        platform.apply_documents(undo["delete"], delete=True, source=source, missing_ok=True)
     if undo.get("apply"):
         platform.apply_documents(undo["apply"], source=source)
 

@@ -238,3 +238,22 @@ def test_a_resource_missing_in_one_of_three_clusters_is_refused_before_any_clust
         platform.apply_documents([routing], delete=True, source="routing.yaml")
     for context in ("kind-parallel-ai-us-east", "kind-parallel-ai-eu-west"):
         assert three[context].get(f"{VS_PATH}/ai-agent-routing") is not None
+
+
+def test_the_ledgers_undo_deletes_a_fault_from_every_cluster_that_still_has_it(three, runner) -> None:
+    """The fault ledger undoes an Istio change with missing_ok (kubectl delete --ignore-not-found: NotFound
+    ignored, kubectl pkg/cmd/delete/delete.go `DeleteResult`). A fault VirtualService that one cluster
+    already lost (deleted there by hand, or that cluster's reset) is still deleted from the other two, and
+    the result says where it was not found."""
+    from harness.chaos.ledger import restore_documents
+
+    platform = make_platform(three, runner, clusters=3)
+    fault = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+             "metadata": {"name": "harness-fault-user-service", "namespace": NAMESPACE},
+             "spec": {"hosts": ["user-service"], "http": [{"route": [{"destination": {"host": "user-service"}}]}]}}
+    platform.apply_documents([fault], source="fault")
+    three["kind-parallel-ai-us-west"].http.delete(f"{VS_PATH}/harness-fault-user-service")
+    restore_documents(platform, {"delete": [fault]})
+    assert all(emulated.get(f"{VS_PATH}/harness-fault-user-service") is None for emulated in three.values())
+    result = platform.apply_documents([fault], delete=True, source="fault", missing_ok=True)
+    assert result["not_found"] == [f"VirtualService/harness-fault-user-service in {context}" for context in three]

@@ -232,14 +232,16 @@ class MeshController:
         except Exception:  # logged; the next endpoint event pushes the whole state again
             logger.exception("endpoint push failed (%s)", "; ".join(reasons))
 
-    async def apply(self, documents: list[Located], *, delete: bool = False) -> dict[str, Any]:
-        """Apply Istio resources live; Kubernetes workload changes need a new `up`."""
+    async def apply(self, documents: list[Located], *, delete: bool = False,
+                    missing_ok: bool = False) -> dict[str, Any]:
+        """Apply Istio resources live; Kubernetes workload changes need a new `up`. A delete of a resource
+        the mesh lacks is refused unless missing_ok (kubectl --ignore-not-found: merge_documents skips it)."""
         for doc, file in documents:
             if doc.get("kind") in ("Deployment", "Service", "ServiceAccount", "Namespace"):
                 raise ConfigError(f"{doc['kind']} {doc['metadata']['name']!r}: `apply` changes Istio "
                                   "resources of a running mesh; workload changes need `harness down` and "
                                   "`harness up`", file=file, field="kind")
-        if delete:
+        if delete and not missing_ok:
             check_deletable((doc for doc, _ in self.model.documents), documents)
         model = build_model(merge_documents(self.model.documents, documents, delete=delete))
         result = await self.push_confirmed("delete" if delete else "apply", model)

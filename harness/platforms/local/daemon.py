@@ -71,7 +71,8 @@ class Daemon:
             return self.mesh.status()
         if op == "apply":
             return await self.mesh.controller.apply([(d, f) for d, f in request["documents"]],
-                                                    delete=bool(request.get("delete")))
+                                                    delete=bool(request.get("delete")),
+                                                    missing_ok=bool(request.get("missing_ok")))
         if op == "reset":
             return await self.mesh.controller.reset()
         if op == "kill":

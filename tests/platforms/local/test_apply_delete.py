@@ -73,5 +73,14 @@ def test_a_fault_undo_after_a_reset_deletes_only_what_is_left() -> None:
     platform.reset()
     restore_documents(platform, {"delete": [fault, PRESENT]})
     assert resource_key(PRESENT) not in {resource_key(d) for d in platform.resources()}
-    assert platform.calls[-1] == ("delete", ["DestinationRule/connection-pool-settings"])
-    assert ("delete", ["VirtualService/no-such-routing"]) not in platform.calls
+    assert platform.calls[-1] == ("delete", ["VirtualService/no-such-routing",  # one call, missing_ok
+                                             "DestinationRule/connection-pool-settings"])
+
+
+def test_a_delete_with_missing_ok_deletes_what_exists_and_skips_the_rest(tmp_path: Path) -> None:
+    """Platform.apply_documents(missing_ok=True) is kubectl delete --ignore-not-found (kubernetes/kubectl
+    pkg/cmd/delete/delete.go `DeleteResult`: `r.IgnoreErrors(errors.IsNotFound)`), what the ledger's undo
+    uses: the present resource goes, the missing one is no error."""
+    controller = _controller(tmp_path)
+    asyncio.run(controller.apply([(PRESENT, "present.yaml"), (MISSING, "gone.yaml")], delete=True, missing_ok=True))
+    assert resource_key(PRESENT) not in {resource_key(d) for d, _ in controller.model.documents}
