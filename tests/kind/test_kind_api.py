@@ -20,7 +20,8 @@ from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 from harness.net import free_port
 from harness.platforms.kind import ClientKube, CommandResult, NamespaceGuard, render
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS
-from harness.platforms.kind.platform import APP_KILL_SCRIPT, HELD_ANNOTATION
+from harness.platforms.kind.appscripts import APP_KILL_SCRIPT
+from harness.platforms.kind.platform import HELD_ANNOTATION
 from tests.kind.kindkit import ScriptedRunner, make_platform, seed_mesh
 from tests.kind.kmockkit import NAMESPACE, EmulatedCluster
 

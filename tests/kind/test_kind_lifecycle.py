@@ -17,7 +17,7 @@ import yaml
 from harness.errors import PlatformError
 from harness.platforms.kind import Command, CommandResult, KindPlatform, KindSettings, render
 from harness.platforms.kind.install import Installer
-from harness.platforms.kind.platform import APP_KILL_SCRIPT
+from harness.platforms.kind.appscripts import APP_KILL_SCRIPT
 from harness.platforms.kind.pods import declared_deployments
 from harness.platforms.kind.preflight import check_inotify
 from harness.platforms.kind.validation import validate_kind_document

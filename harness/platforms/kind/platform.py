@@ -21,6 +21,7 @@ from harness import environment
 from harness.errors import ConfigError, HarnessError, PlatformError
 from harness.mesh.loader import load_documents
 from harness.platforms.kind import objects, render
+from harness.platforms.kind.appscripts import APP_ARGV, APP_KILL_SCRIPT, KNOBS_GET_SCRIPT, KNOBS_SCRIPT
 from harness.platforms.kind.commands import Command, CommandResult, CommandRunner, KubeconfigRunner, Recorder, \
     RecordingRunner, SubprocessRunner
 from harness.platforms.kind.install import INGRESS_HOST, Installer, endpoints
@@ -42,37 +43,6 @@ from harness.state import default_state_dir
 KubeFactory = Callable[[str], KubeApi]
 HELD_ANNOTATION = "harness.parallel-ai/held-from-replicas"  # a Deployment's replicas before `hold` scaled it
 ENVOY_DEFAULT_STATS_FLUSH_S = 5.0  # Envoy's stats_flush_interval when the bootstrap sets none
-# PUT /admin/knobs from inside the app container: the API server's pod proxy would reach the pod through
-# its sidecar, which STRICT mTLS closes to plaintext callers; 127.0.0.1 inside the pod is not captured.
-KNOBS_SCRIPT = (
-    "import sys, urllib.error, urllib.request\n"
-    "request = urllib.request.Request('http://127.0.0.1:%d/admin/knobs', data=sys.argv[1].encode(), method='PUT', "
-    "headers={'content-type': 'application/json'})\n"
-    "try:\n    response = urllib.request.urlopen(request, timeout=5)\n"
-    "except urllib.error.HTTPError as error:\n    response = error\n"
-    "print(response.status)\nprint(response.read().decode())\n"
-)
-# SIGKILL the app's process, as the local platform does and as an OOM kill would (SIGTERM would let uvicorn
-# drain for up to 5 s). On kind every mesh pod shares one PID namespace (render.kill_ready), so the app is
-# not PID 1, which the kernel shields from SIGKILL sent inside its namespace. The script finds the process
-# by its argv (APP_ARGV, the Deployments' command) and never kills itself; exit 3 when none is found.
-APP_ARGV = ("-m", "harness.services")
-APP_KILL_SCRIPT = (
-    "import os, signal, sys\n"
-    "wanted, me, killed = sys.argv[1:], os.getpid(), []\n"
-    "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != me]:\n"
-    "    try:\n"
-    "        argv = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')[:-1]\n"
-    "    except OSError:\n"
-    "        continue\n"
-    "    if [a.decode(errors='replace') for a in argv[1:1 + len(wanted)]] == wanted:\n"
-    "        os.kill(pid, signal.SIGKILL)\n"
-    "        killed.append(str(pid))\n"
-    "print(' '.join(killed))\n"
-    "sys.exit(0 if killed else 3)\n"
-)
-KNOBS_GET_SCRIPT = ("import urllib.request\n"
-                    "print(urllib.request.urlopen('http://127.0.0.1:%d/admin/knobs', timeout=5).read().decode())\n")
 
 
 class KindPlatform:
