@@ -66,3 +66,18 @@ def controller(mesh: EmulatedCluster) -> Iterator[EmulatedCluster]:
     finally:
         stop.set()
         thread.join(5)
+
+
+@pytest.fixture
+def three() -> Iterator[dict[str, EmulatedCluster]]:
+    """Three emulated clusters, each with its region's part of the mesh, as `up --clusters 3` leaves them."""
+    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
+                for region in ("us-east", "us-west", "eu-west")}
+    EmulatedCluster.start_many(list(clusters.values()))
+    try:
+        for context, emulated in clusters.items():
+            seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
+        yield clusters
+    finally:
+        for emulated in clusters.values():
+            emulated.stop()

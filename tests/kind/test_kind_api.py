@@ -449,18 +449,6 @@ def test_set_knobs_reports_the_apps_400_as_a_config_error(mesh, cluster) -> None
 # --- three clusters -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def three():
-    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
-                for region in ("us-east", "us-west", "eu-west")}
-    EmulatedCluster.start_many(list(clusters.values()))
-    for context, emulated in clusters.items():
-        seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
-    yield clusters
-    for emulated in clusters.values():
-        emulated.stop()
-
-
 def test_three_clusters_act_on_the_api_of_the_region_a_pod_runs_in(three, runner) -> None:
     platform = make_platform(three, runner, clusters=3)
     pods = platform.pods()

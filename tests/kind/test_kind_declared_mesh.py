@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -19,7 +18,7 @@ import yaml
 from harness.errors import ConfigError
 from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 from harness.platforms.kind import render
-from tests.kind.kindkit import make_platform, seed_mesh
+from tests.kind.kindkit import make_platform
 from tests.kind.kmockkit import NAMESPACE, EmulatedCluster
 
 TELEMETRY_PATH = f"/apis/telemetry.istio.io/v1alpha1/namespaces/{NAMESPACE}/telemetries"
@@ -46,21 +45,6 @@ def _telemetry_names(cluster: EmulatedCluster) -> list[str]:
 
 def _changes(cluster: EmulatedCluster) -> int:
     return len(cluster.requests("PATCH")) + len(cluster.requests("DELETE")) + len(cluster.requests("POST"))
-
-
-@pytest.fixture
-def three() -> Iterator[dict[str, EmulatedCluster]]:
-    """Three emulated clusters, each with its region's part of the mesh, as `up --clusters 3` leaves them."""
-    clusters = {f"kind-parallel-ai-{region}": EmulatedCluster(f"kind-parallel-ai-{region}")
-                for region in ("us-east", "us-west", "eu-west")}
-    EmulatedCluster.start_many(list(clusters.values()))
-    try:
-        for context, emulated in clusters.items():
-            seed_mesh(emulated, regions=(context.removeprefix("kind-parallel-ai-"),))
-        yield clusters
-    finally:
-        for emulated in clusters.values():
-            emulated.stop()
 
 
 # --- point 1: the final set of namespace-wide Telemetry, whatever the batch's names ---------------------
