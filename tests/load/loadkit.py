@@ -26,6 +26,7 @@ EVEN_TIERS = {"HARNESS_TIER_WEIGHTS": "standard=1,premium=1,canary=1"}  # 3 user
 MAX_HEAD_BYTES = 16384
 MAX_REQUESTS_PER_CONNECTION = 1_000_000
 IDLE_TIMEOUT_S = 30.0  # a connection quiet this long is closed
+STOP_WAIT_S = 5.0  # for the handlers of closed connections to end, per round of stop()
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01")
 
 
@@ -59,6 +60,8 @@ class ChatTarget:
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()  # open connections, closed by stop()
+        self._stopping = False
         self._thread = threading.Thread(target=self._loop.run_forever, name="chat-target", daemon=True)
 
     @property
@@ -73,19 +76,50 @@ class ChatTarget:
         return self
 
     def stop(self) -> None:
+        """Stop listening, let every connection's handler end, then stop and close the loop.
+
+        The handlers must have ENDED before the loop stops. Cancelling them is not enough: a task only
+        cancelled is still pending when the loop stops, and one whose connection was accepted a moment
+        before has not even started; both are destroyed with the loop later, at a garbage collection
+        during some other test ("Task was destroyed but it is pending", "Exception ignored in:
+        <coroutine object ChatTarget._serve>"), and a handler that never started never closes its
+        socket. So: no new handler serves (`_stopping`), every open connection is closed (its handler's
+        read ends), and the handlers are awaited, a few bounded rounds for connections accepted meanwhile."""
+        async def end_handlers() -> None:
+            for _ in range(10):
+                # first the callbacks already scheduled: a connection accepted just now gets its
+                # handler task in its transport's connection_made, one loop iteration later
+                await asyncio.sleep(0)
+                tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+                if not tasks:
+                    return
+                for writer in list(self._writers):
+                    writer.close()
+                await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+            left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            assert not left, f"chat target handlers still running after stop: {left}"
+
         async def close() -> None:
             assert self._server is not None
+            self._stopping = True
+            # Connections already queued are accepted and closed while the server still listens:
+            # Python 3.11 drops (without closing) a socket whose accept completes after Server.close()
+            # (base_events.Server._attach asserts the server is open).
+            await end_handlers()
             self._server.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            await end_handlers()
+            await self._server.wait_closed()
 
-        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=2 * 10 * STOP_WAIT_S + 10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
+            if self._stopping:  # accepted while stop() ran: closed at once
+                return
             for _ in range(MAX_REQUESTS_PER_CONNECTION):  # ends early when the client closes
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT_S)
                 if len(head) > MAX_HEAD_BYTES:
@@ -104,6 +138,7 @@ class ChatTarget:
                 ConnectionError, ValueError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     def _answer(self, method: str, path: str, headers: dict[str, str], payload: bytes) -> tuple[int, bytes]:

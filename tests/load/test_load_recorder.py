@@ -44,7 +44,8 @@ def test_rows_are_csv_with_tier_from_context_or_name_and_errors_quoted(recorder:
                       response=Response(), context={"tier": "canary"}, exception=ValueError('bad, "x"\nnext'),
                       start_time=101.0)
     writer.flush()
-    rows = list(csv.reader((tmp_path / "samples.csv").open(newline="")))
+    with (tmp_path / "samples.csv").open(newline="") as samples:
+        rows = list(csv.reader(samples))
     assert rows == [list(SAMPLE_COLUMNS),
                     ["100.250000", "chat [premium]", "POST", "0", "1.500", "premium", "True", "80", ""],
                     ["101.000000", 'odd, "name"', "GET", "503", "2.000", "canary", "False", "0",
