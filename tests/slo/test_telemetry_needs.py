@@ -114,3 +114,16 @@ def test_harness_run_on_such_a_mesh_exits_2_before_the_load(
     assert "spec.metrics[0].overrides[0].tagOverrides.response_code" in err and "ai-agent-availability" in err
     assert not run_dir.exists(), "nothing started: no load, no journal"
     assert not [c for c in platform.calls if c[0] in ("kill", "hold")]
+
+
+def test_harness_validate_checks_the_declared_manifests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped telemetry.yaml edited to REMOVE response_code: refused by `harness validate` (prepare)."""
+    from harness.mesh.loader import build_model
+
+    edited = merge_documents(declared_model(validate=False).documents,
+                             [(telemetry("custom-metrics", REMOVE_RESPONSE_CODE), "istio/telemetry.yaml")])
+    monkeypatch.setattr("harness.run.mesh_telemetry.declared_model", lambda **_: build_model(edited))
+    with pytest.raises(ConfigError) as raised:
+        prepare(ROOT / "experiments" / "pod-kill.yaml")
+    assert (raised.value.file, raised.value.field) == (
+        "istio/telemetry.yaml", "spec.metrics[0].overrides[0].tagOverrides.response_code")
