@@ -11,8 +11,6 @@ the lag probe's `response_code="405"` never counts its requests (the old "no gat
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
