@@ -321,6 +321,9 @@ class MetricPlan:
     disabled: frozenset[str]
     upserts: dict[str, dict[str, TagOverride]]  # metric -> tag -> override (value set)
     removed: dict[str, frozenset[str]]  # metric -> tags removed
+    # which override won, for errors naming the resource and field (slo/telemetry_needs.py)
+    disabled_by: dict[str, tuple[TelemetryResource, MetricOverride]] = field(default_factory=dict)
+    removed_by: dict[str, dict[str, tuple[TelemetryResource, TagOverride]]] = field(default_factory=dict)
 
 
 def check_one_per_namespace(resources: Iterable[TelemetryResource]) -> None:
@@ -375,25 +378,28 @@ def metric_plan(resources: Iterable[TelemetryResource], reporter: Reporter, name
     """Istio's merge for one proxy: root namespace, namespace, then workload-selecting resources."""
     chosen = _chosen(resources, namespace, tuple(labels))
     wanted_mode = "CLIENT" if reporter == "source" else "SERVER"
-    disabled: set[str] = set()
+    disabled: dict[str, tuple[TelemetryResource, MetricOverride]] = {}
     upserts: dict[str, dict[str, TagOverride]] = {}
-    removed: dict[str, set[str]] = {}
+    removed: dict[str, dict[str, tuple[TelemetryResource, TagOverride]]] = {}
     for resource in chosen:
         for override in resource.overrides:
             if override.mode not in ("CLIENT_AND_SERVER", wanted_mode):
                 continue
             for metric in override.metrics:
-                if override.disabled is not None:
-                    (disabled.add if override.disabled else disabled.discard)(metric)
+                if override.disabled:
+                    disabled[metric] = (resource, override)
+                elif override.disabled is not None:
+                    disabled.pop(metric, None)
                 for tag in override.tags:
                     if tag.remove:
-                        removed.setdefault(metric, set()).add(tag.tag)
+                        removed.setdefault(metric, {})[tag.tag] = (resource, tag)
                         upserts.get(metric, {}).pop(tag.tag, None)
                     else:
                         upserts.setdefault(metric, {})[tag.tag] = tag
-                        removed.get(metric, set()).discard(tag.tag)
+                        removed.get(metric, {}).pop(tag.tag, None)
     return MetricPlan(disabled=frozenset(disabled), upserts=upserts,
-                      removed={metric: frozenset(tags) for metric, tags in removed.items()})
+                      removed={metric: frozenset(tags) for metric, tags in removed.items()},
+                      disabled_by=disabled, removed_by=removed)
 
 
 def check_translatable(resource: TelemetryResource) -> None:

@@ -8,7 +8,9 @@ harness/slo/telemetry_needs.py.
 
 from __future__ import annotations
 
+from harness.errors import ConfigError
 from harness.mesh.loader import Located, declared_model, declared_topology, merge_documents, resource_key
+from harness.mesh.telemetry_api import check_one_per_namespace, check_telemetry
 from harness.platforms.base import Platform
 from harness.run.settings import ExperimentSettings
 from harness.slo.model import Slo
@@ -57,4 +59,13 @@ def check_live_telemetry(settings: ExperimentSettings, slos: list[Slo], platform
             documents.append((doc, known[1]))
         else:
             documents.append((doc, f"{kind} {namespace}/{name} as applied to the running mesh (harness apply)"))
-    _check(slos, _with_variants(documents, settings))
+    documents = _with_variants(documents, settings)
+    # A mesh set up before its Telemetry became one resource (kind) may still hold two selector-less
+    # ones in a namespace; Istio uses only the oldest, so what the SLOs read would be a guess.
+    try:
+        check_one_per_namespace(check_telemetry(doc, file=file) for doc, file in documents
+                                if doc.get("kind") == "Telemetry")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message}; on the running mesh, `harness reset` puts back the declared "
+                          f"Telemetry", file=exc.file, field=exc.field) from exc
+    _check(slos, documents)

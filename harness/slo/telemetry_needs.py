@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from harness.errors import ConfigError
 from harness.mesh.loader import Located
 from harness.mesh.resources import NAMESPACE
-from harness.mesh.telemetry_api import (
-    METRICS, ROOT_NAMESPACE, MetricOverride, TagOverride, TelemetryResource, applies, check_telemetry,
-)
+from harness.mesh.telemetry_api import METRICS, MetricPlan, TelemetryResource, check_telemetry, metric_plan
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, Topology
 from harness.slo.lag import PATHS
 from harness.slo.model import REPORTERS, Reporter, Slo
@@ -111,30 +109,6 @@ def _proxies(need: Need, topology: Topology) -> list[_Proxy]:
     return found
 
 
-def _winners(resources: list[TelemetryResource], proxy: _Proxy, metric: str
-             ) -> tuple[tuple[TelemetryResource, MetricOverride] | None,
-                        dict[str, tuple[TelemetryResource, TagOverride]]]:
-    """For one proxy and metric, as telemetry_api.metric_plan merges: the override that disables the
-    metric (None when it is on) and, per removed tag, the override that removes it."""
-    chosen = [r for r in resources if applies(r, proxy.namespace, proxy.labels)]
-    chosen.sort(key=lambda r: (r.namespace != ROOT_NAMESPACE, r.selector is not None))
-    mode = "CLIENT" if proxy.reporter == "source" else "SERVER"
-    disabled: tuple[TelemetryResource, MetricOverride] | None = None
-    removed: dict[str, tuple[TelemetryResource, TagOverride]] = {}
-    for resource in chosen:
-        for override in resource.overrides:
-            if override.mode not in ("CLIENT_AND_SERVER", mode) or metric not in override.metrics:
-                continue
-            if override.disabled is not None:
-                disabled = (resource, override) if override.disabled else None
-            for tag in override.tags:
-                if tag.remove:
-                    removed[tag.tag] = (resource, tag)
-                else:
-                    removed.pop(tag.tag, None)
-    return disabled, removed
-
-
 def _where(resource: TelemetryResource) -> str:
     return f"Telemetry {resource.namespace}/{resource.name}"
 
@@ -148,12 +122,16 @@ def check_telemetry_needs(needs: Iterable[Need], documents: Iterable[Located], t
     # (file, field) of the winning override -> what it does, and per reader (who, what it selects) the proxies
     problems: dict[tuple[str | None, str], dict[str, list[str]]] = {}
     culprit: dict[tuple[str | None, str], tuple[TelemetryResource, str]] = {}
+    plans: dict[_Proxy, MetricPlan] = {}
     for need in needs:
         for proxy in _proxies(need, topology):
-            disabled, removed = _winners(resources, proxy, need.metric)
+            if proxy not in plans:
+                plans[proxy] = metric_plan(resources, proxy.reporter, proxy.namespace, proxy.labels)
+            plan = plans[proxy]
+            removed = plan.removed_by.get(need.metric, {})
             found = []
-            if disabled is not None:
-                resource, override = disabled
+            if need.metric in plan.disabled_by:
+                resource, override = plan.disabled_by[need.metric]
                 found.append((resource, f"{override.field}.disabled", f"disables istio_{need.metric}",
                               f"{need.who} reads istio_{need.metric}"))
             for label, written in need.matchers:

@@ -125,3 +125,28 @@ def test_harness_validate_checks_the_declared_manifests(monkeypatch: pytest.Monk
         prepare(ROOT / "experiments" / "pod-kill.yaml")
     assert (raised.value.file, raised.value.field) == (
         "istio/telemetry.yaml", "spec.metrics[0].overrides[0].tagOverrides.response_code")
+
+
+def test_a_workload_telemetry_that_sets_the_label_again_keeps_its_proxies_out_of_the_refusal() -> None:
+    """Istio merges the namespace's Telemetry, then the workload's: ai-agent's sidecars UPSERT
+    response_code again, so only the other proxies (the gateway, analytics) are named."""
+    namespace_remove = telemetry("custom-metrics", REMOVE_RESPONSE_CODE)
+    ai_agent_again = telemetry("ai-agent-codes", {"match": {"metric": "REQUEST_COUNT"}, "tagOverrides": {
+        "response_code": {"value": "string(response.code)"}}}, selector={"app": "ai-agent"})
+    with pytest.raises(ConfigError) as raised:
+        check((namespace_remove, "ns.yaml"), (ai_agent_again, "ai.yaml"))
+    message = str(raised.value)
+    assert raised.value.file == "ns.yaml" and "istio-ingressgateway-0" in message
+    assert "ai-agent-v1-us-east-0" not in message and "reporter=destination" not in message
+
+
+def test_a_second_namespace_wide_telemetry_on_the_running_mesh_is_refused() -> None:
+    """Istio applies only the oldest selector-less Telemetry of a namespace (a kind cluster set up
+    before the shipped ones were merged still has two): the run cannot know which one the SLOs read."""
+    platform = FakePlatform()
+    second = telemetry("tracing-config", {"match": {"metric": "REQUEST_COUNT"}})
+    platform.apply_documents([second])
+    _, settings = prepare(ROOT / "experiments" / "pod-kill.yaml")
+    with pytest.raises(ConfigError, match="harness reset") as raised:
+        check_live_telemetry(settings, load_slo_file(DEFAULT_SLO_FILE), platform)
+    assert raised.value.field == "spec.selector"
