@@ -106,7 +106,8 @@ def measure_lag(platform: Platform, deadline: float) -> TelemetryLag:
     from harness.slo.lag import measure_lag as measure
 
     with prometheus(platform) as client:
-        return measure(platform.status(), platform.telemetry_pipeline(), client, deadline=deadline)
+        return measure(platform.status(), platform.telemetry_pipeline(), client, deadline=deadline,
+                       current_status=platform.status)
 
 
 class LagProbe(threading.Thread):

@@ -130,9 +130,12 @@ class _Probe:
 
 
 def measure_lag(status: dict[str, Any], pipeline: TelemetryPipeline, client: PrometheusClient, *,
-                deadline: float, clock: Callable[[], float] = time.time) -> TelemetryLag:
+                deadline: float, clock: Callable[[], float] = time.time,
+                current_status: Callable[[], dict[str, Any]] | None = None) -> TelemetryLag:
     """Probe the pipeline of a running mesh (`status`: the platform's, with ingress_url and
     ingress_host) until `deadline` (time.monotonic()); InconclusiveError when it cannot be measured.
+    `current_status` reads the platform's status again once Prometheus has every target, for the
+    pushes that redefined stats meanwhile (`_wait_for_redefined_stats`).
 
     Prometheus picks up targets on a 5 s tick after it starts: until it has scraped every target once,
     the first probes would time that wait, not the pipeline, so the probe waits for it first. A round
@@ -141,7 +144,8 @@ def measure_lag(status: dict[str, Any], pipeline: TelemetryPipeline, client: Pro
     """
     _wait_for_targets(client, deadline)
     notes: list[str] = []
-    _wait_for_redefined_stats(status, pipeline, deadline, clock, notes)
+    _wait_for_redefined_stats(status if current_status is None else current_status(), pipeline, deadline, clock,
+                              notes)
     probes = min(MAX_PROBES, max(MIN_PROBES, math.ceil(pipeline.period_s / PROBE_SPACING_S)))
     spacing = pipeline.period_s / probes
     with httpx.Client(timeout=5.0, trust_env=False) as http:

@@ -241,3 +241,15 @@ def test_the_ledgers_undo_deletes_a_fault_from_every_cluster_that_still_has_it(t
     assert all(emulated.get(f"{VS_PATH}/harness-fault-user-service") is None for emulated in three.values())
     result = platform.apply_documents([fault], delete=True, source="fault", missing_ok=True)
     assert result["not_found"] == [f"VirtualService/harness-fault-user-service in {context}" for context in three]
+
+
+def test_a_declared_manifest_without_a_namespace_is_the_mesh_namespaces_and_not_deleted_by_reset() -> None:
+    """The platform applies a manifest without metadata.namespace in the mesh's namespace, so reset must
+    count the live object as declared, not delete and re-create it (a moment without the policy)."""
+    from harness.platforms.kind.istio_batch import undeclared
+
+    declared = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+                "metadata": {"name": "default"}, "spec": {"mtls": {"mode": "STRICT"}}}
+    live = {**declared, "metadata": {"name": "default", "namespace": "parallel-ai"}}
+    other = {**declared, "metadata": {"name": "other", "namespace": "parallel-ai"}}
+    assert undeclared([live, other], [declared]) == [other]

@@ -113,6 +113,7 @@ class ChatTarget:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=2 * 10 * STOP_WAIT_S + 10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        assert not self._thread.is_alive(), "the chat target's event loop did not stop within 10 s"
         self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -230,21 +230,25 @@ class _Redefined:
                             float(sum(1 for done in self.server.answered if done + 0.1 <= t))) for t in ticks])]
 
 
-def test_probes_wait_until_the_stats_a_push_redefined_have_left_the_window_they_are_matched_in() -> None:
+@pytest.mark.parametrize("known", ["at the start", "once Prometheus has every target"])
+def test_probes_wait_until_the_stats_a_push_redefined_have_left_the_window_they_are_matched_in(known: str) -> None:
     """The platform records when a push's old stats are gone (platforms/local/controller.py). Probed
     before that, the gateway's 405 counter of earlier runs (4) shadows the new one, which then shows 4
     after this round's 4 probes: no increase, the probes never counted, the run inconclusive. Waiting
-    until no sample of the old stat is in the probe's range, the new counter is the series."""
+    until no sample of the old stat is in the probe's range, the new counter is the series. A push
+    made while the probe waited for Prometheus's targets is in the status read after that wait."""
     from harness.slo.lag import measure_lag
 
     fast = TelemetryPipeline(stats_flush_s=0.25, scrape_s=0.25, rule_s=0.25)
     server = _Answers405()
     now = time.time()
     record = {"at": now - 2.5, "settled_at": now + 0.5, "proxies": ["istio-ingressgateway"], "reason": "apply"}
+    status = {"ingress_url": server.url, "stats_redefinitions": [record]}
     try:
-        lag = measure_lag({"ingress_url": server.url, "stats_redefinitions": [record]}, fast,
+        lag = measure_lag(status if known == "at the start" else {"ingress_url": server.url}, fast,
                           _Redefined(server, old=4.0, gone_at=record["settled_at"], period_s=0.25),
-                          deadline=time.monotonic() + 10)
+                          deadline=time.monotonic() + 10,
+                          current_status=None if known == "at the start" else lambda: status)
     finally:
         server.close()
     assert lag.measured_at > record["settled_at"] + fast.scrape_s + fast.rule_s + 2 * fast.period_s + 1.0

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import ConfigError, ResourceNotFoundError
+from harness.mesh.resources import NAMESPACE
 from harness.mesh.telemetry_api import match_labels
 
 TELEMETRY = "Telemetry"
@@ -37,8 +38,9 @@ def namespace_wide(doc: dict[str, Any]) -> bool:
 
 
 def _key(doc: dict[str, Any]) -> tuple[str, str]:
+    """(namespace, name); a manifest without a namespace goes to the mesh's, as the platform applies it."""
     meta = doc.get("metadata") or {}
-    return str(meta.get("namespace", "")), str(meta["name"])
+    return str(meta.get("namespace") or NAMESPACE), str(meta["name"])
 
 
 def adds_namespace_wide_telemetry(batch: Iterable[dict[str, Any]], *, delete: bool) -> bool:

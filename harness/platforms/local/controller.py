@@ -31,10 +31,12 @@ logger = logging.getLogger(__name__)
 # Envoy's --drain-time-s for every proxy (launch.py): how long an updated listener's old filter chains
 # keep their connections, and with them their access loggers' stats.
 LISTENER_DRAIN_S = 2
-# From a push to the old stats gone: the drain, plus the time the proxies take to load the update
-# (acknowledged within tens of ms here) and to free the drained chain, with a margin.
+# From a proxy taking an update to its old stats gone: the drain, plus the time to free the drained
+# chain, with a margin. A push waits for the acknowledgements and counts from the last one.
 STATS_SETTLE_S = LISTENER_DRAIN_S + 1.0
-REDEFINITIONS_KEPT = 20
+# Records are kept for this long, so that a run of any length sees every push made during it.
+REDEFINITIONS_KEPT_S = 24 * 3600.0
+REDEFINITIONS_MAX = 10_000
 
 
 @dataclass
@@ -78,6 +80,9 @@ class MeshController:
         self._endpoint_push: asyncio.Handle | None = None
         self._pending_reasons: list[str] = []
         self._stats: dict[str, dict[str, str]] = {}  # proxy -> stats_definitions of its last push
+        # proxy -> stat -> (definition, when it went): a stat dropped by one push still counts in the
+        # draining chain, so one defined again differently soon after restarts it all the same
+        self._gone: dict[str, dict[str, tuple[str, float]]] = {}
         # pushes that changed a stat some proxy already counted (newest last): see stats_definitions
         self.stats_redefinitions: list[dict[str, Any]] = []
 
@@ -148,17 +153,29 @@ class MeshController:
         """Record a push that changed the definition of a stat a proxy already had (a Telemetry's tag
         overrides): those counters restart under new stat names, which the telemetry lag probe and the
         SLO windows must not measure across (harness/slo/lag.py, run/evaluation.py)."""
+        at = time.time()
         redefined = []
         for name, config in configs.items():
             now, before = stats_definitions(config), self._stats.get(name, {})
-            if any(key in now and now[key] != value for key, value in before.items()):
+            gone = {key: entry for key, entry in self._gone.get(name, {}).items() if at - entry[1] < STATS_SETTLE_S}
+            gone.update((key, (value, at)) for key, value in before.items() if key not in now)
+            earlier = {**{key: value for key, (value, _) in gone.items()}, **before}
+            if any(key in now and now[key] != value for key, value in earlier.items()):
                 redefined.append(name)
             self._stats[name] = now
+            self._gone[name] = {key: entry for key, entry in gone.items() if key not in now}
         if redefined:
-            at = time.time()
-            self.stats_redefinitions = [*self.stats_redefinitions, {
+            kept = [r for r in self.stats_redefinitions if at - r["at"] < REDEFINITIONS_KEPT_S]
+            self.stats_redefinitions = [*kept, {
                 "at": at, "settled_at": at + STATS_SETTLE_S, "proxies": redefined, "reason": reason,
-            }][-REDEFINITIONS_KEPT:]
+            }][-REDEFINITIONS_MAX:]
+
+    def _settles_after_acknowledged(self, pushed_at: float) -> None:
+        """A recorded push's old stats drain from when the proxies took it, not from when it was written."""
+        acknowledged = time.time()
+        for record in self.stats_redefinitions:
+            if record["at"] >= pushed_at:
+                record["settled_at"] = max(record["settled_at"], acknowledged + STATS_SETTLE_S)
 
     def file_subscriptions(self) -> int:
         """How many xDS files the proxies watch (LDS, CDS, every RDS, EDS and SDS): one inotify each."""
@@ -184,7 +201,7 @@ class MeshController:
             # verify=False: the admin URLs are plain http on 127.0.0.1, and a verifying context is
             # the expensive part of a client; trust_env=False: no proxy may see these requests.
             self._client = httpx.AsyncClient(timeout=2.0, verify=False, trust_env=False)
-        started = time.monotonic()
+        started, pushed_at = time.monotonic(), time.time()
         changed = self._push(reason, model)
         try:
             await self.acks.wait(self._client, self.admin_urls(), changed,
@@ -192,6 +209,8 @@ class MeshController:
         except HarnessError:
             self._push(f"rollback of {reason}", previous)
             raise
+        finally:
+            self._settles_after_acknowledged(pushed_at)
         acked_ms = (time.monotonic() - started) * 1000
         return {"files_written": sum(len(files) for files in changed.values()),
                 "proxies_updated": sorted(n for n, files in changed.items() if files),

@@ -8,6 +8,8 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from harness.mesh.loader import MeshModel, build_model, declared_model, merge_documents
 from harness.mesh.translate import CertPaths, ExternalEndpoint
 from harness.platforms.local.controller import LISTENER_DRAIN_S, STATS_SETTLE_S, MeshController
@@ -143,3 +145,44 @@ def test_pushes_that_keep_every_counted_stat_are_not_recorded(tmp_path: Path) ->
     controller.set_ready("ai-agent-v1-us-east-0", False)
     controller.push("reset", controller.declared)
     assert controller.stats_redefinitions == []
+
+
+def test_a_stat_dropped_then_defined_again_differently_while_its_chain_drains_is_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUEST_COUNT disabled, then enabled again without its response_flags: between the two pushes
+    no definition changed in place, but the first push's old counters still count in the draining
+    filter chain, so the second one's are a restart all the same; once they have drained, not."""
+    import harness.platforms.local.controller as controller_module
+
+    now = [1000.0]
+    monkeypatch.setattr(controller_module.time, "time", lambda: now[0])
+    for wait, recorded in ((1.0, True), (STATS_SETTLE_S + 1.0, False)):
+        (tmp_path / str(wait)).mkdir()
+        controller = _controller(tmp_path / str(wait))
+        off = _telemetry(controller)
+        off["spec"]["metrics"][0]["overrides"].append({"match": {"metric": "REQUEST_COUNT"}, "disabled": True})
+        controller.push("apply", _with(controller, off))
+        assert controller.stats_redefinitions == []  # a stat gone is no restart
+        now[0] += wait
+        changed = _telemetry(controller)
+        changed["spec"]["metrics"][0]["overrides"][-1] = {  # on again, without its response_flags
+            "match": {"metric": "REQUEST_COUNT"}, "tagOverrides": {"response_flags": {"operation": "REMOVE"}}}
+        controller.push("apply", _with(controller, changed))
+        assert bool(controller.stats_redefinitions) is recorded, wait
+
+
+def test_the_old_stats_drain_from_the_proxies_acknowledgement_not_from_the_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.platforms.local.controller as controller_module
+
+    controller = _controller(tmp_path)
+    now = [1000.0]
+    monkeypatch.setattr(controller_module.time, "time", lambda: now[0])
+    telemetry = _telemetry(controller)
+    metrics = telemetry["spec"]["metrics"][0]
+    metrics["overrides"] = [o for o in metrics["overrides"] if o["match"].get("mode") != "CLIENT"]
+    controller.push("apply", _with(controller, telemetry))
+    now[0] += 4.0  # the proxies took 4 s to acknowledge (a starved machine)
+    controller._settles_after_acknowledged(pushed_at=1000.0)
+    [record] = controller.stats_redefinitions
+    assert record["at"] == 1000.0 and record["settled_at"] == 1004.0 + STATS_SETTLE_S
