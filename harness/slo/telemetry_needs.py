@@ -19,6 +19,7 @@ own resource; telemetry_api.metric_plan), so the override that wins is the one n
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,8 +77,11 @@ def slo_needs(slo: Slo) -> list[Need]:
 
 
 def lag_probe_needs() -> list[Need]:
-    """The series the lag probe counts its marked requests in (gateway and ai-agent sidecars)."""
-    return [need for selector, _ in PATHS for need in _needs(selector, LAG_PROBE)]
+    """The series the lag probe must count its marked requests in: the ingress gateway's (reporter
+    "source"). The ai-agent sidecars' are optional: lag._match leaves out a sidecar that does not count
+    its probes, so a Telemetry on the server side alone does not stop the probe."""
+    return [dataclasses.replace(need, reporter="source") for selector, _ in PATHS
+            for need in _needs(selector, LAG_PROBE)]
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,12 @@ def test_a_second_namespace_wide_telemetry_on_the_running_mesh_is_refused() -> N
     with pytest.raises(ConfigError, match="harness reset") as raised:
         check_live_telemetry(settings, load_slo_file(DEFAULT_SLO_FILE), platform)
     assert raised.value.field == "spec.selector"
+
+
+def test_a_server_side_remove_on_ai_agent_leaves_the_lag_probe_its_gateway_series() -> None:
+    """The lag probe must count its probes on the gateway; the ai-agent sidecars' own 405 series are
+    optional (harness/slo/lag.py _match leaves out a sidecar that never counts its probes), and the
+    default SLOs read reporter="source". So a SERVER-side REMOVE on ai-agent is no reason to refuse."""
+    server_only = {**REMOVE_RESPONSE_CODE, "match": {"metric": "REQUEST_COUNT", "mode": "SERVER"}}
+    check((telemetry("ai-agent-server", server_only, selector={"app": "ai-agent"}), "ai-server.yaml"))
+    assert {need.reporter for need in lag_probe_needs()} == {"source"}
