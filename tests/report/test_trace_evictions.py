@@ -8,7 +8,6 @@ sampling a long run's earliest phases can be evicted before the run reads them a
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import httpx
@@ -16,11 +15,11 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from harness.net import free_port
 from harness.platforms.local import otlp_receiver
 from harness.platforms.local.otlp_receiver import SpanRing
 from harness.report.waterfall import waterfall_html
 from harness.run.traces import collect
+from tests.telemetry.receiverkit import running_receiver
 
 S = 1_000_000_000  # ns
 
@@ -65,12 +64,7 @@ def _export(spans: list[dict]) -> bytes:
 
 
 def test_traces_json_and_the_report_mark_a_phase_whose_spans_were_evicted(tmp_path: Path) -> None:
-    port = free_port()
-    server = otlp_receiver.serve(port, keep=4)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}/v1/traces"
-    try:
+    with running_receiver(keep=4) as url:
         baseline = [_span(n, 100.5 + n * 0.1) for n in range(1, 5)]
         chaos = [_span(n, 110.5 + n * 0.1) for n in range(5, 9)]
         with httpx.Client(trust_env=False, timeout=5) as client:
@@ -80,9 +74,6 @@ def test_traces_json_and_the_report_mark_a_phase_whose_spans_were_evicted(tmp_pa
         record = collect({"traces": {"url": url, "owned": True}},
                          {"baseline": (100.0, 105.0), "chaos": (110.0, 115.0), "recovery": (None, None)},
                          tmp_path, None)
-    finally:
-        server.shutdown()
-        server.server_close()
     written = json.loads((tmp_path / "traces.json").read_text())
     assert written["evicted"] == record["evicted"]
     evicted = written["evicted"]

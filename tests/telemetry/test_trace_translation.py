@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,8 @@ from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
 from harness.mesh.telemetry_api import check_telemetry, tracing_plan
 from harness.mesh.translate.model import CertPaths, Endpoint, MeshState, ProxyNode, TraceCollector
 from harness.mesh.translate.proxy import translate_proxy
-from harness.net import free_port
-from harness.platforms.local import otlp_receiver
 from harness.platforms.local.traces import collector_for, user_collector
+from tests.telemetry.receiverkit import running_receiver
 
 MODEL = declared_model()
 SHIPPED = MANIFESTS_DIR / "istio" / "telemetry.yaml"
@@ -226,27 +224,18 @@ def _export(n: int, trace: bytes = b"\x01" * 16) -> bytes:
 
 
 def test_the_receiver_decodes_otlp_protobuf_chunked_or_not_and_keeps_only_the_last_spans() -> None:
-    port = free_port()
-    server = otlp_receiver.serve(port, keep=3)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}/v1/traces"
-    try:
-        with httpx.Client(trust_env=False, timeout=5) as client:
-            headers = {"Content-Type": "application/x-protobuf"}
-            assert client.post(url, content=_export(2), headers=headers).status_code == 200
-            # Envoy's async HTTP client sends the export chunked
-            chunked = client.post(url, content=iter([_export(2)[:7], _export(2)[7:]]), headers=headers)
-            assert chunked.status_code == 200
-            body = client.get(url).json()
-            assert body["received"] == 4 and len(body["spans"]) == 3
-            span = body["spans"][-1]
-            assert span["trace_id"] == "01" * 16 and span["service_name"] == "ai-agent.parallel-ai"
-            assert span["attributes"] == {"user_id": "u"} and span["end_ns"] - span["start_ns"] == 5
-            assert client.post(url, content=b"\xff\xff", headers=headers).status_code == 400
-            assert client.post(url, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 415
-            assert client.delete(url).status_code == 200 and client.get(url).json()["spans"] == []
-    finally:
-        server.shutdown()
-        server.server_close()
+    with running_receiver(keep=3) as url, httpx.Client(trust_env=False, timeout=5) as client:
+        headers = {"Content-Type": "application/x-protobuf"}
+        assert client.post(url, content=_export(2), headers=headers).status_code == 200
+        # Envoy's async HTTP client sends the export chunked
+        chunked = client.post(url, content=iter([_export(2)[:7], _export(2)[7:]]), headers=headers)
+        assert chunked.status_code == 200
+        body = client.get(url).json()
+        assert body["received"] == 4 and len(body["spans"]) == 3
+        span = body["spans"][-1]
+        assert span["trace_id"] == "01" * 16 and span["service_name"] == "ai-agent.parallel-ai"
+        assert span["attributes"] == {"user_id": "u"} and span["end_ns"] - span["start_ns"] == 5
+        assert client.post(url, content=b"\xff\xff", headers=headers).status_code == 400
+        assert client.post(url, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 415
+        assert client.delete(url).status_code == 200 and client.get(url).json()["spans"] == []
 

@@ -14,12 +14,10 @@ import pytest
 
 from harness.chaos.ledger import restore_documents
 from harness.errors import HarnessError, ResourceNotFoundError
-from harness.mesh.loader import declared_model, resource_key
-from harness.mesh.translate import CertPaths, ExternalEndpoint
+from harness.mesh.loader import resource_key
 from harness.platforms.fake import FakePlatform
 from harness.platforms.local.controller import MeshController
-from harness.platforms.local.layout import Layout
-from harness.platforms.local.settings import LocalSettings
+from tests.platforms.local.controllerkit import make_controller
 
 PRESENT = {"apiVersion": "networking.istio.io/v1beta1", "kind": "DestinationRule",
            "metadata": {"name": "connection-pool-settings", "namespace": "parallel-ai"}}
@@ -28,20 +26,7 @@ MISSING = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService"
 
 
 def _controller(tmp_path: Path) -> MeshController:
-    settings = LocalSettings(state_dir=tmp_path / "state", base_port=41000)
-    declared = declared_model(validate=False)
-    layout = Layout.plan(settings, declared.topology)
-    pki = tmp_path / "pki"
-    pki.mkdir()
-    for name in ("chain.pem", "key.pem"):  # read into the SDS secret; the content is not checked here
-        (pki / name).write_text(f"placeholder {name}\n")
-    certs = {sa: CertPaths(pki / "chain.pem", pki / "key.pem", pki / "root.pem")
-             for sa in {p.service_account for p in declared.topology.pods} | {"api-gateway"}}
-    external = {"api.openai.com": ExternalEndpoint("api.openai.com", "127.0.0.1", layout.external_port,
-                                                   pki / "external-root.pem")}
-    controller = MeshController(declared, layout, certs, external)
-    controller.push("initial")
-    return controller
+    return make_controller(tmp_path, ready=False)
 
 
 def test_a_delete_batch_with_a_missing_resource_names_it_and_deletes_nothing(tmp_path: Path) -> None:

@@ -10,32 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.mesh.loader import MeshModel, build_model, declared_model, merge_documents
-from harness.mesh.translate import CertPaths, ExternalEndpoint
-from harness.platforms.local.controller import LISTENER_DRAIN_S, STATS_SETTLE_S, MeshController
+from harness.mesh.loader import MeshModel, build_model, merge_documents
 from harness.mesh.topology import GATEWAY_NAME
-from harness.platforms.local.layout import Layout
-from harness.platforms.local.settings import LocalSettings
+from harness.platforms.local.controller import LISTENER_DRAIN_S, STATS_SETTLE_S, MeshController
+from tests.platforms.local.controllerkit import make_controller
 
 V1_EDS = "outbound_8080_v1_ai-agent-service.parallel-ai.svc.cluster.local.json"
 
 
 def _controller(tmp_path: Path) -> MeshController:
-    settings = LocalSettings(state_dir=tmp_path / "state", base_port=41000)
-    declared = declared_model(validate=False)
-    layout = Layout.plan(settings, declared.topology)
-    pki = tmp_path / "pki"
-    pki.mkdir()
-    for name in ("chain.pem", "key.pem"):  # read into the SDS secret; the content is not checked here
-        (pki / name).write_text(f"placeholder {name}\n")
-    certs = {sa: CertPaths(pki / "chain.pem", pki / "key.pem", pki / "root.pem")
-             for sa in {p.service_account for p in declared.topology.pods} | {"api-gateway"}}
-    external = {"api.openai.com": ExternalEndpoint("api.openai.com", "127.0.0.1", layout.external_port,
-                                                   pki / "external-root.pem")}
-    controller = MeshController(declared, layout, certs, external)
-    controller.ready = {p.name for p in declared.topology.pods}
-    controller.push("initial")
-    return controller
+    return make_controller(tmp_path, ready=True)
 
 
 def _v1_ports(controller: MeshController) -> list[int]:
