@@ -13,13 +13,23 @@ from harness.slo.model import Slo
 
 _PLACEHOLDER = re.compile(r"\$(window|service)\b")
 
-# `or vector(0)`: with no 5xx series at all the error rate is 0, not "no data"; the total has no such
+# Requests in the window, per series: increase() over the window, plus for a series born in it (absent
+# at the window's start: `unless ... offset $window`) the value of its first sample (min_over_time),
+# which increase() never counts: a proxy creates a series at its first request with those labels (a
+# first 503, a first UO flag), so it is first scraped at 1 or more and rate()/increase() see only what
+# comes after (prometheus/prometheus#1673: no zero before a new series). Without it the first 5xx of
+# each new label set was lost: a chaos phase read availability 1.0 while the client saw the 503.
+# `or vector(0)`: with no 5xx series at all the error count is 0, not "no data"; the total has no such
 # fallback, so no requests (empty vector) stays empty and zero requests (0/0) stays NaN: no data.
-_ERRORS = '(sum(rate(istio_requests_total{{{selector},response_code=~"5.."}}[$window])) or vector(0))'
-_TOTAL = "sum(rate(istio_requests_total{{{selector}}}[$window]))"
+_COUNT = ("((sum(increase({series}[$window])){fallback}) + "
+          "(sum(min_over_time({series}[$window]) unless {series} offset $window) or vector(0)))")
+_ERRORS = _COUNT.format(series='istio_requests_total{{{selector},response_code=~"5.."}}', fallback=" or vector(0)")
+_TOTAL = _COUNT.format(series="istio_requests_total{{{selector}}}", fallback="")
+_BUCKETS = "istio_request_duration_milliseconds_bucket{{{selector}}}"
 _LATENCY = (
-    "histogram_quantile({quantile}, sum by (le) "
-    "(rate(istio_request_duration_milliseconds_bucket{{{selector}}}[$window])))"
+    "histogram_quantile({quantile}, sum by (le) (increase(" + _BUCKETS + "[$window])) + "
+    "(sum by (le) (min_over_time(" + _BUCKETS + "[$window]) unless " + _BUCKETS + " offset $window) "
+    "or sum by (le) (increase(" + _BUCKETS + "[$window])) * 0))"
 )
 
 

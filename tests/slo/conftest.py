@@ -11,6 +11,9 @@ The data (all times relative to T0, one sample per series per second from -10 to
   ai-agent-service, reporter=destination: 10/s, all 200
   user-service, reporter=source: 10/s; in chaos 8 x 200 and 2 x 503 per second
   analytics-service, reporter=source: 5/s, all 200, and no 5xx series at all
+  review-service, reporter=source: 10/s, all 200, in (5, 10] ms; and a 503 series (flags UO) first
+    scraped at 150 already at 20 (a burst, all in (250, 500] ms), flat after: born in the chaos phase,
+    as a proxy creates a series at its first request with new labels
 """
 
 from __future__ import annotations
@@ -60,6 +63,11 @@ def _counter(labels: str, per_second: Callable[[int], int], t0: int) -> list[str
     return lines
 
 
+def _born(labels: str, at: int, value: int, t0: int, metric: str = "istio_requests_total") -> list[str]:
+    """A series first scraped at `at`, already at `value`, flat after."""
+    return [f"{metric}{{{labels}}} {value} {t0 + second}" for second in range(at, LAST + 1)]
+
+
 def _phase(second: int) -> str:
     if 0 < second <= 100:
         return "baseline"
@@ -93,6 +101,8 @@ def _openmetrics(t0: int) -> str:
     lines += _counter(labels("user-service", "source", "200", "ai", "ai-agent"), lambda s: (8 if chaos(s) else 10) * busy(s), t0)
     lines += _counter(labels("user-service", "source", "503", "ai", "ai-agent"), lambda s: 2 * chaos(s), t0)
     lines += _counter(labels("analytics-service", "source", "200", "ai", "ai-agent"), lambda s: 5 * busy(s), t0)
+    lines += _counter(labels("review-service", "source", "200", "ai", "ai-agent"), lambda s: 10 * busy(s), t0)
+    lines += _born(labels("review-service", "source", "503", "ai", "ai-agent") + ',response_flags="UO"', 150, 20, t0)
     lines.append("# TYPE istio_request_duration_milliseconds histogram")
     for le in BUCKETS:
         def per_second(second: int, le: float = float(le)) -> int:
@@ -104,6 +114,11 @@ def _openmetrics(t0: int) -> str:
         series = labels("ai-agent-service", "source", "x", "gw-a").replace(',response_code="x"', f',le="{le}"')
         lines += [line.replace("istio_requests_total", "istio_request_duration_milliseconds_bucket")
                   for line in _counter(series, per_second, t0)]  # fmt: skip
+        review = labels("review-service", "source", "x", "ai", "ai-agent").replace(',response_code="x"', f',le="{le}"')
+        lines += [line.replace("istio_requests_total", "istio_request_duration_milliseconds_bucket")
+                  for line in _counter(review, lambda s, le=float(le): 10 * busy(s) * (le >= 10), t0)]
+        burst = review.replace(f',le="{le}"', f',response_code="503",response_flags="UO",le="{le}"')
+        lines += _born(burst, 150, 20 * (float(le) >= 500), t0, "istio_request_duration_milliseconds_bucket")
     return "\n".join([*lines, "# EOF", ""])
 
 

@@ -240,3 +240,28 @@ def test_a_prometheus_answering_5xx_or_not_prometheus_at_all_is_inconclusive(sta
             client.query("vector(1)", 0)
 
     assert type(error.value) is InconclusiveError
+
+
+def test_a_5xx_series_born_in_the_window_counts_from_its_first_sample(prometheus: Any, client: PrometheusClient) -> None:
+    """A proxy creates a series at its first request with new labels (Envoy's stats, Istio's stats
+    plugin), so Prometheus first sees review-service's 503/UO series at 20: rate()/increase() count
+    nothing of it (no sample before the first; prometheus/prometheus#1673), and availability read 1.0
+    while 20 requests failed. The templates add a series born in the window from its first sample."""
+    chaos = _one(_slo(service="review-service"), "chaos", CHAOS, prometheus, client)
+    assert chaos.value == pytest.approx(1 - 20 / 1020)
+    assert chaos.verdict == "fail"
+    ratio = _one(_slo(template="error_ratio", service="review-service"), "chaos", CHAOS, prometheus, client)
+    assert ratio.value == pytest.approx(20 / 1020)
+
+
+def test_a_series_born_in_an_earlier_window_is_not_counted_again(prometheus: Any, client: PrometheusClient) -> None:
+    for phase, window in (("baseline", BASELINE), ("recovery", RECOVERY)):
+        assert _one(_slo(service="review-service"), phase, window, prometheus, client).value == pytest.approx(1.0)
+
+
+def test_latency_counts_the_observations_of_a_histogram_series_born_in_the_window(
+        prometheus: Any, client: PrometheusClient) -> None:
+    """p99 of 1000 requests in (5, 10] ms and a new series' 20 in (250, 500]: rank 1009.8 falls in
+    (250, 500], 250 + 250 * 9.8 / 20 ms (histogram_quantile's linear interpolation)."""
+    result = _one(_slo(template="latency", service="review-service"), "chaos", CHAOS, prometheus, client)
+    assert result.value == pytest.approx(250 + 250 * 9.8 / 20)
