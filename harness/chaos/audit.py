@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from typing import Any
 
 from harness.chaos.ledger import UNDOERS, FaultLedger, describe_orphans, ledger_for
@@ -21,7 +22,8 @@ from harness.mesh.loader import resource_key
 from harness.platforms.base import Platform
 from harness.platforms.model import CLEARED_KNOBS
 
-__all__ = ["audit_run", "clean_orphans", "report_orphans", "reset_mesh", "residual_faults", "snapshot_resources"]
+__all__ = ["audit_run", "changed_by_others", "clean_orphans", "report_orphans", "reset_mesh", "residual_faults",
+           "snapshot_resources"]
 
 logger = logging.getLogger("harness.chaos")
 # The knobs that are a fault when set: the cleared values minus error_status, which only says what an
@@ -34,32 +36,40 @@ def snapshot_resources(platform: Platform) -> dict[tuple[str, str, str], Any]:
     return {resource_key(doc): doc.get("spec") for doc in platform.resources()}
 
 
-def _resource_leftovers(live: dict[tuple[str, str, str], Any], expected: dict[tuple[str, str, str], Any],
-                        against: str) -> list[str]:
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def _resource_leftovers(live: dict[Key, Any], expected: dict[Key, Any], against: str) -> list[tuple[Key, str]]:
     found = []
     for key in sorted(live.keys() - expected.keys()):
-        found.append(f"{key[0]} {key[1]}/{key[2]} exists but is not in the {against} mesh")
+        found.append((key, f"{key[0]} {key[1]}/{key[2]} exists but is not in the {against} mesh"))
     for key in sorted(expected.keys() - live.keys()):
-        found.append(f"{key[0]} {key[1]}/{key[2]} of the {against} mesh is missing")
+        found.append((key, f"{key[0]} {key[1]}/{key[2]} of the {against} mesh is missing"))
     for key in sorted(live.keys() & expected.keys()):
         if live[key] != expected[key]:
             what = " (it carries a fault)" if "'fault'" in repr(live[key]) else ""
-            found.append(f"{key[0]} {key[1]}/{key[2]} differs from the {against} one{what}")
+            found.append((key, f"{key[0]} {key[1]}/{key[2]} differs from the {against} one{what}"))
     return found
 
 
-def residual_faults(platform: Platform, expected: dict[tuple[str, str, str], Any] | None = None,
-                    ledger: FaultLedger | None = None) -> list[str]:
+def residual_faults(platform: Platform, expected: dict[Key, Any] | None = None,
+                    ledger: FaultLedger | None = None, *, touched: Collection[Key] | None = None,
+                    others: list[str] | None = None) -> list[str]:
     """What the live mesh has that it should not: one line per leftover, none when clean.
 
-    `expected` is the Istio state to compare with (default: the declared resources).
+    `expected` is the Istio state to compare with (default: the declared resources). With `touched`
+    (the Istio resources this run's changes named) and `others`, a resource that differs but that the
+    run never touched goes to `others`: somebody else changed it meanwhile (e.g. `harness apply` from
+    another shell), which is no fault the run left.
     """
     against = "declared"
     if expected is None:
         expected = {resource_key(doc): doc.get("spec") for doc in platform.declared_resources()}
     else:
         against = "run's starting"
-    leftovers = _resource_leftovers(snapshot_resources(platform), expected, against)
+    leftovers = []
+    for key, line in _resource_leftovers(snapshot_resources(platform), expected, against):
+        (others if others is not None and touched is not None and key not in touched else leftovers).append(line)
     leftovers += platform.holds()
     for pod in platform.pods():
         if not pod["ready"]:
@@ -79,13 +89,24 @@ def residual_faults(platform: Platform, expected: dict[tuple[str, str, str], Any
     return leftovers
 
 
-def audit_run(platform: Platform, expected: dict[tuple[str, str, str], Any] | None) -> list[str]:
-    """The end-of-run audit: residual_faults against the run's starting resources and this process's
-    ledger entries; a mesh that cannot be read is itself a leftover (the run cannot vouch for it)."""
+def audit_run(platform: Platform, expected: dict[Key, Any] | None,
+              touched: Collection[Key]) -> tuple[list[str], list[str]]:
+    """The end-of-run audit: (what the run left: residual_faults against the run's starting resources
+    and this process's ledger entries, a mesh that cannot be read being itself a leftover, since the run
+    cannot vouch for it; what others changed while it ran: resources that differ but that none of the
+    run's changes named, `touched`)."""
+    others: list[str] = []
     try:
-        return residual_faults(platform, expected, ledger_for(platform))
+        return residual_faults(platform, expected, ledger_for(platform), touched=touched, others=others), others
     except HarnessError as exc:
-        return [f"the mesh could not be audited: {exc}"]
+        return [f"the mesh could not be audited: {exc}"], []
+
+
+def changed_by_others(others: list[str]) -> str:
+    """The inconclusive reason for Istio resources others changed while the run measured."""
+    return ("the mesh changed while the run measured, not by the run (another `harness apply` or kubectl?): "
+            + "; ".join(others) + ". The phases were judged on a mesh that changed under them; run again on a "
+            "mesh nobody changes meanwhile (`harness reset` restores the declared one)")
 
 
 def report_orphans(platform: Platform) -> list[str]:

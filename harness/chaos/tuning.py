@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.chaos.context import current
 from harness.chaos.faults import replacement_plan
 from harness.chaos.ledger import ledger_for, restore_documents
 from harness.errors import ConfigError
@@ -72,6 +73,7 @@ def apply_mesh_change(platform: Platform, manifest: str) -> Callable[[], None]:
     ledger = ledger_for(platform)
     entry = ledger.record("istio", f"restore the resources {manifest} replaced",
                           plan.undo) if ledger is not None else None
+    current().undo.note_resources(plan.undo)
     platform.apply_documents(plan.apply)
 
     def restore() -> None:

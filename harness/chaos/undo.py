@@ -39,11 +39,26 @@ class UndoRegistry:
         self._pending: list[Undo] = []
         self._done: list[Undo] = []
         self._next = 1
+        self._touched: set[tuple[str, str, str]] = set()  # Istio resources this run's changes named
+
+    def note_resources(self, undo: dict[str, Any]) -> None:
+        """Remember the Istio resources an Istio change's undo names ({"delete": [...], "apply": [...]}), so
+        the end-of-run audit can tell what this run changed from what others changed meanwhile."""
+        from harness.mesh.loader import resource_key
+
+        with self._lock:
+            self._touched.update(resource_key(doc) for key in ("delete", "apply") for doc in undo.get(key) or [])
+
+    def touched_resources(self) -> frozenset[tuple[str, str, str]]:
+        with self._lock:
+            return frozenset(self._touched)
 
     def register(self, description: str, action: Callable[[], None], *, ledger: "FaultLedger | None" = None,
                  kind: str = "", undo: dict[str, Any] | None = None) -> int:
         """Register an undo; with a ledger, its entry (`kind`, `undo`) is on disk when this returns."""
         entry = ledger.record(kind, description, undo or {}) if ledger is not None else None
+        if kind == "istio" and undo:
+            self.note_resources(undo)
         with self._lock:
             undo_ = Undo(self._next, description, action, ledger=ledger, entry=entry)
             self._next += 1

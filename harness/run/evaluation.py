@@ -232,11 +232,11 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
                     for group, own_lag in _by_reporting_proxy(mesh_slos, lag):
                         if name in {p for s in group for p in s.phases}:
                             first, last = _mesh_window(name, start, phase.end, own_lag)
-                            windows.append((f"the {name} phase's mesh window", first, last))
+                            windows.append((name, first, last))
                             found += _thin_windows(evaluate(group, name, first, last, client), client)
                     order = [s.name for s in slos]
                     results += [dataclasses.asdict(r) for r in sorted(found, key=lambda r: order.index(r.name))]
-        _stats_kept(session.platform, windows, lag)
+        _stats_kept(session.platform, windows, lag, results)
     except InconclusiveError as exc:
         inconclusive = inconclusive or str(exc)
     except Exception as exc:  # the platform or Prometheus went away mid-evaluation: no verdict can be given
@@ -262,24 +262,35 @@ def _by_reporting_proxy(slos: list[Slo], lag: TelemetryLag | None) -> list[tuple
     return [(group, own) for group, own in groups if group]
 
 
-def _stats_kept(platform: Platform, windows: list[tuple[str, float, float]], lag: TelemetryLag | None) -> None:
-    """InconclusiveError when a push redefined the proxies' stats (a Telemetry's tag overrides changed,
-    e.g. `harness apply` from another shell) while the lag probe or a phase's mesh window was measured:
-    the counters restart under new stat names and can feed the same series as the old ones
-    (translate/telemetry.stats_definitions), so counts across the change are not the requests'."""
+def _stats_kept(platform: Platform, windows: list[tuple[str, float, float]], lag: TelemetryLag | None,
+                results: list[dict[str, Any]]) -> None:
+    """A push that redefined the proxies' stats (a Telemetry's tag overrides changed, e.g. `harness apply`
+    from another shell) while the lag probe or a phase's mesh window was measured: the counters restart
+    under new stat names and can feed the same series as the old ones (translate/telemetry.
+    stats_definitions), so counts across the change are not the requests'. The mesh rows of each phase
+    it reaches (every phase when it reaches the lag probe, whose bounds place every window) become
+    errors saying so, which makes the run inconclusive."""
     if lag is None or not windows:
         return
     from harness.slo.lag import quiet_after
 
-    probed = ("the telemetry lag probe's window", lag.measured_at - 2 * lag.pipeline.period_s - 1.0, lag.settled_at)
+    probe_first = lag.measured_at - 2 * lag.pipeline.period_s - 1.0
+    reached: dict[str, str] = {}
     for record in platform.status().get("stats_redefinitions") or []:
         changed, quiet = float(record["at"]), quiet_after(record, lag.pipeline)
-        for what, first, last in [probed, *windows]:
+        what = (f"a push ({record.get('reason')}) changed how {', '.join(record.get('proxies', []))} count "
+                f"requests (a Telemetry's metrics)")
+        if changed < lag.settled_at and quiet > probe_first:
+            reached.update((phase, f"{what} while the telemetry lag was measured, which places every mesh window")
+                           for phase, _, _ in windows)
+        for phase, first, last in windows:
             if changed < last and quiet > first:
-                raise InconclusiveError(
-                    f"a push ({record.get('reason')}) changed how {', '.join(record.get('proxies', []))} count "
-                    f"requests (a Telemetry's metrics) within {what}: their counters restarted under new stat "
-                    f"names, so the counts across the change are not the requests'; run again once it is done")
+                reached.setdefault(phase, f"{what} within the {phase} phase's mesh window")
+    for row in results:
+        if row["source"] == "mesh" and row["phase"] in reached:
+            row.update(verdict="error", value=None, detail=(
+                f"{reached[row['phase']]}: their counters restarted under new stat names, so the counts across "
+                f"the change are not the requests'; run again once it is done"))
 
 
 def _thin_windows(results: list[Any], client: Any) -> list[Any]:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.audit import audit_run, clean_orphans, snapshot_resources
-from harness.chaos.context import run_context
+from harness.chaos.audit import audit_run, changed_by_others, clean_orphans, snapshot_resources
+from harness.chaos.context import current, run_context
 from harness.chaos.ledger import check_no_foreign, ledger_for
 from harness import tracing
 from harness.errors import HarnessError
@@ -159,8 +159,12 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
 
 def _audit(journal: dict[str, Any], session: HarnessRun, platform: Platform, expected: dict[Any, Any] | None) -> None:
     """The residual-fault audit: anything the run left in the mesh is an error (exit 2) naming it."""
-    leftovers = audit_run(platform, expected)
+    leftovers, others = audit_run(platform, expected, current().undo.touched_resources())
     journal["harness"]["residual_faults"] = leftovers
+    journal["harness"]["changed_during_run"] = others
+    if others:  # no fault of this run: its measurements are in doubt, not the next run's mesh
+        journal["harness"]["inconclusive"] = "; ".join(
+            r for r in (journal["harness"].get("inconclusive"), changed_by_others(others)) if r)
     if leftovers:
         session.error = session.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
         journal["harness"]["error"] = session.error

@@ -87,3 +87,16 @@ def test_pod_selection_honours_version_region_count_and_the_blast_radius() -> No
                                                            "ai-agent-v2-eu-west-0"]
     with pytest.raises(ConfigError, match="blast-radius"):
         select_pods(pods(), "ai-agent", percent=100, max_percent=50)
+
+
+def test_the_registry_remembers_which_istio_resources_the_runs_changes_named() -> None:
+    """What the end-of-run audit attributes to the run (harness/chaos/audit.py): the resources an Istio
+    change's undo deletes or puts back; a knob change names none."""
+    registry = UndoRegistry()
+    added = {"kind": "VirtualService", "metadata": {"name": "harness-fault-user", "namespace": "parallel-ai"}}
+    replaced = {"kind": "DestinationRule", "metadata": {"name": "user", "namespace": "parallel-ai"}}
+    registry.register("remove abort fault on user", lambda: None, kind="istio",
+                      undo={"delete": [added], "apply": [replaced]})
+    registry.register("clear knobs", lambda: None, kind="knobs", undo={"pods": ["user-v1-us-east-0"]})
+    assert registry.touched_resources() == {("VirtualService", "parallel-ai", "harness-fault-user"),
+                                            ("DestinationRule", "parallel-ai", "user")}

@@ -206,3 +206,17 @@ def test_an_unreadable_entry_stops_run_and_up_until_reset_restores_the_mesh_and_
     result = reset_mesh(platform)
     assert result["unreadable_removed"] == [str(broken)] and not broken.exists()
     assert residual_faults(platform) == [] and clean_orphans(platform) == []
+
+
+def test_the_audit_keeps_apart_what_others_changed_from_what_the_run_left(tmp_path: Path) -> None:
+    """A resource none of the run's changes named differs: somebody else changed it while the run
+    measured (the run is inconclusive); one the run changed and did not restore is its leftover (an
+    error). Knobs and holds are always the run's to answer for."""
+    platform = faulty_mesh(tmp_path / "ledger")
+    vs = "VirtualService parallel-ai/ai-agent-routing differs from the declared one (it carries a fault)"
+    others: list[str] = []
+    left = residual_faults(platform, touched=frozenset(), others=others)
+    assert others == [vs] and vs not in left and len(left) == 2
+    others = []
+    left = residual_faults(platform, touched={("VirtualService", "parallel-ai", "ai-agent-routing")}, others=others)
+    assert others == [] and vs in left

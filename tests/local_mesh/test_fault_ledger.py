@@ -260,3 +260,26 @@ def test_status_from_another_folder_finds_the_running_mesh(mesh: Mesh, tmp_path:
     status = json.loads(result.stdout)
     assert status["up"] and status["state_dir"] == str(mesh.platform.state_dir)
     assert list(elsewhere.iterdir()) == []  # nothing written where the command ran (no ./.harness)
+
+
+def test_an_istio_change_somebody_else_made_during_the_run_makes_it_inconclusive_not_an_error(
+        clean_mesh: Mesh, tmp_path: Path) -> None:
+    """A DestinationRule changed during the run by something other than the run (here an action with no
+    undo, as `harness apply` from another shell would): the run's phases were judged on a mesh that
+    changed under them, so the run is inconclusive (exit 3) naming it; it is no fault the run left
+    (that stays exit 2, the test above), and the journal keeps them apart."""
+    rule = next(doc for doc in clean_mesh.platform.resources() if doc["kind"] == "DestinationRule")
+    changed = {**rule, "spec": {**rule["spec"], "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 7}}}}}
+    method = [{"type": "action", "name": "someone-else-applies", "pauses": {"after": 2}, "provider": {
+        "type": "python", "module": "tests.local_mesh.unrecorded_actions", "func": "apply_without_undo",
+        "arguments": {"documents": [changed]}}}]
+    report_dir = tmp_path / "run"
+    process = harness(clean_mesh, "run", str(experiment(tmp_path, "latency-injection", method)), "--report-dir",
+                      str(report_dir), "--no-progress")
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 3, stdout + stderr
+    journal = json.loads((report_dir / "journal.json").read_text())["harness"]
+    name = f"DestinationRule parallel-ai/{rule['metadata']['name']}"
+    assert journal["residual_faults"] == [] and not journal.get("error")
+    assert journal["changed_during_run"] == [f"{name} differs from the run's starting one"]
+    assert "changed while the run measured, not by the run" in journal["inconclusive"]

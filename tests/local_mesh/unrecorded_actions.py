@@ -12,3 +12,8 @@ from harness.chaos.context import current_platform
 
 def set_knobs_without_undo(pod: str, **values: Any) -> dict[str, Any]:
     return current_platform().set_knobs(pod, **values)
+
+
+def apply_without_undo(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `harness apply` from another shell does during a run: an Istio change the run did not make."""
+    return current_platform().apply_documents(documents, source="another shell")

@@ -274,20 +274,34 @@ class _Status:
         return {"stats_redefinitions": self.records}
 
 
-def test_a_redefinition_within_a_phase_window_or_the_lag_probe_makes_the_run_inconclusive() -> None:
+def test_a_redefinition_within_a_phase_window_or_the_lag_probe_makes_those_mesh_rows_errors() -> None:
     """`harness apply` of a Telemetry from another shell during a run: the counters it restarts feed the
-    phase's series; the verdict would rest on counts that are not the requests'."""
+    phase's series; the verdict would rest on counts that are not the requests'. The phase's mesh rows
+    become errors (the run is then inconclusive, exit 3), its client rows and the other phases keep
+    theirs; reaching the lag probe reaches every phase (its bounds place every window)."""
     from harness.run.evaluation import _stats_kept
 
     measured = TelemetryLag(lags_s=(1.0, 2.0), by_proxy={}, spacing_s=0.25, pipeline=PIPELINE,
                             measured_at=100.0, settled_at=104.0)
-    windows = [("the baseline phase's mesh window", 110.0, 130.0), ("the chaos phase's mesh window", 132.0, 160.0)]
+    windows = [("baseline", 110.0, 130.0), ("chaos", 132.0, 160.0)]
+
+    def rows() -> list[dict[str, Any]]:
+        return [{"name": f"{source}-{phase}", "phase": phase, "source": source, "verdict": "pass", "value": 1.0,
+                 "detail": ""} for phase in ("baseline", "chaos") for source in ("mesh", "client")]
+
     before = {"at": 90.0, "settled_at": 93.0, "proxies": ["istio-ingressgateway"], "reason": "apply"}
     between = {"at": 130.5, "settled_at": 130.6, "proxies": ["istio-ingressgateway"], "reason": "apply"}
-    _stats_kept(_Status(before), windows, measured)  # waited out by the probe: no error
-    with pytest.raises(InconclusiveError, match="within the chaos phase's mesh window"):
-        _stats_kept(_Status(before, between), windows, measured)
+    kept = rows()
+    _stats_kept(_Status(before), windows, measured, kept)  # waited out by the probe: nothing changes
+    assert all(r["verdict"] == "pass" for r in kept)
+    chaos = rows()
+    _stats_kept(_Status(before, between), windows, measured, chaos)
+    assert [(r["name"], r["verdict"]) for r in chaos] == [
+        ("mesh-baseline", "pass"), ("client-baseline", "pass"), ("mesh-chaos", "error"), ("client-chaos", "pass")]
+    assert "within the chaos phase's mesh window" in chaos[2]["detail"] and chaos[2]["value"] is None
     during_probe = {"at": 101.0, "settled_at": 102.0, "proxies": ["user-v1-us-east-0"], "reason": "reset"}
-    with pytest.raises(InconclusiveError, match=r"\(reset\) changed how user-v1-us-east-0 count requests .* "
-                                                r"within the telemetry lag probe's window"):
-        _stats_kept(_Status(during_probe), windows, measured)
+    every = rows()
+    _stats_kept(_Status(during_probe), windows, measured, every)
+    assert [r["verdict"] for r in every if r["source"] == "mesh"] == ["error", "error"]
+    assert "(reset) changed how user-v1-us-east-0 count requests" in every[0]["detail"]
+    assert "while the telemetry lag was measured" in every[0]["detail"]
