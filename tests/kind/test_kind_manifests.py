@@ -17,6 +17,7 @@ import yaml
 
 from harness.errors import ConfigError, ManifestError
 from harness.mesh.schema import load_yaml_documents
+from harness.mesh.translate.stats import BUCKETS_ANNOTATION
 from harness.platforms.kind import render
 from harness.platforms.kind.commands import Recorder, RecordingRunner
 from harness.platforms.kind.install import Installer, endpoints
@@ -152,7 +153,8 @@ def test_ingress_gateway_runs_in_parallel_ai_as_api_gateway_on_the_node_port_kin
     pod = deployment["spec"]["template"]
     assert deployment["metadata"]["namespace"] == "parallel-ai"
     assert pod["spec"]["serviceAccountName"] == "api-gateway"  # the principal ai-agent-authz admits
-    assert pod["metadata"]["annotations"] == {"inject.istio.io/templates": "gateway"}
+    assert pod["metadata"]["annotations"]["inject.istio.io/templates"] == "gateway"
+    assert set(pod["metadata"]["annotations"]) == {"inject.istio.io/templates", BUCKETS_ANNOTATION}  # test_proxy_stats
     gateway = next(d for d in render.istio_documents() if d["kind"] == "Gateway")
     assert gateway["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
     http = next(p for p in service["spec"]["ports"] if p["port"] == 80)

@@ -9,6 +9,7 @@ istio.io "Envoy Statistics" (proxyStatsMatcher adds to the default set); the see
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from harness.errors import ConfigError
 from harness.mesh import profiles
 from harness.mesh.profiles import proxy_stats_inclusion
 from harness.mesh.translate.model import StatsInclusion
-from harness.mesh.translate.stats import LATENCY_BUCKETS_MS, envoy_stats_bootstrap, stats_matcher
+from harness.mesh.schema import MANIFESTS_DIR, load_yaml_documents
+from harness.mesh.translate.stats import (
+    BUCKETS_ANNOTATION, ENVOY_DEFAULT_BUCKETS_MS, ISTIO_LATENCY_PREFIX, LATENCY_BUCKETS_MS, envoy_stats_bootstrap,
+    stats_matcher,
+)
 
 ISTIO_PATTERNS = [
     {"prefix": "reporter="}, {"prefix": "cluster_manager"}, {"prefix": "listener_manager"}, {"prefix": "server"},
@@ -51,6 +56,23 @@ def test_only_the_request_duration_gets_the_fine_latency_buckets() -> None:
     sidecar.istio.io/statsHistogramBuckets annotation."""
     settings = envoy_stats_bootstrap()["stats_config"]["histogram_bucket_settings"]  # type: ignore[index]
     assert settings == [{"match": {"prefix": "istio.request_duration_milliseconds"}, "buckets": list(LATENCY_BUCKETS_MS)}]
+
+
+def test_the_latency_buckets_hold_every_bucket_an_istio_proxy_has_and_kind_sets_the_same() -> None:
+    """An Istio user's query on le="2500" (or 600000 ...) finds its bucket: Envoy's defaults
+    (source/common/stats/histogram_impl.cc, HistogramSettingsImpl::defaultBuckets), which an Istio proxy
+    uses, are all there. On kind every sidecar and the gateway get the same buckets through Istio's
+    sidecar.istio.io/statsHistogramBuckets annotation (prefix-matched on the stat name,
+    istiocustom.istio_request_duration_milliseconds on an Istio proxy), so latency SLOs interpolate in
+    the same buckets on both platforms."""
+    assert set(ENVOY_DEFAULT_BUCKETS_MS) <= set(LATENCY_BUCKETS_MS)
+    assert list(LATENCY_BUCKETS_MS) == sorted(set(LATENCY_BUCKETS_MS))
+    manifests = [MANIFESTS_DIR / "kubernetes" / "deployments.yaml", MANIFESTS_DIR / "kind" / "gateway" / "ingress-gateway.yaml"]
+    deployments = [doc for path in manifests for doc in load_yaml_documents(path) if doc and doc["kind"] == "Deployment"]
+    assert len(deployments) == 7  # six services' Deployments and the ingress gateway
+    for doc in deployments:
+        annotation = doc["spec"]["template"]["metadata"]["annotations"][BUCKETS_ANNOTATION]
+        assert json.loads(annotation) == {ISTIO_LATENCY_PREFIX: list(LATENCY_BUCKETS_MS)}, doc["metadata"]["name"]
 
 
 HEAD = "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nmetadata:\n  name: dev-config\n"
