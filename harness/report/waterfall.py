@@ -85,9 +85,12 @@ def waterfall_html(run_dir: Path) -> str:
         parts.append(f"<p>{escape(record['note'])}</p>")
     evicted = record.get("evicted") or {}
     if evicted.get("incomplete"):
+        lost = sum(int((evicted.get("by_phase") or {}).get(p, {}).get("evicted_up_to") or 0)
+                   for p in evicted.get("incomplete") or [])
         parts.append(f'<p class="no_data"><strong>Incomplete:</strong> the trace receiver keeps the last '
-                     f'{escape(str(evicted.get("keep")))} spans and evicted {escape(str(evicted.get("total")))} '
-                     f'before the run read them; the phases marked incomplete below lost spans, so their '
+                     f'{escape(str(evicted.get("keep")))} spans and evicted up to {lost} spans of this run\'s phases '
+                     f'before the run read them ({escape(str(evicted.get("total")))} since the mesh came up, '
+                     f'earlier runs included); the phases marked incomplete below lost spans, so their '
                      f'slowest traces may be missing or cut short (sample fewer requests, or send spans to '
                      f'your own collector with OTEL_EXPORTER_OTLP_ENDPOINT).</p>')
     for phase, traces in slowest_by_phase(record).items():

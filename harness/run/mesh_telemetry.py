@@ -14,7 +14,7 @@ from harness.mesh.telemetry_api import check_one_per_namespace, check_telemetry
 from harness.platforms.base import Platform
 from harness.run.settings import ExperimentSettings
 from harness.slo.model import Slo
-from harness.slo.telemetry_needs import check_telemetry_needs, lag_probe_needs, slo_needs
+from harness.slo.telemetry_needs import LIVE_SUFFIX, check_telemetry_needs, lag_probe_needs, slo_needs
 
 __all__ = ["check_declared_telemetry", "check_live_telemetry"]
 
@@ -58,7 +58,7 @@ def check_live_telemetry(settings: ExperimentSettings, slos: list[Slo], platform
         if known is not None and known[0].get("spec") == doc.get("spec"):
             documents.append((doc, known[1]))
         else:
-            documents.append((doc, f"{kind} {namespace}/{name} as applied to the running mesh (harness apply)"))
+            documents.append((doc, f"{kind} {namespace}/{name} {LIVE_SUFFIX}"))
     documents = _with_variants(documents, settings)
     # A mesh set up before its Telemetry became one resource (kind) may still hold two selector-less
     # ones in a namespace; Istio uses only the oldest, so what the SLOs read would be a guess.

@@ -39,6 +39,7 @@ _SERIES = re.compile(r"\bistio_([a-z_]+?)(?:_bucket|_count|_sum)?\b\s*(\{[^}]*\}
 _MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
 _STATS_NAMES = set(METRICS.values())
 LAG_PROBE = "the warm-up's telemetry lag probe (harness/slo/lag.py)"
+LIVE_SUFFIX = "as applied to the running mesh (harness apply)"  # run/mesh_telemetry.py names such a resource
 
 
 @dataclass(frozen=True)
@@ -153,12 +154,22 @@ def check_telemetry_needs(needs: Iterable[Need], documents: Iterable[Located], t
     resource, what = culprit[key]
     shown = "; ".join(f"{reader} on {_names(proxies)})" for reader, proxies in problems[key].items())
     others = len(problems) - 1
+    live = resource.file is None or resource.file.endswith(LIVE_SUFFIX)
     raise ConfigError(
         f"{_where(resource)} {what}, which the run's queries need: {shown}. Without it the query matches "
-        f"no series (an availability would read 1.0 with no 5xx series, the lag probe would never see its "
-        f"requests); keep the label and metric for these proxies, or run without this Telemetry"
+        f"no series ({_consequence(what)}); keep the label and metric for these proxies, or run without "
+        f"this Telemetry" + (" (`harness reset` restores the declared one)" if live else "")
         + (f" ({others} more override(s) of the mesh's Telemetry do the same)" if others else ""),
         file=resource.file or _where(resource), field=key[1])
+
+
+def _consequence(what: str) -> str:
+    """What a query without the metric or label would do, in the user's terms."""
+    if "istio_requests_total" in what:
+        return "an availability would read 1.0 with no 5xx series, the lag probe would never see its requests"
+    if "istio_request_duration_milliseconds" in what:
+        return "a latency SLO would have no data, or the quantile of other requests than it selects"
+    return "the SLO would have no data, or describe other requests than it selects"
 
 
 def _names(proxies: list[str]) -> str:

@@ -84,7 +84,7 @@ def test_traces_json_and_the_report_mark_a_phase_whose_spans_were_evicted(tmp_pa
     baseline_html, chaos_html = html.split("<h3>baseline</h3>")[1].split("<h3>chaos</h3>")
     assert "Incomplete: up to 4 spans" in baseline_html and "00:01:40" in baseline_html
     assert "Incomplete" not in chaos_html
-    assert "evicted 4 before the run read them" in html
+    assert "evicted up to 4 spans of this run's phases before the run read them (4 since the mesh came up" in html
 
 
 def test_a_receiver_that_evicted_nothing_of_the_run_says_nothing(tmp_path: Path) -> None:

@@ -98,6 +98,16 @@ def test_a_telemetry_applied_to_the_running_mesh_is_checked_before_the_run(tmp_p
         check_live_telemetry(settings, load_slo_file(DEFAULT_SLO_FILE), platform)
     assert raised.value.file == "Telemetry parallel-ai/custom-metrics as applied to the running mesh (harness apply)"
     assert raised.value.field == "spec.metrics[0].overrides[0].tagOverrides.response_code"
+    assert "`harness reset` restores the declared one" in str(raised.value)
+
+
+def test_a_disabled_latency_metric_says_what_a_latency_slo_loses() -> None:
+    disabled = {"match": {"metric": "REQUEST_DURATION"}, "disabled": True}
+    with pytest.raises(ConfigError) as raised:
+        check((telemetry("custom-metrics", disabled), "no-duration.yaml"))
+    assert "disables istio_request_duration_milliseconds" in str(raised.value)
+    assert "a latency SLO would have no data" in str(raised.value) and "availability" not in str(raised.value)
+    assert "harness reset" not in str(raised.value)  # a file of the user's, not the running mesh's
 
 
 def test_harness_run_on_such_a_mesh_exits_2_before_the_load(

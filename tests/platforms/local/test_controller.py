@@ -170,3 +170,16 @@ def test_the_old_stats_drain_from_the_proxies_acknowledgement_not_from_the_write
     controller._settles_after_acknowledged(pushed_at=1000.0)
     [record] = controller.stats_redefinitions
     assert record["at"] == 1000.0 and record["settled_at"] == 1004.0 + STATS_SETTLE_S
+
+
+def test_reset_names_the_resources_it_deletes(tmp_path: Path) -> None:
+    """Back to the declared mesh: a resource the mesh does not declare goes, and the result says which,
+    as the kind platform's reset does (and `harness reset` prints)."""
+    controller = _controller(tmp_path)
+    extra = {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+             "metadata": {"name": "mesh-default", "namespace": "istio-system"},
+             "spec": {"tracing": [{"providers": [{"name": "jaeger"}], "randomSamplingPercentage": 5.0}]}}
+    asyncio.run(controller.apply([(extra, Path("mine.yaml"))]))
+    result = asyncio.run(controller.reset())
+    assert result["deleted"] == ["Telemetry/mesh-default in istio-system"]
+    assert asyncio.run(controller.reset())["deleted"] == []
