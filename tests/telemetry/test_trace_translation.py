@@ -113,6 +113,30 @@ def test_the_gateway_traces_as_istio_ingressgateway_and_the_variant_samples_ever
     assert tracing["provider"]["typed_config"]["service_name"] == "istio-ingressgateway.parallel-ai"
 
 
+def test_spans_are_named_as_istio_names_them_by_route_decorators() -> None:
+    """istio/istio pilot: a default or inbound route's decorator is TraceOperation(host, port),
+    "<host>:<port>/*"; a VirtualService route's is getRouteOperation: the one destination cluster's
+    host and port, or with several the VirtualService's name and the listener's port, then the match's
+    prefix + "*", exact path or regex. Envoy names the span after the decorator's operation."""
+    agent = "ai-agent-service.parallel-ai.svc.cluster.local"
+
+    def operations(config: Any, route_config: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for vhost in config.routes[route_config]["virtual_hosts"]:
+            for route in vhost["routes"]:
+                if "decorator" in route:
+                    found.setdefault(vhost["name"].split(":")[0], set()).add(route["decorator"]["operation"])
+        return found
+
+    gateway = operations(translate_proxy(_state(), _gateway()), "http.80")
+    assert gateway[agent] == {f"{agent}:8080/*", "ai-agent-routing:80/*"}  # one subset; the weighted canary
+    sidecar = translate_proxy(_state(), _sidecar("ai-agent-v1-us-east-0"))
+    outbound = operations(sidecar, "outbound|http")
+    assert outbound["user-service.parallel-ai.svc.cluster.local"] == {"user-service.parallel-ai.svc.cluster.local:8080/*"}
+    assert outbound[agent] == {f"{agent}:8080/*", "ai-agent-routing:8080/*"}
+    assert operations(sidecar, "inbound|8080") == {"inbound|http|8080": {f"{agent}:8080/*"}}
+
+
 def test_literal_and_environment_tags_and_a_default_value_become_envoys_custom_tags() -> None:
     doc = _tracing_doc()
     doc["spec"]["tracing"][0]["customTags"] = {

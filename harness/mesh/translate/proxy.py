@@ -21,7 +21,7 @@ from harness.mesh.translate.passthrough import (
 )
 from harness.mesh.translate.policy import EffectivePolicy, effective_policy
 from harness.mesh.translate.rbac import applies_to, per_route_rbac
-from harness.mesh.translate.routes import outbound_route_config
+from harness.mesh.translate.routes import outbound_route_config, trace_operation
 from harness.mesh.translate.secrets import WORKLOAD_SECRET
 from harness.mesh.translate.telemetry import with_telemetry
 
@@ -105,7 +105,8 @@ def translate_proxy(state: MeshState, node: ProxyNode) -> ProxyConfig:
                 continue
             name = gateway_route_name(server_port)
             bound = [vs for vs in state.istio.virtual_services if _bound_to(vs, gateway)]
-            routes[name] = outbound_route_config(name, hosts, bound, policies, domains_for_vs=True)
+            routes[name] = outbound_route_config(name, hosts, bound, policies, domains_for_vs=True,
+                                                 listen_port=server_port)
             rbac = per_route_rbac(_authorization_policies(state, node))
             if rbac:  # route-configuration level: holds for every route of the gateway, through RDS
                 routes[name]["typed_per_filter_config"] = rbac
@@ -124,10 +125,13 @@ def _authorization_policies(state: MeshState, node: ProxyNode) -> list[Any]:
 
 def _inbound_route_config(state: MeshState, node: ProxyNode) -> dict[str, Any]:
     policies = _authorization_policies(state, node)
+    services = state.topology.services_of(state.topology.pod(node.name))
     route: dict[str, Any] = {
         "name": "default",
         "match": {"prefix": "/"},
         "route": {"cluster": cluster_name("inbound", 8080, None, ""), "timeout": "0s"},
+        # Istio's inbound route: spans named after the pod's Service (telemetry.TraceOperation)
+        "decorator": trace_operation(services[0].fqdn if services else node.name, 8080),
     }
     rbac = per_route_rbac(policies)
     if rbac:

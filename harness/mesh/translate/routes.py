@@ -138,9 +138,29 @@ def _route_action(vs: VirtualService, index: int, http: HTTPRoute, ports: dict[s
     return action
 
 
+def trace_operation(host: str, port: int, path: str = "/*") -> dict[str, Any]:
+    """The route decorator Istio gives a route: its spans are named `<host>:<port><path>` (istio/istio
+    pilot telemetry.TraceOperation for default and inbound routes, route.getRouteOperation otherwise)."""
+    return {"operation": f"{host}:{port}{path}"}
+
+
+def _route_operation(route: dict[str, Any], vs_name: str, port: int) -> dict[str, Any]:
+    """getRouteOperation: the path is the match's prefix + "*", its exact path or its regex ("/*"
+    without one); one destination cluster names its host and port, several the VirtualService's
+    name and the listener's port."""
+    match = route["match"]
+    path = (match["prefix"] + "*" if "prefix" in match else match.get("path")
+            or match.get("safe_regex", {}).get("regex") or "/*")
+    direction, cluster_port, _, host = (route["route"].get("cluster") or "|||").split("|")
+    if direction in ("outbound", "inbound") and host:
+        return trace_operation(host, int(cluster_port), path)
+    return trace_operation(vs_name, port, path)
+
+
 def virtual_service_routes(vs: VirtualService, ports: dict[str, int],
-                           policies: dict[str, EffectivePolicy]) -> list[dict[str, Any]]:
-    """One Envoy route per match block (Istio ORs them), in declaration order."""
+                           policies: dict[str, EffectivePolicy], port: int = 80) -> list[dict[str, Any]]:
+    """One Envoy route per match block (Istio ORs them), in declaration order; `port` is the listener's
+    (the spans of a route to several clusters are named after it)."""
     routes = []
     for index, http in enumerate(vs.routes):
         action = _route_action(vs, index, http, ports, policies)
@@ -153,6 +173,7 @@ def virtual_service_routes(vs: VirtualService, ports: dict[str, int],
                 "route": action,
                 **metadata,
             }
+            route["decorator"] = _route_operation(route, vs.name, port)
             if http.fault is not None:
                 route["typed_per_filter_config"] = {FAULT_FILTER: fault_config(http.fault)}
             routes.append(route)
@@ -166,16 +187,19 @@ def default_route(host: str, port: int) -> dict[str, Any]:
         "match": {"prefix": "/"},
         "route": {"cluster": cluster_name("outbound", port, None, host), "timeout": "0s",
                   "retry_policy": retry_policy(None)},
+        "decorator": trace_operation(host, port),
         **route_metadata(host),
     }
 
 
 def outbound_route_config(name: str, hosts: dict[str, int], services: Iterable[VirtualService],
-                          policies: dict[str, EffectivePolicy], *, domains_for_vs: bool) -> dict[str, Any]:
+                          policies: dict[str, EffectivePolicy], *, domains_for_vs: bool,
+                          listen_port: int = 80) -> dict[str, Any]:
     """Virtual hosts for every known host; VirtualServices replace the default route.
 
     `hosts` maps each known host (service FQDN or ServiceEntry host) to its port. For a gateway
-    (`domains_for_vs`), virtual hosts come only from the VirtualServices bound to it.
+    (`domains_for_vs`), virtual hosts come only from the VirtualServices bound to it, and `listen_port`
+    is its server's port.
     """
     virtual_hosts: dict[str, dict[str, Any]] = {}
     if not domains_for_vs:
@@ -183,7 +207,8 @@ def outbound_route_config(name: str, hosts: dict[str, int], services: Iterable[V
             virtual_hosts[host] = {"name": f"{host}:{port}", "domains": host_domains(host, port),
                                    "routes": [default_route(host, port)]}
     for vs in services:
-        routes = virtual_service_routes(vs, hosts, policies)
+        first = fqdn(vs.hosts[0], vs.namespace) if vs.hosts and vs.hosts[0] != "*" else ""
+        routes = virtual_service_routes(vs, hosts, policies, listen_port if domains_for_vs else hosts.get(first, 80))
         for raw_host in vs.hosts:
             host = fqdn(raw_host, vs.namespace)
             port = hosts.get(host, 80)
