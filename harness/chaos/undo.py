@@ -49,6 +49,11 @@ class UndoRegistry:
         with self._lock:
             self._touched.update(resource_key(doc) for key in ("delete", "apply") for doc in undo.get(key) or [])
 
+    def begin_run(self) -> None:
+        """A new run's audit starts from what it changes itself (a suite runs several in one process)."""
+        with self._lock:
+            self._touched.clear()
+
     def touched_resources(self) -> frozenset[tuple[str, str, str]]:
         with self._lock:
             return frozenset(self._touched)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ def _pods(doc: dict[str, Any], file: str | Path | None) -> list[Pod]:
         raise ManifestError(f"Deployment {meta['name']!r}: pod template needs label {REGION_LABEL!r} "
                             "(its region, e.g. us-east)", file=file,
                             field=f"spec.template.metadata.labels.{REGION_LABEL}")
+    _check_buckets(meta["name"], (template.get("metadata") or {}).get("annotations") or {}, file)
     return [
         Pod(
             name=f"{meta['name']}-{index}",
@@ -153,3 +155,24 @@ def _pods(doc: dict[str, Any], file: str | Path | None) -> list[Pod]:
         )
         for index in range(int(spec.get("replicas", 1)))
     ]
+
+
+def _check_buckets(deployment: str, annotations: dict[str, Any], file: str | Path | None) -> None:
+    """The local proxies use one set of request-duration buckets (translate/stats.LATENCY_BUCKETS_MS),
+    which the shipped pod templates also give Istio's proxies on kind; another value of Istio's
+    annotation would be honoured on kind and not here, so it is refused rather than ignored."""
+    from harness.mesh.translate.stats import BUCKETS_ANNOTATION, ISTIO_LATENCY_PREFIX, LATENCY_BUCKETS_MS
+
+    if BUCKETS_ANNOTATION not in annotations:
+        return
+    expected = {ISTIO_LATENCY_PREFIX: list(LATENCY_BUCKETS_MS)}
+    try:
+        value = json.loads(str(annotations[BUCKETS_ANNOTATION]))
+    except ValueError:
+        value = None
+    if value != expected:
+        raise ManifestError(
+            f"Deployment {deployment!r}: the local platform's proxies use the request-duration buckets "
+            f"{json.dumps(expected, separators=(',', ':'))}; another {BUCKETS_ANNOTATION} is not supported "
+            f"(got {annotations[BUCKETS_ANNOTATION]!r})", file=file,
+            field=f"spec.template.metadata.annotations.{BUCKETS_ANNOTATION}")

@@ -81,6 +81,7 @@ def _configure(experiment: dict[str, Any], arguments: dict[str, Any]) -> None:
     if not platform.is_up():
         platform.up()
         _brought_up = platform
+    context.current().undo.begin_run()  # the audit's "changed by this run" starts empty
     _plain_expected = snapshot_resources(platform)  # `harness run` audits itself (runner._audit)
     from harness.run.evaluation import load_slos
     from harness.run.mesh_telemetry import check_live_telemetry

@@ -201,7 +201,8 @@ def evaluate_run(session: Any, *, interrupted: bool) -> dict[str, Any]:
     request completed at t is in the recorded samples from t + lag.lower_s to t + lag.upper_s at the
     latest (its stats flush, scrape and rule evaluation). So each phase [start, end] is judged over
     [start + upper_s, end + lower_s]: the first sample there already holds every request of the phase
-    before (rate() counts only what comes after the first sample), and no sample up to its end holds a
+    before (increase() counts only what comes after the first sample; a series born in the window is counted
+    from its first sample, slo/promql.requests_in_window), and no sample up to its end holds a
     request of the phase after. The requests of the band between (upper_s - lower_s, about one
     pipeline period) are in neither phase: a phase's value describes only its own requests.
     """
@@ -318,7 +319,7 @@ def _mesh_window(phase: str, start: float, end: float, lag: TelemetryLag | None)
     if lag is None:
         raise InconclusiveError("the telemetry lag was not measured, so no mesh SLO window can be placed")
     first, last = lag.phase_window(start, end)
-    # rate() needs two samples in the window: two sample periods are the least that surely hold them.
+    # increase() needs two samples in the window: two sample periods are the least that surely hold them.
     needed = 2 * max(lag.pipeline.scrape_s, lag.pipeline.rule_s)
     if last - first < needed:
         raise InconclusiveError(

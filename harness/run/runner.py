@@ -106,6 +106,7 @@ def run_file(path: Path, *, platform_name: str, report_dir: Path | None = None, 
         # the Telemetry the mesh has now (a `harness apply` since `up` included) keeps what the SLOs read
         check_live_telemetry(settings, evaluation.load_slos(settings), platform)
         evaluation.validate_queries(settings, platform)
+        current().undo.begin_run()  # the audit's "changed by this run" starts empty (snapshot below)
         with tracing.run_span(experiment.get("title", path.stem), run_dir, **{"harness.platform": platform_name}):
             return _run_session(experiment, path, settings, platform, run_dir, progress, cleaned=cleaned,
                                 expected=snapshot_resources(platform))

@@ -13,24 +13,35 @@ from harness.slo.model import Slo
 
 _PLACEHOLDER = re.compile(r"\$(window|service)\b")
 
-# Requests in the window, per series: increase() over the window, plus for a series born in it (absent
-# at the window's start: `unless ... offset $window`) the value of its first sample (min_over_time),
-# which increase() never counts: a proxy creates a series at its first request with those labels (a
-# first 503, a first UO flag), so it is first scraped at 1 or more and rate()/increase() see only what
-# comes after (prometheus/prometheus#1673: no zero before a new series). Without it the first 5xx of
-# each new label set was lost: a chaos phase read availability 1.0 while the client saw the 503.
-# `or vector(0)`: with no 5xx series at all the error count is 0, not "no data"; the total has no such
-# fallback, so no requests (empty vector) stays empty and zero requests (0/0) stays NaN: no data.
-_COUNT = ("((sum(increase({series}[$window])){fallback}) + "
-          "(sum(min_over_time({series}[$window]) unless {series} offset $window) or vector(0)))")
-_ERRORS = _COUNT.format(series='istio_requests_total{{{selector},response_code=~"5.."}}', fallback=" or vector(0)")
-_TOTAL = _COUNT.format(series="istio_requests_total{{{selector}}}", fallback="")
+# Requests in the window, per series: increase() over the window for a series that already had samples
+# before it; for a series born in the window, its largest value (max_over_time), which counts its first
+# sample too. A proxy creates a series at its first request with new labels (a first 503, a first UO
+# flag), so Prometheus first sees it at 1 or more, and increase() never counts that first value
+# (prometheus/prometheus#1673); its extrapolation toward zero would count part of it twice if both were
+# added. Without this the first 5xx of each new label set was lost: a chaos phase read availability 1.0
+# while the client saw the 503. "Had samples before" is a range over the 5 minutes before the window
+# (Prometheus' lookback), which skips stale markers: one failed scrape just before the window writes
+# them for every series of that proxy, and an instant `offset` lookup would take those series for new
+# ones and add their whole lifetime. A series born in the window whose proxy restarts in it is counted
+# up to the restart (max_over_time sees no reset).
+# `or vector(0)` on each part: zero requests give 0/0 = NaN, which evaluate() reports as no data.
+_EXISTED = "last_over_time({series}[5m] offset $window)"
+
+
+def requests_in_window(series: str) -> str:
+    """PromQL for how many requests the counter `series` (a selector) counted in `$window`."""
+    existed = _EXISTED.format(series=series)
+    return (f"((sum(increase({series}[$window]) and {existed}) or vector(0)) + "
+            f"(sum(max_over_time({series}[$window]) unless {existed}) or vector(0)))")
+
+
+_ERRORS = requests_in_window('istio_requests_total{{{selector},response_code=~"5.."}}')
+_TOTAL = requests_in_window("istio_requests_total{{{selector}}}")
 _BUCKETS = "istio_request_duration_milliseconds_bucket{{{selector}}}"
-_LATENCY = (
-    "histogram_quantile({quantile}, sum by (le) (increase(" + _BUCKETS + "[$window])) + "
-    "(sum by (le) (min_over_time(" + _BUCKETS + "[$window]) unless " + _BUCKETS + " offset $window) "
-    "or sum by (le) (increase(" + _BUCKETS + "[$window])) * 0))"
-)
+_OLD_BUCKETS = "sum by (le) (increase(" + _BUCKETS + "[$window]) and " + _EXISTED.format(series=_BUCKETS) + ")"
+_NEW_BUCKETS = "sum by (le) (max_over_time(" + _BUCKETS + "[$window]) unless " + _EXISTED.format(series=_BUCKETS) + ")"
+_LATENCY = ("histogram_quantile({quantile}, " + _OLD_BUCKETS + " + " + _NEW_BUCKETS + " or " + _OLD_BUCKETS
+            + " or " + _NEW_BUCKETS + ")")
 
 
 def prometheus_duration(seconds: float) -> str:

@@ -100,3 +100,13 @@ def test_the_registry_remembers_which_istio_resources_the_runs_changes_named() -
     registry.register("clear knobs", lambda: None, kind="knobs", undo={"pods": ["user-v1-us-east-0"]})
     assert registry.touched_resources() == {("VirtualService", "parallel-ai", "harness-fault-user"),
                                             ("DestinationRule", "parallel-ai", "user")}
+
+
+def test_each_run_starts_its_own_record_of_touched_resources() -> None:
+    """A suite runs its experiments in one process: what an earlier one changed (and restored) is not
+    the next one's, so another party's change to it during the next run is not called that run's fault."""
+    registry = UndoRegistry()
+    doc = {"kind": "VirtualService", "metadata": {"name": "fault-user", "namespace": "parallel-ai"}}
+    registry.register("remove fault", lambda: None, kind="istio", undo={"delete": [doc]})
+    registry.begin_run()
+    assert registry.touched_resources() == frozenset()

@@ -350,3 +350,18 @@ def test_a_workload_outside_the_mesh_namespace_is_refused_naming_its_file_and_fi
         build_topology([(deployment, "extra.yaml")])
     assert caught.value.file == "extra.yaml" and caught.value.field == "metadata.namespace"
     assert "'billing'" in str(caught.value) and "'parallel-ai'" in str(caught.value)
+
+
+def test_other_request_duration_buckets_are_refused_not_ignored() -> None:
+    """kind's Istio honours sidecar.istio.io/statsHistogramBuckets; the local proxies use one set of
+    buckets (the shipped annotation's). Another value would differ silently between the platforms."""
+    from harness.mesh.topology import build_topology
+
+    deployment = copy.deepcopy(_doc("kubernetes/deployments.yaml", "Deployment", "ai-agent-v1-us-east"))
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    build_topology([(deployment, "deployments.yaml")])  # the shipped value is the local one
+    annotations["sidecar.istio.io/statsHistogramBuckets"] = '{"istiocustom":[1,5,10]}'
+    with pytest.raises(ManifestError) as caught:
+        build_topology([(deployment, "deployments.yaml")])
+    assert caught.value.file == "deployments.yaml"
+    assert caught.value.field == "spec.template.metadata.annotations.sidecar.istio.io/statsHistogramBuckets"

@@ -27,11 +27,13 @@ def test_a_window_under_a_millisecond_is_refused(seconds: float) -> None:
         prometheus_duration(seconds)
 
 
-def _count(series: str, window: str, fallback: str = "") -> str:
-    """Requests of a selector in the window: increase(), plus a series born in it counted from its
-    first sample (`unless ... offset`), which increase() never sees."""
-    return (f"((sum(increase({series}[{window}])){fallback}) + "
-            f"(sum(min_over_time({series}[{window}]) unless {series} offset {window}) or vector(0)))")
+def _count(series: str, window: str) -> str:
+    """Requests of a selector in the window: increase() for a series seen in the 5 minutes before it
+    (a range, so stale markers do not count), the largest value of one born in it (its first sample
+    included). What they compute: test_promql_counts.py."""
+    existed = f"last_over_time({series}[5m] offset {window})"
+    return (f"((sum(increase({series}[{window}]) and {existed}) or vector(0)) + "
+            f"(sum(max_over_time({series}[{window}]) unless {existed}) or vector(0)))")
 
 
 ERRORS = f'istio_requests_total{{{SELECTOR},response_code=~"5.."}}'
@@ -39,23 +41,20 @@ TOTAL = f"istio_requests_total{{{SELECTOR}}}"
 
 
 def test_availability_is_one_minus_the_5xx_share_of_istio_requests_over_the_window() -> None:
-    assert render_promql(_slo(template="availability"), 37) == (
-        f"1 - ({_count(ERRORS, '37s', ' or vector(0)')} / {_count(TOTAL, '37s')})"
-    )
+    assert render_promql(_slo(template="availability"), 37) == f"1 - ({_count(ERRORS, '37s')} / {_count(TOTAL, '37s')})"
 
 
 def test_error_ratio_is_the_5xx_share_and_counts_no_5xx_series_as_zero() -> None:
-    assert render_promql(_slo(template="error_ratio"), 90.5) == (
-        f"{_count(ERRORS, '90500ms', ' or vector(0)')} / {_count(TOTAL, '90500ms')}"
-    )
+    assert render_promql(_slo(template="error_ratio"), 90.5) == f"{_count(ERRORS, '90500ms')} / {_count(TOTAL, '90500ms')}"
 
 
 def test_latency_is_histogram_quantile_over_the_duration_buckets_in_ms() -> None:
     buckets = f"istio_request_duration_milliseconds_bucket{{{SELECTOR}}}"
+    existed = f"last_over_time({buckets}[5m] offset 60s)"
+    old = f"sum by (le) (increase({buckets}[60s]) and {existed})"
+    new = f"sum by (le) (max_over_time({buckets}[60s]) unless {existed})"
     assert render_promql(_slo(template="latency", quantile=0.99, objective=500, comparator="<="), 60) == (
-        f"histogram_quantile(0.99, sum by (le) (increase({buckets}[60s])) + "
-        f"(sum by (le) (min_over_time({buckets}[60s]) unless {buckets} offset 60s) "
-        f"or sum by (le) (increase({buckets}[60s])) * 0))"
+        f"histogram_quantile(0.99, {old} + {new} or {old} or {new})"
     )
 
 
