@@ -93,6 +93,28 @@ def test_a_batch_is_judged_on_the_set_it_leaves_not_on_its_names(mesh, platform)
     assert mesh.get(f"{TELEMETRY_PATH}/custom-metrics")["spec"]["selector"] == {"matchLabels": {"app": "user"}}
 
 
+def test_a_second_telemetry_selecting_a_workload_another_one_selects_is_refused(mesh, platform) -> None:
+    """Istio's Telemetry API allows one resource selecting a workload (istioctl IST0159: "multiple
+    Telemetry resources select the same workload"); the local platform refuses the second at apply, and
+    so does kind now, judged on the set the batch leaves in the cluster, before anything is applied."""
+    def selecting(name: str, labels: dict[str, str]) -> dict:
+        return {"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+                "metadata": {"name": name, "namespace": "parallel-ai"},
+                "spec": {"selector": {"matchLabels": labels},
+                         "tracing": [{"providers": [{"name": "jaeger"}], "randomSamplingPercentage": 5.0}]}}
+
+    platform.apply_documents([selecting("user-traces", {"app": "user"})], source="first.yaml")
+    before = _changes(mesh)
+    with pytest.raises(ConfigError) as caught:
+        platform.apply_documents([selecting("user-v1-traces", {"app": "user", "version": "v1"})],
+                                 source="second.yaml")
+    assert (caught.value.file, caught.value.field) == ("second.yaml", "spec.selector")
+    assert "Telemetry 'user-v1-traces': Telemetry 'user-traces' also selects the workload" in str(caught.value)
+    assert _changes(mesh) == before
+    # the same name replaces (kubectl apply): still one resource selecting user's pods
+    platform.apply_documents([selecting("user-traces", {"app": "user", "version": "v1"})], source="again.yaml")
+
+
 def test_a_batch_without_telemetry_does_not_read_the_clusters_telemetry(mesh, platform) -> None:
     """Only a batch that adds or replaces a namespace-wide Telemetry can change the set: others (every
     fault the harness injects) cost no extra API call."""

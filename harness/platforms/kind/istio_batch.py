@@ -27,7 +27,8 @@ from typing import Any
 
 from harness.errors import ConfigError, ResourceNotFoundError
 from harness.mesh.resources import NAMESPACE
-from harness.mesh.telemetry_api import match_labels
+from harness.mesh.topology import GATEWAY_LABELS
+from harness.mesh.telemetry_api import TelemetryResource, check_workload_selectors, match_labels
 
 TELEMETRY = "Telemetry"
 
@@ -43,10 +44,36 @@ def _key(doc: dict[str, Any]) -> tuple[str, str]:
     return str(meta.get("namespace") or NAMESPACE), str(meta["name"])
 
 
-def adds_namespace_wide_telemetry(batch: Iterable[dict[str, Any]], *, delete: bool) -> bool:
-    """Whether the batch can make a namespace's set of namespace-wide Telemetry larger: only an apply of
+def applies_telemetry(batch: Iterable[dict[str, Any]], *, delete: bool) -> bool:
+    """Whether the batch can change which Telemetry apply to a namespace or a workload: only an apply of
     one can (a delete, or a batch without one, never does), so only then are the clusters read."""
-    return not delete and any(namespace_wide(doc) for doc in batch)
+    return not delete and any(doc.get("kind") == TELEMETRY for doc in batch)
+
+
+def mesh_workloads() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(namespace, pod labels) of every workload of the mesh: its Deployments and the ingress gateway."""
+    from harness.platforms.kind.pods import declared_deployments
+
+    return [(NAMESPACE, d.selector) for d in declared_deployments()] + [(NAMESPACE, GATEWAY_LABELS)]
+
+
+def check_workload_telemetry(batch: list[dict[str, Any]], live: Iterable[dict[str, Any]],
+                             workloads: Iterable[tuple[str, tuple[tuple[str, str], ...]]], *, context: str,
+                             source: str) -> None:
+    """Refuse the batch when the cluster's Telemetry (`live`) overlaid by it would have two selecting one
+    of `workloads` ((namespace, pod labels)): Istio's Telemetry API allows one per workload (istioctl
+    IST0159), and the local platform refuses the same (telemetry_api.check_workload_selectors)."""
+    final = {_key(doc): (doc, f"{TELEMETRY} {'/'.join(_key(doc))} in {context}") for doc in live
+             if doc.get("kind") == TELEMETRY}
+    final.update((_key(doc), (doc, source)) for doc in batch if doc.get("kind") == TELEMETRY)
+    selecting = []
+    for doc, file in final.values():
+        labels = match_labels(doc.get("spec") or {})
+        if labels is not None:
+            namespace, name = _key(doc)
+            selecting.append(TelemetryResource(name=name, namespace=namespace, file=file,
+                                               selector=tuple(sorted(labels.items()))))
+    check_workload_selectors(selecting, workloads)
 
 
 def check_namespace_wide_telemetry(batch: list[dict[str, Any]], live: Iterable[dict[str, Any]], *, context: str,

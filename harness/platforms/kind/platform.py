@@ -25,8 +25,8 @@ from harness.platforms.kind.appscripts import APP_ARGV, APP_KILL_SCRIPT, KNOBS_G
 from harness.platforms.kind.commands import Command, CommandResult, CommandRunner, KubeconfigRunner, Recorder, \
     RecordingRunner, SubprocessRunner
 from harness.platforms.kind.install import INGRESS_HOST, Installer, endpoints
-from harness.platforms.kind.istio_batch import TELEMETRY, adds_namespace_wide_telemetry, check_deletable, \
-    check_namespace_wide_telemetry, undeclared
+from harness.platforms.kind.istio_batch import TELEMETRY, applies_telemetry, check_deletable, \
+    check_namespace_wide_telemetry, check_workload_telemetry, mesh_workloads, undeclared
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS, ClientKube, KubeApi, NamespaceGuard, RecordingKube, \
     Resource
 from harness.platforms.kind.load import CONFIGMAP, MASTER_JOB, MASTER_SERVICE, WORKER_JOB, InClusterLoad, \
@@ -299,12 +299,14 @@ class KindPlatform:
         does not have (kubectl delete --ignore-not-found), listed under `not_found`."""
         planned = self._plan(documents, source)
         batch = [doc for _, doc in planned]
-        if adds_namespace_wide_telemetry(batch, delete=delete):
+        if applies_telemetry(batch, delete=delete):
             telemetry = next(resource for resource, doc in planned if doc["kind"] == TELEMETRY)
+            workloads = mesh_workloads()
             for spec in self.settings.cluster_specs():
                 live = [objects.as_manifest(obj, telemetry, TELEMETRY)
                         for obj in self._kube(spec).list(telemetry, NAMESPACE)]
                 check_namespace_wide_telemetry(batch, live, context=spec.context, source=source)
+                check_workload_telemetry(batch, live, workloads, context=spec.context, source=source)
         if delete and not missing_ok:
             missing = [(doc, spec.context) for spec in self.settings.cluster_specs() for resource, doc in planned
                        if self._kube(spec).get(resource, NAMESPACE, doc["metadata"]["name"]) is None]
