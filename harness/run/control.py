@@ -141,21 +141,12 @@ def after_experiment_control(context: Any, state: dict[str, Any] | None = None, 
 
 def _audit_plain_run(current: HarnessRun, final: dict[str, Any]) -> None:
     """Plain `chaos run`: the residual-fault audit `harness run` makes, recorded in the run's journal."""
-    from harness.chaos.audit import audit_run, changed_by_others
+    from harness.run.verdict import record_audit
 
     global _plain_expected
     expected, _plain_expected = _plain_expected, None
-    leftovers, others = audit_run(current.platform, expected, context.current().undo.touched_resources())
-    final["harness"]["residual_faults"] = leftovers
-    final["harness"]["changed_during_run"] = others
-    if others:  # no fault of this run: its measurements are in doubt, not the next run's mesh
-        final["harness"]["inconclusive"] = "; ".join(
-            r for r in (final["harness"].get("inconclusive"), changed_by_others(others)) if r)
-    if leftovers:
-        current.error = current.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
-        final["harness"]["error"] = current.error
-        for line in leftovers:
-            logger.error("left in the mesh after the run: %s (`harness reset` restores it)", line)
+    for line in record_audit(final["harness"], current, current.platform, expected):
+        logger.error("left in the mesh after the run: %s (`harness reset` restores it)", line)
     current.journal.write(final)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.chaos.audit import audit_run, changed_by_others, clean_orphans, snapshot_resources
+from harness.chaos.audit import clean_orphans, snapshot_resources
 from harness.chaos.context import current, run_context
 from harness.chaos.ledger import check_no_foreign, ledger_for
 from harness import tracing
@@ -26,7 +26,7 @@ from harness.run.session import HarnessRun
 from harness.run.settings import check_report_dir, parse_settings, with_workers
 from harness.run.validate import (HARNESS_CONTROL, check_harness_activities, check_load_declared, harness_control_arguments,
                                   load_experiment_file)
-from harness.run.verdict import exit_code, verdict_table
+from harness.run.verdict import exit_code, record_audit, verdict_table
 
 __all__ = ["RunOutcome", "check_only", "default_run_dir", "run_file"]
 
@@ -160,18 +160,9 @@ def _run_session(experiment: dict[str, Any], path: Path, settings: Any, platform
 
 def _audit(journal: dict[str, Any], session: HarnessRun, platform: Platform, expected: dict[Any, Any] | None) -> None:
     """The residual-fault audit: anything the run left in the mesh is an error (exit 2) naming it."""
-    leftovers, others = audit_run(platform, expected, current().undo.touched_resources())
-    journal["harness"]["residual_faults"] = leftovers
-    journal["harness"]["changed_during_run"] = others
-    if others:  # no fault of this run: its measurements are in doubt, not the next run's mesh
-        journal["harness"]["inconclusive"] = "; ".join(
-            r for r in (journal["harness"].get("inconclusive"), changed_by_others(others)) if r)
-    if leftovers:
-        session.error = session.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
-        journal["harness"]["error"] = session.error
-        for line in leftovers:
-            print(f"harness: error: left in the mesh after the run: {line} (`harness reset` restores it)",
-                  file=sys.stderr)
+    for line in record_audit(journal["harness"], session, platform, expected):
+        print(f"harness: error: left in the mesh after the run: {line} (`harness reset` restores it)",
+              file=sys.stderr)
 
 
 def _write_reports(run_dir: Path) -> None:

@@ -5,7 +5,24 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from harness.chaos.audit import audit_run, changed_by_others
+from harness.chaos.context import current
 from harness.errors import ExitCode, verdict_word
+
+
+def record_audit(harness: dict[str, Any], session: Any, platform: Any, expected: dict[Any, Any] | None) -> list[str]:
+    """The end-of-run audit into the run's `harness` journal section: what the run left is its error
+    (exit 2), what others changed while it ran makes it inconclusive (exit 3). Returns the leftovers,
+    for the caller to name where its user reads (stderr, or Chaos Toolkit's log)."""
+    leftovers, others = audit_run(platform, expected, current().undo.touched_resources())
+    harness["residual_faults"] = leftovers
+    harness["changed_during_run"] = others
+    if others:  # no fault of this run: its measurements are in doubt, not the next run's mesh
+        harness["inconclusive"] = "; ".join(r for r in (harness.get("inconclusive"), changed_by_others(others)) if r)
+    if leftovers:
+        session.error = session.error or "faults left in the mesh after the run: " + "; ".join(leftovers)
+        harness["error"] = session.error
+    return leftovers
 
 
 def exit_code(journal: dict[str, Any], session: Any) -> ExitCode:
