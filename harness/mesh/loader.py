@@ -41,7 +41,14 @@ def resource_key(doc: dict[str, Any]) -> tuple[str, str, str]:
     """(kind, namespace, name), as kubectl apply matches resources; the namespace defaults to parallel-ai.
     Tolerant of a document without kind or name (a live resource as a platform lists it): "?"."""
     meta = doc.get("metadata") or {}
-    return doc.get("kind") or "?", meta.get("namespace") or "parallel-ai", meta.get("name") or "?"
+    return doc.get("kind") or "?", meta.get("namespace") or NAMESPACE, meta.get("name") or "?"
+
+
+def undeclared(live: Iterable[dict[str, Any]], declared: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live resources whose kind, namespace and name the mesh does not declare: what a reset deletes
+    (both platforms' `reset` go back to exactly the declared resources)."""
+    wanted = {resource_key(doc) for doc in declared}
+    return [doc for doc in live if resource_key(doc) not in wanted]
 
 
 def build_model(documents: Iterable[Located]) -> MeshModel:

@@ -268,7 +268,7 @@ def test_the_ledgers_undo_deletes_a_fault_from_every_cluster_that_still_has_it(t
 def test_a_declared_manifest_without_a_namespace_is_the_mesh_namespaces_and_not_deleted_by_reset() -> None:
     """The platform applies a manifest without metadata.namespace in the mesh's namespace, so reset must
     count the live object as declared, not delete and re-create it (a moment without the policy)."""
-    from harness.platforms.kind.istio_batch import undeclared
+    from harness.mesh.loader import undeclared
 
     declared = {"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
                 "metadata": {"name": "default"}, "spec": {"mtls": {"mode": "STRICT"}}}

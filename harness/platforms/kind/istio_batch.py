@@ -16,8 +16,7 @@ every cluster as it was (nothing half-applied, nothing half-deleted):
   first error). Here it is ResourceNotFoundError (bad input, exit 2), one line per missing object and
   cluster. kubectl has by then deleted the objects visited before the missing one; the harness checks
   the whole batch first, so a refused delete deletes nothing.
-- `undeclared`: what `reset` deletes to get back to the declared mesh (the local platform's reset pushes
-  the declared model, which drops every resource it does not declare; kind does the same in parallel-ai).
+What `reset` deletes to get back to the declared mesh is loader.undeclared, as on the local platform.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from harness.errors import ConfigError, ResourceNotFoundError
+from harness.mesh.loader import resource_key
 from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_LABELS
 from harness.mesh.telemetry_api import TelemetryResource, check_workload_selectors, match_labels
@@ -39,9 +39,20 @@ def namespace_wide(doc: dict[str, Any]) -> bool:
 
 
 def _key(doc: dict[str, Any]) -> tuple[str, str]:
-    """(namespace, name); a manifest without a namespace goes to the mesh's, as the platform applies it."""
-    meta = doc.get("metadata") or {}
-    return str(meta.get("namespace") or NAMESPACE), str(meta["name"])
+    """(namespace, name) as kubectl apply matches them (loader.resource_key: a manifest without a
+    namespace goes to the mesh's, as the platform applies it)."""
+    return resource_key(doc)[1:]
+
+
+def _final_telemetry(batch: list[dict[str, Any]], live: Iterable[dict[str, Any]], *, context: str,
+                     source: str) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
+    """The Telemetry a cluster would hold after the batch: its own (`live`, read from `context`) overlaid
+    by the batch's (the same name replaces, as kubectl apply does; a new name adds), each with the file
+    or place a message names."""
+    final = {_key(doc): (doc, f"{TELEMETRY} {'/'.join(_key(doc))} in {context}") for doc in live
+             if doc.get("kind") == TELEMETRY}
+    final.update((_key(doc), (doc, source)) for doc in batch if doc.get("kind") == TELEMETRY)
+    return final
 
 
 def applies_telemetry(batch: Iterable[dict[str, Any]], *, delete: bool) -> bool:
@@ -63,11 +74,8 @@ def check_workload_telemetry(batch: list[dict[str, Any]], live: Iterable[dict[st
     """Refuse the batch when the cluster's Telemetry (`live`) overlaid by it would have two selecting one
     of `workloads` ((namespace, pod labels)): Istio's Telemetry API allows one per workload (istioctl
     IST0159), and the local platform refuses the same (telemetry_api.check_workload_selectors)."""
-    final = {_key(doc): (doc, f"{TELEMETRY} {'/'.join(_key(doc))} in {context}") for doc in live
-             if doc.get("kind") == TELEMETRY}
-    final.update((_key(doc), (doc, source)) for doc in batch if doc.get("kind") == TELEMETRY)
     selecting = []
-    for doc, file in final.values():
+    for doc, file in _final_telemetry(batch, live, context=context, source=source).values():
         labels = match_labels(doc.get("spec") or {})
         if labels is not None:
             namespace, name = _key(doc)
@@ -81,12 +89,9 @@ def check_namespace_wide_telemetry(batch: list[dict[str, Any]], live: Iterable[d
     """Refuse the batch when the cluster's Telemetry (`live`, as read from `context`) overlaid by it would
     hold more than one namespace-wide Telemetry in a namespace; the message names the batch's Telemetry,
     the file and spec.selector."""
-    final = {_key(doc): doc for doc in live if namespace_wide(doc)}
-    for doc in batch:
-        if doc.get("kind") == TELEMETRY:
-            final.pop(_key(doc), None)  # the same name replaces, also by one with a selector
-            if namespace_wide(doc):
-                final[_key(doc)] = doc
+    # the same name replaces, also by one with a selector
+    final = [key for key, (doc, _) in _final_telemetry(batch, live, context=context, source=source).items()
+             if namespace_wide(doc)]
     for doc in batch:
         if not namespace_wide(doc):
             continue
@@ -108,9 +113,3 @@ def check_deletable(batch: list[dict[str, Any]], missing: list[tuple[dict[str, A
     lines = [f"{doc['kind']} {_key(doc)[0]}/{_key(doc)[1]} not found in cluster {context} (kubectl: NotFound)"
              for doc, context in missing]
     raise ResourceNotFoundError("; ".join(lines) + "; nothing was deleted", file=source, field="metadata.name")
-
-
-def undeclared(live: Iterable[dict[str, Any]], declared: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The live objects (as manifests) whose kind, namespace and name the mesh does not declare."""
-    wanted = {(doc["kind"], *_key(doc)) for doc in declared}
-    return [doc for doc in live if (doc["kind"], *_key(doc)) not in wanted]

@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 
 from harness.errors import ConfigError, HarnessError
-from harness.mesh.loader import Located, MeshModel, build_model, check_deletable, merge_documents, resource_key
+from harness.mesh.loader import (
+    Located, MeshModel, build_model, check_deletable, merge_documents, resource_key, undeclared,
+)
 from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod
 from harness.mesh.translate import (
@@ -270,10 +272,9 @@ class MeshController:
     async def reset(self) -> dict[str, Any]:
         """Back to the declared resources; `deleted` names those the mesh had that it does not declare
         (a user's own, a fault's), as the kind platform's reset lists them."""
-        declared = {resource_key(doc) for doc, _ in self.declared.documents}
+        gone = undeclared(self.resources(), (doc for doc, _ in self.declared.documents))
         deleted = [f"{kind}/{name}" + ("" if namespace == NAMESPACE else f" in {namespace}")
-                   for kind, namespace, name in sorted(resource_key(doc) for doc in self.resources())
-                   if (kind, namespace, name) not in declared]
+                   for kind, namespace, name in sorted(resource_key(doc) for doc in gone)]
         return {"reset": True, "deleted": deleted, **await self.push_confirmed("reset", self.declared)}
 
     def resources(self) -> list[dict[str, Any]]:
