@@ -56,11 +56,8 @@ def build_model(documents: Iterable[Located]) -> MeshModel:
     model = MeshModel(documents=docs, topology=build_topology(list(docs)), istio=parse_istio(list(docs)))
     if model.istio.telemetry:  # two Telemetry resources selecting one workload: refused before anything starts
         from harness.mesh.telemetry_api import check_workload_selectors
-        from harness.mesh.topology import GATEWAY_LABELS
 
-        check_workload_selectors(model.istio.telemetry, [(pod.namespace, tuple(pod.labels))
-                                                         for pod in model.topology.pods]
-                                 + [(NAMESPACE, GATEWAY_LABELS)])
+        check_workload_selectors(model.istio.telemetry, model.topology.workloads())
     return model
 
 

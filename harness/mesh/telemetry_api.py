@@ -32,6 +32,7 @@ from typing import Any, Iterable, Literal
 
 from harness.errors import ConfigError
 from harness.mesh import cel
+from harness.mesh.resources import NAMESPACE
 
 # Istio's Telemetry API metric selectors -> the stats plugin's metric names (istio_ prefix dropped).
 METRICS = {
@@ -194,7 +195,7 @@ def check_telemetry(doc: dict[str, Any], *, file: Any = None,
         for j, override in enumerate(entry.get("overrides") or []):
             overrides.append(_override(doc, file, f"spec.metrics[{i}].overrides[{j}]", override))
     selector = match_labels(spec)
-    namespace = meta.get("namespace", "parallel-ai")
+    namespace = meta.get("namespace", NAMESPACE)
     if selector and namespace == ROOT_NAMESPACE:
         raise _error(doc, file, "spec.selector", f"a workload selector in the root namespace {ROOT_NAMESPACE} "
                      "is ignored by Istio (mesh-wide Telemetry takes none); put a workload's Telemetry in its "
@@ -318,12 +319,19 @@ Reporter = Literal["source", "destination"]
 class MetricPlan:
     """For one proxy and reporter: metrics turned off, and per metric the tags to set or remove."""
 
-    disabled: frozenset[str]
     upserts: dict[str, dict[str, TagOverride]]  # metric -> tag -> override (value set)
-    removed: dict[str, frozenset[str]]  # metric -> tags removed
-    # which override won, for errors naming the resource and field (slo/telemetry_needs.py)
+    # metric -> the resource and override that disabled it / tag -> the one that removed it (errors name
+    # their file and field: slo/telemetry_needs.py)
     disabled_by: dict[str, tuple[TelemetryResource, MetricOverride]] = field(default_factory=dict)
     removed_by: dict[str, dict[str, tuple[TelemetryResource, TagOverride]]] = field(default_factory=dict)
+
+    @property
+    def disabled(self) -> frozenset[str]:
+        return frozenset(self.disabled_by)
+
+    @property
+    def removed(self) -> dict[str, frozenset[str]]:  # metric -> tags removed
+        return {metric: frozenset(tags) for metric, tags in self.removed_by.items()}
 
 
 def check_one_per_namespace(resources: Iterable[TelemetryResource]) -> None:
@@ -397,9 +405,7 @@ def metric_plan(resources: Iterable[TelemetryResource], reporter: Reporter, name
                     else:
                         upserts.setdefault(metric, {})[tag.tag] = tag
                         removed.get(metric, {}).pop(tag.tag, None)
-    return MetricPlan(disabled=frozenset(disabled), upserts=upserts,
-                      removed={metric: frozenset(tags) for metric, tags in removed.items()},
-                      disabled_by=disabled, removed_by=removed)
+    return MetricPlan(upserts=upserts, disabled_by=disabled, removed_by=removed)
 
 
 def check_translatable(resource: TelemetryResource) -> None:

@@ -83,6 +83,11 @@ class Topology:
                 return pod
         raise KeyError(name)
 
+    def workloads(self) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+        """(namespace, labels) of every proxy's workload: the pods and the ingress gateway (what a
+        Telemetry selector can select)."""
+        return [(pod.namespace, pod.labels) for pod in self.pods] + [(NAMESPACE, GATEWAY_LABELS)]
+
 
 def spiffe_id(namespace: str, service_account: str) -> str:
     return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{service_account}"

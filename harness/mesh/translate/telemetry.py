@@ -259,7 +259,7 @@ def overridden_tags(plan: MetricPlan, metric: str, base: dict[str, str],
     CEL value into the logger's format). A tag that is not one of Istio's labels travels as
     `<USER_TAG><i>` = "<tag>=<value>", which the scrape's relabeling turns back ("unknown" when empty)."""
     tags = dict(base)
-    for tag in plan.removed.get(metric, ()):
+    for tag in plan.removed_by.get(metric, ()):
         tags[tag] = REMOVED
     added = 0
     for tag, override in plan.upserts.get(metric, {}).items():

@@ -26,8 +26,6 @@ from typing import Any
 
 from harness.errors import ConfigError, ResourceNotFoundError
 from harness.mesh.loader import resource_key
-from harness.mesh.resources import NAMESPACE
-from harness.mesh.topology import GATEWAY_LABELS
 from harness.mesh.telemetry_api import TelemetryResource, check_workload_selectors, match_labels
 
 TELEMETRY = "Telemetry"
@@ -59,13 +57,6 @@ def applies_telemetry(batch: Iterable[dict[str, Any]], *, delete: bool) -> bool:
     """Whether the batch can change which Telemetry apply to a namespace or a workload: only an apply of
     one can (a delete, or a batch without one, never does), so only then are the clusters read."""
     return not delete and any(doc.get("kind") == TELEMETRY for doc in batch)
-
-
-def mesh_workloads() -> list[tuple[str, tuple[tuple[str, str], ...]]]:
-    """(namespace, pod labels) of every workload of the mesh: its Deployments and the ingress gateway."""
-    from harness.platforms.kind.pods import declared_deployments
-
-    return [(NAMESPACE, d.selector) for d in declared_deployments()] + [(NAMESPACE, GATEWAY_LABELS)]
 
 
 def check_workload_telemetry(batch: list[dict[str, Any]], live: Iterable[dict[str, Any]],

@@ -19,14 +19,14 @@ import yaml
 
 from harness import environment
 from harness.errors import ConfigError, HarnessError, PlatformError
-from harness.mesh.loader import load_documents, undeclared
+from harness.mesh.loader import declared_topology, load_documents, undeclared
 from harness.platforms.kind import objects, render
 from harness.platforms.kind.appscripts import APP_ARGV, APP_KILL_SCRIPT, KNOBS_GET_SCRIPT, KNOBS_SCRIPT
 from harness.platforms.kind.commands import Command, CommandResult, CommandRunner, KubeconfigRunner, Recorder, \
     RecordingRunner, SubprocessRunner
 from harness.platforms.kind.install import INGRESS_HOST, Installer, endpoints
 from harness.platforms.kind.istio_batch import TELEMETRY, applies_telemetry, check_deletable, \
-    check_namespace_wide_telemetry, check_workload_telemetry, mesh_workloads
+    check_namespace_wide_telemetry, check_workload_telemetry
 from harness.platforms.kind.kube import DEPLOYMENTS, PODS, ClientKube, KubeApi, NamespaceGuard, RecordingKube, \
     Resource
 from harness.platforms.kind.load import CONFIGMAP, MASTER_JOB, MASTER_SERVICE, WORKER_JOB, InClusterLoad, \
@@ -301,7 +301,7 @@ class KindPlatform:
         batch = [doc for _, doc in planned]
         if applies_telemetry(batch, delete=delete):
             telemetry = next(resource for resource, doc in planned if doc["kind"] == TELEMETRY)
-            workloads = mesh_workloads()
+            workloads = declared_topology(validate=False).workloads()
             for spec in self.settings.cluster_specs():
                 live = [objects.as_manifest(obj, telemetry, TELEMETRY)
                         for obj in self._kube(spec).list(telemetry, NAMESPACE)]
