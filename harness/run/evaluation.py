@@ -273,9 +273,9 @@ def _stats_kept(platform: Platform, windows: list[tuple[str, float, float]], lag
     errors saying so, which makes the run inconclusive."""
     if lag is None or not windows:
         return
-    from harness.slo.lag import quiet_after
+    from harness.slo.lag import probe_lookback_s, quiet_after
 
-    probe_first = lag.measured_at - 2 * lag.pipeline.period_s - 1.0
+    probe_first = lag.measured_at - probe_lookback_s(lag.pipeline)
     reached: dict[str, str] = {}
     for record in platform.status().get("stats_redefinitions") or []:
         changed, quiet = float(record["at"]), quiet_after(record, lag.pipeline)

@@ -174,6 +174,12 @@ def _unmeasured(pipeline: TelemetryPipeline, notes: list[str], now: float) -> Te
                         settled_at=now, attempts=2, notes=tuple(notes), fixed_bounds=(0.0, upper))
 
 
+def probe_lookback_s(pipeline: TelemetryPipeline) -> float:
+    """How far before its first probe a round's queries reach: two pipeline periods and a second, so a
+    sample taken just before the probes (the value they count from) is in the range."""
+    return 2 * pipeline.period_s + 1.0
+
+
 def quiet_after(redefinition: dict[str, Any], pipeline: TelemetryPipeline) -> float:
     """When the recorded series no longer hold a sample of the stats a push redefined (epoch s): the old
     stats are gone at `settled_at` (the platform's record, e.g. platforms/local/controller.py), their
@@ -188,12 +194,12 @@ def _wait_for_redefined_stats(status: dict[str, Any], pipeline: TelemetryPipelin
     new Envoy stat names, while the old ones count on until their listener has drained; both may feed
     one series (translate/telemetry.stats_definitions). Probes counted in that time, or matched against a
     sample of the old counter, would time nothing: the first probe goes out only once the window its
-    rounds query (2 pipeline periods + 1 s before it) holds no sample of the old stats."""
+    rounds query (probe_lookback_s before it) holds no sample of the old stats."""
     redefinitions = status.get("stats_redefinitions") or []
     if not redefinitions:
         return
     newest = max(redefinitions, key=lambda r: float(r["settled_at"]))
-    wait = quiet_after(newest, pipeline) + 2 * pipeline.period_s + 1.0 - clock()
+    wait = quiet_after(newest, pipeline) + probe_lookback_s(pipeline) - clock()
     if wait <= 0:
         return
     if time.monotonic() + wait > deadline:
@@ -238,7 +244,7 @@ def _one_round(status: dict[str, Any], pipeline: TelemetryPipeline, client: Prom
                                     f"{response.status_code}: the lag cannot be measured")
         sent.append(_Probe(sent_at, done_at, response.headers.get("x-served-by")))
     while True:
-        window = prometheus_duration(max(1.0, clock() - started + 2 * pipeline.period_s + 1))
+        window = prometheus_duration(max(1.0, clock() - started + probe_lookback_s(pipeline)))
         lags, settled, pending, foreign, newest = {}, started, [], [], math.inf
         for selector, mark in PATHS:
             path = _match(client.samples(f"{selector}[{window}]", clock()), sent, started, mark)
