@@ -26,6 +26,16 @@ def cluster_name(direction: str, port: int, subset: str | None, host: str) -> st
     return f"{direction}|{port}|{subset or ''}|{host}"
 
 
+def parse_cluster_name(name: str) -> tuple[str, int, str | None, str] | None:
+    """cluster_name's parts back (pilot's ParseSubsetKey): direction, port, subset (None: all), host; None
+    for a name of another form (BlackHoleCluster, otel-collector)."""
+    parts = name.split("|")
+    if len(parts) != 4 or not parts[1].isdigit():
+        return None
+    direction, port, subset, host = parts
+    return direction, int(port), subset or None, host
+
+
 def eds_file(node: ProxyNode, name: str) -> Path:
     return node.xds_dir / "eds" / (name.replace("|", "_").replace("*", "any") + ".json")
 

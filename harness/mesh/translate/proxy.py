@@ -7,7 +7,7 @@ from typing import Any
 from harness.mesh.resources import VirtualService, fqdn
 from harness.mesh.translate.authn import inbound_mode
 from harness.mesh.translate.clusters import (
-    cluster_name, external_cluster, inbound_cluster, service_clusters,
+    cluster_name, external_cluster, inbound_cluster, parse_cluster_name, service_clusters,
 )
 from harness.mesh.translate.endpoints import external_assignment, load_assignment
 from harness.mesh.translate.listeners import (
@@ -63,7 +63,7 @@ def _clusters_and_endpoints(state: MeshState, node: ProxyNode,
         pods = state.topology.pods_of(service)
         for cluster in service_clusters(node, state.topology, service, effective):
             clusters.append(cluster)
-            subset_name = cluster["name"].split("|")[2] or None
+            subset_name = (parse_cluster_name(cluster["name"]) or ("", 0, None, ""))[2]
             subset = effective.subset(subset_name) if subset_name else None
             members = [p for p in pods if subset is None or set(subset.labels) <= set(p.labels)]
             assignments[cluster["name"]] = load_assignment(

@@ -9,7 +9,7 @@ from harness.mesh.durations import envoy_duration
 from harness.mesh.resources import (
     NAMESPACE, Fault, HTTPMatch, HTTPRoute, Retries, StringMatch, VirtualService, fqdn,
 )
-from harness.mesh.translate.clusters import cluster_name
+from harness.mesh.translate.clusters import cluster_name, parse_cluster_name
 from harness.mesh.translate.policy import EffectivePolicy
 from harness.mesh.translate.telemetry import BLACKHOLE, route_metadata
 
@@ -151,9 +151,9 @@ def _route_operation(route: dict[str, Any], vs_name: str, port: int) -> dict[str
     match = route["match"]
     path = (match["prefix"] + "*" if "prefix" in match else match.get("path")
             or match.get("safe_regex", {}).get("regex") or "/*")
-    direction, cluster_port, _, host = (route["route"].get("cluster") or "|||").split("|")
-    if direction in ("outbound", "inbound") and host:
-        return trace_operation(host, int(cluster_port), path)
+    parsed = parse_cluster_name(route["route"].get("cluster") or "")
+    if parsed is not None and parsed[3]:
+        return trace_operation(parsed[3], parsed[1], path)
     return trace_operation(vs_name, port, path)
 
 

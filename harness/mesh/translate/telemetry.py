@@ -58,6 +58,7 @@ from harness.mesh.telemetry_api import MetricPlan, TelemetryResource, metric_pla
 from harness.mesh.resources import NAMESPACE
 from harness.mesh.topology import GATEWAY_LABELS, GATEWAY_NAME, GATEWAY_SERVICE_ACCOUNT, Pod, spiffe_id
 from harness.mesh.translate import tracing
+from harness.mesh.translate.clusters import parse_cluster_name
 from harness.mesh.translate.model import CLUSTER_TYPE, MeshState, ProxyConfig, ProxyNode
 from harness.mesh.translate.rbac import DENY_FILTER, RBAC_PER_ROUTE
 
@@ -440,10 +441,10 @@ def _route_clusters(route: dict[str, Any]) -> list[str]:
 
 def cluster_metadata(state: MeshState, cluster_name: str) -> dict[str, Any] | None:
     """Pilot's `istio` cluster metadata (`services: [{host, name, namespace}]`), its keys also flat."""
-    parts = cluster_name.split("|")
-    if len(parts) != 4:
+    parsed = parse_cluster_name(cluster_name)
+    if parsed is None:
         return None
-    host = parts[3]
+    host = parsed[3]
     try:
         service = state.topology.service(host)
         entry = {"host": service.fqdn, "name": service.name, "namespace": service.namespace}
